@@ -1,0 +1,239 @@
+"""A chip: the conductance arrays its spec describes, programmed from one seed.
+
+Geometry (every array in SI):
+
+- layer 0 is the input sources: with ``differential`` encoding, source ``i`` of the first
+  half drives ``+gain * x_i`` and source ``n_inputs + i`` drives ``-gain * x_i``;
+- layer ``l`` (1..L) is a layer of free nodes, ``L`` the output layer;
+- ``crossbars[l-1].conductance`` has shape ``(nodes of layer l-1, nodes of layer l)``;
+- ``bias_conductance[l-1]`` has shape ``(2, nodes of layer l)``: row 0 goes to the
+  ``+V_b`` source, row 1 to the ``-V_b`` source;
+- diodes: with ``alternate`` arrangement the first half of a layer's nodes has a diode that
+  keeps ``V >= v_lo`` and the second half one that keeps ``V <= v_hi``; with ``pair`` every
+  node has both.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..models.diode import thermal_voltage
+from ..spec.loader import LoadedChip, chip_from_dict, load_chip
+from ..spec.models import ChipSpec, Initialisation, Layer, ResistorCard
+
+if TYPE_CHECKING:
+    from ..engine.circuit import Circuit
+    from ..engine.settle import Equilibrium
+
+
+
+@dataclass
+class Crossbar:
+    """A full crossbar of devices between two layers."""
+
+    name: str
+    device: ResistorCard
+    conductance: np.ndarray  # S, (rows, columns)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.conductance.shape  # type: ignore[return-value]
+
+
+def program(
+    init: Initialisation, device: ResistorCard, shape: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Draw initial conductances, clip them to the device range and, for a device with
+    ``n_levels``, round them to the nearest level."""
+    low = device.g_min if init.low is None else init.low
+    if init.distribution == "uniform":
+        g = rng.uniform(low, init.high, size=shape)
+    elif init.distribution == "normal":
+        g = rng.normal(init.mean, init.std, size=shape)
+    else:
+        g = np.full(shape, device.g_min if init.value is None else init.value)
+    g = np.clip(g, device.g_min, device.g_max)
+    step = device.level_step
+    if step is not None:
+        g = device.g_min + np.rint((g - device.g_min) / step) * step
+    return g
+
+
+class Chip:
+    """A crossbar chip built from a :class:`~neuroemu.spec.ChipSpec`.
+
+    Parameters
+    ----------
+    spec
+        The validated chip spec.
+    seed
+        Seed of every random draw made while building (initial conductances); ``None``
+        takes the spec's ``seed``.
+    source
+        The loaded file, kept so run files can store the exact YAML.
+    """
+
+    def __init__(self, spec: ChipSpec, seed: int | None = None, source: LoadedChip | None = None):
+        self.spec = spec
+        self.seed = spec.seed if seed is None else int(seed)
+        self.source = source
+        rng = np.random.default_rng(self.seed)
+        sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
+        names = ["input"] + [layer.name for layer in spec.layers]
+        self.crossbars: list[Crossbar] = []
+        self.bias_conductance: list[np.ndarray] = []
+        for index, layer in enumerate(spec.layers):
+            shape = (sizes[index], sizes[index + 1])
+            g = program(layer.init, layer.device, shape, rng)
+            self.crossbars.append(Crossbar(f"{names[index]}->{layer.name}", layer.device, g))
+        for layer in spec.layers:
+            self.bias_conductance.append(program(spec.bias.init, layer.device, (2, layer.size), rng))
+        self._version = 0
+        self._circuits: dict[Any, Circuit] = {}
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str], seed: int | None = None) -> Chip:
+        """Build the chip of a spec file (or of a library chip given by name)."""
+        loaded = load_chip(path)
+        return cls(loaded.spec, seed=seed, source=loaded)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], seed: int | None = None, base: Path | None = None):
+        """Build from a mapping shaped like a chip YAML (card names resolve in the library,
+        or beside ``base``)."""
+        return cls(chip_from_dict(data, "<dict>", base), seed=seed)
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def n_inputs(self) -> int:
+        """Inputs the chip takes per sample (pixels), before the +/- encoding."""
+        return self.spec.inputs.size
+
+    @property
+    def n_outputs(self) -> int:
+        """Classes the chip reads out (output nodes, or pairs of them when differential)."""
+        return self.spec.n_classes
+
+    @property
+    def n_sources(self) -> int:
+        return self.spec.inputs.n_sources
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        """Nodes of each free layer, hidden layers then the output layer."""
+        return [layer.size for layer in self.spec.layers]
+
+    @property
+    def conductances(self) -> list[np.ndarray]:
+        """The crossbars' conductance arrays (S), input side first."""
+        return [crossbar.conductance for crossbar in self.crossbars]
+
+    @property
+    def n_devices(self) -> int:
+        return sum(g.size for g in self.conductances) + sum(b.size for b in self.bias_conductance)
+
+    def node_bounds(self, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+        """Diode bounds ``(lo, hi)`` (V) of a layer's nodes; +/-inf where there is none."""
+        lo = np.full(layer.size, -np.inf)
+        hi = np.full(layer.size, np.inf)
+        if layer.diode is None:
+            return lo, hi
+        if layer.arrangement == "pair":
+            lo[:] = layer.v_lo
+            hi[:] = layer.v_hi
+        else:
+            half = layer.size // 2
+            lo[:half] = layer.v_lo
+            hi[half:] = layer.v_hi
+        return lo, hi
+
+    def thermal_voltage(self, layer: Layer) -> float:
+        """``V_T = k T / q`` (V) of a layer's diodes."""
+        assert layer.diode is not None
+        return thermal_voltage(layer.diode.temperature)
+
+    def source_voltages(self, x: np.ndarray) -> np.ndarray:
+        """Voltages (V) of the input sources for inputs ``x`` of shape (batch, n_inputs)."""
+        v = self.spec.inputs.gain * x
+        if self.spec.inputs.encoding == "differential":
+            v = np.concatenate([v, -v], axis=1)
+        return v
+
+    def scores(self, output_voltages: np.ndarray) -> np.ndarray:
+        """Class scores (V) from output node voltages: the node itself, or ``V+ - V-`` of
+        each pair of consecutive nodes with differential readout."""
+        if self.spec.output.readout == "differential":
+            return output_voltages[:, 0::2] - output_voltages[:, 1::2]
+        return output_voltages
+
+    # ------------------------------------------------------------------ inputs
+    def check_inputs(self, x: Any, name: str = "x") -> np.ndarray:
+        """``x`` as a float64 array of shape (batch, n_inputs) with values in [0, 1]."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise InputError(
+                f"{name}: expected shape (batch, {self.n_inputs}) for chip {self.name}, "
+                f"got {x.shape}"
+            )
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"{name}: contains NaN or infinite values")
+        if x.size and (x.min() < 0.0 or x.max() > 1.0):
+            raise InputError(
+                f"{name}: values must lie in [0, 1] (got {x.min():g} to {x.max():g})"
+            )
+        return x
+
+    # ------------------------------------------------------------------ engine
+    def touch(self) -> None:
+        """Say that conductances changed, so cached circuits are rebuilt."""
+        self._version += 1
+        self._circuits.clear()
+
+    def circuit(self, dtype: Any = np.float64) -> Circuit:
+        """The chip's arrays prepared for the engine in ``dtype`` (cached until
+        :meth:`touch`)."""
+        from ..engine.circuit import Circuit
+
+        key = np.dtype(dtype)
+        if key not in self._circuits:
+            self._circuits[key] = Circuit.from_chip(self, key)
+        return self._circuits[key]
+
+    def settle(
+        self,
+        x: Any,
+        beta: float = 0.0,
+        target: Any = None,
+        **options: Any,
+    ) -> Equilibrium:
+        """Settle the chip to its DC operating point for inputs ``x`` (batch, n_inputs).
+
+        See :func:`neuroemu.engine.settle` for ``beta``, ``target`` and the options
+        (``init``, ``tol``, ``max_sweeps``, ``dtype``, ``parallel``).
+        """
+        from ..engine.settle import settle
+
+        return settle(self, x, beta=beta, target=target, **options)
+
+    def to_spice(self, x_row: Any, **options: Any) -> str:
+        """An ngspice netlist of the chip with input ``x_row`` (see :mod:`neuroemu.io.spice`)."""
+        from ..io.spice import netlist
+
+        return netlist(self, x_row, **options)
+
+    def __repr__(self) -> str:
+        sizes = "-".join(str(s) for s in [self.n_inputs, *self.layer_sizes])
+        return f"Chip({self.name!r}, {sizes}, {self.n_devices} devices, seed={self.seed})"

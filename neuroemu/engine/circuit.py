@@ -1,0 +1,68 @@
+"""A chip's arrays laid out for the engine in one dtype.
+
+For free layer ``k`` (0-based; layer ``l = k + 1`` of the chip) the node conductance is
+
+    G_k = sum over rows of W_k  +  sum over columns of W_{k+1}  +  bias conductances
+
+and the bias sources bring ``I_bias = (g_b+ - g_b-) V_b``. These depend only on the
+conductances, so they are computed once per chip state, not once per sweep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
+
+if TYPE_CHECKING:
+    from ..build.chip import Chip
+
+
+@dataclass(frozen=True)
+class Circuit:
+    dtype: np.dtype
+    weights: list[np.ndarray]  # W_k (rows, nodes of layer k), dtype
+    node_conductance: list[np.ndarray]  # G_k (nodes,), dtype, without nudging
+    bias_current: list[np.ndarray]  # I_bias (nodes,), dtype
+    params: list[NodeParams]
+    v_scale: float  # V, the largest source voltage: the scale of relative residuals
+    settle_time: float  # s, 5 C_node / min G: an RC estimate of the settling time
+
+    @classmethod
+    def from_chip(cls, chip: Chip, dtype: np.dtype) -> Circuit:
+        spec = chip.spec
+        w64 = chip.conductances
+        v_b = spec.bias.voltage
+        node_g, bias_i, params = [], [], []
+        for k, layer in enumerate(spec.layers):
+            g = w64[k].sum(axis=0) + chip.bias_conductance[k].sum(axis=0)
+            if k + 1 < len(w64):
+                g = g + w64[k + 1].sum(axis=1)
+            node_g.append(g)
+            bias_i.append((chip.bias_conductance[k][0] - chip.bias_conductance[k][1]) * v_b)
+            lo, hi = chip.node_bounds(layer)
+            if layer.diode is None:
+                params.append(NodeParams(KIND_LINEAR, lo, hi))
+            elif layer.diode.model == "ideal":
+                params.append(NodeParams(KIND_IDEAL, lo, hi))
+            else:
+                d = layer.diode
+                assert d.i_s is not None and d.n is not None
+                n_vt = d.n * chip.thermal_voltage(layer)
+                params.append(NodeParams(KIND_SHOCKLEY, lo, hi, d.i_s, n_vt, d.gmin))
+        bounds = [abs(b) for p in params for b in (*p.lo, *p.hi) if np.isfinite(b)]
+        v_scale = max([spec.inputs.gain, v_b, *bounds])
+        g_min = min(float(g.min()) for g in node_g)
+        settle_time = 5.0 * spec.node_capacitance / g_min if g_min > 0 else np.inf
+        return cls(
+            dtype=dtype,
+            weights=[np.ascontiguousarray(w, dtype=dtype) for w in w64],
+            node_conductance=[g.astype(dtype) for g in node_g],
+            bias_current=[i.astype(dtype) for i in bias_i],
+            params=params,
+            v_scale=float(v_scale),
+            settle_time=float(settle_time),
+        )

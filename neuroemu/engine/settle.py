@@ -1,0 +1,270 @@
+"""Settle a chip to its DC operating point.
+
+The free layers of a layered resistive network form a bipartite graph: given the even
+layers the odd ones are independent, and the other way round. Solving all odd layers, then
+all even layers, each node exactly (:mod:`neuroemu.kernels.nodes`), is block coordinate
+descent on the strictly convex co-content of the circuit (Scellier 2024), so it converges to
+the unique operating point. One sweep costs two matrix products per crossbar (the input
+crossbar's product is constant and computed once).
+
+Convergence is judged physically: a sweep changes node ``j`` by ``|r_j| / G_j``, its KCL
+residual current over its conductance. The solve stops when, for every sample, no node moved
+by more than ``tol * V_scale`` in the last sweep (``V_scale``, the largest source voltage),
+that is when every relative KCL residual ``|r_j| / (G_j V_scale)`` is below ``tol``. The
+residual currents of the returned voltages are then computed exactly and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..kernels import KIND_SHOCKLEY, kcl_residual, solve_nodes
+from ..models.diode import diode_current
+
+if TYPE_CHECKING:
+    from ..build.chip import Chip
+    from .circuit import Circuit
+
+
+@dataclass
+class Equilibrium:
+    """The operating point of a batch, with the figures that make it physical.
+
+    Attributes
+    ----------
+    voltages
+        One array per free layer (hidden layers, then output), each (batch, nodes), in V.
+    scores
+        Class scores (V): output voltages, or differences of output pairs.
+    prediction
+        Predicted class per sample (argmax of ``scores``).
+    sweeps
+        Sweeps the batch ran; ``sweeps_per_sample`` the sweep at which each sample met
+        the tolerance.
+    residual
+        Largest KCL residual current (A) per sample at the returned voltages;
+        ``relative_residual`` the largest ``|r_j| / (G_j V_scale)``.
+    power
+        Static power (W) per sample: dissipated in every conductance and diode of the chip
+        (the nudging element excluded).
+    energy
+        Energy per inference (J): ``power * settle_time``.
+    settle_time
+        RC estimate of the settling time (s): ``5 C_node / min_j G_j``.
+    converged
+        Whether every sample met ``tol`` within ``max_sweeps``.
+    """
+
+    voltages: list[np.ndarray]
+    scores: np.ndarray
+    prediction: np.ndarray
+    sweeps: int
+    sweeps_per_sample: np.ndarray
+    residual: np.ndarray
+    relative_residual: np.ndarray
+    power: np.ndarray
+    energy: np.ndarray
+    settle_time: float
+    converged: bool
+    tol: float
+
+    @property
+    def output(self) -> np.ndarray:
+        """Output node voltages (V), (batch, output nodes)."""
+        return self.voltages[-1]
+
+
+def _initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) -> list:
+    if init is None:
+        return [np.zeros((batch, n), dtype=dtype) for n in sizes]
+    arrays = init.voltages if isinstance(init, Equilibrium) else list(init)
+    if len(arrays) != len(sizes):
+        raise InputError(f"init: expected {len(sizes)} layers of voltages, got {len(arrays)}")
+    out = []
+    for k, (a, n) in enumerate(zip(arrays, sizes, strict=True)):
+        a = np.asarray(a)
+        if a.shape != (batch, n):
+            raise InputError(f"init[{k}]: expected shape ({batch}, {n}), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"init[{k}]: contains NaN or infinite values")
+        out.append(np.array(a, dtype=dtype, order="C"))  # a copy: init is never modified
+    return out
+
+
+def _nudge(chip: Chip, beta: float, target: Any, batch: int) -> np.ndarray | None:
+    """Check the nudging arguments; return the target voltages (V) or None."""
+    if not np.isfinite(beta):
+        raise InputError(f"beta: must be finite (got {beta})")
+    if beta == 0.0:
+        return None
+    if target is None:
+        raise InputError("target: required when beta is not 0")
+    target = np.asarray(target, dtype=np.float64)
+    shape = (batch, chip.layer_sizes[-1])
+    if target.shape != shape:
+        raise InputError(f"target: expected shape {shape} (output node voltages), got {target.shape}")
+    if not np.all(np.isfinite(target)):
+        raise InputError("target: contains NaN or infinite values")
+    return target
+
+
+def _input_currents(c: Circuit, k: int, v: list[np.ndarray], const: np.ndarray, out: np.ndarray):
+    """``I_in`` of layer ``k``: constant part plus currents from the neighbouring layers."""
+    out[...] = const
+    if k > 0:
+        out += v[k - 1] @ c.weights[k]
+    if k + 1 < len(v):
+        out += v[k + 1] @ c.weights[k + 1].T
+    return out
+
+
+def settle(
+    chip: Chip,
+    x: Any,
+    beta: float = 0.0,
+    target: Any = None,
+    *,
+    init: Any = None,
+    tol: float | None = None,
+    max_sweeps: int | None = None,
+    dtype: Any = np.float64,
+    parallel: bool | None = None,
+) -> Equilibrium:
+    """Settle ``chip`` for inputs ``x`` (batch, n_inputs), values in [0, 1].
+
+    Parameters
+    ----------
+    beta
+        Nudging conductance (S) from each output node to a source at ``target``; 0 for the
+        free phase. Negative values inject the opposite current (the circuit stays solvable
+        while every node conductance stays positive).
+    target
+        Target voltages (V) of the output nodes, (batch, output nodes); needed when
+        ``beta != 0``.
+    init
+        Starting voltages (an :class:`Equilibrium` or a list of arrays) for a warm start.
+    tol, max_sweeps
+        Stopping rule (see the module docstring); default from the chip's ``solver``.
+        In float32 ``tol`` is raised to at least ``16 eps`` of float32.
+    dtype
+        ``numpy.float64`` or ``numpy.float32`` for the arrays and matrix products.
+    parallel
+        Spread the per-node solves over threads (bitwise identical to the serial path).
+        ``None`` (default) does so for Shockley layers only: an ideal-diode clip is far
+        cheaper than the matrix products, and its threads would only compete with BLAS's.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
+    x = chip.check_inputs(x)
+    batch = x.shape[0]
+    tol = chip.spec.solver.tol if tol is None else float(tol)
+    if not 0 < tol < 1:
+        raise InputError(f"tol: must lie in (0, 1) (got {tol})")
+    tol = max(tol, 16 * float(np.finfo(dtype).eps))
+    max_sweeps = chip.spec.solver.max_sweeps if max_sweeps is None else int(max_sweeps)
+    if max_sweeps < 1:
+        raise InputError(f"max_sweeps: must be >= 1 (got {max_sweeps})")
+    target = _nudge(chip, float(beta), target, batch)
+
+    c = chip.circuit(dtype)
+    n_layers = len(c.weights)
+    sizes = chip.layer_sizes
+    sources = chip.source_voltages(x).astype(dtype)
+    # Constant parts of I_in and node conductances of this call (nudging included).
+    const = [np.broadcast_to(i, (batch, i.shape[0])) for i in c.bias_current]
+    const[0] = sources @ c.weights[0] + c.bias_current[0]
+    node_g = list(c.node_conductance)
+    if target is not None:
+        node_g[-1] = (c.node_conductance[-1] + beta).astype(dtype)
+        const[-1] = const[-1] + (beta * target).astype(dtype)
+        if node_g[-1].min() <= 0:
+            raise InputError(
+                f"beta: {beta:g} S makes an output node's total conductance non-positive "
+                f"(smallest {c.node_conductance[-1].min():g} S): no operating point"
+            )
+    v = _initial_voltages(init, sizes, batch, dtype)
+    i_in = [np.empty((batch, n), dtype=dtype) for n in sizes]
+    order = list(range(0, n_layers, 2)) + list(range(1, n_layers, 2))
+    threads = [p.kind == KIND_SHOCKLEY if parallel is None else parallel for p in c.params]
+
+    change = np.empty(batch)
+    row_change = np.empty(batch)
+    sweeps_per_sample = np.zeros(batch, dtype=np.int64)
+    done = np.zeros(batch, dtype=bool)
+    threshold = tol * c.v_scale
+    sweeps = 0
+    while sweeps < max_sweeps:
+        sweeps += 1
+        row_change[:] = 0.0
+        for k in order:
+            _input_currents(c, k, v, const[k], i_in[k])
+            solve_nodes(i_in[k], node_g[k], c.params[k], v[k], change, parallel=threads[k])
+            np.maximum(row_change, change, out=row_change)
+        newly = ~done & (row_change <= threshold)
+        sweeps_per_sample[newly] = sweeps
+        done |= newly
+        if done.all():
+            break
+    sweeps_per_sample[~done] = sweeps
+
+    # Exact KCL residuals of the returned voltages.
+    residual = np.zeros(batch)
+    relative = np.zeros(batch)
+    r = [np.empty((batch, n)) for n in sizes]
+    for k in range(n_layers):
+        _input_currents(c, k, v, const[k], i_in[k])
+        kcl_residual(i_in[k], node_g[k], c.params[k], v[k], r[k], parallel=threads[k])
+        np.maximum(residual, np.abs(r[k]).max(axis=1), out=residual)
+        rel_k = np.abs(r[k]) / (node_g[k].astype(np.float64) * c.v_scale)
+        np.maximum(relative, rel_k.max(axis=1), out=relative)
+
+    power = static_power(chip, c, sources, v, const[0] - c.bias_current[0])
+    scores = chip.scores(v[-1])
+    return Equilibrium(
+        voltages=v,
+        scores=scores,
+        prediction=np.argmax(scores, axis=1),
+        sweeps=sweeps,
+        sweeps_per_sample=sweeps_per_sample,
+        residual=residual,
+        relative_residual=relative,
+        power=power,
+        energy=power * c.settle_time,
+        settle_time=c.settle_time,
+        converged=bool(done.all()),
+        tol=tol,
+    )
+
+
+def static_power(
+    chip: Chip, c: Circuit, sources: np.ndarray, v: list[np.ndarray], source_product: np.ndarray
+) -> np.ndarray:
+    """Power (W) per sample dissipated in every crossbar device, bias conductance and diode.
+
+    For a crossbar, ``sum_ij g_ij (V_i - V_j)^2 = sum_i V_i^2 R_i + sum_j V_j^2 C_j
+    - 2 sum_j V_j (V @ g)_j`` with row sums ``R`` and column sums ``C``; ``source_product``
+    is the input crossbar's ``sources @ W_0``, already computed by the solve.
+    """
+    power = np.zeros(sources.shape[0])
+    rows = [sources.astype(np.float64)] + [a.astype(np.float64) for a in v[:-1]]
+    for k, g in enumerate(chip.conductances):
+        cols = v[k].astype(np.float64)
+        product = source_product if k == 0 else v[k - 1] @ c.weights[k]
+        power += (rows[k] ** 2) @ g.sum(axis=1) + (cols**2) @ g.sum(axis=0)
+        power -= 2.0 * np.einsum("bj,bj->b", cols, product.astype(np.float64))
+        b = chip.bias_conductance[k]
+        v_b = chip.spec.bias.voltage
+        power += ((cols - v_b) ** 2) @ b[0] + ((cols + v_b) ** 2) @ b[1]
+        p = c.params[k]
+        if p.kind == KIND_SHOCKLEY:
+            for drop, present in ((p.lo[None, :] - cols, np.isfinite(p.lo)),
+                                  (cols - p.hi[None, :], np.isfinite(p.hi))):
+                drop = np.where(present, drop, 0.0)
+                current = diode_current(drop, p.i_s, p.n_vt, p.gmin)
+                power += np.where(present, current * drop, 0.0).sum(axis=1)
+    return np.maximum(power, 0.0)

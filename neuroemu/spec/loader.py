@@ -1,0 +1,279 @@
+"""Read device cards and chip specs from YAML, resolving card names, with one-line errors.
+
+Card names in a chip (``device: rram_hfo2``) are looked up, in order, in a ``devices/``
+folder beside the chip's folder (the repository layout, so edits there are seen), then in
+the library shipped with the package. A value ending in ``.yaml`` is a path relative to the
+chip file. A mapping instead of a name is an inline card.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import SpecError
+from .models import ChipSpec, DiodeCard, ResistorCard
+
+DeviceCard = ResistorCard | DiodeCard
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+# --------------------------------------------------------------------------- library
+def library_root() -> Path:
+    """Folder holding ``devices/`` and ``chips/``: package data in an installed wheel, the
+    repository's top level in a source checkout or editable install."""
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "_library"
+    if (shipped / "devices").is_dir():
+        return shipped
+    return package.parent
+
+
+def library_dir(kind: str) -> Path:
+    return library_root() / kind
+
+
+def list_library(kind: str) -> list[Path]:
+    """YAML files of the library folder ``kind`` (``devices`` or ``chips``), sorted."""
+    folder = library_dir(kind)
+    return sorted(p for p in folder.glob("*") if p.suffix in YAML_SUFFIXES)
+
+
+def display_path(path: Path) -> str:
+    """A path as the user should see it: relative to the working directory when inside it,
+    else relative to the library (``chips/x.yaml``), else as given."""
+    resolved = Path(path).resolve()
+    for base in (Path.cwd().resolve(), library_root().resolve()):
+        if resolved.is_relative_to(base):
+            return str(resolved.relative_to(base))
+    return str(path)
+
+
+# --------------------------------------------------------------------------- YAML
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], str]:
+    """Parse a YAML mapping; return it and the exact text. Errors name the file and line."""
+    shown = display_path(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{shown}: no such file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{shown}: is a folder, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{shown}: cannot read ({exc})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"{shown}: malformed YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{shown}: expected a mapping of keys at the top level")
+    return data, text
+
+
+# --------------------------------------------------------------------------- errors
+def format_location(loc: tuple[int | str, ...]) -> str:
+    """``('layers', 1, 'device', 'g_max') -> 'layers[1].device.g_max'``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
+    """The keys the model at ``loc`` (the parent of an unknown key) accepts."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None or part not in fields:
+            return None
+        annotation = fields[part].annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        current = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if current is None:
+            return None
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def validation_message(source: str, model: type[BaseModel], error: ValidationError) -> str:
+    """The first validation error as ``source: key.path: reason`` on one line."""
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, loc[:-1])
+        message = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    elif first["type"] == "missing":
+        message = "missing required key"
+    elif "input" in first and first["type"].endswith(("_type", "_parsing")):
+        message = f"{message} (got {first['input']!r})"
+    where = format_location(loc)
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {where + ': ' if where else ''}{message}{suffix}".replace("\n", " ")
+
+
+def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(validation_message(source, model, exc)) from None
+
+
+# --------------------------------------------------------------------------- cards
+_CARD_MODELS: dict[str, type[BaseModel]] = {"resistor": ResistorCard, "diode": DiodeCard}
+
+
+def card_from_dict(data: dict[str, Any], source: str) -> DeviceCard:
+    kind = data.get("kind")
+    if kind not in _CARD_MODELS:
+        raise SpecError(
+            f"{source}: kind: must be one of {', '.join(_CARD_MODELS)} (got {kind!r})"
+        )
+    return validate(_CARD_MODELS[kind], data, source)
+
+
+def load_card(path: str | os.PathLike[str]) -> DeviceCard:
+    """Load and validate one device card file."""
+    path = Path(path)
+    data, _ = read_yaml(path)
+    return card_from_dict(data, display_path(path))
+
+
+def find_card(name: str, chip_dir: Path | None = None) -> Path:
+    """The file of the device card called ``name`` (see the module docstring for order)."""
+    if name.endswith(YAML_SUFFIXES):
+        for base in ([chip_dir] if chip_dir else []) + [Path.cwd()]:
+            if (base / name).is_file():
+                return base / name
+        raise SpecError(f"{name}: no such device card file")
+    folders = ([chip_dir.parent / "devices"] if chip_dir else []) + [library_dir("devices")]
+    for folder in folders:
+        for suffix in YAML_SUFFIXES:
+            if (folder / f"{name}{suffix}").is_file():
+                return folder / f"{name}{suffix}"
+    known = ", ".join(p.stem for p in list_library("devices"))
+    raise SpecError(f"no device card named {name!r} (known: {known})")
+
+
+def _resolve_card(value: Any, kind: str, chip_dir: Path | None, source: str, where: str) -> Any:
+    if isinstance(value, str):
+        try:
+            path = find_card(value, chip_dir)
+        except SpecError as exc:
+            raise SpecError(f"{source}: {where}: {exc}") from None
+        card = load_card(path)
+    elif isinstance(value, dict):
+        card = card_from_dict({"kind": kind, "name": f"inline {where}", **value}, source)
+        if not isinstance(card, ResistorCard | DiodeCard):  # pragma: no cover
+            raise AssertionError
+    else:
+        return value  # let pydantic report the wrong type
+    if card.kind != kind:
+        raise SpecError(
+            f"{source}: {where}: card {card.name!r} is a {card.kind}, expected a {kind}"
+        )
+    return card
+
+
+# --------------------------------------------------------------------------- chips
+@dataclass(frozen=True)
+class LoadedChip:
+    """A validated chip spec with where it came from and its exact text (for run files)."""
+
+    spec: ChipSpec
+    path: Path | None
+    text: str
+
+
+def find_chip(name_or_path: str | os.PathLike[str]) -> Path:
+    """A chip file: an existing path, else a chip of the library by name."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if path.suffix not in YAML_SUFFIXES and path.parent == Path("."):
+        for suffix in YAML_SUFFIXES:
+            candidate = library_dir("chips") / f"{path.name}{suffix}"
+            if candidate.is_file():
+                return candidate
+        known = ", ".join(p.stem for p in list_library("chips"))
+        raise SpecError(f"{name_or_path}: no such chip file or library chip (known: {known})")
+    raise SpecError(f"{name_or_path}: no such file")
+
+
+def chip_from_dict(
+    data: dict[str, Any], source: str = "<chip>", chip_dir: Path | None = None
+) -> ChipSpec:
+    """Validate a chip given as a mapping; card names resolve beside ``chip_dir``."""
+    data = dict(data)
+    layers = data.get("layers")
+    if isinstance(layers, list):
+        resolved = []
+        for index, layer in enumerate(layers):
+            if isinstance(layer, dict):
+                layer = dict(layer)
+                for key, kind in (("device", "resistor"), ("diode", "diode")):
+                    if key in layer and layer[key] is not None:
+                        where = f"layers[{index}].{key}"
+                        layer[key] = _resolve_card(layer[key], kind, chip_dir, source, where)
+            resolved.append(layer)
+        data["layers"] = resolved
+    return validate(ChipSpec, data, source)
+
+
+def load_chip(name_or_path: str | os.PathLike[str]) -> LoadedChip:
+    """Load and validate a chip spec file (or a library chip by name)."""
+    path = find_chip(name_or_path)
+    data, text = read_yaml(path)
+    spec = chip_from_dict(data, display_path(path), path.resolve().parent)
+    return LoadedChip(spec=spec, path=path, text=text)
+
+
+def iter_validate(paths: list[Path]) -> Iterator[tuple[Path, str | None]]:
+    """Validate files of either kind; yield ``(path, error message or None)``."""
+    for path in paths:
+        try:
+            data, _ = read_yaml(path)
+            if "kind" in data:
+                card_from_dict(data, display_path(path))
+            else:
+                chip_from_dict(data, display_path(path), path.resolve().parent)
+        except SpecError as exc:
+            yield path, str(exc)
+        else:
+            yield path, None

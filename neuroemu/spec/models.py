@@ -1,0 +1,303 @@
+"""Strict pydantic models of device cards and chip specs.
+
+Every model forbids unknown keys, holds physical quantities in SI (see :mod:`.units`) and
+checks the physics it can check on its own (``g_min < g_max``, positive gain, a readout
+that fits the output layer). Loading from files, resolving card names and turning
+validation errors into one-line messages is :mod:`.loader`'s job.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .units import Capacitance, Conductance, Current, Temperature, Time, Voltage, format_quantity
+
+#: Temperature SPICE simulates at by default (27 degC), in kelvin.
+SPICE_NOMINAL_TEMPERATURE = 300.15
+
+
+class Strict(BaseModel):
+    """Base of every spec model: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _non_negative_conductance(value: float) -> float:
+    if value < 0:
+        raise ValueError(f"conductance must be >= 0 ({format_quantity(value, 'S')} < 0 S)")
+    return value
+
+
+# --------------------------------------------------------------------------- device cards
+class ProgrammingNoise(Strict):
+    """Noise on a programmed conductance, ``G = G_target + N(0, sigma(G_target))``.
+
+    ``constant``: ``sigma`` is fixed. ``pcm_polynomial`` (Nandakumar et al. 2019, as in IBM
+    aihwkit's PCM noise model): ``sigma = (c0 + c1 g + c2 g^2) * 1 uS * g_max / 25 uS`` with
+    ``g = G_target / g_max``. Applied to programming by the non-ideality models.
+    """
+
+    model: Literal["constant", "pcm_polynomial"]
+    sigma: Conductance = 0.0
+    coefficients: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+    _check_sigma = field_validator("sigma")(_non_negative_conductance)
+
+
+class ReadNoise(Strict):
+    """Gaussian noise on every read: ``sigma = relative * G + absolute``."""
+
+    relative: float = Field(0.0, ge=0.0)
+    absolute: Conductance = 0.0
+
+    _check_absolute = field_validator("absolute")(_non_negative_conductance)
+
+
+class Drift(Strict):
+    """Conductance drift ``G(t) = G(t0) (t / t0)^(-nu)``, ``nu ~ N(nu_mean, nu_std)``
+    clipped to ``[nu_min, nu_max]`` per device (PCM; Nandakumar et al. 2019)."""
+
+    t0: Time = 20.0
+    nu_mean: float = Field(ge=0.0)
+    nu_std: float = Field(0.0, ge=0.0)
+    nu_min: float = 0.0
+    nu_max: float = 1.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Drift:
+        if not self.nu_min <= self.nu_mean <= self.nu_max:
+            raise ValueError(
+                f"need nu_min <= nu_mean <= nu_max (got {self.nu_min}, {self.nu_mean}, "
+                f"{self.nu_max})"
+            )
+        if self.t0 <= 0:
+            raise ValueError(f"t0 must be > 0 s (got {self.t0} s)")
+        return self
+
+
+class ResistorCard(Strict):
+    """A programmable resistive device: its conductance range and non-idealities."""
+
+    kind: Literal["resistor"]
+    name: str
+    description: str = ""
+    source: str = Field("", description="citation (paper, DOI or datasheet)")
+    g_min: Conductance
+    g_max: Conductance
+    n_levels: int | None = Field(None, ge=2, description="programmable states, evenly spaced")
+    rounding: Literal["deterministic", "stochastic"] = "deterministic"
+    programming_noise: ProgrammingNoise | None = None
+    read_noise: ReadNoise | None = None
+    drift: Drift | None = None
+
+    _check_g_min = field_validator("g_min")(_non_negative_conductance)
+
+    @field_validator("g_max")
+    @classmethod
+    def _above_g_min(cls, value: float, info: ValidationInfo) -> float:
+        g_min = info.data.get("g_min")
+        if g_min is not None and not value > g_min:
+            raise ValueError(
+                f"must be greater than g_min ({format_quantity(value, 'S')} <= "
+                f"{format_quantity(g_min, 'S')})"
+            )
+        return value
+
+    @property
+    def level_step(self) -> float | None:
+        """Conductance of one programming step (S), or ``None`` for an analog device."""
+        if self.n_levels is None:
+            return None
+        return (self.g_max - self.g_min) / (self.n_levels - 1)
+
+
+class DiodeCard(Strict):
+    """A diode, the nonlinearity of a hidden node.
+
+    ``ideal``: a perfect clamp (zero current when reverse biased, zero voltage when
+    conducting). ``shockley``: the SPICE level-1 junction
+    ``I = I_s (exp(V_d / (n V_T)) - 1) + gmin V_d`` with ``V_T = k T / q`` (below
+    ``-3 n V_T`` SPICE's reverse branch ``-I_s (1 + (3 n V_T / (e V_d))^3)``, which the
+    engine follows so that it matches ngspice). ``gmin`` is the conductance SPICE places
+    across every junction (its ``GMIN`` option, 1e-12 S by default).
+    """
+
+    kind: Literal["diode"]
+    name: str
+    description: str = ""
+    source: str = Field("", description="citation (paper, DOI or datasheet)")
+    model: Literal["ideal", "shockley"]
+    i_s: Current | None = Field(None, description="saturation current")
+    n: float | None = Field(None, description="emission (ideality) coefficient")
+    temperature: Temperature = SPICE_NOMINAL_TEMPERATURE
+    gmin: Conductance = 1e-12
+
+    @model_validator(mode="after")
+    def _parameters_fit_model(self) -> DiodeCard:
+        if self.model == "shockley":
+            if self.i_s is None or self.n is None:
+                raise ValueError("a shockley diode needs i_s and n")
+            if not self.i_s > 0:
+                raise ValueError(f"i_s must be > 0 A (got {self.i_s} A)")
+            if not self.n > 0:
+                raise ValueError(f"n must be > 0 (got {self.n})")
+        elif self.i_s is not None or self.n is not None:
+            raise ValueError("an ideal diode takes no i_s or n (use model: shockley)")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be above absolute zero (got {self.temperature} K)")
+        if self.gmin < 0:
+            raise ValueError("gmin must be >= 0 S")
+        return self
+
+
+# --------------------------------------------------------------------------- chip specs
+class Initialisation(Strict):
+    """How a crossbar's conductances are first programmed (clipped to the device range).
+
+    ``uniform``: ``U(low, high)``; ``normal``: ``N(mean, std)``; ``constant``: ``value``.
+    ``low``/``value`` default to the device's ``g_min``.
+    """
+
+    distribution: Literal["uniform", "normal", "constant"] = "uniform"
+    low: Conductance | None = None
+    high: Conductance | None = None
+    mean: Conductance | None = None
+    std: Conductance | None = None
+    value: Conductance | None = None
+
+    @model_validator(mode="after")
+    def _parameters_fit_distribution(self) -> Initialisation:
+        needed = {"uniform": ("high",), "normal": ("mean", "std"), "constant": ()}
+        for key in needed[self.distribution]:
+            if getattr(self, key) is None:
+                raise ValueError(f"distribution {self.distribution} needs {key}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(
+                f"low must not exceed high ({format_quantity(self.low, 'S')} > "
+                f"{format_quantity(self.high, 'S')})"
+            )
+        if self.std is not None and self.std < 0:
+            raise ValueError("std must be >= 0 S")
+        return self
+
+
+class Inputs(Strict):
+    """The input voltage sources: each input ``x in [0, 1]`` drives ``+gain*x`` and, when
+    ``encoding`` is ``differential``, also ``-gain*x`` (so positive conductances realise
+    signed weights)."""
+
+    size: int = Field(gt=0)
+    gain: Voltage = Field(description="volts per unit input")
+    encoding: Literal["differential", "single"] = "differential"
+
+    @field_validator("gain")
+    @classmethod
+    def _positive_gain(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be > 0 V (got {value} V)")
+        return value
+
+    @property
+    def n_sources(self) -> int:
+        return 2 * self.size if self.encoding == "differential" else self.size
+
+
+class Bias(Strict):
+    """The bias sources ``+voltage`` and ``-voltage``; every hidden and output node has a
+    conductance to each (a signed bias from positive conductances)."""
+
+    voltage: Voltage = 1.0
+    init: Initialisation = Initialisation(distribution="constant")
+
+    @field_validator("voltage")
+    @classmethod
+    def _positive_voltage(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be > 0 V (got {value} V)")
+        return value
+
+
+class Layer(Strict):
+    """A layer of nodes and the crossbar that feeds it from the layer before."""
+
+    name: str
+    size: int = Field(gt=0)
+    device: ResistorCard
+    diode: DiodeCard | None = None
+    arrangement: Literal["alternate", "pair"] = Field(
+        "alternate",
+        description="alternate: the first half of the nodes clamped V >= v_lo, the second "
+        "half V <= v_hi (Scellier 2024); pair: every node has both diodes, V in [v_lo, v_hi] "
+        "(Kendall et al. 2020)",
+    )
+    v_lo: Voltage = 0.0
+    v_hi: Voltage = 0.0
+    init: Initialisation
+    readout: Literal["single", "differential"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Layer:
+        if self.arrangement == "pair" and not self.v_lo < self.v_hi:
+            raise ValueError(f"pair arrangement needs v_lo < v_hi (got {self.v_lo}, {self.v_hi})")
+        if self.arrangement == "alternate" and self.diode is not None and self.size < 2:
+            raise ValueError("alternate arrangement needs at least 2 nodes")
+        if self.readout == "differential" and self.size % 2:
+            raise ValueError(f"differential readout needs an even size (got {self.size})")
+        return self
+
+
+class Solver(Strict):
+    """When the equilibrium counts as reached.
+
+    ``tol`` bounds the relative KCL residual ``max_j |r_j| / (G_j V_scale)``: the residual
+    current at a node over the current its conductances ``G_j`` would carry at the circuit's
+    voltage scale (the largest source voltage). It is the voltage correction a node still
+    wants, as a fraction of ``V_scale``.
+    """
+
+    tol: float = Field(1e-10, gt=0, lt=1)
+    max_sweeps: int = Field(10_000, gt=0)
+
+
+class ChipSpec(Strict):
+    """A crossbar chip: input sources, layers of diode nodes joined by crossbars, outputs."""
+
+    name: str
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    inputs: Inputs
+    bias: Bias = Bias()
+    layers: list[Layer] = Field(min_length=1)
+    solver: Solver = Solver()
+    node_capacitance: Capacitance = Field(1e-12, description="per node, for energy estimates")
+
+    @field_validator("layers")
+    @classmethod
+    def _layer_roles(cls, layers: list[Layer]) -> list[Layer]:
+        for index, layer in enumerate(layers[:-1]):
+            if layer.diode is None:
+                raise ValueError(f"[{index}] ({layer.name}): a hidden layer needs a diode")
+            if layer.readout is not None:
+                raise ValueError(f"[{index}] ({layer.name}): only the last layer has a readout")
+        names = [layer.name for layer in layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layer names must be unique (got {names})")
+        return layers
+
+    @property
+    def output(self) -> Layer:
+        return self.layers[-1]
+
+    @property
+    def n_classes(self) -> int:
+        out = self.output
+        return out.size // 2 if out.readout == "differential" else out.size

@@ -1,0 +1,105 @@
+"""Physical quantities written with units in YAML, held in SI inside.
+
+A quantity is a number with an optional SI prefix and unit: ``10 uS``, ``0.7 V``,
+``2.52 nA``, ``27 degC``, ``1e-12 S``, ``20 s``. A bare number is taken as already in SI.
+Temperatures in ``degC`` are converted to kelvin. Every physical field of a spec is declared
+with the unit it must have, so ``g_max: 0.7 V`` fails with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
+
+PREFIXES: dict[str, float] = {
+    "f": 1e-15,
+    "p": 1e-12,
+    "n": 1e-9,
+    "u": 1e-6,
+    "µ": 1e-6,
+    "μ": 1e-6,
+    "m": 1e-3,
+    "": 1.0,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+}
+
+#: Units the specs use, with their SI base symbol and a human name.
+UNITS: dict[str, str] = {
+    "S": "conductance",
+    "V": "voltage",
+    "A": "current",
+    "s": "time",
+    "F": "capacitance",
+    "Ohm": "resistance",
+    "K": "temperature",
+    "W": "power",
+    "J": "energy",
+}
+
+ZERO_CELSIUS = 273.15
+
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµμ]*)\s*$")
+
+
+def parse_quantity(value: Any, unit: str) -> float:
+    """Return ``value`` in SI units of ``unit``.
+
+    ``value`` is a number (taken as SI) or a string ``"<number> [<prefix>]<unit>"``.
+    Raises ``ValueError`` with a message suitable for a spec error.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a quantity in {unit}, got a boolean")
+    if isinstance(value, int | float):
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"must be finite, got {value}")
+        return number
+    if not isinstance(value, str):
+        raise ValueError(f"expected a quantity in {unit} such as '1 {unit}', got {value!r}")
+    match = _QUANTITY.match(value)
+    if match is None:
+        raise ValueError(f"cannot read {value!r} as a quantity in {unit} (e.g. '10 u{unit}')")
+    number = float(match.group(1))
+    symbol = match.group(2)
+    if unit == "K" and symbol in ("degC", "C"):
+        return number + ZERO_CELSIUS
+    if symbol == "":
+        return number
+    for prefix, factor in PREFIXES.items():
+        if symbol == prefix + unit:
+            return number * factor
+    raise ValueError(f"unit of {value!r} is not {unit} (with an optional SI prefix)")
+
+
+def format_quantity(value: float, unit: str) -> str:
+    """Format an SI value with a readable prefix, e.g. ``1e-7, 'S' -> '0.1 uS'``."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g} {unit}"
+    exponent = math.floor(math.log10(abs(value)) / 3) * 3
+    exponent = max(-15, min(9, exponent))
+    prefix = {-15: "f", -12: "p", -9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G"}[
+        exponent
+    ]
+    return f"{value / 10.0**exponent:.4g} {prefix}{unit}"
+
+
+def _quantity_type(unit: str) -> Any:
+    return Annotated[
+        float,
+        BeforeValidator(lambda v: parse_quantity(v, unit)),
+        PlainSerializer(lambda v: format_quantity(v, unit), return_type=str, when_used="json"),
+    ]
+
+
+Conductance = _quantity_type("S")
+Voltage = _quantity_type("V")
+Current = _quantity_type("A")
+Time = _quantity_type("s")
+Capacitance = _quantity_type("F")
+Temperature = _quantity_type("K")

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
     from ..engine.settle import Equilibrium
 
 
-
 @dataclass
 class Crossbar:
     """A full crossbar of devices between two layers."""
@@ -93,7 +92,9 @@ class Chip:
             g = program(layer.init, layer.device, shape, rng)
             self.crossbars.append(Crossbar(f"{names[index]}->{layer.name}", layer.device, g))
         for layer in spec.layers:
-            self.bias_conductance.append(program(spec.bias.init, layer.device, (2, layer.size), rng))
+            self.bias_conductance.append(
+                program(spec.bias.init, layer.device, (2, layer.size), rng)
+            )
         self._version = 0
         self._circuits: dict[Any, Circuit] = {}
 
@@ -191,9 +192,7 @@ class Chip:
         if not np.all(np.isfinite(x)):
             raise InputError(f"{name}: contains NaN or infinite values")
         if x.size and (x.min() < 0.0 or x.max() > 1.0):
-            raise InputError(
-                f"{name}: values must lie in [0, 1] (got {x.min():g} to {x.max():g})"
-            )
+            raise InputError(f"{name}: values must lie in [0, 1] (got {x.min():g} to {x.max():g})")
         return x
 
     # ------------------------------------------------------------------ engine

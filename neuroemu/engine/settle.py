@@ -106,7 +106,9 @@ def _nudge(chip: Chip, beta: float, target: Any, batch: int) -> np.ndarray | Non
     target = np.asarray(target, dtype=np.float64)
     shape = (batch, chip.layer_sizes[-1])
     if target.shape != shape:
-        raise InputError(f"target: expected shape {shape} (output node voltages), got {target.shape}")
+        raise InputError(
+            f"target: expected shape {shape} (output node voltages), got {target.shape}"
+        )
     if not np.all(np.isfinite(target)):
         raise InputError("target: contains NaN or infinite values")
     return target
@@ -262,8 +264,10 @@ def static_power(
         power += ((cols - v_b) ** 2) @ b[0] + ((cols + v_b) ** 2) @ b[1]
         p = c.params[k]
         if p.kind == KIND_SHOCKLEY:
-            for drop, present in ((p.lo[None, :] - cols, np.isfinite(p.lo)),
-                                  (cols - p.hi[None, :], np.isfinite(p.hi))):
+            for drop, present in (
+                (p.lo[None, :] - cols, np.isfinite(p.lo)),
+                (cols - p.hi[None, :], np.isfinite(p.hi)),
+            ):
                 drop = np.where(present, drop, 0.0)
                 current = diode_current(drop, p.i_s, p.n_vt, p.gmin)
                 power += np.where(present, current * drop, 0.0).sum(axis=1)

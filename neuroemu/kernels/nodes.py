@@ -227,7 +227,15 @@ def solve_nodes(
     _check(i_in, g, params, v)
     run = _solve_parallel if parallel else _solve_serial
     run(
-        params.kind, i_in, g, params.lo, params.hi, params.i_s, params.n_vt, params.gmin, v,
+        params.kind,
+        i_in,
+        g,
+        params.lo,
+        params.hi,
+        params.i_s,
+        params.n_vt,
+        params.gmin,
+        v,
         change,
     )
 
@@ -247,6 +255,14 @@ def kcl_residual(
         raise InputError(f"out must be float64 of shape {v.shape}")
     run = _residual_parallel if parallel else _residual_serial
     run(
-        params.kind, i_in, g, params.lo, params.hi, params.i_s, params.n_vt, params.gmin, v,
+        params.kind,
+        i_in,
+        g,
+        params.lo,
+        params.hi,
+        params.i_s,
+        params.n_vt,
+        params.gmin,
+        v,
         out,
     )

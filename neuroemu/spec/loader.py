@@ -87,7 +87,7 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{shown}: cannot read ({exc})") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -162,9 +162,7 @@ _CARD_MODELS: dict[str, type[BaseModel]] = {"resistor": ResistorCard, "diode": D
 def card_from_dict(data: dict[str, Any], source: str) -> DeviceCard:
     kind = data.get("kind")
     if kind not in _CARD_MODELS:
-        raise SpecError(
-            f"{source}: kind: must be one of {', '.join(_CARD_MODELS)} (got {kind!r})"
-        )
+        raise SpecError(f"{source}: kind: must be one of {', '.join(_CARD_MODELS)} (got {kind!r})")
     return validate(_CARD_MODELS[kind], data, source)
 
 

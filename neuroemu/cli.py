@@ -1,0 +1,382 @@
+"""The ``neuroemu`` command line: thin, over the same API a notebook calls.
+
+Heavy modules (numpy, numba, h5py, pydantic) are imported inside the commands, so that
+``neuroemu --help`` answers at once. Errors the user can cause are printed as one line,
+``neuroemu: error: ...``, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _progress(console: Any, disable: bool = False) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+        transient=False,
+    )
+
+
+# --------------------------------------------------------------------------- simulate
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .build.chip import Chip
+    from .engine.inference import evaluate
+    from .io.datasets import load_dataset
+    from .io.hdf5 import check_output_path, now, write_inference_run
+    from .spec.units import format_quantity
+
+    started = now()
+    if args.out is not None:
+        check_output_path(args.out, args.force)
+    chip = Chip.from_yaml(args.chip, seed=args.seed)
+    data = load_dataset(args.dataset)
+    if data.n_features != chip.n_inputs:
+        raise_input(
+            f"--dataset {data.name}: samples have {data.n_features} values but chip "
+            f"{chip.name} takes {chip.n_inputs} inputs"
+        )
+    x, y = data.x_test, data.y_test
+    if args.limit is not None:
+        x, y = x[: args.limit], y[: args.limit]
+    console = _stderr_console()
+    dtype = np.float32 if args.dtype == "float32" else np.float64
+    with _progress(console, disable=args.quiet) as progress:
+        task = progress.add_task(f"inference {chip.name}", total=len(x), status="")
+
+        def advance(n: int) -> None:
+            progress.advance(task, n)
+
+        report = evaluate(chip, x, y, batch_size=args.batch_size, dtype=dtype, progress=advance)
+    figures = report.figures()
+    summary = {
+        "chip": chip.name,
+        "chip_file": str(args.chip),
+        "seed": chip.seed,
+        "dataset": data.name,
+        "dataset_part": "test",
+        "dtype": args.dtype,
+        **figures,
+    }
+    if args.out is not None:
+        path = write_inference_run(
+            args.out,
+            chip,
+            report,
+            y,
+            dataset=data.name,
+            dataset_source=data.source,
+            started=started,
+            force=args.force,
+        )
+        summary["out"] = str(path)
+    if not args.json:
+        sizes = "-".join(str(s) for s in [chip.n_inputs, *chip.layer_sizes])
+        q = format_quantity
+        lines = [
+            ("chip", f"{chip.name} ({sizes}, {chip.n_devices:,} devices, seed {chip.seed})"),
+            ("data set", f"{data.name}, test part, {report.samples:,} samples"),
+            ("accuracy", f"{100 * report.accuracy:.2f} % (error {100 * report.error:.2f} %)"),
+            (
+                "sweeps",
+                f"mean {report.mean_sweeps:.2f}, max {report.max_sweeps} per sample "
+                f"(tolerance {report.tol:.0e} of V_scale)",
+            ),
+            (
+                "residual",
+                f"largest KCL residual {q(report.max_residual, 'A')} "
+                f"(relative {report.max_relative_residual:.1e})"
+                + ("" if report.converged else "  NOT CONVERGED: raise solver.max_sweeps"),
+            ),
+            ("power", f"mean {q(report.mean_power, 'W')} static, per sample"),
+            (
+                "energy",
+                f"{q(report.energy_per_inference, 'J')} per inference "
+                f"(settling {q(report.settle_time, 's')}, RC estimate)",
+            ),
+            (
+                "speed",
+                f"{report.wall_time:.2f} s, {report.samples_per_second:,.0f} samples/s "
+                f"({args.dtype})",
+            ),
+        ]
+        if args.out is not None:
+            lines.append(("run file", str(summary["out"])))
+        for key, value in lines:
+            print(f"{key:<10}{value}")
+    else:
+        print(json.dumps(summary))
+    return 0
+
+
+def raise_input(message: str) -> None:
+    from .errors import InputError
+
+    raise InputError(message)
+
+
+# --------------------------------------------------------------------------- spice
+def _sample_row(args: argparse.Namespace, chip: Any, index: int) -> Any:
+    from .io.datasets import load_dataset
+
+    data = load_dataset(args.dataset)
+    if data.n_features != chip.n_inputs:
+        raise_input(
+            f"--dataset {data.name}: samples have {data.n_features} values but chip "
+            f"{chip.name} takes {chip.n_inputs} inputs"
+        )
+    if index >= len(data.x_test):
+        raise_input(f"--sample {index}: data set {data.name} has {len(data.x_test)} test samples")
+    return data.x_test[index]
+
+
+def cmd_export_spice(args: argparse.Namespace) -> int:
+    from .build.chip import Chip
+    from .errors import RunFileError
+
+    chip = Chip.from_yaml(args.chip, seed=args.seed)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise RunFileError(f"{out}: already exists (pass --force to overwrite it)")
+    if not out.parent.is_dir():
+        raise RunFileError(f"{out}: folder {out.parent} does not exist")
+    text = chip.to_spice(_sample_row(args, chip, args.sample))
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(out)
+    lines = text.count("\n")
+    print(f"wrote {out}: {lines:,} lines, chip {chip.name}, test sample {args.sample}")
+    return 0
+
+
+def cmd_check_spice(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .build.chip import Chip
+    from .errors import SpiceError
+    from .io.datasets import load_dataset
+    from .io.spice import check_spice, ngspice_available
+
+    if not ngspice_available():
+        raise SpiceError("ngspice not found on PATH (install Debian's package ngspice)")
+    chip = Chip.from_yaml(args.chip, seed=args.seed)
+    data = load_dataset(args.dataset)
+    if data.n_features != chip.n_inputs:
+        raise_input(
+            f"--dataset {data.name}: samples have {data.n_features} values but chip "
+            f"{chip.name} takes {chip.n_inputs} inputs"
+        )
+    x = data.x_test[: args.samples]
+    console = _stderr_console()
+    with _progress(console, disable=args.json) as progress:
+        task = progress.add_task(f"ngspice {chip.name}", total=len(x), status="")
+        results = check_spice(chip, x, progress=lambda: progress.advance(task))
+    worst = max(r["max_abs_diff_V"] for r in results)
+    summary = {
+        "chip": chip.name,
+        "samples": len(results),
+        "max_abs_diff_V": worst,
+        "mean_ngspice_s": float(np.mean([r["ngspice_s"] for r in results])),
+        "mean_engine_s": float(np.mean([r["engine_s"] for r in results])),
+        "per_sample": results,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{'sample':>6}  {'max |dV| (V)':>13}  {'engine (s)':>10}  {'ngspice (s)':>11}")
+        for i, r in enumerate(results):
+            print(
+                f"{i:>6}  {r['max_abs_diff_V']:>13.3e}  {r['engine_s']:>10.5f}  "
+                f"{r['ngspice_s']:>11.3f}"
+            )
+        ratio = summary["mean_ngspice_s"] / max(summary["mean_engine_s"], 1e-12)
+        print(
+            f"largest difference {worst:.3e} V over {len(results)} samples; "
+            f"engine {ratio:,.0f}x faster than ngspice per sample"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------- library
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .spec.loader import iter_validate
+
+    failed = 0
+    for path, error in iter_validate([Path(p) for p in args.files]):
+        if error is None:
+            print(f"ok      {path}")
+        else:
+            failed += 1
+            print(f"error   {error}", file=sys.stderr)
+    return EXIT_USAGE if failed else 0
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    from .spec.loader import find_card, list_library, load_card, load_chip
+
+    kind = args.command  # "chips" or "devices"
+    if args.action == "list":
+        for path in list_library(kind):
+            try:
+                item = load_chip(path).spec if kind == "chips" else load_card(path)
+                print(f"{path.stem:<28}{item.description}")
+            except Exception as exc:
+                print(f"{path.stem:<28}INVALID: {exc}")
+        return 0
+    if args.name is None:
+        raise_input(f"{kind} show: name a {kind[:-1]} (see `neuroemu {kind} list`)")
+    if kind == "chips":
+        loaded = load_chip(args.name)
+        from .build.chip import Chip
+
+        chip = Chip(loaded.spec, source=loaded)
+        print(loaded.text.rstrip())
+        print(f"# built: {chip!r}")
+        for crossbar in chip.crossbars:
+            print(
+                f"#   crossbar {crossbar.name}: {crossbar.shape[0]} x {crossbar.shape[1]}, "
+                f"device {crossbar.device.name}"
+            )
+    else:
+        path = find_card(args.name)
+        load_card(path)
+        print(path.read_text(encoding="utf-8").rstrip())
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="neuroemu",
+        description="Emulate analog neuromorphic chips: crossbars of resistive devices "
+        "settling to their exact DC equilibrium.",
+    )
+    parser.add_argument("--version", action="version", version=f"neuroemu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def dataset_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--dataset",
+            default=None,
+            metavar="NAME|PATH",
+            help="mnist5k (embedded, default), fashion-mnist (Debian's dataset-fashion-mnist) "
+            "or a folder with the four MNIST-format IDX files",
+        )
+
+    p = sub.add_parser(
+        "simulate",
+        help="run a chip over a data set and report accuracy, sweeps, residual, power and energy",
+    )
+    p.add_argument("chip", metavar="CHIP", help="chip spec YAML (or a library chip name)")
+    dataset_arg(p)
+    p.add_argument("--limit", type=_positive_int, help="use only the first N test samples")
+    p.add_argument("--seed", type=_non_negative_int, help="override the chip's seed")
+    p.add_argument("--out", metavar="RUN.h5", help="write an HDF5 run file")
+    p.add_argument("--force", action="store_true", help="overwrite an existing run file")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="samples settled at once")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("export-spice", help="write an ngspice netlist of a chip with one input")
+    p.add_argument("chip", metavar="CHIP")
+    dataset_arg(p)
+    p.add_argument("--sample", type=_non_negative_int, default=0, help="test sample index")
+    p.add_argument("--out", required=True, metavar="NET.cir")
+    p.add_argument("--seed", type=_non_negative_int)
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=cmd_export_spice)
+
+    p = sub.add_parser("check-spice", help="compare settle with ngspice .op on test samples")
+    p.add_argument("chip", metavar="CHIP")
+    dataset_arg(p)
+    p.add_argument("--samples", type=_positive_int, default=3)
+    p.add_argument("--seed", type=_non_negative_int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check_spice)
+
+    p = sub.add_parser("validate", help="check device cards and chip specs")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(func=cmd_validate)
+
+    for kind in ("chips", "devices"):
+        p = sub.add_parser(kind, help=f"list or show the {kind} of the library")
+        p.add_argument("action", choices=("list", "show"))
+        p.add_argument("name", nargs="?", metavar="NAME")
+        p.set_defaults(func=cmd_library)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .errors import NeuroemuError
+
+    try:
+        return int(args.func(args))
+    except NeuroemuError as exc:
+        print(f"neuroemu: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("neuroemu: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Inference of a chip as programmed over a labelled data set, in batches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..build.chip import Chip
+
+
+@dataclass
+class InferenceReport:
+    """What one pass over a data set measured. Units in the field names' docs."""
+
+    samples: int
+    accuracy: float  # fraction correct
+    error: float  # fraction wrong
+    mean_sweeps: float  # sweeps per sample to meet the tolerance
+    max_sweeps: int
+    max_residual: float  # A, largest KCL residual current at any node of any sample
+    max_relative_residual: float  # largest |r_j| / (G_j V_scale)
+    mean_power: float  # W per sample
+    energy_per_inference: float  # J, mean power times the RC settling estimate
+    settle_time: float  # s, RC estimate 5 C_node / min G
+    wall_time: float  # s, the whole pass
+    samples_per_second: float
+    converged: bool
+    tol: float
+    prediction: np.ndarray
+
+    def figures(self) -> dict[str, Any]:
+        """The scalar figures, JSON-ready, with units in the key names."""
+        return {
+            "samples": self.samples,
+            "accuracy": self.accuracy,
+            "error": self.error,
+            "mean_sweeps": self.mean_sweeps,
+            "max_sweeps": self.max_sweeps,
+            "max_residual_A": self.max_residual,
+            "max_relative_residual": self.max_relative_residual,
+            "mean_power_W": self.mean_power,
+            "energy_per_inference_J": self.energy_per_inference,
+            "settle_time_s": self.settle_time,
+            "wall_time_s": self.wall_time,
+            "samples_per_s": self.samples_per_second,
+            "converged": self.converged,
+            "tol": self.tol,
+        }
+
+
+def check_labels(chip: Chip, y: np.ndarray, name: str = "labels") -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise InputError(f"{name}: expected a 1-D array of integer class labels")
+    if y.size and (y.min() < 0 or y.max() >= chip.n_outputs):
+        raise InputError(
+            f"{name}: classes {y.min()}..{y.max()} do not fit chip {chip.name}'s "
+            f"{chip.n_outputs} outputs"
+        )
+    return y
+
+
+def evaluate(
+    chip: Chip,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int = 256,
+    dtype: Any = np.float64,
+    progress: Callable[[int], None] | None = None,
+    **settle_options: Any,
+) -> InferenceReport:
+    """Settle the chip on every sample of ``x`` and compare its prediction with ``y``.
+
+    ``progress(n)`` is called after each batch with the number of samples it held.
+    """
+    x = chip.check_inputs(x)
+    y = check_labels(chip, y)
+    if len(y) != len(x):
+        raise InputError(f"labels: {len(y)} labels for {len(x)} samples")
+    if batch_size < 1:
+        raise InputError(f"batch_size: must be >= 1 (got {batch_size})")
+    n = len(x)
+    prediction = np.empty(n, dtype=np.int64)
+    sweeps = np.empty(n, dtype=np.int64)
+    power = np.empty(n)
+    max_residual = max_relative = 0.0
+    converged = True
+    settle_time = tol = float("nan")
+    start = time.perf_counter()
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        eq = chip.settle(x[lo:hi], dtype=dtype, **settle_options)
+        prediction[lo:hi] = eq.prediction
+        sweeps[lo:hi] = eq.sweeps_per_sample
+        power[lo:hi] = eq.power
+        max_residual = max(max_residual, float(eq.residual.max()))
+        max_relative = max(max_relative, float(eq.relative_residual.max()))
+        converged &= eq.converged
+        settle_time, tol = eq.settle_time, eq.tol
+        if progress is not None:
+            progress(hi - lo)
+    wall = time.perf_counter() - start
+    accuracy = float(np.mean(prediction == y)) if n else float("nan")
+    mean_power = float(power.mean()) if n else float("nan")
+    return InferenceReport(
+        samples=n,
+        accuracy=accuracy,
+        error=1.0 - accuracy,
+        mean_sweeps=float(sweeps.mean()) if n else float("nan"),
+        max_sweeps=int(sweeps.max()) if n else 0,
+        max_residual=max_residual,
+        max_relative_residual=max_relative,
+        mean_power=mean_power,
+        energy_per_inference=mean_power * settle_time,
+        settle_time=settle_time,
+        wall_time=wall,
+        samples_per_second=n / wall if wall > 0 else float("inf"),
+        converged=converged,
+        tol=tol,
+        prediction=prediction,
+    )

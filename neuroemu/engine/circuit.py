@@ -4,8 +4,10 @@ For free layer ``k`` (0-based; layer ``l = k + 1`` of the chip) the node conduct
 
     G_k = sum over rows of W_k  +  sum over columns of W_{k+1}  +  bias conductances
 
-and the bias sources bring ``I_bias = (g_b+ - g_b-) V_b``. These depend only on the
-conductances, so they are computed once per chip state, not once per sweep.
+and the bias sources bring ``I_bias = (g_b+ - g_b-) V_b``. The input sources, at
+``+a x_i`` and ``-a x_i``, bring ``I = x @ T`` with the transfer matrix
+``T = a (W_0[+ half] - W_0[- half])``: one product of half the rows of ``W_0``. These depend
+only on the conductances, so they are computed once per chip state, not once per sweep.
 """
 
 from __future__ import annotations
@@ -25,9 +27,13 @@ if TYPE_CHECKING:
 class Circuit:
     dtype: np.dtype
     weights: list[np.ndarray]  # W_k (rows, nodes of layer k), dtype
+    input_transfer: np.ndarray  # A per unit input, (n_inputs, nodes of layer 1), dtype
+    input_power: np.ndarray  # W per unit input squared: a^2 (row sums of both halves)
     node_conductance: list[np.ndarray]  # G_k (nodes,), dtype, without nudging
     bias_current: list[np.ndarray]  # I_bias (nodes,), dtype
     params: list[NodeParams]
+    row_sums: list[np.ndarray]  # S, float64, sum over columns of each crossbar (for power)
+    column_sums: list[np.ndarray]  # S, float64, sum over rows of each crossbar
     v_scale: float  # V, the largest source voltage: the scale of relative residuals
     settle_time: float  # s, 5 C_node / min G: an RC estimate of the settling time
 
@@ -57,12 +63,24 @@ class Circuit:
         v_scale = max([spec.inputs.gain, v_b, *bounds])
         g_min = min(float(g.min()) for g in node_g)
         settle_time = 5.0 * spec.node_capacitance / g_min if g_min > 0 else np.inf
+        gain, n_in = spec.inputs.gain, spec.inputs.size
+        rows = w64[0].sum(axis=1)
+        if spec.inputs.encoding == "differential":
+            transfer = gain * (w64[0][:n_in] - w64[0][n_in:])
+            input_power = gain**2 * (rows[:n_in] + rows[n_in:])
+        else:
+            transfer = gain * w64[0]
+            input_power = gain**2 * rows
         return cls(
             dtype=dtype,
             weights=[np.ascontiguousarray(w, dtype=dtype) for w in w64],
+            input_transfer=np.ascontiguousarray(transfer, dtype=dtype),
+            input_power=input_power,
             node_conductance=[g.astype(dtype) for g in node_g],
             bias_current=[i.astype(dtype) for i in bias_i],
             params=params,
+            row_sums=[w.sum(axis=1) for w in w64],
+            column_sums=[w.sum(axis=0) for w in w64],
             v_scale=float(v_scale),
             settle_time=float(settle_time),
         )

@@ -176,10 +176,10 @@ def settle(
     c = chip.circuit(dtype)
     n_layers = len(c.weights)
     sizes = chip.layer_sizes
-    sources = chip.source_voltages(x).astype(dtype)
     # Constant parts of I_in and node conductances of this call (nudging included).
+    source_current = x.astype(dtype, copy=False) @ c.input_transfer
     const = [np.broadcast_to(i, (batch, i.shape[0])) for i in c.bias_current]
-    const[0] = sources @ c.weights[0] + c.bias_current[0]
+    const[0] = source_current + c.bias_current[0]
     node_g = list(c.node_conductance)
     if target is not None:
         node_g[-1] = (c.node_conductance[-1] + beta).astype(dtype)
@@ -225,7 +225,7 @@ def settle(
         rel_k = np.abs(r[k]) / (node_g[k].astype(np.float64) * c.v_scale)
         np.maximum(relative, rel_k.max(axis=1), out=relative)
 
-    power = static_power(chip, c, sources, v, const[0] - c.bias_current[0])
+    power = static_power(chip, c, x, v, source_current)
     scores = chip.scores(v[-1])
     return Equilibrium(
         voltages=v,
@@ -244,31 +244,36 @@ def settle(
 
 
 def static_power(
-    chip: Chip, c: Circuit, sources: np.ndarray, v: list[np.ndarray], source_product: np.ndarray
+    chip: Chip, c: Circuit, x: np.ndarray, v: list[np.ndarray], source_current: np.ndarray
 ) -> np.ndarray:
     """Power (W) per sample dissipated in every crossbar device, bias conductance and diode.
 
     For a crossbar, ``sum_ij g_ij (V_i - V_j)^2 = sum_i V_i^2 R_i + sum_j V_j^2 C_j
-    - 2 sum_j V_j (V @ g)_j`` with row sums ``R`` and column sums ``C``; ``source_product``
-    is the input crossbar's ``sources @ W_0``, already computed by the solve.
+    - 2 sum_j V_j (V @ g)_j`` with row sums ``R`` and column sums ``C``. For the input
+    crossbar ``V_i^2 = a^2 x_i^2`` on both halves and ``V @ g`` is ``source_current``
+    (``x @ T``), already computed by the solve.
     """
-    power = np.zeros(sources.shape[0])
-    rows = [sources.astype(np.float64)] + [a.astype(np.float64) for a in v[:-1]]
-    for k, g in enumerate(chip.conductances):
-        cols = v[k].astype(np.float64)
-        product = source_product if k == 0 else v[k - 1] @ c.weights[k]
-        power += (rows[k] ** 2) @ g.sum(axis=1) + (cols**2) @ g.sum(axis=0)
-        power -= 2.0 * np.einsum("bj,bj->b", cols, product.astype(np.float64))
+    f64 = np.float64
+    power = np.square(x) @ c.input_power
+    v_b = chip.spec.bias.voltage
+    for k in range(len(c.weights)):
+        cols = np.asarray(v[k], dtype=f64)
+        if k == 0:
+            product = np.asarray(source_current, dtype=f64)
+        else:
+            rows = np.asarray(v[k - 1], dtype=f64)
+            power += np.square(rows) @ c.row_sums[k]
+            product = rows @ chip.conductances[k]
+        power += np.square(cols) @ c.column_sums[k]
+        power -= 2.0 * np.einsum("bj,bj->b", cols, product)
         b = chip.bias_conductance[k]
-        v_b = chip.spec.bias.voltage
-        power += ((cols - v_b) ** 2) @ b[0] + ((cols + v_b) ** 2) @ b[1]
+        power += np.square(cols - v_b) @ b[0] + np.square(cols + v_b) @ b[1]
         p = c.params[k]
         if p.kind == KIND_SHOCKLEY:
-            for drop, present in (
-                (p.lo[None, :] - cols, np.isfinite(p.lo)),
-                (cols - p.hi[None, :], np.isfinite(p.hi)),
-            ):
-                drop = np.where(present, drop, 0.0)
-                current = diode_current(drop, p.i_s, p.n_vt, p.gmin)
-                power += np.where(present, current * drop, 0.0).sum(axis=1)
+            for bound, sign in ((p.lo, 1.0), (p.hi, -1.0)):
+                present = np.isfinite(bound)
+                if present.any():
+                    drop = sign * (bound[present] - cols[:, present])  # forward voltage
+                    current = diode_current(drop, p.i_s, p.n_vt, p.gmin)
+                    power += (current * drop).sum(axis=1)
     return np.maximum(power, 0.0)

@@ -16,6 +16,7 @@ residual currents of the returned voltages are then computed exactly and reporte
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -156,12 +157,40 @@ def settle(
         ``numpy.float64`` or ``numpy.float32`` for the arrays and matrix products.
     parallel
         Spread the per-node solves over threads (bitwise identical to the serial path).
-        ``None`` (default) does so for Shockley layers only: an ideal-diode clip is far
-        cheaper than the matrix products, and its threads would only compete with BLAS's.
+        ``None`` (default) chooses by the work: with Shockley diodes the Newton solves
+        dominate, so they run on every core while BLAS is held to one thread; with ideal
+        diodes the matrix products dominate, so BLAS keeps its threads and the cheap clips
+        run serially (two thread pools busy-waiting on two cores slow each other down).
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
+    threaded = any(p.kind == KIND_SHOCKLEY for p in chip.circuit(dtype).params)
+    threaded = threaded if parallel is None else bool(parallel)
+    if not threaded:
+        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, False)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, True)
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _settle(
+    chip: Chip,
+    x: Any,
+    beta: float,
+    target: Any,
+    init: Any,
+    tol: float | None,
+    max_sweeps: int | None,
+    dtype: Any,
+    parallel: bool,
+) -> Equilibrium:
     x = chip.check_inputs(x)
     batch = x.shape[0]
     tol = chip.spec.solver.tol if tol is None else float(tol)
@@ -192,7 +221,6 @@ def settle(
     v = _initial_voltages(init, sizes, batch, dtype)
     i_in = [np.empty((batch, n), dtype=dtype) for n in sizes]
     order = list(range(0, n_layers, 2)) + list(range(1, n_layers, 2))
-    threads = [p.kind == KIND_SHOCKLEY if parallel is None else parallel for p in c.params]
 
     change = np.empty(batch)
     row_change = np.empty(batch)
@@ -205,7 +233,7 @@ def settle(
         row_change[:] = 0.0
         for k in order:
             _input_currents(c, k, v, const[k], i_in[k])
-            solve_nodes(i_in[k], node_g[k], c.params[k], v[k], change, parallel=threads[k])
+            solve_nodes(i_in[k], node_g[k], c.params[k], v[k], change, parallel=parallel)
             np.maximum(row_change, change, out=row_change)
         newly = ~done & (row_change <= threshold)
         sweeps_per_sample[newly] = sweeps
@@ -220,7 +248,7 @@ def settle(
     r = [np.empty((batch, n)) for n in sizes]
     for k in range(n_layers):
         _input_currents(c, k, v, const[k], i_in[k])
-        kcl_residual(i_in[k], node_g[k], c.params[k], v[k], r[k], parallel=threads[k])
+        kcl_residual(i_in[k], node_g[k], c.params[k], v[k], r[k], parallel=parallel)
         np.maximum(residual, np.abs(r[k]).max(axis=1), out=residual)
         rel_k = np.abs(r[k]) / (node_g[k].astype(np.float64) * c.v_scale)
         np.maximum(relative, rel_k.max(axis=1), out=relative)

@@ -77,7 +77,9 @@ def main() -> None:
         for diode in ("ideal_diode", "shockley_1n4148"):
             chip = chip_variant(diode)
             eq = chip.settle(x, dtype=dtype)
-            seconds = best_time(lambda chip=chip: chip.settle(x, dtype=dtype), args.repeats)
+            seconds = best_time(
+                lambda chip=chip, dtype=dtype: chip.settle(x, dtype=dtype), args.repeats
+            )
             performed, circuit = flops(chip, args.batch, eq.sweeps)
             results[f"{diode}/{name}"] = {
                 "samples_per_s": args.batch / seconds,

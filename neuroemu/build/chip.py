@@ -52,8 +52,10 @@ def program(
     ``n_levels``, round them to the nearest level."""
     low = device.g_min if init.low is None else init.low
     if init.distribution == "uniform":
+        assert init.high is not None  # the spec requires it
         g = rng.uniform(low, init.high, size=shape)
     elif init.distribution == "normal":
+        assert init.mean is not None and init.std is not None  # the spec requires them
         g = rng.normal(init.mean, init.std, size=shape)
     else:
         g = np.full(shape, device.g_min if init.value is None else init.value)

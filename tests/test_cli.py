@@ -1,0 +1,178 @@
+"""The command line as a user meets it: subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHIPS = ROOT / "chips"
+
+
+def neuroemu(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "neuroemu.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("neuroemu: error: "), lines[0]
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_help_is_instant():
+    start = time.perf_counter()
+    result = neuroemu("--help")
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0
+    assert "simulate" in result.stdout and "check-spice" in result.stdout
+    # --help must not import numpy, numba or pydantic.
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from neuroemu import cli; cli.build_parser(); "
+            "print(sorted(m for m in ('numpy', 'numba', 'pydantic', 'h5py') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert probe.stdout.strip() == "[]", probe.stdout
+    assert elapsed < 5.0  # generous: a subprocess start, not a benchmark
+
+
+def test_simulate_dataset_mismatch(tmp_path):
+    out = tmp_path / "run.h5"
+    result = neuroemu(
+        "simulate", str(CHIPS / "tiny.yaml"), "--json", "--limit", "3", "--out", str(out)
+    )
+    # tiny takes 6 inputs: the 784-pixel default data set does not fit it.
+    assert_one_line_error(result, "784", "6 inputs")
+    assert not out.exists()
+
+
+def test_simulate_main_chip(tmp_path):
+    out = tmp_path / "run.h5"
+    result = neuroemu(
+        "simulate",
+        "chips/crossbar_784x500.yaml",
+        "--limit",
+        "300",
+        "--json",
+        "--out",
+        str(out),
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["samples"] == 300
+    assert figures["dataset"] == "mnist5k"
+    assert 0.0 <= figures["accuracy"] <= 1.0
+    assert figures["error"] == pytest.approx(1.0 - figures["accuracy"])
+    assert figures["converged"] is True
+    assert figures["max_relative_residual"] < 1e-9
+    assert 1 <= figures["mean_sweeps"] <= figures["max_sweeps"]
+    assert figures["mean_power_W"] > 0
+    assert figures["energy_per_inference_J"] == pytest.approx(
+        figures["mean_power_W"] * figures["settle_time_s"]
+    )
+    with h5py.File(out) as f:
+        assert f["meta"].attrs["format"] == "neuroemu-run"
+        assert f["meta"].attrs["seed"] == 0
+        assert "crossbar_784x500" in f["meta"].attrs["chip_yaml"]
+        assert f["metrics/accuracy"][()] == pytest.approx(figures["accuracy"])
+        assert f["metrics/mean_power_W"].attrs["unit"] == "W"
+        prediction = f["inference/prediction"][()]
+        label = f["inference/label"][()]
+    assert prediction.shape == (300,)
+    assert np.mean(prediction == label) == pytest.approx(figures["accuracy"])
+    # An existing run file is never overwritten without --force.
+    again = neuroemu("simulate", "chips/crossbar_784x500.yaml", "--limit", "5", "--out", str(out))
+    assert_one_line_error(again, str(out), "--force")
+
+
+def test_simulate_text_report():
+    result = neuroemu("simulate", "xs_784x100", "--limit", "20", "--quiet", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    for key in ("accuracy", "sweeps", "residual", "power", "energy", "seed 3"):
+        assert key in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (("simulate", "chips/nope.yaml"), ("chips/nope.yaml", "no such file")),
+        (
+            ("simulate", "chips/crossbar_784x500.yaml", "--dataset", "/nonexistent/x"),
+            ("/nonexistent/x",),
+        ),
+        (("chips", "show", "nope"), ("nope",)),
+        (("devices", "show", "nope"), ("nope",)),
+    ],
+)
+def test_bad_input_one_line(args, needles):
+    assert_one_line_error(neuroemu(*args), *needles)
+
+
+def test_bad_spec_file(tmp_path):
+    bad = tmp_path / "chips" / "bad.yaml"
+    bad.parent.mkdir()
+    text = (CHIPS / "tiny.yaml").read_text().replace("gain: 2 V", "gain: -2 V")
+    bad.write_text(text)
+    result = neuroemu("simulate", str(bad))
+    assert_one_line_error(result, "bad.yaml", "inputs.gain", "must be > 0 V")
+    malformed = tmp_path / "malformed.yaml"
+    malformed.write_text("name: x\nlayers: [\n")
+    assert_one_line_error(neuroemu("simulate", str(malformed)), "malformed YAML", "line")
+
+
+def test_validate_and_library():
+    files = sorted(str(p) for p in (ROOT / "chips").glob("*.yaml"))
+    files += sorted(str(p) for p in (ROOT / "devices").glob("*.yaml"))
+    result = neuroemu("validate", *files)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok ") == len(files)
+    listed = neuroemu("chips", "list")
+    assert listed.returncode == 0
+    assert "crossbar_784x500" in listed.stdout and "tiny" in listed.stdout
+    shown = neuroemu("devices", "show", "shockley_1n4148")
+    assert shown.returncode == 0 and "2.52 nA" in shown.stdout
+    chip = neuroemu("chips", "show", "tiny")
+    assert chip.returncode == 0 and "input->hidden1: 12 x 6" in chip.stdout
+
+
+def test_validate_reports_each_bad_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: resistor\nname: r\ng_min: 2 uS\ng_max: 1 uS\n")
+    good = ROOT / "devices" / "ideal_resistor.yaml"
+    result = neuroemu("validate", str(good), str(bad))
+    assert result.returncode == 2
+    assert "g_max: must be greater than g_min (1 uS <= 2 uS)" in result.stderr
+    assert "ok" in result.stdout
+
+
+def test_check_spice_without_ngspice(tmp_path):
+    # An empty PATH hides ngspice: the command must say so in one line.
+    result = neuroemu(
+        "check-spice", "kendall_784x100_shockley", "--samples", "1", env={"PATH": str(tmp_path)}
+    )
+    assert_one_line_error(result, "ngspice not found")

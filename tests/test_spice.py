@@ -1,0 +1,125 @@
+"""Netlists, and the engine against ngspice: the circuit ground truth."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import neuroemu
+from neuroemu.errors import SpiceError
+from neuroemu.io.spice import check_spice, netlist, ngspice_available, run_ngspice
+from neuroemu.models.diode import diode_current, thermal_voltage
+
+ROOT = Path(__file__).resolve().parents[1]
+TOLERANCE_V = 1e-6
+
+needs_ngspice = pytest.mark.skipif(
+    not ngspice_available() and not os.environ.get("CI"),
+    reason="ngspice is not installed (Debian package ngspice); CI installs it",
+)
+
+
+def tiny_shockley(**layer_overrides) -> neuroemu.Chip:
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    for layer in data["layers"][:-1]:
+        layer["diode"] = "shockley_1n4148"
+        layer.update(layer_overrides)
+    data["inputs"]["gain"] = "10 V"  # drive the hidden nodes well into the diodes' knees
+    return neuroemu.Chip.from_dict(data, seed=11)
+
+
+def test_netlist_elements_and_values():
+    chip = tiny_shockley()
+    x = np.linspace(0, 1, chip.n_inputs)
+    text = netlist(chip, x)
+    lines = text.splitlines()
+    resistors = [line for line in lines if line.startswith("R")]
+    sources = [line for line in lines if re.match(r"V0_\d+ ", line)]
+    diodes = [line for line in lines if line.startswith("D")]
+    n_conductances = sum(np.count_nonzero(g) for g in chip.conductances)
+    n_conductances += sum(np.count_nonzero(b) for b in chip.bias_conductance)
+    assert len(resistors) == n_conductances
+    assert len(sources) == chip.n_sources + 2
+    assert len(diodes) == sum(chip.layer_sizes[:-1])  # alternate: one diode per hidden node
+    # Every value round-trips exactly.
+    name, a, b, value = resistors[0].split()
+    _, i, j = (int(t) for t in name[1:].split("_"))
+    assert (a, b) == (f"n0_{i}", f"n1_{j}")
+    assert 1.0 / float(value) == pytest.approx(chip.conductances[0][i, j], rel=1e-15)
+    second = next(line for line in sources if line.startswith(f"V0_{chip.n_inputs + 2} "))
+    assert float(second.split()[-1]) == -chip.spec.inputs.gain * x[2]
+    assert ".model DL1 D(IS=2.52e-09 N=1.752)" in text
+    assert "TEMP=27.0" in text and "GMIN=1e-12" in text
+
+
+def test_netlist_refuses_ideal_diodes():
+    chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "tiny.yaml")
+    with pytest.raises(SpiceError, match="ideal diodes have no SPICE model"):
+        chip.to_spice(np.zeros(chip.n_inputs))
+
+
+def test_netlist_checks_input():
+    with pytest.raises(neuroemu.errors.InputError, match="x_row"):
+        netlist(tiny_shockley(), np.full(6, 2.0))
+
+
+@needs_ngspice
+@pytest.mark.parametrize("arrangement", ["alternate", "pair"])
+def test_tiny_shockley_matches_ngspice(arrangement):
+    overrides = {"arrangement": arrangement}
+    if arrangement == "pair":
+        overrides.update({"v_lo": "-0.3 V", "v_hi": "0.4 V"})
+    chip = tiny_shockley(**overrides)
+    x = np.random.default_rng(5).uniform(size=(4, chip.n_inputs))
+    results = check_spice(chip, x)
+    worst = max(r["max_abs_diff_V"] for r in results)
+    assert worst <= TOLERANCE_V, results
+    # The diodes must matter: the same chip without them settles elsewhere.
+    eq = chip.settle(x)
+    assert np.abs(eq.voltages[0]).max() > 0.3
+
+
+@needs_ngspice
+def test_random_784_100_10_matches_ngspice():
+    chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "kendall_784x100_shockley.yaml")
+    x = neuroemu.load_dataset("mnist5k").x_test[:1]
+    (result,) = check_spice(chip, x)
+    assert result["max_abs_diff_V"] <= TOLERANCE_V, result
+    # A nonlinear operating point: hidden voltages reach the diode knees.
+    assert np.abs(chip.settle(x).voltages[0]).max() > 0.3
+
+
+@needs_ngspice
+def test_diode_equation_matches_ngspice(tmp_path):
+    """Sweep a source across a lone 1N4148 junction; compare its current with the formula,
+    across the forward branch and the reverse branch below -3 n V_T."""
+    i_s, n = 2.52e-9, 1.752
+    n_vt = n * thermal_voltage(300.15)
+    biases = np.array([0.7, 0.5, 0.2, 0.01, -0.01, -2.9 * n_vt, -3.1 * n_vt, -0.5, -3.0])
+    deck = ["* lone diode", ".options TEMP=27 TNOM=27 GMIN=1e-12 RELTOL=1e-12 ABSTOL=1e-18"]
+    deck.append(".model DX D(IS=2.52e-09 N=1.752)")
+    for k, v in enumerate(biases):
+        deck += [f"V{k} a{k} 0 DC {float(v)!r}", f"VM{k} a{k} m{k} DC 0", f"D{k} m{k} 0 DX"]
+    raw = tmp_path / "op.raw"
+    deck += [".control", "set filetype=ascii", "op", f"write {raw} all", "quit", ".endc", ".end"]
+    (tmp_path / "d.cir").write_text("\n".join(deck) + "\n")
+    subprocess.run(["ngspice", "-b", "d.cir"], cwd=tmp_path, capture_output=True, check=True)
+    from neuroemu.io.spice import parse_ascii_raw
+
+    values = parse_ascii_raw(raw.read_text())
+    # The current through ammeter source VM_k flows from a_k into m_k: the diode current.
+    spice = np.array([values[f"i(vm{k})"] for k in range(len(biases))])
+    ours = diode_current(biases, i_s, n_vt, 1e-12)
+    np.testing.assert_allclose(spice, ours, rtol=1e-9, atol=1e-21)
+
+
+def test_run_ngspice_missing(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SpiceError, match="ngspice not found on PATH"):
+        run_ngspice("* empty\n.op\n.end\n")

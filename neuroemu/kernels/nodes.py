@@ -164,7 +164,9 @@ def _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out):
         else:
             r = float(i_in[j]) - float(g[j]) * vj
             if kind == KIND_IDEAL:
-                if vj <= lo[j]:
+                if lo[j] >= vj >= hi[j]:
+                    r = 0.0  # pinned from both sides: either diode takes any current
+                elif vj <= lo[j]:
                     r = max(r, 0.0)  # the lower diode can only push current in
                 elif vj >= hi[j]:
                     r = min(r, 0.0)  # the upper diode can only draw current out

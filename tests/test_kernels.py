@@ -1,0 +1,206 @@
+"""Each Numba kernel against a slow, obvious reference written here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import brentq
+
+from neuroemu.kernels import (
+    KIND_IDEAL,
+    KIND_LINEAR,
+    KIND_SHOCKLEY,
+    NodeParams,
+    kcl_residual,
+    solve_nodes,
+)
+from neuroemu.kernels import nodes as kernel_nodes
+from neuroemu.models.diode import diode_current, thermal_voltage
+
+I_S = 2.52e-9
+N_VT = 1.752 * thermal_voltage(300.15)
+GMIN = 1e-12
+
+
+def reference_shockley(i_in, g, lo, hi):
+    """Root of the node's KCL by bracketing and Brent's method, one node at a time."""
+
+    def f(v):
+        out = i_in - g * v
+        if np.isfinite(lo):
+            out += diode_current(lo - v, I_S, N_VT, GMIN)
+        if np.isfinite(hi):
+            out -= diode_current(v - hi, I_S, N_VT, GMIN)
+        return float(out)
+
+    a, b = -50.0, 50.0
+    assert f(a) > 0 > f(b)
+    return brentq(f, a, b, xtol=1e-15, rtol=1e-15, maxiter=500)
+
+
+def layer(batch=7, nodes=9, seed=0, scale=1.0):
+    rng = np.random.default_rng(seed)
+    g = rng.uniform(1e-6, 1e-3, nodes)
+    # Node voltages from -10 V to +10 V if there were no diodes.
+    i_in = rng.uniform(-10, 10, (batch, nodes)) * g * scale
+    lo = np.full(nodes, -np.inf)
+    hi = np.full(nodes, np.inf)
+    lo[: nodes // 3] = 0.0  # V >= 0
+    hi[nodes // 3 : 2 * nodes // 3] = 0.0  # V <= 0
+    lo[2 * nodes // 3 :] = -0.3  # a pair: V in [-0.3, 0.4]
+    hi[2 * nodes // 3 :] = 0.4
+    lo[-1], hi[-1] = -np.inf, np.inf  # and one node without diodes
+    return i_in, g, lo, hi
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_ideal_is_clip(parallel):
+    i_in, g, lo, hi = layer()
+    v = np.zeros_like(i_in)
+    change = np.zeros(len(v))
+    solve_nodes(i_in, g, NodeParams(KIND_IDEAL, lo, hi), v, change, parallel=parallel)
+    expected = np.minimum(np.maximum(i_in / g, lo), hi)
+    np.testing.assert_array_equal(v, expected)
+    np.testing.assert_array_equal(change, np.abs(expected).max(axis=1))
+
+
+def test_linear_ignores_bounds():
+    i_in, g, lo, hi = layer()
+    v = np.zeros_like(i_in)
+    solve_nodes(i_in, g, NodeParams(KIND_LINEAR, lo, hi), v, np.zeros(len(v)))
+    np.testing.assert_allclose(v, i_in / g, rtol=1e-15)
+
+
+@pytest.mark.parametrize("start", ["zero", "far", "exact"])
+def test_shockley_matches_brent(start):
+    i_in, g, lo, hi = layer(batch=5, nodes=12, seed=3)
+    expected = np.array(
+        [[reference_shockley(i_in[b, j], g[j], lo[j], hi[j]) for j in range(12)] for b in range(5)]
+    )
+    v = {"zero": np.zeros_like(i_in), "far": np.full_like(i_in, 40.0), "exact": expected.copy()}[
+        start
+    ]
+    params = NodeParams(KIND_SHOCKLEY, lo, hi, I_S, N_VT, GMIN)
+    solve_nodes(i_in, g, params, v, np.zeros(5))
+    np.testing.assert_allclose(v, expected, rtol=0, atol=1e-12)
+    # Strongly forward-biased diodes really conduct here: the clamp is not trivial.
+    assert np.any((v[:, :4] < 0) & (v[:, :4] > -0.7))
+
+
+def test_parallel_and_serial_bitwise_equal():
+    i_in, g, lo, hi = layer(batch=64, nodes=50, seed=4)
+    for params in (
+        NodeParams(KIND_IDEAL, lo, hi),
+        NodeParams(KIND_SHOCKLEY, lo, hi, I_S, N_VT, GMIN),
+    ):
+        out = []
+        for parallel in (True, False):
+            v = np.zeros_like(i_in)
+            solve_nodes(i_in, g, params, v, np.zeros(64), parallel=parallel)
+            out.append(v)
+        assert np.array_equal(out[0], out[1])
+
+
+def test_float32_arrays():
+    i_in, g, lo, hi = layer(batch=4, nodes=9, seed=5)
+    params = NodeParams(KIND_SHOCKLEY, lo, hi, I_S, N_VT, GMIN)
+    v64 = np.zeros_like(i_in)
+    solve_nodes(i_in, g, params, v64, np.zeros(4))
+    v32 = np.zeros(i_in.shape, dtype=np.float32)
+    solve_nodes(i_in.astype(np.float32), g.astype(np.float32), params, v32, np.zeros(4))
+    np.testing.assert_allclose(v32, v64, rtol=1e-5, atol=1e-6)
+
+
+def test_residual_matches_formula():
+    i_in, g, lo, hi = layer(batch=6, nodes=9, seed=6)
+    rng = np.random.default_rng(0)
+    v = rng.uniform(-1, 1, i_in.shape)
+    v[:, 0] = 0.0  # exactly at a lower clamp
+    v[:, 3] = 0.0  # exactly at an upper clamp
+    out = np.zeros_like(v)
+    kcl_residual(i_in, g, NodeParams(KIND_IDEAL, lo, hi), v, out)
+    r = i_in - g * v
+    expected = r.copy()
+    at_lo = v <= lo
+    at_hi = v >= hi
+    expected[at_lo] = np.maximum(r[at_lo], 0)
+    expected[at_hi] = np.minimum(r[at_hi], 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-14, atol=0)
+    kcl_residual(i_in, g, NodeParams(KIND_SHOCKLEY, lo, hi, I_S, N_VT, GMIN), v, out)
+    shockley = i_in - g * v
+    shockley += np.where(
+        np.isfinite(lo), diode_current(np.where(np.isfinite(lo), lo - v, 0), I_S, N_VT, GMIN), 0
+    )
+    shockley -= np.where(
+        np.isfinite(hi), diode_current(np.where(np.isfinite(hi), v - hi, 0), I_S, N_VT, GMIN), 0
+    )
+    np.testing.assert_allclose(out, shockley, rtol=1e-12, atol=1e-20)
+
+
+@pytest.mark.parametrize(
+    "v", [0.6, 0.1, 1e-4, 0.0, -1e-3, -2.99 * N_VT, -3 * N_VT, -3.01 * N_VT, -1.0, -40.0]
+)
+def test_scalar_diode_matches_numpy_and_slope(v):
+    current, slope = kernel_nodes.diode_current(v, I_S, N_VT, GMIN)
+    assert current == pytest.approx(float(diode_current(v, I_S, N_VT, GMIN)), rel=1e-13, abs=1e-25)
+    h = 1e-7 * max(abs(v), N_VT)
+    numeric = (diode_current(v + h, I_S, N_VT, GMIN) - diode_current(v - h, I_S, N_VT, GMIN)) / (
+        2 * h
+    )
+    assert slope == pytest.approx(float(numeric), rel=1e-5)
+
+
+def test_diode_branches_join_smoothly():
+    edge = -3 * N_VT
+    below, above = edge * (1 + 1e-12), edge * (1 - 1e-12)
+    c_below, s_below = kernel_nodes.diode_current(below, I_S, N_VT, 0.0)
+    c_above, s_above = kernel_nodes.diode_current(above, I_S, N_VT, 0.0)
+    assert c_below == pytest.approx(c_above, rel=1e-9)
+    assert s_below == pytest.approx(s_above, rel=1e-9)
+    # The reverse branch saturates at -I_s.
+    assert float(diode_current(-100.0, I_S, N_VT)) == pytest.approx(-I_S, rel=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(-5e-3, 5e-3),
+    st.floats(1e-7, 1e-2),
+    st.floats(-1.0, 1.0),
+    st.floats(0.0, 2.0),
+)
+def test_ideal_node_solution_is_optimal(i_in, g, lo, width):
+    hi = lo + width
+    v = np.zeros((1, 1))
+    params = NodeParams(KIND_IDEAL, np.array([lo]), np.array([hi]))
+    solve_nodes(np.array([[i_in]]), np.array([g]), params, v, np.zeros(1))
+    assert lo <= v[0, 0] <= hi
+    r = np.zeros((1, 1))
+    kcl_residual(np.array([[i_in]]), np.array([g]), params, v, r)
+    assert abs(r[0, 0]) <= 1e-15 * max(abs(i_in), g)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(-1e-2, 1e-2), st.floats(1e-7, 1e-2), st.sampled_from(["lo", "hi", "pair"]))
+def test_shockley_node_residual_vanishes(i_in, g, kind):
+    lo = np.array([0.0 if kind != "hi" else -np.inf])
+    hi = np.array([0.0 if kind == "hi" else (0.5 if kind == "pair" else np.inf)])
+    params = NodeParams(KIND_SHOCKLEY, lo, hi, I_S, N_VT, GMIN)
+    v = np.zeros((1, 1))
+    solve_nodes(np.array([[i_in]]), np.array([g]), params, v, np.zeros(1))
+    r = np.zeros((1, 1))
+    kcl_residual(np.array([[i_in]]), np.array([g]), params, v, r)
+    slope = g + I_S / N_VT * np.exp(min(abs(v[0, 0]) / N_VT, 700))
+    # The residual is what one ulp of voltage changes the current by.
+    assert abs(r[0, 0]) <= 64 * np.finfo(float).eps * max(abs(v[0, 0]), N_VT) * slope + 1e-20
+
+
+def test_wrapper_checks_shapes():
+    i_in, g, lo, hi = layer()
+    with pytest.raises(ValueError, match="g must have shape"):
+        solve_nodes(i_in, g[:-1], NodeParams(KIND_IDEAL, lo, hi), np.zeros_like(i_in), np.zeros(7))
+    with pytest.raises(ValueError, match="dtypes differ"):
+        solve_nodes(
+            i_in, g, NodeParams(KIND_IDEAL, lo, hi), np.zeros(i_in.shape, np.float32), np.zeros(7)
+        )

@@ -130,8 +130,11 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
     return sorted(fields) if fields else None
 
 
-def validation_message(source: str, model: type[BaseModel], error: ValidationError) -> str:
-    """The first validation error as ``source: key.path: reason`` on one line."""
+def validation_message(
+    source: str, model: type[BaseModel], error: ValidationError, prefix: tuple = ()
+) -> str:
+    """The first validation error as ``source: key.path: reason`` on one line; ``prefix`` is
+    where the validated mapping sits in its file."""
     first = error.errors()[0]
     loc = tuple(first["loc"])
     message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -142,28 +145,30 @@ def validation_message(source: str, model: type[BaseModel], error: ValidationErr
         message = "missing required key"
     elif "input" in first and first["type"].endswith(("_type", "_parsing")):
         message = f"{message} (got {first['input']!r})"
-    where = format_location(loc)
+    where = format_location(prefix + loc)
     more = len(error.errors()) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{source}: {where + ': ' if where else ''}{message}{suffix}".replace("\n", " ")
 
 
-def validate(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+def validate(model: type[BaseModel], data: dict[str, Any], source: str, prefix: tuple = ()) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(validation_message(source, model, exc)) from None
+        raise SpecError(validation_message(source, model, exc, prefix)) from None
 
 
 # --------------------------------------------------------------------------- cards
 _CARD_MODELS: dict[str, type[BaseModel]] = {"resistor": ResistorCard, "diode": DiodeCard}
 
 
-def card_from_dict(data: dict[str, Any], source: str) -> DeviceCard:
+def card_from_dict(data: dict[str, Any], source: str, prefix: tuple = ()) -> DeviceCard:
     kind = data.get("kind")
     if kind not in _CARD_MODELS:
-        raise SpecError(f"{source}: kind: must be one of {', '.join(_CARD_MODELS)} (got {kind!r})")
-    return validate(_CARD_MODELS[kind], data, source)
+        where = format_location((*prefix, "kind"))
+        known = ", ".join(_CARD_MODELS)
+        raise SpecError(f"{source}: {where}: must be one of {known} (got {kind!r})")
+    return validate(_CARD_MODELS[kind], data, source, prefix)
 
 
 def load_card(path: str | os.PathLike[str]) -> DeviceCard:
@@ -189,7 +194,10 @@ def find_card(name: str, chip_dir: Path | None = None) -> Path:
     raise SpecError(f"no device card named {name!r} (known: {known})")
 
 
-def _resolve_card(value: Any, kind: str, chip_dir: Path | None, source: str, where: str) -> Any:
+def _resolve_card(
+    value: Any, kind: str, chip_dir: Path | None, source: str, loc: tuple[int | str, ...]
+) -> Any:
+    where = format_location(loc)
     if isinstance(value, str):
         try:
             path = find_card(value, chip_dir)
@@ -197,7 +205,7 @@ def _resolve_card(value: Any, kind: str, chip_dir: Path | None, source: str, whe
             raise SpecError(f"{source}: {where}: {exc}") from None
         card = load_card(path)
     elif isinstance(value, dict):
-        card = card_from_dict({"kind": kind, "name": f"inline {where}", **value}, source)
+        card = card_from_dict({"kind": kind, "name": f"inline {where}", **value}, source, loc)
         if not isinstance(card, ResistorCard | DiodeCard):  # pragma: no cover
             raise AssertionError
     else:
@@ -247,8 +255,8 @@ def chip_from_dict(
                 layer = dict(layer)
                 for key, kind in (("device", "resistor"), ("diode", "diode")):
                     if key in layer and layer[key] is not None:
-                        where = f"layers[{index}].{key}"
-                        layer[key] = _resolve_card(layer[key], kind, chip_dir, source, where)
+                        loc = ("layers", index, key)
+                        layer[key] = _resolve_card(layer[key], kind, chip_dir, source, loc)
             resolved.append(layer)
         data["layers"] = resolved
     return validate(ChipSpec, data, source)

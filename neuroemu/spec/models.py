@@ -107,7 +107,7 @@ class ResistorCard(Strict):
         g_min = info.data.get("g_min")
         if g_min is not None and not value > g_min:
             raise ValueError(
-                f"must be greater than g_min ({format_quantity(value, 'S')} <= "
+                f"must be greater than g_min ({format_quantity(value, 'S', like=g_min)} <= "
                 f"{format_quantity(g_min, 'S')})"
             )
         return value

@@ -77,11 +77,14 @@ def parse_quantity(value: Any, unit: str) -> float:
     raise ValueError(f"unit of {value!r} is not {unit} (with an optional SI prefix)")
 
 
-def format_quantity(value: float, unit: str) -> str:
-    """Format an SI value with a readable prefix, e.g. ``1e-7, 'S' -> '0.1 uS'``."""
-    if value == 0 or not math.isfinite(value):
+def format_quantity(value: float, unit: str, like: float | None = None) -> str:
+    """Format an SI value with a readable prefix, e.g. ``1e-7, 'S' -> '100 nS'``; with
+    ``like``, in the prefix that suits ``like`` (``1e-7, 'S', like=1e-6 -> '0.1 uS'``), so two
+    values compared in a message read in one unit."""
+    reference = value if like is None else like
+    if reference == 0 or not math.isfinite(reference) or not math.isfinite(value):
         return f"{value:g} {unit}"
-    exponent = math.floor(math.log10(abs(value)) / 3) * 3
+    exponent = math.floor(math.log10(abs(reference)) / 3) * 3
     exponent = max(-15, min(9, exponent))
     prefix = {-15: "f", -12: "p", -9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G"}[
         exponent

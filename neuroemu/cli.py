@@ -223,12 +223,14 @@ def cmd_check_spice(args: argparse.Namespace) -> int:
         task = progress.add_task(f"ngspice {chip.name}", total=len(x), status="")
         results = check_spice(chip, x, progress=lambda: progress.advance(task))
     worst = max(r["max_abs_diff_V"] for r in results)
+    mean_ngspice = float(np.mean([r["ngspice_s"] for r in results]))
+    mean_engine = float(np.mean([r["engine_s"] for r in results]))
     summary = {
         "chip": chip.name,
         "samples": len(results),
         "max_abs_diff_V": worst,
-        "mean_ngspice_s": float(np.mean([r["ngspice_s"] for r in results])),
-        "mean_engine_s": float(np.mean([r["engine_s"] for r in results])),
+        "mean_ngspice_s": mean_ngspice,
+        "mean_engine_s": mean_engine,
         "per_sample": results,
     }
     if args.json:
@@ -240,7 +242,7 @@ def cmd_check_spice(args: argparse.Namespace) -> int:
                 f"{i:>6}  {r['max_abs_diff_V']:>13.3e}  {r['engine_s']:>10.5f}  "
                 f"{r['ngspice_s']:>11.3f}"
             )
-        ratio = summary["mean_ngspice_s"] / max(summary["mean_engine_s"], 1e-12)
+        ratio = mean_ngspice / max(mean_engine, 1e-12)
         print(
             f"largest difference {worst:.3e} V over {len(results)} samples; "
             f"engine {ratio:,.0f}x faster than ngspice per sample"

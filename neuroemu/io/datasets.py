@@ -33,7 +33,7 @@ from ..errors import DatasetError
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 DATASET_NAMES = ("mnist5k", "fashion-mnist")
 
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -125,6 +125,7 @@ def netlist(chip: Chip, x_row: Any, *, title: str | None = None) -> str:
             continue
         layer_no = k + 1
         d = layer.diode
+        assert d.i_s is not None and d.n is not None  # checked above: a Shockley card
         lines.append(f".model DL{layer_no} D(IS={_g(d.i_s)} N={_g(d.n)})")
         lo, hi = chip.node_bounds(layer)
         for side, bounds in (("lo", lo), ("hi", hi)):

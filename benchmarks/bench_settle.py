@@ -7,7 +7,7 @@ and with Shockley diodes in both dtypes.
 
 FLOP counts: *performed* counts the multiply-adds of the products ``settle`` actually runs
 (the input product through the half-size transfer matrix, the neighbour products of every
-sweep, the residual pass and the power report). *Circuit* counts one multiply-add per
+sweep and the residual pass). *Circuit* counts one multiply-add per
 device of the input crossbar (1568 x 500) plus two per device of the other crossbars per
 sweep: the work of the circuit as drawn, which the transfer matrix halves.
 
@@ -58,7 +58,7 @@ def flops(chip: Chip, batch: int, sweeps: int) -> tuple[float, float]:
     """(performed, circuit) floating-point operations of one ``settle`` call."""
     sizes = chip.layer_sizes
     inner = sum(sizes[k] * sizes[k + 1] for k in range(len(sizes) - 1))
-    performed = chip.n_inputs * sizes[0] + (2 * (sweeps + 1) + 1) * inner
+    performed = chip.n_inputs * sizes[0] + 2 * (sweeps + 1) * inner
     circuit = chip.n_sources * sizes[0] + 2 * sweeps * inner
     return 2.0 * batch * performed, 2.0 * batch * circuit
 

@@ -32,8 +32,8 @@ class Circuit:
     node_conductance: list[np.ndarray]  # G_k (nodes,), dtype, without nudging
     bias_current: list[np.ndarray]  # I_bias (nodes,), dtype
     params: list[NodeParams]
-    row_sums: list[np.ndarray]  # S, float64, sum over columns of each crossbar (for power)
-    column_sums: list[np.ndarray]  # S, float64, sum over rows of each crossbar
+    node_conductance64: list[np.ndarray]  # G_k in float64, for the power report
+    bias_power: float  # W, V_b^2 times every bias conductance: their sources' own term
     v_scale: float  # V, the largest source voltage: the scale of relative residuals
     settle_time: float  # s, 5 C_node / min G: an RC estimate of the settling time
 
@@ -79,8 +79,8 @@ class Circuit:
             node_conductance=[g.astype(dtype) for g in node_g],
             bias_current=[i.astype(dtype) for i in bias_i],
             params=params,
-            row_sums=[w.sum(axis=1) for w in w64],
-            column_sums=[w.sum(axis=0) for w in w64],
+            node_conductance64=node_g,
+            bias_power=v_b**2 * sum(float(b.sum()) for b in chip.bias_conductance),
             v_scale=float(v_scale),
             settle_time=float(settle_time),
         )

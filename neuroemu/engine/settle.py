@@ -242,18 +242,21 @@ def _settle(
             break
     sweeps_per_sample[~done] = sweeps
 
-    # Exact KCL residuals of the returned voltages.
+    # Exact KCL residuals of the returned voltages (this leaves I_in of every layer in i_in).
     residual = np.zeros(batch)
     relative = np.zeros(batch)
-    r = [np.empty((batch, n)) for n in sizes]
+    r = np.empty((batch, max(sizes)))
     for k in range(n_layers):
+        rk = r[:, : sizes[k]]
         _input_currents(c, k, v, const[k], i_in[k])
-        kcl_residual(i_in[k], node_g[k], c.params[k], v[k], r[k], parallel=parallel)
-        np.maximum(residual, np.abs(r[k]).max(axis=1), out=residual)
-        rel_k = np.abs(r[k]) / (node_g[k].astype(np.float64) * c.v_scale)
-        np.maximum(relative, rel_k.max(axis=1), out=relative)
+        kcl_residual(i_in[k], node_g[k], c.params[k], v[k], rk, parallel=parallel)
+        np.abs(rk, out=rk)
+        np.maximum(residual, rk.max(axis=1), out=residual)
+        rk /= node_g[k] * c.v_scale
+        np.maximum(relative, rk.max(axis=1), out=relative)
 
-    power = static_power(chip, c, x, v, source_current)
+    nudge = None if target is None else beta * target
+    power = static_power(c, x, v, i_in, const, nudge)
     scores = chip.scores(v[-1])
     return Equilibrium(
         voltages=v,
@@ -272,36 +275,44 @@ def _settle(
 
 
 def static_power(
-    chip: Chip, c: Circuit, x: np.ndarray, v: list[np.ndarray], source_current: np.ndarray
+    c: Circuit,
+    x: np.ndarray,
+    v: list[np.ndarray],
+    i_in: list[np.ndarray],
+    const: list[np.ndarray],
+    nudge: np.ndarray | None,
 ) -> np.ndarray:
     """Power (W) per sample dissipated in every crossbar device, bias conductance and diode.
 
-    For a crossbar, ``sum_ij g_ij (V_i - V_j)^2 = sum_i V_i^2 R_i + sum_j V_j^2 C_j
-    - 2 sum_j V_j (V @ g)_j`` with row sums ``R`` and column sums ``C``. For the input
-    crossbar ``V_i^2 = a^2 x_i^2`` on both halves and ``V @ g`` is ``source_current``
-    (``x @ T``), already computed by the solve.
+    Expanding ``sum over edges g (V_i - V_j)^2`` node by node gives, with ``G_k`` the
+    conductance at each node of layer ``k``, ``I_in`` the currents its neighbours bring and
+    ``I_0`` the part of them from sources (inputs and biases):
+
+        P = sum_sources g V_s^2 + sum_k [ V_k^2 . G_k - V_k . (I_in,k + I_0,k) ]
+
+    an identity of algebra (not of KCL) that reuses the currents the solve computed. The
+    nudging element is not part of the chip: its current is taken out of ``I_in`` and
+    ``I_0`` of the output layer.
     """
     f64 = np.float64
-    power = np.square(x) @ c.input_power
-    v_b = chip.spec.bias.voltage
-    for k in range(len(c.weights)):
-        cols = np.asarray(v[k], dtype=f64)
-        if k == 0:
-            product = np.asarray(source_current, dtype=f64)
-        else:
-            rows = np.asarray(v[k - 1], dtype=f64)
-            power += np.square(rows) @ c.row_sums[k]
-            product = rows @ chip.conductances[k]
-        power += np.square(cols) @ c.column_sums[k]
-        power -= 2.0 * np.einsum("bj,bj->b", cols, product)
-        b = chip.bias_conductance[k]
-        power += np.square(cols - v_b) @ b[0] + np.square(cols + v_b) @ b[1]
+    power = np.einsum("bi,bi,i->b", x, x, c.input_power.astype(x.dtype), dtype=f64)
+    power += c.bias_power
+    for k in range(len(v)):
+        vk = v[k]
+        power += np.einsum("bj,bj,j->b", vk, vk, c.node_conductance[k], dtype=f64)
+        power -= np.einsum("bj,bj->b", vk, i_in[k], dtype=f64)
+        if k == 0:  # input and bias currents, per sample
+            power -= np.einsum("bj,bj->b", vk, const[0], dtype=f64)
+        else:  # bias currents only, the same for every sample
+            power -= vk @ c.bias_current[k]
+        if nudge is not None and k == len(v) - 1:
+            power += 2.0 * np.einsum("bj,bj->b", vk, nudge)
         p = c.params[k]
         if p.kind == KIND_SHOCKLEY:
             for bound, sign in ((p.lo, 1.0), (p.hi, -1.0)):
                 present = np.isfinite(bound)
                 if present.any():
-                    drop = sign * (bound[present] - cols[:, present])  # forward voltage
+                    drop = sign * (bound[present] - vk[:, present].astype(f64))  # forward
                     current = diode_current(drop, p.i_s, p.n_vt, p.gmin)
                     power += (current * drop).sum(axis=1)
     return np.maximum(power, 0.0)

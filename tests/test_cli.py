@@ -13,6 +13,8 @@ import h5py
 import numpy as np
 import pytest
 
+from neuroemu.io.datasets import load_dataset
+
 ROOT = Path(__file__).resolve().parents[1]
 CHIPS = ROOT / "chips"
 
@@ -176,3 +178,36 @@ def test_check_spice_without_ngspice(tmp_path):
         "check-spice", "kendall_784x100_shockley", "--samples", "1", env={"PATH": str(tmp_path)}
     )
     assert_one_line_error(result, "ngspice not found")
+
+
+def test_export_spice(tmp_path):
+    out = tmp_path / "net.cir"
+    result = neuroemu(
+        "export-spice", "kendall_784x100_shockley", "--sample", "2", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert text.count("\nR1_") > 150_000 and ".model DL1 D(IS=2.52e-09 N=1.752)" in text
+    # The +x half of the sources is test sample 2 times the gain.
+    x = load_dataset().x_test[2]
+    i = int(np.argmax(x))
+    line = next(s for s in text.splitlines() if s.startswith(f"V0_{i} "))
+    assert float(line.split()[-1]) == pytest.approx(20.0 * x[i], rel=1e-7)
+    again = neuroemu("export-spice", "kendall_784x100_shockley", "--out", str(out))
+    assert_one_line_error(again, "already exists")
+    ideal = neuroemu("export-spice", "xs_784x100", "--out", str(tmp_path / "ideal.cir"))
+    assert_one_line_error(ideal, "ideal diodes have no SPICE model")
+    assert not (tmp_path / "ideal.cir").exists()
+
+
+@pytest.mark.skipif(
+    not __import__("shutil").which("ngspice") and not os.environ.get("CI"),
+    reason="ngspice is not installed (Debian package ngspice); CI installs it",
+)
+def test_check_spice_runs_ngspice():
+    result = neuroemu("check-spice", "kendall_784x100_shockley", "--samples", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["samples"] == 1
+    assert summary["max_abs_diff_V"] <= 1e-6
+    assert summary["mean_ngspice_s"] > summary["mean_engine_s"]

@@ -1,0 +1,112 @@
+"""Equilibrium propagation through the devices (Scellier and Bengio 2017; Kendall et al.
+2020; Scellier 2024).
+
+The loss is ``C = 1/2 sum_k (V_k - y_k)^2`` over output nodes. The nudged phase adds
+``beta * C`` to the circuit's energy: physically a conductance ``beta`` from each output node
+to a source at ``y_k`` (see :func:`neuroemu.engine.settle`). Since the energy holds
+``1/2 g_ij dV_ij^2`` for every device, the gradient of the loss at equilibrium with respect
+to one conductance is estimated from the voltage drop across that one device:
+
+    one-sided:  dC/dg_ij ~ [ dV_ij(+beta)^2 - dV_ij(0)^2 ]      / (2 beta)
+    centred:    dC/dg_ij ~ [ dV_ij(+beta)^2 - dV_ij(-beta)^2 ]  / (4 beta)
+
+(units: V^2 / S). The one-sided estimate is off by O(beta), the centred one by O(beta^2)
+(Laborieux et al. 2021). Everything here is local: :func:`mean_squared_drops` sees, for each
+device, only the voltages of its own two terminals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    from ..build.chip import Chip
+    from ..engine.settle import Equilibrium
+
+Algorithm = Literal["ep-one-sided", "ep-centred"]
+
+
+def mean_squared_drops(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``mean over the batch of (V_i - V_j)^2`` for every device ``(i, j)`` of a crossbar
+    whose row terminals sit at ``rows`` (batch, m) and column terminals at ``cols``
+    (batch, n), in V^2. Expanded as ``V_i^2 + V_j^2 - 2 V_i V_j`` so a batch costs one
+    matrix product; each entry still depends on its own device's two terminals only."""
+    rows = np.asarray(rows, dtype=np.float64)
+    cols = np.asarray(cols, dtype=np.float64)
+    batch = rows.shape[0]
+    drops = np.square(rows).sum(axis=0)[:, None] + np.square(cols).sum(axis=0)[None, :]
+    drops -= 2.0 * (rows.T @ cols)
+    return drops / batch
+
+
+@dataclass
+class EPGradient:
+    """Estimated ``dC/dg`` (V^2/S) for every crossbar and every bias conductance array."""
+
+    crossbars: list[np.ndarray]
+    biases: list[np.ndarray]
+
+
+def _phase_drops(chip: Chip, x: np.ndarray, eq: Equilibrium) -> tuple[list, list]:
+    """Mean squared drops of every crossbar and bias array in one settled phase."""
+    terminals = [chip.source_voltages(x), *eq.voltages]
+    v_b = chip.spec.bias.voltage
+    crossbars, biases = [], []
+    for k in range(len(chip.crossbars)):
+        crossbars.append(mean_squared_drops(terminals[k], terminals[k + 1]))
+        bias_rows = np.broadcast_to([v_b, -v_b], (len(x), 2))
+        biases.append(mean_squared_drops(bias_rows, terminals[k + 1]))
+    return crossbars, biases
+
+
+def ep_gradient(
+    chip: Chip,
+    x: np.ndarray,
+    first: Equilibrium,
+    second: Equilibrium,
+    beta: float,
+    algorithm: Algorithm = "ep-centred",
+) -> EPGradient:
+    """The EP estimate of ``dC/dg`` from two settled phases of the same inputs ``x``.
+
+    ``ep-one-sided``: ``first`` is the free phase (beta = 0), ``second`` the phase nudged with
+    ``+beta``. ``ep-centred``: ``first`` is nudged with ``-beta``, ``second`` with ``+beta``.
+    """
+    if not np.isfinite(beta) or beta == 0:
+        raise InputError(f"beta: must be finite and non-zero for learning (got {beta})")
+    scale = {"ep-one-sided": 2.0 * beta, "ep-centred": 4.0 * beta}.get(algorithm)
+    if scale is None:
+        raise InputError(f"algorithm: unknown {algorithm!r} (ep-one-sided, ep-centred)")
+    x = chip.check_inputs(x)
+    low_w, low_b = _phase_drops(chip, x, first)
+    high_w, high_b = _phase_drops(chip, x, second)
+    return EPGradient(
+        crossbars=[(h - lo) / scale for h, lo in zip(high_w, low_w, strict=True)],
+        biases=[(h - lo) / scale for h, lo in zip(high_b, low_b, strict=True)],
+    )
+
+
+def one_hot_targets(chip: Chip, labels: np.ndarray, voltage: float) -> np.ndarray:
+    """Target output node voltages (V) for class ``labels``: ``voltage`` on the node of the
+    right class and 0 V elsewhere; with differential readout ``+voltage/2`` and
+    ``-voltage/2`` on the right pair, 0 V on the others."""
+    labels = np.asarray(labels)
+    n_nodes = chip.layer_sizes[-1]
+    target = np.zeros((len(labels), n_nodes))
+    rows = np.arange(len(labels))
+    if chip.spec.output.readout == "differential":
+        target[rows, 2 * labels] = voltage / 2
+        target[rows, 2 * labels + 1] = -voltage / 2
+    else:
+        target[rows, labels] = voltage
+    return target
+
+
+def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
+    """``C = 1/2 sum_k (V_k - y_k)^2`` (V^2) per sample."""
+    return 0.5 * np.square(eq.output - target).sum(axis=1)

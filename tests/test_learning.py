@@ -1,0 +1,77 @@
+"""The EP estimate against the true gradient of the loss at equilibrium."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import neuroemu
+from neuroemu.learning.ep import ep_gradient, loss, mean_squared_drops, one_hot_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_chip(diode: str) -> neuroemu.Chip:
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["inputs"]["gain"] = "10 V"
+    for layer in data["layers"][:-1]:
+        layer["diode"] = diode
+    data["solver"] = {"tol": 1e-13}
+    return neuroemu.Chip.from_dict(data, seed=3)
+
+
+def finite_difference(chip, x, target, k, i, j, h):
+    g = chip.conductances[k]
+    saved = g[i, j]
+    values = []
+    for sign in (1, -1):
+        g[i, j] = saved + sign * h
+        chip.touch()
+        values.append(loss(chip, chip.settle(x), target).mean())
+    g[i, j] = saved
+    chip.touch()
+    return (values[0] - values[1]) / (2 * h)
+
+
+def test_mean_squared_drops_is_per_device():
+    rng = np.random.default_rng(0)
+    rows, cols = rng.normal(size=(5, 3)), rng.normal(size=(5, 4))
+    expected = np.mean((rows[:, :, None] - cols[:, None, :]) ** 2, axis=0)
+    np.testing.assert_allclose(mean_squared_drops(rows, cols), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("diode", ["shockley_1n4148", "ideal_diode"])
+def test_ep_matches_finite_differences(diode):
+    chip = small_chip(diode)
+    x = np.random.default_rng(1).uniform(size=(3, chip.n_inputs))
+    target = one_hot_targets(chip, np.array([0, 1, 1]), 1.0)
+    free = chip.settle(x)
+    g_node = chip.circuit().node_conductance[-1].mean()
+    devices = [(0, 1, 2), (0, 9, 4), (1, 3, 0), (2, 2, 3), (2, 3, 1)]
+    truth = np.array(
+        [
+            finite_difference(chip, x, target, k, i, j, 1e-3 * chip.conductances[k][i, j])
+            for k, i, j in devices
+        ]
+    )
+    errors = {}
+    for algorithm in ("ep-one-sided", "ep-centred"):
+        errors[algorithm] = []
+        for fraction in (1e-2, 5e-3):
+            beta = fraction * g_node
+            plus = chip.settle(x, beta=beta, target=target)
+            first = (
+                free if algorithm == "ep-one-sided" else chip.settle(x, beta=-beta, target=target)
+            )
+            grad = ep_gradient(chip, x, first, plus, beta, algorithm)
+            estimate = np.array([grad.crossbars[k][i, j] for k, i, j in devices])
+            errors[algorithm].append(np.abs(estimate - truth).max() / np.abs(truth).max())
+    one, centred = errors["ep-one-sided"], errors["ep-centred"]
+    # One-sided error falls as O(beta), centred as O(beta^2): halving beta halves / quarters it.
+    assert one[0] < 0.05 and centred[0] < one[0] / 10
+    assert one[1] / one[0] == pytest.approx(0.5, abs=0.1)
+    assert centred[1] / centred[0] == pytest.approx(0.25, abs=0.08)
+

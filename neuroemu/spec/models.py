@@ -8,6 +8,7 @@ validation errors into one-line messages is :mod:`.loader`'s job.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import (
@@ -268,6 +269,55 @@ class Solver(Strict):
     max_sweeps: int = Field(10_000, gt=0)
 
 
+class Training(Strict):
+    """On-chip learning by equilibrium propagation (see :mod:`neuroemu.learning.ep`).
+
+    Each step settles a mini-batch free, then nudged by ``+beta`` and (centred) ``-beta``,
+    and moves every conductance by ``dg = -lr u^2 dC/dg``: plain SGD on conductances
+    measured in units of ``u`` (``conductance_unit``), so ``learning_rate`` is dimensionless.
+    ``learning_rate`` is one value or one per crossbar (a layer's bias conductances use its
+    crossbar's); it is multiplied by ``decay`` after every epoch (Scellier 2024).
+    """
+
+    algorithm: Literal["ep-centred", "ep-one-sided"] = "ep-centred"
+    beta: Conductance = Field(description="nudging conductance to the target sources")
+    random_sign: bool = Field(False, description="draw the sign of beta per mini-batch")
+    target_voltage: Voltage = Field(description="target of the right class's output node")
+    learning_rate: float | list[float]
+    conductance_unit: Conductance = 1e-6
+    decay: float = Field(1.0, gt=0, le=1)
+    batch_size: int = Field(4, gt=0)
+    epochs: int = Field(1, ge=0)
+    dataset: str = "mnist5k"
+
+    @field_validator("beta")
+    @classmethod
+    def _beta_non_zero(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be > 0 S: learning needs a nudge (got {value} S)")
+        return value
+
+    @field_validator("target_voltage", "conductance_unit")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"must be > 0 (got {value})")
+        return value
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _rates(cls, value: float | list[float]) -> float | list[float]:
+        for rate in value if isinstance(value, list) else [value]:
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"learning rates must be finite and > 0 (got {rate})")
+        return value
+
+    def rates(self, n_crossbars: int) -> list[float]:
+        if isinstance(self.learning_rate, list):
+            return list(self.learning_rate)
+        return [self.learning_rate] * n_crossbars
+
+
 class ChipSpec(Strict):
     """A crossbar chip: input sources, layers of diode nodes joined by crossbars, outputs."""
 
@@ -279,6 +329,7 @@ class ChipSpec(Strict):
     layers: list[Layer] = Field(min_length=1)
     solver: Solver = Solver()
     node_capacitance: Capacitance = Field(1e-12, description="per node, for energy estimates")
+    training: Training | None = None
 
     @field_validator("layers")
     @classmethod
@@ -292,6 +343,15 @@ class ChipSpec(Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique (got {names})")
         return layers
+
+    @model_validator(mode="after")
+    def _training_fits(self) -> ChipSpec:
+        rates = self.training.learning_rate if self.training else None
+        if isinstance(rates, list) and len(rates) != len(self.layers):
+            raise ValueError(
+                f"training.learning_rate: {len(rates)} rates for {len(self.layers)} crossbars"
+            )
+        return self
 
     @property
     def output(self) -> Layer:

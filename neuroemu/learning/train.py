@@ -1,0 +1,107 @@
+"""Training a chip on-chip: mini-batches of free and nudged phases, local updates.
+
+Randomness flows from one seed: the mini-batch order and the sign of beta of epoch ``e``
+come from ``numpy.random.default_rng([seed, e])``, and stochastic rounding of pulses from
+``default_rng([seed, e, 1])``, so a run resumed after epoch ``e`` continues exactly as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..engine.inference import check_labels
+from ..errors import InputError
+from ..models.update import apply_update
+from .ep import ep_gradient, loss, one_hot_targets
+
+if TYPE_CHECKING:
+    from ..build.chip import Chip
+    from ..spec.models import Training
+
+
+@dataclass
+class EpochReport:
+    epoch: int  # 1-based
+    train_error: float  # fraction wrong in the free phase, during the epoch
+    train_loss: float  # V^2, mean of C in the free phase
+    mean_sweeps: float  # per phase
+    wall_time: float  # s
+
+
+def check_training(chip: Chip, training: Training | None) -> Training:
+    if training is None:
+        raise InputError(f"chip {chip.name}: has no training section")
+    rates = training.rates(len(chip.crossbars))
+    if len(rates) != len(chip.crossbars):
+        raise InputError(
+            f"training.learning_rate: {len(rates)} rates for {len(chip.crossbars)} crossbars"
+        )
+    return training
+
+
+def train_epoch(
+    chip: Chip,
+    x: np.ndarray,
+    y: np.ndarray,
+    training: Training,
+    epoch: int,
+    *,
+    dtype: Any = np.float64,
+    progress: Callable[[int, float], None] | None = None,
+) -> EpochReport:
+    """One epoch of EP over ``(x, y)``; ``epoch`` counts from 1 and sets the learning-rate
+    decay and the random streams. ``progress(n, running_error)`` after each mini-batch."""
+    x = chip.check_inputs(x)
+    y = check_labels(chip, y)
+    rng = np.random.default_rng([chip.seed, epoch])
+    pulse_rng = np.random.default_rng([chip.seed, epoch, 1])
+    scale = training.decay ** (epoch - 1) * training.conductance_unit**2
+    rates = [rate * scale for rate in training.rates(len(chip.crossbars))]
+    order = rng.permutation(len(x))
+    wrong = 0
+    seen = 0
+    total_loss = 0.0
+    sweeps = 0
+    phases = 0
+    start = time.perf_counter()
+    for lo in range(0, len(x), training.batch_size):
+        index = order[lo : lo + training.batch_size]
+        xb, yb = x[index], y[index]
+        target = one_hot_targets(chip, yb, training.target_voltage)
+        free = chip.settle(xb, dtype=dtype)
+        beta = training.beta
+        if training.random_sign and rng.random() < 0.5:
+            beta = -beta
+        plus = chip.settle(xb, beta=beta, target=target, init=free, dtype=dtype)
+        if training.algorithm == "ep-centred":
+            first = chip.settle(xb, beta=-beta, target=target, init=free, dtype=dtype)
+            phases += 3
+            sweeps += free.sweeps + plus.sweeps + first.sweeps
+        else:
+            first = free
+            phases += 2
+            sweeps += free.sweeps + plus.sweeps
+        grad = ep_gradient(chip, xb, first, plus, beta, training.algorithm)
+        for k, crossbar in enumerate(chip.crossbars):
+            card = crossbar.device
+            apply_update(crossbar.conductance, -rates[k] * grad.crossbars[k], card, pulse_rng)
+            apply_update(chip.bias_conductance[k], -rates[k] * grad.biases[k], card, pulse_rng)
+        chip.touch()
+        wrong += int(np.sum(free.prediction != yb))
+        seen += len(yb)
+        total_loss += float(loss(chip, free, target).sum())
+        if progress is not None:
+            progress(len(yb), wrong / seen)
+    return EpochReport(
+        epoch=epoch,
+        train_error=wrong / max(seen, 1),
+        train_loss=total_loss / max(seen, 1),
+        mean_sweeps=sweeps / max(phases, 1),
+        wall_time=time.perf_counter() - start,
+    )

@@ -68,95 +68,179 @@ def _progress(console: Any, disable: bool = False) -> Any:
 
 
 # --------------------------------------------------------------------------- simulate
-def cmd_simulate(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from .build.chip import Chip
-    from .engine.inference import evaluate
+def _load_matching_dataset(name: str | None, chip: Any) -> Any:
+    from .engine.inference import check_labels
     from .io.datasets import load_dataset
-    from .io.hdf5 import check_output_path, now, write_inference_run
-    from .spec.units import format_quantity
 
-    started = now()
-    if args.out is not None:
-        check_output_path(args.out, args.force)
-    chip = Chip.from_yaml(args.chip, seed=args.seed)
-    data = load_dataset(args.dataset)
+    data = load_dataset(name)
     if data.n_features != chip.n_inputs:
         raise_input(
             f"--dataset {data.name}: samples have {data.n_features} values but chip "
             f"{chip.name} takes {chip.n_inputs} inputs"
         )
-    x, y = data.x_test, data.y_test
+    check_labels(chip, data.y_train, f"--dataset {data.name}: labels")
+    check_labels(chip, data.y_test, f"--dataset {data.name}: labels")
+    return data
+
+
+def _report_lines(chip: Any, report: Any, data_name: str, dtype: str) -> list[tuple[str, str]]:
+    from .spec.units import format_quantity as q
+
+    sizes = "-".join(str(s) for s in [chip.n_inputs, *chip.layer_sizes])
+    return [
+        ("chip", f"{chip.name} ({sizes}, {chip.n_devices:,} devices, seed {chip.seed})"),
+        ("data set", f"{data_name}, test part, {report.samples:,} samples"),
+        ("accuracy", f"{100 * report.accuracy:.2f} % (error {100 * report.error:.2f} %)"),
+        (
+            "sweeps",
+            f"mean {report.mean_sweeps:.2f}, max {report.max_sweeps} per sample "
+            f"(tolerance {report.tol:.0e} of V_scale)",
+        ),
+        (
+            "residual",
+            f"largest KCL residual {q(report.max_residual, 'A')} "
+            f"(relative {report.max_relative_residual:.1e})"
+            + ("" if report.converged else "  NOT CONVERGED: raise solver.max_sweeps"),
+        ),
+        ("power", f"mean {q(report.mean_power, 'W')} static, per sample"),
+        (
+            "energy",
+            f"{q(report.energy_per_inference, 'J')} per inference "
+            f"(settling {q(report.settle_time, 's')}, RC estimate)",
+        ),
+        (
+            "speed",
+            f"{report.wall_time:.2f} s, {report.samples_per_second:,.0f} samples/s ({dtype})",
+        ),
+    ]
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .build.chip import Chip
+    from .engine.inference import evaluate
+    from .io.hdf5 import RunWriter, check_output_path, now
+
+    started = now()
+    if args.resume is not None and args.out is not None:
+        raise_input("--resume continues the run file it names: give it without --out")
+    if args.out is not None:
+        check_output_path(args.out, args.force)
+    chip = Chip.from_yaml(args.chip, seed=args.seed)
+    training = chip.spec.training
+    epochs = args.epochs if args.epochs is not None else (training.epochs if training else 0)
+    if (epochs > 0 or args.resume is not None) and training is None:
+        raise_input(f"chip {chip.name}: has no training: section, so it cannot train")
+    dataset = args.dataset if args.dataset is not None else (training and training.dataset)
+    data = _load_matching_dataset(dataset or None, chip)
     if args.limit is not None:
-        x, y = x[: args.limit], y[: args.limit]
+        data = data.subset(args.limit, args.limit)
+    writer = None
+    if args.resume is not None:
+        writer, done = RunWriter.resume(args.resume, chip)
+    elif args.out is not None:
+        writer = RunWriter.create(
+            args.out,
+            chip,
+            dataset=data.name,
+            dataset_source=data.source,
+            started=started,
+            force=args.force,
+            atomic=training is None or epochs == 0,
+        )
+        done = -1
+    else:
+        done = -1
     console = _stderr_console()
     dtype = np.float32 if args.dtype == "float32" else np.float64
-    with _progress(console, disable=args.quiet) as progress:
-        task = progress.add_task(f"inference {chip.name}", total=len(x), status="")
+    history: list[dict[str, Any]] = []
+    complete = False
+    try:
+        with _progress(console, disable=args.quiet) as progress:
 
-        def advance(n: int) -> None:
-            progress.advance(task, n)
+            def run_test(label: str) -> Any:
+                task = progress.add_task(label, total=len(data.x_test), status="")
+                report = evaluate(
+                    chip,
+                    data.x_test,
+                    data.y_test,
+                    batch_size=args.batch_size,
+                    dtype=dtype,
+                    progress=lambda n: progress.advance(task, n),
+                )
+                if epochs > 0:
+                    progress.remove_task(task)
+                return report
 
-        report = evaluate(chip, x, y, batch_size=args.batch_size, dtype=dtype, progress=advance)
-    figures = report.figures()
-    summary = {
+            if done < 0:
+                report = run_test(f"inference {chip.name}")
+                figures = report.figures()
+                history.append({"epoch": 0, **figures})
+                if writer is not None:
+                    writer.append(0, figures, chip, report.prediction, data.y_test)
+                if epochs > 0 and not args.json:
+                    console.print(f"epoch 0/{epochs}: test error {100 * report.error:.2f} %")
+                done = 0
+            for epoch in range(done + 1, epochs + 1):
+                assert training is not None
+                from .learning.train import train_epoch
+
+                task = progress.add_task(
+                    f"epoch {epoch}/{epochs}", total=len(data.x_train), status=""
+                )
+
+                def advance(n: int, running: float, task: Any = task) -> None:
+                    progress.update(task, advance=n, status=f"train error {100 * running:.1f} %")
+
+                trained = train_epoch(
+                    chip, data.x_train, data.y_train, training, epoch, dtype=dtype, progress=advance
+                )
+                report = run_test(f"test after epoch {epoch}")
+                figures = {
+                    **report.figures(),
+                    "train_error": trained.train_error,
+                    "train_loss_V2": trained.train_loss,
+                    "train_mean_sweeps": trained.mean_sweeps,
+                    "train_wall_time_s": trained.wall_time,
+                }
+                history.append({"epoch": epoch, **figures})
+                if writer is not None:
+                    writer.append(epoch, figures, chip, report.prediction, data.y_test)
+                if not args.json:
+                    console.print(
+                        f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "
+                        f"test error {100 * report.error:.2f} %, "
+                        f"{trained.wall_time:.1f} s training"
+                    )
+        complete = True
+    finally:
+        path = writer.close(complete) if writer is not None else None
+    if not history:
+        # A resumed run that had already finished every epoch: report its last state.
+        report = evaluate(chip, data.x_test, data.y_test, batch_size=args.batch_size, dtype=dtype)
+        history.append({"epoch": done, **report.figures()})
+    summary: dict[str, Any] = {
         "chip": chip.name,
         "chip_file": str(args.chip),
         "seed": chip.seed,
         "dataset": data.name,
         "dataset_part": "test",
         "dtype": args.dtype,
-        **figures,
+        "epochs": epochs,
+        **report.figures(),
     }
-    if args.out is not None:
-        path = write_inference_run(
-            args.out,
-            chip,
-            report,
-            y,
-            dataset=data.name,
-            dataset_source=data.source,
-            started=started,
-            force=args.force,
-        )
+    if epochs > 0:
+        summary["history"] = history
+    if path is not None:
         summary["out"] = str(path)
-    if not args.json:
-        sizes = "-".join(str(s) for s in [chip.n_inputs, *chip.layer_sizes])
-        q = format_quantity
-        lines = [
-            ("chip", f"{chip.name} ({sizes}, {chip.n_devices:,} devices, seed {chip.seed})"),
-            ("data set", f"{data.name}, test part, {report.samples:,} samples"),
-            ("accuracy", f"{100 * report.accuracy:.2f} % (error {100 * report.error:.2f} %)"),
-            (
-                "sweeps",
-                f"mean {report.mean_sweeps:.2f}, max {report.max_sweeps} per sample "
-                f"(tolerance {report.tol:.0e} of V_scale)",
-            ),
-            (
-                "residual",
-                f"largest KCL residual {q(report.max_residual, 'A')} "
-                f"(relative {report.max_relative_residual:.1e})"
-                + ("" if report.converged else "  NOT CONVERGED: raise solver.max_sweeps"),
-            ),
-            ("power", f"mean {q(report.mean_power, 'W')} static, per sample"),
-            (
-                "energy",
-                f"{q(report.energy_per_inference, 'J')} per inference "
-                f"(settling {q(report.settle_time, 's')}, RC estimate)",
-            ),
-            (
-                "speed",
-                f"{report.wall_time:.2f} s, {report.samples_per_second:,.0f} samples/s "
-                f"({args.dtype})",
-            ),
-        ]
-        if args.out is not None:
-            lines.append(("run file", str(summary["out"])))
-        for key, value in lines:
-            print(f"{key:<10}{value}")
-    else:
+    if args.json:
         print(json.dumps(summary))
+    else:
+        for key, value in _report_lines(chip, report, data.name, args.dtype):
+            print(f"{key:<10}{value}")
+        if path is not None:
+            print(f"{'run file':<10}{path}")
     return 0
 
 
@@ -324,10 +408,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("chip", metavar="CHIP", help="chip spec YAML (or a library chip name)")
     dataset_arg(p)
-    p.add_argument("--limit", type=_positive_int, help="use only the first N test samples")
+    p.add_argument("--limit", type=_positive_int, help="use only the first N samples of each part")
     p.add_argument("--seed", type=_non_negative_int, help="override the chip's seed")
     p.add_argument("--out", metavar="RUN.h5", help="write an HDF5 run file")
     p.add_argument("--force", action="store_true", help="overwrite an existing run file")
+    p.add_argument(
+        "--epochs", type=_non_negative_int, help="train this many epochs (default: the spec's)"
+    )
+    p.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted training run")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="samples settled at once")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")

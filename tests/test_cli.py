@@ -211,3 +211,52 @@ def test_check_spice_runs_ngspice():
     assert summary["samples"] == 1
     assert summary["max_abs_diff_V"] <= 1e-6
     assert summary["mean_ngspice_s"] > summary["mean_engine_s"]
+
+
+def test_training_run_and_resume_match(tmp_path):
+    whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
+    common = ("simulate", "xs_784x100", "--limit", "200", "--quiet", "--json", "--batch-size", "64")
+    first = neuroemu(*common, "--epochs", "2", "--out", str(whole))
+    assert first.returncode == 0, first.stderr
+    figures = json.loads(first.stdout.strip().splitlines()[-1])
+    assert [h["epoch"] for h in figures["history"]] == [0, 1, 2]
+    # Training lowers the test error from chance.
+    assert figures["history"][0]["error"] > 0.8
+    assert figures["history"][2]["error"] < 0.6
+    assert neuroemu(*common, "--epochs", "1", "--out", str(part)).returncode == 0
+    resumed = neuroemu(*common, "--epochs", "2", "--resume", str(part))
+    assert resumed.returncode == 0, resumed.stderr
+    with h5py.File(whole) as a, h5py.File(part) as b:
+        assert a["meta"].attrs["complete"] and b["meta"].attrs["complete"]
+        np.testing.assert_array_equal(a["metrics/epoch"][()], [0, 1, 2])
+        np.testing.assert_array_equal(b["metrics/epoch"][()], [0, 1, 2])
+        for name in a["conductance"]:
+            assert np.array_equal(a["conductance"][name][-1], b["conductance"][name][-1])
+        np.testing.assert_array_equal(a["metrics/error"][()], b["metrics/error"][()])
+        assert a["conductance/input->hidden"].attrs["unit"] == "S"
+
+
+def test_training_bad_input(tmp_path):
+    no_training = neuroemu("simulate", "crossbar_784x256x256", "--epochs", "1")
+    assert_one_line_error(no_training, "has no training: section")
+    other = tmp_path / "other.h5"
+    assert (
+        neuroemu("simulate", "crossbar_784x500", "--limit", "5", "--out", str(other)).returncode
+        == 0
+    )
+    wrong_chip = neuroemu("simulate", "xs_784x100", "--resume", str(other), "--limit", "5")
+    assert_one_line_error(wrong_chip, "cannot resume it with chip 'xs_784x100'")
+    not_h5 = tmp_path / "x.h5"
+    not_h5.write_text("hello")
+    assert_one_line_error(
+        neuroemu("simulate", "xs_784x100", "--resume", str(not_h5)), "not an HDF5 file"
+    )
+    bad = tmp_path / "chips" / "bad.yaml"
+    bad.parent.mkdir()
+    text = (CHIPS / "xs_784x100.yaml").read_text()
+    bad.write_text(text.replace("learning_rate: 0.2", "learning_rate: -0.2"))
+    assert_one_line_error(
+        neuroemu("simulate", str(bad)), "training.learning_rate", "finite and > 0"
+    )
+    bad.write_text(text.replace("beta: 300 uS", "beta: 0 uS"))
+    assert_one_line_error(neuroemu("simulate", str(bad)), "training.beta", "must be > 0 S")

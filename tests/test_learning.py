@@ -74,4 +74,3 @@ def test_ep_matches_finite_differences(diode):
     assert one[0] < 0.05 and centred[0] < one[0] / 10
     assert one[1] / one[0] == pytest.approx(0.5, abs=0.1)
     assert centred[1] / centred[0] == pytest.approx(0.25, abs=0.08)
-

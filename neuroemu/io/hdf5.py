@@ -5,14 +5,18 @@ Layout (format ``neuroemu-run``, version 1):
 - ``/meta`` attributes: ``format``, ``format_version``, ``neuroemu_version``, ``seed``,
   ``chip_name``, ``chip_yaml`` (the exact text of the chip file), ``device_cards`` (the
   validated cards as JSON), ``dataset``, ``dataset_source``, ``command``, ``started``,
-  ``finished`` (ISO 8601, UTC), ``host``;
-- ``/metrics``: one scalar dataset per figure of the inference pass, each with a ``unit``
-  attribute;
-- ``/inference/prediction`` and ``/inference/label``: per test sample.
+  ``finished`` (ISO 8601, UTC; empty while running), ``host``, ``complete`` (false until the
+  run ends normally);
+- ``/metrics/<name>``: one value per evaluated epoch (epoch 0 is the chip as first
+  programmed), each dataset with a ``unit`` attribute; ``/metrics/epoch`` numbers them;
+- ``/conductance/<crossbar>`` (epochs, rows, columns) and ``/bias/<layer>`` (epochs, 2,
+  nodes): snapshots in S after each evaluated epoch, chunked per epoch and compressed;
+- ``/inference/prediction`` and ``/inference/label``: the last evaluation, per test sample.
 
-A file is written under a temporary name beside the target and renamed into place when
-complete, so an interrupted run never leaves a file that looks finished; an existing file is
-only replaced when the caller says so.
+An inference run is written under a temporary name and renamed into place when complete. A
+training run grows epoch by epoch and is flushed after each, so an interrupted run leaves a
+file that opens and holds every finished epoch (``complete`` false); ``--resume`` continues
+it. An existing file is only replaced when the caller says so.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import platform
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,12 +36,12 @@ from ..errors import RunFileError
 
 if TYPE_CHECKING:
     from ..build.chip import Chip
-    from ..engine.inference import InferenceReport
 
 FORMAT = "neuroemu-run"
 FORMAT_VERSION = 1
 
-_UNITS = {
+UNITS = {
+    "epoch": "1",
     "samples": "1",
     "accuracy": "1",
     "error": "1",
@@ -52,6 +56,10 @@ _UNITS = {
     "samples_per_s": "1/s",
     "converged": "1",
     "tol": "1",
+    "train_error": "1",
+    "train_loss_V2": "V^2",
+    "train_mean_sweeps": "1",
+    "train_wall_time_s": "s",
 }
 
 
@@ -62,67 +70,195 @@ def now() -> str:
 def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path:
     """Refuse, before any work starts, to write where the run file cannot go."""
     path = Path(path)
-    if path.exists() and not force:
-        raise RunFileError(f"{path}: already exists (pass --force to overwrite it)")
     if path.is_dir():
         raise RunFileError(f"{path}: is a folder, expected a file name")
+    if path.exists() and not force:
+        raise RunFileError(f"{path}: already exists (pass --force to overwrite it)")
     if not path.parent.is_dir():
         raise RunFileError(f"{path}: folder {path.parent} does not exist")
     return path
 
 
-def write_inference_run(
-    path: str | os.PathLike[str],
-    chip: Chip,
-    report: InferenceReport,
-    labels: np.ndarray,
-    *,
-    dataset: str,
-    dataset_source: str,
-    started: str,
-    command: str | None = None,
-    force: bool = False,
-) -> Path:
-    """Write the run file of an inference pass atomically."""
-    import h5py
-
-    path = check_output_path(path, force)
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+def _cards(chip: Chip) -> str:
     cards = {}
     for layer in chip.spec.layers:
         for card in (layer.device, layer.diode):
             if card is not None:
                 cards[card.name] = card.model_dump(mode="json")
-    try:
-        with h5py.File(partial, "w") as f:
-            meta = f.create_group("meta")
-            meta.attrs.update(
-                {
-                    "format": FORMAT,
-                    "format_version": FORMAT_VERSION,
-                    "neuroemu_version": __version__,
-                    "seed": chip.seed,
-                    "chip_name": chip.name,
-                    "chip_yaml": chip.source.text if chip.source else "",
-                    "device_cards": json.dumps(cards),
-                    "dataset": dataset,
-                    "dataset_source": dataset_source,
-                    "command": command if command is not None else " ".join(sys.argv),
-                    "started": started,
-                    "finished": now(),
-                    "host": platform.node(),
-                }
-            )
-            metrics = f.create_group("metrics")
-            for key, value in report.figures().items():
-                metrics.create_dataset(key, data=value).attrs["unit"] = _UNITS[key]
-            inference = f.create_group("inference")
-            inference.create_dataset("prediction", data=report.prediction, compression="gzip")
-            inference.create_dataset("label", data=np.asarray(labels), compression="gzip")
-        os.replace(partial, path)
-    except OSError as exc:
-        raise RunFileError(f"{path}: cannot write ({exc})") from None
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return path
+    return json.dumps(cards)
+
+
+class RunWriter:
+    """An open run file that grows by one evaluated epoch at a time."""
+
+    def __init__(self, file: Any, path: Path, partial: Path | None = None):
+        self.file = file
+        self.path = path
+        self.partial = partial
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        chip: Chip,
+        *,
+        dataset: str,
+        dataset_source: str,
+        started: str,
+        command: str | None = None,
+        force: bool = False,
+        atomic: bool = False,
+    ) -> RunWriter:
+        """Start a run file. ``atomic``: write under a temporary name until :meth:`close`."""
+        import h5py
+
+        path = check_output_path(path, force)
+        target = path.with_name(f".{path.name}.partial-{os.getpid()}") if atomic else path
+        try:
+            f = h5py.File(target, "w")
+        except OSError as exc:
+            raise RunFileError(f"{path}: cannot write ({exc})") from None
+        meta = f.create_group("meta")
+        meta.attrs.update(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "neuroemu_version": __version__,
+                "seed": chip.seed,
+                "chip_name": chip.name,
+                "chip_yaml": chip.source.text if chip.source else "",
+                "device_cards": _cards(chip),
+                "dataset": dataset,
+                "dataset_source": dataset_source,
+                "command": command if command is not None else " ".join(sys.argv),
+                "started": started,
+                "finished": "",
+                "host": platform.node(),
+                "complete": False,
+            }
+        )
+        for group in ("metrics", "conductance", "bias", "inference"):
+            f.create_group(group)
+        for crossbar in chip.crossbars:
+            rows, cols = crossbar.shape
+            f["conductance"].create_dataset(
+                crossbar.name.replace("/", "_"),
+                shape=(0, rows, cols),
+                maxshape=(None, rows, cols),
+                chunks=(1, rows, cols),
+                dtype="f8",
+                compression="gzip",
+                compression_opts=1,
+            ).attrs["unit"] = "S"
+        for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
+            f["bias"].create_dataset(
+                layer.name, shape=(0, *bias.shape), maxshape=(None, *bias.shape), dtype="f8"
+            ).attrs["unit"] = "S"
+        return cls(f, path, target if atomic else None)
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike[str], chip: Chip) -> tuple[RunWriter, int]:
+        """Reopen a training run, load its last conductances into ``chip`` and return the
+        writer and the last finished epoch."""
+        import h5py
+
+        path = Path(path)
+        if not path.is_file():
+            raise RunFileError(f"{path}: no such run file to resume")
+        try:
+            f = h5py.File(path, "a")
+        except OSError:
+            raise RunFileError(f"{path}: not an HDF5 file") from None
+        try:
+            meta = f["meta"].attrs
+            if meta.get("format") != FORMAT:
+                raise RunFileError(f"{path}: not a neuroemu run file")
+            if int(meta["format_version"]) > FORMAT_VERSION:
+                raise RunFileError(
+                    f"{path}: format version {meta['format_version']} is newer than this "
+                    f"neuroemu reads ({FORMAT_VERSION}); upgrade neuroemu"
+                )
+            text = chip.source.text if chip.source else ""
+            if meta["chip_name"] != chip.name or meta["chip_yaml"] != text:
+                raise RunFileError(
+                    f"{path}: run of chip {meta['chip_name']!r} with another spec; "
+                    f"cannot resume it with chip {chip.name!r}"
+                )
+            if int(meta["seed"]) != chip.seed:
+                raise RunFileError(
+                    f"{path}: run used seed {int(meta['seed'])}, not {chip.seed} (drop --seed)"
+                )
+            epochs = f["metrics/epoch"][()] if "epoch" in f["metrics"] else np.zeros(0)
+            if len(epochs) == 0:
+                raise RunFileError(f"{path}: holds no finished epoch to resume from")
+            for crossbar in chip.crossbars:
+                crossbar.conductance[...] = f["conductance"][crossbar.name.replace("/", "_")][-1]
+            for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
+                bias[...] = f["bias"][layer.name][-1]
+            chip.touch()
+            f["meta"].attrs["complete"] = False
+        except KeyError as exc:
+            f.close()
+            raise RunFileError(f"{path}: missing {exc.args[0]} (not a complete run file)") from None
+        except RunFileError:
+            f.close()
+            raise
+        return cls(f, path), int(epochs[-1])
+
+    # ------------------------------------------------------------------ writing
+    def append(
+        self,
+        epoch: int,
+        metrics: dict[str, Any],
+        chip: Chip,
+        prediction: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        """Add one evaluated epoch: its metrics and a snapshot of every conductance."""
+        f = self.file
+        n = f["conductance"][chip.crossbars[0].name.replace("/", "_")].shape[0]
+        for key, value in {"epoch": epoch, **metrics}.items():
+            if key not in UNITS:
+                continue
+            if key not in f["metrics"]:
+                data = f["metrics"].create_dataset(
+                    key, shape=(n,), maxshape=(None,), dtype="f8", fillvalue=np.nan
+                )
+                data.attrs["unit"] = UNITS[key]
+            data = f["metrics"][key]
+            data.resize((n + 1,))
+            data[n] = float(value)
+        for key in f["metrics"]:  # metrics this epoch did not report stay NaN
+            if f["metrics"][key].shape[0] < n + 1:
+                f["metrics"][key].resize((n + 1,))
+        for crossbar in chip.crossbars:
+            data = f["conductance"][crossbar.name.replace("/", "_")]
+            data.resize((n + 1, *data.shape[1:]))
+            data[n] = crossbar.conductance
+        for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
+            data = f["bias"][layer.name]
+            data.resize((n + 1, *data.shape[1:]))
+            data[n] = bias
+        if prediction is not None and labels is not None:
+            for key, value in (("prediction", prediction), ("label", labels)):
+                if key in f["inference"]:
+                    del f["inference"][key]
+                f["inference"].create_dataset(key, data=np.asarray(value), compression="gzip")
+        f.flush()
+
+    def close(self, complete: bool = True) -> Path:
+        """Close the file; ``complete`` marks a run that ended normally."""
+        if not self.file:
+            return self.path
+        try:
+            self.file["meta"].attrs["complete"] = complete
+            self.file["meta"].attrs["finished"] = now() if complete else ""
+        finally:
+            self.file.close()
+        if self.partial is not None:
+            if complete:
+                os.replace(self.partial, self.path)
+            elif self.partial.exists():
+                self.partial.unlink()
+        return self.path

@@ -101,7 +101,8 @@ def test_simulate_main_chip(tmp_path):
         assert f["meta"].attrs["format"] == "neuroemu-run"
         assert f["meta"].attrs["seed"] == 0
         assert "crossbar_784x500" in f["meta"].attrs["chip_yaml"]
-        assert f["metrics/accuracy"][()] == pytest.approx(figures["accuracy"])
+        assert f["metrics/accuracy"][-1] == pytest.approx(figures["accuracy"])
+        assert f["metrics/epoch"][()].tolist() == [0, 1, 2, 3]  # the spec's 3 epochs
         assert f["metrics/mean_power_W"].attrs["unit"] == "W"
         prediction = f["inference/prediction"][()]
         label = f["inference/label"][()]
@@ -260,3 +261,44 @@ def test_training_bad_input(tmp_path):
     )
     bad.write_text(text.replace("beta: 300 uS", "beta: 0 uS"))
     assert_one_line_error(neuroemu("simulate", str(bad)), "training.beta", "must be > 0 S")
+
+
+def test_interrupted_training_leaves_a_valid_file(tmp_path):
+    import signal
+
+    out = tmp_path / "run.h5"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neuroemu.cli",
+            "simulate",
+            "xs_784x100",
+            "--limit",
+            "100",
+            "--epochs",
+            "500",
+            "--out",
+            str(out),
+            "--batch-size",
+            "50",
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stderr:  # epoch lines go to stderr as they finish
+            if line.startswith("epoch 2/500"):
+                break
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    with h5py.File(out) as f:
+        assert not f["meta"].attrs["complete"]
+        epochs = f["metrics/epoch"][()]
+        assert epochs[:3].tolist() == [0, 1, 2]
+        assert f["conductance/input->hidden"].shape[0] == len(epochs)

@@ -74,3 +74,51 @@ def test_ep_matches_finite_differences(diode):
     assert one[0] < 0.05 and centred[0] < one[0] / 10
     assert one[1] / one[0] == pytest.approx(0.5, abs=0.1)
     assert centred[1] / centred[0] == pytest.approx(0.25, abs=0.08)
+
+
+def test_update_moves_quantised_devices_by_whole_pulses():
+    from neuroemu.models.update import apply_update
+    from neuroemu.spec import load_card
+
+    card = load_card(ROOT / "devices" / "rram_hfo2.yaml")
+    step = card.level_step
+    rng = np.random.default_rng(0)
+    g = card.g_min + step * rng.integers(0, card.n_levels, size=1000)
+    before = g.copy()
+    delta = rng.normal(0, 3 * step, size=1000)
+    apply_update(g, delta, card, rng)
+    moved = (g - before) / step
+    np.testing.assert_allclose(moved, np.round(moved), atol=1e-9)  # whole pulses
+    inside = (before + np.rint(delta / step) * step >= card.g_min) & (
+        before + np.rint(delta / step) * step <= card.g_max
+    )
+    np.testing.assert_allclose(moved[inside], np.rint(delta / step)[inside], atol=1e-9)
+    assert g.min() >= card.g_min and g.max() <= card.g_max
+    assert np.any(g == card.g_max) and np.any(g == card.g_min)  # clipped at both bounds
+
+
+def test_stochastic_rounding_is_unbiased():
+    from neuroemu.models.update import pulses
+
+    rng = np.random.default_rng(1)
+    counts = pulses(np.full(200_000, 0.3), 1.0, "stochastic", rng)
+    assert set(np.unique(counts)) == {0.0, 1.0}
+    # Mean 0.3 with standard error sqrt(0.21 / 2e5) ~ 1e-3.
+    assert counts.mean() == pytest.approx(0.3, abs=5e-3)
+    assert pulses(np.array([0.49, 0.51, -1.6]), 1.0, "deterministic", rng).tolist() == [0, 1, -2]
+
+
+def test_analog_update_is_exact_and_bounded():
+    from neuroemu.models.update import apply_update
+    from neuroemu.spec import load_card
+
+    card = load_card(ROOT / "devices" / "ideal_resistor.yaml")
+    g = np.array([1e-6, 50e-6, 99e-6])
+    apply_update(g, np.array([-2e-6, 1e-7, 5e-6]), card, np.random.default_rng(0))
+    np.testing.assert_allclose(g, [0.0, 50.1e-6, 100e-6], rtol=1e-12)
+
+
+def test_one_hot_targets():
+    chip = small_chip("ideal_diode")  # differential readout, 2 classes
+    target = one_hot_targets(chip, np.array([1, 0]), 0.4)
+    np.testing.assert_array_equal(target, [[0, 0, 0.2, -0.2], [0.2, -0.2, 0, 0]])

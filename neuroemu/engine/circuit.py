@@ -59,8 +59,9 @@ class Circuit:
                 assert d.i_s is not None and d.n is not None
                 n_vt = d.n * chip.thermal_voltage(layer)
                 params.append(NodeParams(KIND_SHOCKLEY, lo, hi, d.i_s, n_vt, d.gmin))
-        bounds = [abs(b) for p in params for b in (*p.lo, *p.hi) if np.isfinite(b)]
-        v_scale = max([spec.inputs.gain, v_b, *bounds])
+        bounds = np.concatenate([np.concatenate([p.lo, p.hi]) for p in params])
+        bounds = np.abs(bounds[np.isfinite(bounds)])
+        v_scale = max(spec.inputs.gain, v_b, float(bounds.max(initial=0.0)))
         g_min = min(float(g.min()) for g in node_g)
         settle_time = 5.0 * spec.node_capacitance / g_min if g_min > 0 else np.inf
         gain, n_in = spec.inputs.gain, spec.inputs.size

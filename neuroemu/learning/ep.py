@@ -91,6 +91,56 @@ def ep_gradient(
     )
 
 
+def apply_ep_update(
+    chip: Chip,
+    x: np.ndarray,
+    first: Equilibrium,
+    second: Equilibrium,
+    beta: float,
+    algorithm: Algorithm,
+    rates: list[float],
+    rng: np.random.Generator,
+) -> None:
+    """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array, with ``dC/dg``
+    the EP estimate of :func:`ep_gradient`, fused into one pass per crossbar (the kernel
+    :func:`neuroemu.kernels.update.ep_update`; each device still uses only its own two
+    terminals' voltages)."""
+    from ..kernels.update import ep_update
+
+    scale = {"ep-one-sided": 2.0 * beta, "ep-centred": 4.0 * beta}[algorithm]
+    batch = len(x)
+    high = [chip.source_voltages(x), *second.voltages]
+    low = [high[0], *first.voltages]
+    v_b = chip.spec.bias.voltage
+    bias_rows = np.broadcast_to(np.array([v_b, -v_b]), (batch, 2))
+    for k, crossbar in enumerate(chip.crossbars):
+        card = crossbar.device
+        c_hi = np.asarray(high[k + 1], dtype=np.float64)
+        c_lo = np.asarray(low[k + 1], dtype=np.float64)
+        col_term = np.square(c_hi).sum(axis=0) - np.square(c_lo).sum(axis=0)
+        factor = -rates[k] / (batch * scale)
+        targets = [
+            (crossbar.conductance, high[k], low[k]),
+            (chip.bias_conductance[k], bias_rows, bias_rows),
+        ]
+        for g, raw_hi, raw_lo in targets:
+            r_hi = np.asarray(raw_hi, dtype=np.float64)
+            r_lo = np.asarray(raw_lo, dtype=np.float64)
+            if raw_hi is raw_lo:
+                # Source rows are the same in both phases: one product suffices.
+                row_term = np.zeros(g.shape[0])
+                cross = r_hi.T @ (c_hi - c_lo)
+            else:
+                row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
+                cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
+            noise = None
+            if card.level_step is not None and card.rounding == "stochastic":
+                noise = rng.random(g.shape)
+            ep_update(
+                g, row_term, col_term, cross, factor, card.g_min, card.g_max, card.level_step, noise
+            )
+
+
 def one_hot_targets(chip: Chip, labels: np.ndarray, voltage: float) -> np.ndarray:
     """Target output node voltages (V) for class ``labels``: ``voltage`` on the node of the
     right class and 0 V elsewhere; with differential readout ``+voltage/2`` and

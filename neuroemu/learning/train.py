@@ -17,8 +17,7 @@ import numpy as np
 
 from ..engine.inference import check_labels
 from ..errors import InputError
-from ..models.update import apply_update
-from .ep import ep_gradient, loss, one_hot_targets
+from .ep import apply_ep_update, loss, one_hot_targets
 
 if TYPE_CHECKING:
     from ..build.chip import Chip
@@ -87,11 +86,7 @@ def train_epoch(
             first = free
             phases += 2
             sweeps += free.sweeps + plus.sweeps
-        grad = ep_gradient(chip, xb, first, plus, beta, training.algorithm)
-        for k, crossbar in enumerate(chip.crossbars):
-            card = crossbar.device
-            apply_update(crossbar.conductance, -rates[k] * grad.crossbars[k], card, pulse_rng)
-            apply_update(chip.bias_conductance[k], -rates[k] * grad.biases[k], card, pulse_rng)
+        apply_ep_update(chip, xb, first, plus, beta, training.algorithm, rates, pulse_rng)
         chip.touch()
         wrong += int(np.sum(free.prediction != yb))
         seen += len(yb)

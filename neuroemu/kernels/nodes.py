@@ -29,7 +29,7 @@ whatever the array dtype.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -211,6 +211,11 @@ def _check(i_in: np.ndarray, g: np.ndarray, params: NodeParams, v: np.ndarray) -
         raise InputError(f"dtypes differ: i_in {i_in.dtype}, g {g.dtype}, v {v.dtype}")
 
 
+def _physics(params: NodeParams) -> tuple:
+    """The node parameters in the order the kernels take them, after ``i_in`` and ``g``."""
+    return params.lo, params.hi, params.i_s, params.n_vt, params.gmin
+
+
 def solve_nodes(
     i_in: np.ndarray,
     g: np.ndarray,
@@ -227,19 +232,8 @@ def solve_nodes(
     the largest voltage change in row ``b``.
     """
     _check(i_in, g, params, v)
-    run = _solve_parallel if parallel else _solve_serial
-    run(
-        params.kind,
-        i_in,
-        g,
-        params.lo,
-        params.hi,
-        params.i_s,
-        params.n_vt,
-        params.gmin,
-        v,
-        change,
-    )
+    run: Any = _solve_parallel if parallel else _solve_serial
+    run(params.kind, i_in, g, *_physics(params), v, change)
 
 
 def kcl_residual(
@@ -255,16 +249,5 @@ def kcl_residual(
     _check(i_in, g, params, v)
     if out.shape != v.shape or out.dtype != np.float64:
         raise InputError(f"out must be float64 of shape {v.shape}")
-    run = _residual_parallel if parallel else _residual_serial
-    run(
-        params.kind,
-        i_in,
-        g,
-        params.lo,
-        params.hi,
-        params.i_s,
-        params.n_vt,
-        params.gmin,
-        v,
-        out,
-    )
+    run: Any = _residual_parallel if parallel else _residual_serial
+    run(params.kind, i_in, g, *_physics(params), v, out)

@@ -38,6 +38,12 @@ def _non_negative_conductance(value: float) -> float:
     return value
 
 
+def _positive(value: float, unit: str) -> float:
+    if not value > 0:
+        raise ValueError(f"must be > 0 {unit} (got {value} {unit})")
+    return value
+
+
 # --------------------------------------------------------------------------- device cards
 class ProgrammingNoise(Strict):
     """Noise on a programmed conductance, ``G = G_target + N(0, sigma(G_target))``.
@@ -200,12 +206,7 @@ class Inputs(Strict):
     gain: Voltage = Field(description="volts per unit input")
     encoding: Literal["differential", "single"] = "differential"
 
-    @field_validator("gain")
-    @classmethod
-    def _positive_gain(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"must be > 0 V (got {value} V)")
-        return value
+    _positive_gain = field_validator("gain")(lambda value: _positive(value, "V"))
 
     @property
     def n_sources(self) -> int:
@@ -219,12 +220,7 @@ class Bias(Strict):
     voltage: Voltage = 1.0
     init: Initialisation = Initialisation(distribution="constant")
 
-    @field_validator("voltage")
-    @classmethod
-    def _positive_voltage(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"must be > 0 V (got {value} V)")
-        return value
+    _positive_voltage = field_validator("voltage")(lambda value: _positive(value, "V"))
 
 
 class Layer(Strict):
@@ -290,19 +286,8 @@ class Training(Strict):
     epochs: int = Field(1, ge=0)
     dataset: str = "mnist5k"
 
-    @field_validator("beta")
-    @classmethod
-    def _beta_non_zero(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"must be > 0 S: learning needs a nudge (got {value} S)")
-        return value
-
-    @field_validator("target_voltage", "conductance_unit")
-    @classmethod
-    def _positive(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError(f"must be > 0 (got {value})")
-        return value
+    _positive_beta = field_validator("beta", "conductance_unit")(lambda v: _positive(v, "S"))
+    _positive_target = field_validator("target_voltage")(lambda v: _positive(v, "V"))
 
     @field_validator("learning_rate")
     @classmethod

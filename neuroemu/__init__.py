@@ -5,7 +5,8 @@ operating point (cross-checked against ngspice). The public API:
 
 - :class:`Chip` (``Chip.from_yaml(path, seed=None)``, ``chip.settle(x)``,
   ``chip.to_spice(x_row)``);
-- :func:`load_dataset`, the embedded MNIST subset and IDX folders.
+- :func:`load_dataset`, the embedded MNIST subset and IDX folders;
+- :func:`open_run`, a run file as xarray objects.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Chip", "Equilibrium", "NeuroemuError", "__version__", "load_dataset"]
+__all__ = ["Chip", "Equilibrium", "NeuroemuError", "__version__", "load_dataset", "open_run"]
 
 
 def __getattr__(name: str) -> Any:
@@ -30,6 +31,10 @@ def __getattr__(name: str) -> Any:
         from .io.datasets import load_dataset
 
         return load_dataset
+    if name == "open_run":
+        from .io.runs import open_run
+
+        return open_run
     if name == "NeuroemuError":
         from .errors import NeuroemuError
 

@@ -380,6 +380,26 @@ def cmd_library(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- analysis
+def cmd_traces(args: argparse.Namespace) -> int:
+    from .analysis import summary_lines
+    from .io.runs import open_run
+
+    for key, value in summary_lines(open_run(args.run)):
+        print(f"{key:<12}{value}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .analysis import plot
+    from .io.runs import open_run
+
+    run = open_run(args.run)
+    plot(run, args.kind, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -437,6 +457,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_non_negative_int)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_spice)
+
+    p = sub.add_parser("traces", help="summarise an HDF5 run file")
+    p.add_argument("run", metavar="RUN.h5")
+    p.set_defaults(func=cmd_traces)
+
+    p = sub.add_parser("plot", help="draw a figure of an HDF5 run file")
+    p.add_argument("run", metavar="RUN.h5")
+    p.add_argument(
+        "--kind",
+        required=True,
+        choices=("learning-curve", "conductance-histogram", "power", "settle", "drift"),
+    )
+    p.add_argument("-o", "--output", required=True, metavar="FIG.png")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("validate", help="check device cards and chip specs")
     p.add_argument("files", nargs="+", metavar="FILE")

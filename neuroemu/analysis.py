@@ -1,0 +1,120 @@
+"""Summaries and figures of run files, for ``neuroemu traces`` and ``neuroemu plot``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import RunFileError
+from .spec.units import format_quantity
+
+if TYPE_CHECKING:
+    from .io.runs import Run
+
+PLOT_KINDS = ("learning-curve", "conductance-histogram", "power", "settle", "drift")
+
+
+def summary_lines(run: Run) -> list[tuple[str, str]]:
+    """What a run file holds, as (key, text) pairs."""
+    meta, metrics = run.meta, run.metrics
+    lines = [
+        ("file", f"{run.path} ({run.path.stat().st_size / 1e6:.2f} MB)"),
+        ("chip", f"{meta.get('chip_name')} (seed {meta.get('seed')})"),
+        ("data set", f"{meta.get('dataset')} ({meta.get('dataset_source')})"),
+        ("started", f"{meta.get('started')}, finished {meta.get('finished') or '-'}"),
+        ("status", "complete" if meta.get("complete") else "incomplete (interrupted or running)"),
+    ]
+    if "error" in metrics:
+        errors = metrics["error"].values
+        best = int(np.nanargmin(errors))
+        lines += [
+            ("epochs", f"{run.epochs_done} trained (epoch 0 is the chip as programmed)"),
+            (
+                "test error",
+                f"best {100 * errors[best]:.2f} % (epoch {int(metrics.epoch[best])}), "
+                f"last {100 * errors[-1]:.2f} %",
+            ),
+        ]
+    for key, label, unit in (
+        ("mean_power_W", "power", "W"),
+        ("energy_per_inference_J", "energy", "J"),
+    ):
+        if key in metrics:
+            lines.append((label, f"{format_quantity(float(metrics[key][-1]), unit)} (last epoch)"))
+    inside = [f"metrics ({len(metrics.data_vars)} per epoch)"]
+    inside.append(f"conductance snapshots ({len(run.conductance.data_vars)} arrays)")
+    if run.prediction is not None:
+        inside.append(f"predictions of {run.prediction.sizes['sample']} test samples")
+    inside.append("no per-sweep traces")
+    lines.append(("inside", ", ".join(inside)))
+    return lines
+
+
+def plot(run: Run, kind: str, out: str) -> None:
+    """Draw one kind of figure of a run to ``out`` (PNG, PDF or SVG by its suffix)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    metrics = run.metrics
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    title = f"{run.meta.get('chip_name')} on {run.meta.get('dataset')}"
+    if kind == "learning-curve":
+        _need(run, "error", kind)
+        epoch = metrics["epoch"].values
+        ax.plot(epoch, 100 * metrics["error"].values, "s-", label="test")
+        if "train_error" in metrics:
+            ax.plot(epoch, 100 * metrics["train_error"].values, "o-", label="train (free phase)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("error (%)")
+        ax.set_ylim(0, 100)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    elif kind == "conductance-histogram":
+        names = [n for n in run.conductance.data_vars if not n.startswith("bias:")]
+        if not names or run.conductance.sizes.get("epoch", 0) == 0:
+            raise RunFileError(f"{run.path}: holds no conductance snapshots to plot")
+        for name in names:
+            data = run.conductance[name]
+            for index, label in ((0, "first"), (-1, "last")):
+                values = data.isel(epoch=index).values.ravel() * 1e6
+                epoch = int(data.epoch[index])
+                ax.hist(values, bins=80, histtype="step", label=f"{name}, epoch {epoch} ({label})")
+        ax.set_xlabel("conductance (uS)")
+        ax.set_ylabel("devices")
+        ax.set_yscale("log")
+        ax.legend(fontsize=8)
+    elif kind == "power":
+        _need(run, "mean_power_W", kind)
+        epoch = metrics["epoch"].values
+        ax.plot(epoch, 1e3 * metrics["mean_power_W"].values, "o-", color="C3")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mean static power per inference (mW)", color="C3")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if "energy_per_inference_J" in metrics:
+            twin = ax.twinx()
+            twin.plot(epoch, 1e12 * metrics["energy_per_inference_J"].values, "s--", color="C0")
+            twin.set_ylabel("energy per inference (pJ, RC estimate)", color="C0")
+    else:
+        what = {"settle": "per-sweep traces", "drift": "inference results over time"}.get(kind)
+        plt.close(fig)
+        if what is None:
+            raise RunFileError(f"--kind {kind}: unknown (known: {', '.join(PLOT_KINDS)})")
+        raise RunFileError(f"{run.path}: holds no {what}, so it has no {kind} figure")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(out, dpi=120)
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{out}: cannot write the figure ({exc})") from None
+    finally:
+        plt.close(fig)
+
+
+def _need(run: Run, key: str, kind: str) -> Any:
+    if key not in run.metrics or run.metrics.sizes.get("epoch", 0) == 0:
+        raise RunFileError(f"{run.path}: holds no {key} per epoch, so it has no {kind} figure")

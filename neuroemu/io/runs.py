@@ -1,0 +1,126 @@
+"""Reading run files: ``neuroemu.open_run(path)`` gives xarray objects with named dimensions.
+
+The layout is described in :mod:`neuroemu.io.hdf5` and ``docs/run-file.md``. Files of an
+older format version are read as they are (version 1 is the first); a newer version fails
+with a message saying to upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RunFileError
+from .hdf5 import FORMAT, FORMAT_VERSION
+
+
+@dataclass
+class Run:
+    """A run file's contents.
+
+    Attributes
+    ----------
+    path
+        Where it was read from.
+    meta
+        The ``/meta`` attributes (chip YAML, seed, data set, times, ``complete``, ...).
+    metrics
+        ``xarray.Dataset`` over dimension ``epoch`` (0 = the chip as first programmed); each
+        variable carries its ``units`` attribute.
+    conductance
+        ``xarray.Dataset`` of one variable per crossbar (``input->hidden``, ...) in S with
+        dimensions ``(epoch, <row layer>, <column layer>)``, named after the layers whose
+        nodes index them (``input`` for the sources), and one per layer's bias
+        conductances, ``bias:<layer>``, with dimensions ``(epoch, source, <layer>)``
+        (``source`` is ``+V_b`` or ``-V_b``).
+    prediction, label
+        The last evaluation's predicted and true classes per test sample (``sample``).
+    """
+
+    path: Path
+    meta: dict[str, Any]
+    metrics: Any
+    conductance: Any
+    prediction: Any
+    label: Any
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.metrics["epoch"].max()) if self.metrics.sizes.get("epoch") else -1
+
+    @property
+    def cards(self) -> dict[str, Any]:
+        return json.loads(self.meta.get("device_cards", "{}"))
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def open_run(path: str | os.PathLike[str]) -> Run:
+    """Read a run file written by ``neuroemu simulate --out``."""
+    import h5py
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such run file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise RunFileError(f"{path}: not an HDF5 file") from None
+    with f:
+        if "meta" not in f or _attr(f["meta"].attrs.get("format")) != FORMAT:
+            raise RunFileError(f"{path}: an HDF5 file, but not a neuroemu run file")
+        meta = {key: _attr(value) for key, value in f["meta"].attrs.items()}
+        version = int(meta.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise RunFileError(
+                f"{path}: format version {version} is newer than this neuroemu reads "
+                f"({FORMAT_VERSION}); upgrade neuroemu"
+            )
+        for group in ("metrics", "conductance", "bias", "inference"):
+            if group not in f:
+                raise RunFileError(f"{path}: missing group /{group}")
+        metrics_group = f["metrics"]
+        epochs = metrics_group["epoch"][()].astype(int) if "epoch" in metrics_group else []
+        variables = {
+            name: xr.Variable("epoch", data[()], {"units": _attr(data.attrs.get("unit", ""))})
+            for name, data in metrics_group.items()
+            if name != "epoch"
+        }
+        metrics = xr.Dataset(variables, coords={"epoch": np.asarray(epochs)})
+        conductance_vars = {}
+        for name, data in f["conductance"].items():
+            rows, _, cols = name.partition("->")  # dimensions named after the layers
+            conductance_vars[name] = xr.Variable(("epoch", rows, cols), data[()], {"units": "S"})
+        for name, data in f["bias"].items():
+            conductance_vars[f"bias:{name}"] = xr.Variable(
+                ("epoch", "source", name), data[()], {"units": "S"}
+            )
+        coords = {"epoch": np.asarray(epochs)[: _snapshots(f)], "source": ["+V_b", "-V_b"]}
+        conductance = xr.Dataset(conductance_vars, coords=coords)
+        inference = f["inference"]
+        prediction = (
+            xr.DataArray(inference["prediction"][()], dims="sample")
+            if "prediction" in inference
+            else None
+        )
+        label = (
+            xr.DataArray(inference["label"][()], dims="sample") if "label" in inference else None
+        )
+    return Run(path, meta, metrics, conductance, prediction, label)
+
+
+def _snapshots(f: Any) -> int:
+    shapes = [data.shape[0] for data in f["conductance"].values()]
+    return min(shapes) if shapes else 0

@@ -1,0 +1,158 @@
+"""Run files: written by simulate, read back by open_run, summarised and plotted."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+import neuroemu
+from neuroemu.errors import RunFileError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "neuroemu.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "xs.h5"
+    result = cli(
+        "simulate",
+        "xs_784x100",
+        "--limit",
+        "120",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "40",
+        "--out",
+        str(out),
+        "--json",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    return out, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_round_trip(trained):
+    path, summary = trained
+    run = neuroemu.open_run(path)
+    assert run.meta["chip_name"] == "xs_784x100" and run.meta["seed"] == 0
+    assert run.meta["complete"] is True or run.meta["complete"] == 1
+    assert run.meta["chip_yaml"] == (ROOT / "chips" / "xs_784x100.yaml").read_text()
+    assert set(run.cards) == {"ideal_resistor", "ideal_diode"}
+    assert run.epochs_done == 2
+    history = summary["history"]
+    for key in ("error", "mean_power_W", "energy_per_inference_J", "mean_sweeps", "max_residual_A"):
+        np.testing.assert_allclose(run.metrics[key].values, [h[key] for h in history], rtol=1e-12)
+        assert run.metrics[key].attrs["units"]
+    assert run.metrics["mean_power_W"].attrs["units"] == "W"
+    assert np.isnan(run.metrics["train_error"].values[0])
+    g = run.conductance["input->hidden"]
+    assert g.dims == ("epoch", "input", "hidden") and g.shape == (3, 1568, 100)
+    assert g.attrs["units"] == "S"
+    # Epoch 0 is the chip as programmed from its seed.
+    chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
+    np.testing.assert_array_equal(g.isel(epoch=0).values, chip.conductances[0])
+    assert not np.array_equal(g.isel(epoch=2).values, chip.conductances[0])
+    assert run.conductance["bias:output"].dims == ("epoch", "source", "output")
+    accuracy = float(np.mean(run.prediction.values == run.label.values))
+    assert accuracy == pytest.approx(history[-1]["accuracy"])
+
+
+def test_traces_and_plots(trained, tmp_path):
+    path, _ = trained
+    result = cli("traces", str(path))
+    assert result.returncode == 0, result.stderr
+    assert (
+        "xs_784x100" in result.stdout
+        and "2 trained" in result.stdout
+        and "complete" in result.stdout
+    )
+    for kind in ("learning-curve", "conductance-histogram", "power"):
+        out = tmp_path / f"{kind}.png"
+        done = cli("plot", str(path), "--kind", kind, "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+    missing = cli("plot", str(path), "--kind", "settle", "-o", str(tmp_path / "s.png"))
+    assert missing.returncode == 2 and "holds no per-sweep traces" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_bad_files(tmp_path):
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(RunFileError, match="not an HDF5 file"):
+        neuroemu.open_run(text)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["x"] = 1
+    with pytest.raises(RunFileError, match="not a neuroemu run file"):
+        neuroemu.open_run(other)
+    with pytest.raises(RunFileError, match="no such run file"):
+        neuroemu.open_run(tmp_path / "none.h5")
+    result = cli("traces", str(other))
+    assert result.returncode == 2 and result.stderr.startswith("neuroemu: error: ")
+
+
+def test_newer_format_fails_clearly(trained, tmp_path):
+    path, _ = trained
+    newer = tmp_path / "newer.h5"
+    newer.write_bytes(path.read_bytes())
+    with h5py.File(newer, "a") as f:
+        f["meta"].attrs["format_version"] = 99
+    with pytest.raises(RunFileError, match="format version 99 is newer"):
+        neuroemu.open_run(newer)
+
+
+def test_killed_writer_leaves_finished_epochs(tmp_path):
+    out = tmp_path / "killed.h5"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "neuroemu.cli",
+            "simulate",
+            "xs_784x100",
+            "--limit",
+            "100",
+            "--epochs",
+            "500",
+            "--out",
+            str(out),
+            "--batch-size",
+            "50",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stderr:
+            if line.startswith("epoch 2/500"):  # printed after the epoch was flushed
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    run = neuroemu.open_run(out)
+    assert not run.meta["complete"]
+    assert run.metrics["epoch"].values[:3].tolist() == [0, 1, 2]
+    assert run.conductance.sizes["epoch"] >= 3

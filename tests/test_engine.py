@@ -310,3 +310,32 @@ def test_readout_and_prediction():
     np.testing.assert_array_equal(eq.scores, out[:, 0::2] - out[:, 1::2])
     np.testing.assert_array_equal(eq.prediction, np.argmax(eq.scores, axis=1))
     assert chip.n_outputs == 2
+
+
+def test_trace_records_every_sweep():
+    chip = neuroemu.Chip.from_dict(chip_dict(sizes=(8, 6), out=4))
+    x = np.random.default_rng(11).uniform(size=(3, chip.n_inputs))
+    plain = chip.settle(x)
+    traced = chip.settle(x, trace=True)
+    t = traced.trace
+    assert plain.trace is None and t is not None
+    assert [v.shape for v in t.voltages] == [(traced.sweeps + 1, 3, n) for n in chip.layer_sizes]
+    for k, v in enumerate(t.voltages):
+        np.testing.assert_array_equal(v[0], 0.0)  # cold start
+        np.testing.assert_array_equal(v[-1], traced.voltages[k])
+        np.testing.assert_array_equal(traced.voltages[k], plain.voltages[k])
+    assert t.residual.shape == (traced.sweeps, 3)
+    assert t.residual[-1].max() <= traced.tol  # the last sweep met the tolerance
+    assert t.residual[0].max() > t.residual[-1].max()
+    np.testing.assert_allclose(t.power[-1], traced.power, rtol=1e-12)
+    # The power of an intermediate state, by a direct sum over every element.
+    s = 1
+    rows = [chip.source_voltages(x), *[v[s] for v in t.voltages[:-1]]]
+    total = np.zeros(3)
+    v_b = chip.spec.bias.voltage
+    for k, g in enumerate(chip.conductances):
+        cols = t.voltages[k][s]
+        total += np.einsum("ij,bij->b", g, (rows[k][:, :, None] - cols[:, None, :]) ** 2)
+        bias = chip.bias_conductance[k]
+        total += ((cols - v_b) ** 2) @ bias[0] + ((cols + v_b) ** 2) @ bias[1]
+    np.testing.assert_allclose(t.power[s], total, rtol=1e-10)

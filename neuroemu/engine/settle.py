@@ -32,6 +32,22 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Trace:
+    """How a settle went, sweep by sweep (recorded when ``settle(..., trace=True)``).
+
+    ``voltages[k]`` is (sweeps + 1, batch, nodes) in V: the starting voltages, then those
+    after each sweep. ``residual`` is (sweeps, batch): the largest relative KCL residual
+    ``|r_j| / (G_j V_scale)`` at the start of each sweep (the largest node correction it
+    made, over ``V_scale``). ``power`` is (sweeps + 1, batch) in W: the static power of
+    each recorded state.
+    """
+
+    voltages: list[np.ndarray]
+    residual: np.ndarray
+    power: np.ndarray
+
+
+@dataclass
 class Equilibrium:
     """The operating point of a batch, with the figures that make it physical.
 
@@ -72,6 +88,7 @@ class Equilibrium:
     settle_time: float
     converged: bool
     tol: float
+    trace: Trace | None = None
 
     @property
     def output(self) -> np.ndarray:
@@ -116,12 +133,18 @@ def _nudge(chip: Chip, beta: float, target: Any, batch: int) -> np.ndarray | Non
 
 
 def _input_currents(c: Circuit, k: int, v: list[np.ndarray], const: np.ndarray, out: np.ndarray):
-    """``I_in`` of layer ``k``: constant part plus currents from the neighbouring layers."""
-    out[...] = const
-    if k > 0:
-        out += v[k - 1] @ c.weights[k]
-    if k + 1 < len(v):
-        out += v[k + 1] @ c.weights[k + 1].T
+    """``I_in`` of layer ``k``: constant part plus currents from the neighbouring layers
+    (products written straight into ``out``, no temporaries for one-sided layers)."""
+    below, above = k > 0, k + 1 < len(v)
+    if below:
+        np.matmul(v[k - 1], c.weights[k], out=out)
+        if above:
+            out += v[k + 1] @ c.weights[k + 1].T
+    elif above:
+        np.matmul(v[k + 1], c.weights[k + 1].T, out=out)
+    else:
+        out[...] = 0.0
+    out += const
     return out
 
 
@@ -136,6 +159,7 @@ def settle(
     max_sweeps: int | None = None,
     dtype: Any = np.float64,
     parallel: bool | None = None,
+    trace: bool = False,
 ) -> Equilibrium:
     """Settle ``chip`` for inputs ``x`` (batch, n_inputs), values in [0, 1].
 
@@ -161,6 +185,9 @@ def settle(
         dominate, so they run on every core while BLAS is held to one thread; with ideal
         diodes the matrix products dominate, so BLAS keeps its threads and the cheap clips
         run serially (two thread pools busy-waiting on two cores slow each other down).
+    trace
+        Record every sweep (:class:`Trace`): meant for a few samples, it costs a copy of the
+        voltages per sweep and a power evaluation per recorded state.
     """
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
@@ -168,9 +195,9 @@ def settle(
     threaded = any(p.kind == KIND_SHOCKLEY for p in chip.circuit(dtype).params)
     threaded = threaded if parallel is None else bool(parallel)
     if not threaded:
-        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, False)
+        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, False, trace)
     with _blas_controller().limit(limits=1, user_api="blas"):
-        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, True)
+        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, True, trace)
 
 
 @functools.cache
@@ -190,6 +217,7 @@ def _settle(
     max_sweeps: int | None,
     dtype: Any,
     parallel: bool,
+    trace: bool = False,
 ) -> Equilibrium:
     x = chip.check_inputs(x)
     batch = x.shape[0]
@@ -228,6 +256,8 @@ def _settle(
     done = np.zeros(batch, dtype=bool)
     threshold = tol * c.v_scale
     sweeps = 0
+    states = [[a.copy() for a in v]] if trace else []
+    changes = []
     while sweeps < max_sweeps:
         sweeps += 1
         row_change[:] = 0.0
@@ -235,6 +265,9 @@ def _settle(
             _input_currents(c, k, v, const[k], i_in[k])
             solve_nodes(i_in[k], node_g[k], c.params[k], v[k], change, parallel=parallel)
             np.maximum(row_change, change, out=row_change)
+        if trace:
+            states.append([a.copy() for a in v])
+            changes.append(row_change / c.v_scale)
         newly = ~done & (row_change <= threshold)
         sweeps_per_sample[newly] = sweeps
         done |= newly
@@ -257,6 +290,19 @@ def _settle(
 
     nudge = None if target is None else beta * target
     power = static_power(c, x, v, i_in, const, nudge)
+    recorded = None
+    if trace:
+        buffers = [np.empty_like(a) for a in v]
+        powers = []
+        for state in states:
+            for k in range(n_layers):
+                _input_currents(c, k, state, const[k], buffers[k])
+            powers.append(static_power(c, x, state, buffers, const, nudge))
+        recorded = Trace(
+            voltages=[np.stack([state[k] for state in states]) for k in range(n_layers)],
+            residual=np.array(changes),
+            power=np.array(powers),
+        )
     scores = chip.scores(v[-1])
     return Equilibrium(
         voltages=v,
@@ -271,6 +317,7 @@ def _settle(
         settle_time=c.settle_time,
         converged=bool(done.all()),
         tol=tol,
+        trace=recorded,
     )
 
 

@@ -46,7 +46,11 @@ def summary_lines(run: Run) -> list[tuple[str, str]]:
     inside.append(f"conductance snapshots ({len(run.conductance.data_vars)} arrays)")
     if run.prediction is not None:
         inside.append(f"predictions of {run.prediction.sizes['sample']} test samples")
-    inside.append("no per-sweep traces")
+    if run.traces:
+        samples = run.trace().sizes["sample"]
+        inside.append(f"per-sweep traces of {samples} samples at epochs {run.traced_epochs}")
+    else:
+        inside.append("no per-sweep traces")
     lines.append(("inside", ", ".join(inside)))
     return lines
 
@@ -98,6 +102,27 @@ def plot(run: Run, kind: str, out: str) -> None:
             twin = ax.twinx()
             twin.plot(epoch, 1e12 * metrics["energy_per_inference_J"].values, "s--", color="C0")
             twin.set_ylabel("energy per inference (pJ, RC estimate)", color="C0")
+    elif kind == "settle" and run.traces:
+        trace = run.trace()
+        plt.close(fig)
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.4), sharex=True)
+        phases = list(trace.phase.values)
+        for phase in phases:
+            for index, sample in enumerate(trace.sample.values):
+                style = {"color": f"C{phases.index(phase)}", "alpha": 0.8}
+                legend = f"{phase}" if index == 0 else None
+                residual = trace["residual"].sel(phase=phase, sample=sample)
+                top.semilogy(trace.sweep, residual, ".-", label=legend, **style)
+                power = 1e3 * trace["power"].sel(phase=phase, sample=sample)
+                bottom.plot(trace.sweep, power, ".-", label=legend, **style)
+        top.set_ylabel("relative KCL residual")
+        top.legend(title=f"phase ({trace.sizes['sample']} traced samples)", fontsize=8)
+        bottom.set_ylabel("static power (mW)")
+        bottom.set_xlabel("sweep (state after it; 0 = start of the phase)")
+        bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+        bottom.grid(alpha=0.3)
+        ax = top
+        title = f"{title}: settling at epoch {trace.attrs['epoch']}"
     else:
         what = {"settle": "per-sweep traces", "drift": "inference results over time"}.get(kind)
         plt.close(fig)

@@ -135,6 +135,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     data = _load_matching_dataset(dataset or None, chip)
     if args.limit is not None:
         data = data.subset(args.limit, args.limit)
+    if training is not None and training.trace_samples:
+        if max(training.trace_samples) >= len(data.x_test):
+            raise_input(
+                f"training.trace_samples: index {max(training.trace_samples)} is beyond the "
+                f"{len(data.x_test)} test samples of {data.name}"
+            )
     writer = None
     if args.resume is not None:
         writer, done = RunWriter.resume(args.resume, chip)
@@ -172,12 +178,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     progress.remove_task(task)
                 return report
 
+            def record_traces(epoch: int) -> None:
+                if writer is None or training is None or not training.trace_samples:
+                    return
+                from .learning.train import trace_phases
+
+                samples = training.trace_samples
+                x, y = data.x_test[samples], data.y_test[samples]
+                writer.append_traces(
+                    epoch, samples, trace_phases(chip, x, y, training, epoch), chip
+                )
+
             if done < 0:
                 report = run_test(f"inference {chip.name}")
                 figures = report.figures()
                 history.append({"epoch": 0, **figures})
                 if writer is not None:
                     writer.append(0, figures, chip, report.prediction, data.y_test)
+                    record_traces(0)
                 if epochs > 0 and not args.json:
                     console.print(f"epoch 0/{epochs}: test error {100 * report.error:.2f} %")
                 done = 0
@@ -206,6 +224,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 history.append({"epoch": epoch, **figures})
                 if writer is not None:
                     writer.append(epoch, figures, chip, report.prediction, data.y_test)
+                    record_traces(epoch)
                 if not args.json:
                     console.print(
                         f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "

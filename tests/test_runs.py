@@ -90,8 +90,8 @@ def test_traces_and_plots(trained, tmp_path):
         done = cli("plot", str(path), "--kind", kind, "-o", str(out))
         assert done.returncode == 0, done.stderr
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
-    missing = cli("plot", str(path), "--kind", "settle", "-o", str(tmp_path / "s.png"))
-    assert missing.returncode == 2 and "holds no per-sweep traces" in missing.stderr
+    missing = cli("plot", str(path), "--kind", "drift", "-o", str(tmp_path / "s.png"))
+    assert missing.returncode == 2 and "holds no inference results over time" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
@@ -156,3 +156,38 @@ def test_killed_writer_leaves_finished_epochs(tmp_path):
     assert not run.meta["complete"]
     assert run.metrics["epoch"].values[:3].tolist() == [0, 1, 2]
     assert run.conductance.sizes["epoch"] >= 3
+
+
+def test_traces_round_trip(trained):
+    path, _ = trained
+    run = neuroemu.open_run(path)
+    assert run.traced_epochs == [0, 1, 2]
+    trace = run.trace()
+    assert list(trace.phase.values) == ["free", "plus", "minus"]
+    assert trace.sample.values.tolist() == [0, 1, 2]
+    assert trace["voltage:hidden"].dims == ("phase", "sweep", "sample", "hidden")
+    assert trace["voltage:hidden"].attrs["units"] == "V"
+    # The free phase's last state is the operating point of the chip as the file left it.
+    chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
+    for name in run.conductance.data_vars:
+        if name.startswith("bias:"):
+            layer = name.split(":", 1)[1]
+            index = [layer_.name for layer_ in chip.spec.layers].index(layer)
+            chip.bias_conductance[index][...] = run.conductance[name].isel(epoch=-1).values
+        else:
+            index = [c.name for c in chip.crossbars].index(name)
+            chip.crossbars[index].conductance[...] = run.conductance[name].isel(epoch=-1).values
+    chip.touch()
+    x = neuroemu.load_dataset().x_test[:3]
+    eq = chip.settle(x)
+    free = trace["voltage:output"].sel(phase="free")
+    last = free.isel(sweep=eq.sweeps).values
+    np.testing.assert_allclose(last, eq.output, atol=1e-12)
+    # Residuals fall sweep by sweep below the tolerance; each phase's power is finite.
+    residual = trace["residual"].sel(phase="free", sample=0).values
+    finite = residual[np.isfinite(residual)]
+    assert finite[-1] <= 1e-10 < finite[0]
+    assert np.all(np.isfinite(trace["power"].sel(phase="free").values[: eq.sweeps + 1]))
+    assert trace["update:input->hidden"].dims == ("input", "hidden")
+    settle = cli("plot", str(path), "--kind", "settle", "-o", str(path.with_suffix(".png")))
+    assert settle.returncode == 0, settle.stderr

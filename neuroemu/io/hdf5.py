@@ -11,7 +11,12 @@ Layout (format ``neuroemu-run``, version 1):
   programmed), each dataset with a ``unit`` attribute; ``/metrics/epoch`` numbers them;
 - ``/conductance/<crossbar>`` (epochs, rows, columns) and ``/bias/<layer>`` (epochs, 2,
   nodes): snapshots in S after each evaluated epoch, chunked per epoch and compressed;
-- ``/inference/prediction`` and ``/inference/label``: the last evaluation, per test sample.
+- ``/inference/prediction`` and ``/inference/label``: the last evaluation, per test sample;
+- ``/traces/epoch_<e>`` (when the spec names ``trace_samples``): ``samples`` (test indices),
+  and for each phase ``free``, ``plus``, ``minus``: ``voltage/<layer>`` (sweep, sample,
+  node) in V, ``residual`` (sweep, sample) and ``power`` (sweep, sample) in W; and
+  ``update/<crossbar>`` (rows, columns) in S, the change those samples' centred EP
+  estimate would make.
 
 An inference run is written under a temporary name and renamed into place when complete. A
 training run grows epoch by epoch and is flushed after each, so an interrupted run leaves a
@@ -246,6 +251,25 @@ class RunWriter:
                     del f["inference"][key]
                 f["inference"].create_dataset(key, data=np.asarray(value), compression="gzip")
         f.flush()
+
+    def append_traces(
+        self, epoch: int, samples: list[int], traces: dict[str, Any], chip: Chip
+    ) -> None:
+        """Write the per-sweep record of the traced samples at ``epoch`` (see module docs)."""
+        group = self.file.require_group("traces").create_group(f"epoch_{epoch}")
+        group.attrs["epoch"] = epoch
+        group.create_dataset("samples", data=np.asarray(samples))
+        for phase, trace in traces["phases"].items():
+            g = group.create_group(phase)
+            for layer, voltages in zip(chip.spec.layers, trace.voltages, strict=True):
+                g.create_dataset(f"voltage/{layer.name}", data=voltages).attrs["unit"] = "V"
+            g.create_dataset("residual", data=trace.residual).attrs["unit"] = "1"
+            g.create_dataset("power", data=trace.power).attrs["unit"] = "W"
+        for name, update in traces["update"].items():
+            group.create_dataset(
+                f"update/{name}", data=update.astype(np.float32), compression="gzip"
+            ).attrs["unit"] = "S"
+        self.file.flush()
 
     def close(self, complete: bool = True) -> Path:
         """Close the file; ``complete`` marks a run that ended normally."""

@@ -40,6 +40,8 @@ class Run:
         (``source`` is ``+V_b`` or ``-V_b``).
     prediction, label
         The last evaluation's predicted and true classes per test sample (``sample``).
+    traces
+        Per-sweep records of the traced samples by epoch; see :meth:`trace`.
     """
 
     path: Path
@@ -48,6 +50,25 @@ class Run:
     conductance: Any
     prediction: Any
     label: Any
+    traces: dict[int, Any]
+
+    @property
+    def traced_epochs(self) -> list[int]:
+        return sorted(self.traces)
+
+    def trace(self, epoch: int | None = None) -> Any:
+        """The per-sweep record of the traced samples at ``epoch`` (default: the last) as an
+        ``xarray.Dataset``: ``voltage:<layer>`` (phase, sweep, sample, <layer>) in V,
+        ``residual`` (phase, sweep, sample), ``power`` (phase, sweep, sample) in W, padded
+        with NaN after a phase's last sweep, and ``update:<crossbar>`` in S."""
+        if not self.traces:
+            raise RunFileError(f"{self.path}: holds no per-sweep traces")
+        epoch = self.traced_epochs[-1] if epoch is None else epoch
+        if epoch not in self.traces:
+            raise RunFileError(
+                f"{self.path}: no traces at epoch {epoch} (has {self.traced_epochs})"
+            )
+        return self.traces[epoch]
 
     @property
     def epochs_done(self) -> int:
@@ -118,7 +139,46 @@ def open_run(path: str | os.PathLike[str]) -> Run:
         label = (
             xr.DataArray(inference["label"][()], dims="sample") if "label" in inference else None
         )
-    return Run(path, meta, metrics, conductance, prediction, label)
+        traces = {int(g.attrs["epoch"]): _read_trace(g) for g in f.get("traces", {}).values()}
+    return Run(path, meta, metrics, conductance, prediction, label, traces)
+
+
+PHASES = ("free", "plus", "minus")
+
+
+def _read_trace(group: Any) -> Any:
+    """One ``/traces/epoch_<e>`` group as a Dataset, phases padded to a common sweep count."""
+    import xarray as xr
+
+    samples = group["samples"][()]
+    present = [p for p in PHASES if p in group]
+    sweeps = max(group[p]["power"].shape[0] for p in present)
+
+    def stack(key: str) -> np.ndarray:
+        arrays = []
+        for phase in present:
+            data = group[phase][key][()]
+            pad = [(0, sweeps - data.shape[0])] + [(0, 0)] * (data.ndim - 1)
+            arrays.append(np.pad(data.astype(float), pad, constant_values=np.nan))
+        return np.stack(arrays)
+
+    variables: dict[str, Any] = {}
+    for layer in group[present[0]]["voltage"]:
+        variables[f"voltage:{layer}"] = (
+            ("phase", "sweep", "sample", layer),
+            stack(f"voltage/{layer}"),
+            {"units": "V"},
+        )
+    # residual[s] is measured during sweep s + 1: pad so it lines up with the states.
+    residual = stack("residual")
+    residual = np.concatenate([residual, np.full(residual[:, :1].shape, np.nan)], axis=1)
+    variables["residual"] = (("phase", "sweep", "sample"), residual[:, :sweeps], {"units": "1"})
+    variables["power"] = (("phase", "sweep", "sample"), stack("power"), {"units": "W"})
+    for name, data in group.get("update", {}).items():
+        rows, _, cols = name.partition("->")
+        variables[f"update:{name}"] = ((rows, cols), data[()], {"units": "S"})
+    coords = {"phase": present, "sweep": np.arange(sweeps), "sample": samples}
+    return xr.Dataset(variables, coords=coords, attrs={"epoch": int(group.attrs["epoch"])})
 
 
 def _snapshots(f: Any) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..engine.inference import check_labels
 from ..errors import InputError
-from .ep import apply_ep_update, loss, one_hot_targets
+from .ep import apply_ep_update, ep_gradient, loss, one_hot_targets
 
 if TYPE_CHECKING:
     from ..build.chip import Chip
@@ -31,6 +31,29 @@ class EpochReport:
     train_loss: float  # V^2, mean of C in the free phase
     mean_sweeps: float  # per phase
     wall_time: float  # s
+
+
+def trace_phases(
+    chip: Chip, x: np.ndarray, y: np.ndarray, training: Training, epoch: int
+) -> dict[str, Any]:
+    """Settle samples ``x`` free, then nudged by ``+beta`` and ``-beta`` (warm-started from
+    the free phase), recording every sweep, and the conductance change (S) their centred
+    EP estimate would make at ``epoch`` (computed through no device model, and not applied).
+    """
+    target = one_hot_targets(chip, y, training.target_voltage)
+    free = chip.settle(x, trace=True)
+    plus = chip.settle(x, beta=training.beta, target=target, init=free, trace=True)
+    minus = chip.settle(x, beta=-training.beta, target=target, init=free, trace=True)
+    grad = ep_gradient(chip, x, minus, plus, training.beta, "ep-centred")
+    scale = training.decay ** max(epoch - 1, 0) * training.conductance_unit**2
+    rates = training.rates(len(chip.crossbars))
+    return {
+        "phases": {"free": free.trace, "plus": plus.trace, "minus": minus.trace},
+        "update": {
+            crossbar.name: -rates[k] * scale * grad.crossbars[k]
+            for k, crossbar in enumerate(chip.crossbars)
+        },
+    }
 
 
 def check_training(chip: Chip, training: Training | None) -> Training:

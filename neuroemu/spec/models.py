@@ -285,6 +285,18 @@ class Training(Strict):
     batch_size: int = Field(4, gt=0)
     epochs: int = Field(1, ge=0)
     dataset: str = "mnist5k"
+    trace_samples: list[int] = Field(
+        default_factory=list,
+        description="test samples whose free and nudged phases are recorded sweep by sweep "
+        "in the run file after every evaluated epoch, with the update they would produce",
+    )
+
+    @field_validator("trace_samples")
+    @classmethod
+    def _sample_indices(cls, value: list[int]) -> list[int]:
+        if any(i < 0 for i in value) or len(set(value)) != len(value):
+            raise ValueError(f"must be distinct test sample indices >= 0 (got {value})")
+        return value
 
     _positive_beta = field_validator("beta", "conductance_unit")(lambda v: _positive(v, "S"))
     _positive_target = field_validator("target_voltage")(lambda v: _positive(v, "V"))

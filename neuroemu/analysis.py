@@ -46,6 +46,8 @@ def summary_lines(run: Run) -> list[tuple[str, str]]:
     inside.append(f"conductance snapshots ({len(run.conductance.data_vars)} arrays)")
     if run.prediction is not None:
         inside.append(f"predictions of {run.prediction.sizes['sample']} test samples")
+    if run.aging is not None:
+        inside.append(f"test passes at {run.aging.sizes['time']} times after programming")
     if run.traces:
         samples = run.trace().sizes["sample"]
         inside.append(f"per-sweep traces of {samples} samples at epochs {run.traced_epochs}")
@@ -102,6 +104,15 @@ def plot(run: Run, kind: str, out: str) -> None:
             twin = ax.twinx()
             twin.plot(epoch, 1e12 * metrics["energy_per_inference_J"].values, "s--", color="C0")
             twin.set_ylabel("energy per inference (pJ, RC estimate)", color="C0")
+    elif kind == "drift" and run.aging is not None:
+        time = run.aging["time"].values
+        ax.semilogx(time, 100 * run.aging["error"].values, "o-")
+        ax.set_xlabel("time after programming (s)")
+        ax.set_ylabel("test error (%)")
+        for seconds, label in ((3600, "1 h"), (86400, "1 d"), (3.15576e7, "1 y")):
+            if time.min() <= seconds <= time.max():
+                ax.axvline(seconds, color="0.7", lw=0.8)
+                ax.annotate(label, (seconds, ax.get_ylim()[1]), va="top", ha="right", fontsize=8)
     elif kind == "settle" and run.traces:
         trace = run.trace()
         plt.close(fig)

@@ -33,6 +33,16 @@ def _int_at_least(minimum: int) -> Any:
     return parse
 
 
+def _durations(text: str) -> list[float]:
+    """``1s,1h,1d,1y`` -> seconds after programming."""
+    from .spec.units import parse_duration
+
+    try:
+        return [parse_duration(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
 
@@ -231,6 +241,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                         f"test error {100 * report.error:.2f} %, "
                         f"{trained.wall_time:.1f} s training"
                     )
+            aging = []
+            if args.infer_at:
+                from .engine.aging import infer_at
+
+                task = progress.add_task(
+                    "after programming", total=len(args.infer_at) * len(data.x_test), status=""
+                )
+                aged = infer_at(
+                    chip,
+                    args.infer_at,
+                    data.x_test,
+                    data.y_test,
+                    batch_size=args.batch_size,
+                    dtype=dtype,
+                    progress=lambda n: progress.advance(task, n),
+                )
+                aging = [
+                    {"time_s": t, **r.figures()} for t, r in zip(args.infer_at, aged, strict=True)
+                ]
+                if writer is not None:
+                    writer.append_aging(aging)
         complete = True
     finally:
         path = writer.close(complete) if writer is not None else None
@@ -250,6 +281,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     }
     if epochs > 0:
         summary["history"] = history
+    if aging:
+        summary["infer_at"] = aging
     if path is not None:
         summary["out"] = str(path)
     if args.json:
@@ -257,9 +290,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         for key, value in _report_lines(chip, report, data.name, args.dtype):
             print(f"{key:<10}{value}")
+        for entry in aging:
+            print(
+                f"{'after':<10}{_duration_text(entry['time_s'])}: test error "
+                f"{100 * entry['error']:.2f} % (programming noise, drift, read noise)"
+            )
         if path is not None:
             print(f"{'run file':<10}{path}")
     return 0
+
+
+def _duration_text(seconds: float) -> str:
+    from .spec.units import DURATIONS
+
+    for unit in ("y", "d", "h", "min", "s"):
+        if seconds >= DURATIONS[unit]:
+            return f"{seconds / DURATIONS[unit]:g} {unit}"
+    return f"{seconds:g} s"
 
 
 def raise_input(message: str) -> None:
@@ -420,16 +467,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    """argparse with the same one-line errors as the commands (``--help`` shows usage)."""
+
+    def error(self, message: str) -> Any:
+        command = self.prog.removeprefix("neuroemu").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"neuroemu: error: {where}{message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neuroemu",
         description="Emulate analog neuromorphic chips: crossbars of resistive devices "
         "settling to their exact DC equilibrium.",
     )
     parser.add_argument("--version", action="version", version=f"neuroemu {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     def dataset_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -454,6 +512,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs", type=_non_negative_int, help="train this many epochs (default: the spec's)"
     )
     p.add_argument("--resume", metavar="RUN.h5", help="continue an interrupted training run")
+    p.add_argument(
+        "--infer-at",
+        type=_durations,
+        metavar="TIMES",
+        help="after training, evaluate at these times after programming, with programming "
+        "noise, drift and read noise (e.g. 1s,1h,1d,1y)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="samples settled at once")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from neuroemu.io.datasets import load_dataset
+from neuroemu.io.runs import open_run
 
 ROOT = Path(__file__).resolve().parents[1]
 CHIPS = ROOT / "chips"
@@ -302,3 +303,33 @@ def test_interrupted_training_leaves_a_valid_file(tmp_path):
         epochs = f["metrics/epoch"][()]
         assert epochs[:3].tolist() == [0, 1, 2]
         assert f["conductance/input->hidden"].shape[0] == len(epochs)
+
+
+def test_infer_at(tmp_path):
+    out = tmp_path / "pcm.h5"
+    result = neuroemu(
+        "simulate",
+        "xs_784x100_pcm",
+        "--epochs",
+        "1",
+        "--limit",
+        "200",
+        "--infer-at",
+        "1s,1d,1y",
+        "--out",
+        str(out),
+        "--json",
+        "--quiet",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    times = [entry["time_s"] for entry in summary["infer_at"]]
+    assert times == [1.0, 86400.0, 365.25 * 86400.0]
+    run = open_run(out)
+    np.testing.assert_array_equal(run.aging["time"].values, times)
+    np.testing.assert_allclose(run.aging["error"].values, [e["error"] for e in summary["infer_at"]])
+    assert run.aging["mean_power_W"].attrs["units"] == "W"
+    plot = neuroemu("plot", str(out), "--kind", "drift", "-o", str(tmp_path / "d.png"))
+    assert plot.returncode == 0, plot.stderr
+    bad = neuroemu("simulate", "xs_784x100_pcm", "--infer-at", "5parsecs")
+    assert_one_line_error(bad, "--infer-at", "cannot read '5parsecs' as a duration")

@@ -12,6 +12,8 @@ Layout (format ``neuroemu-run``, version 1):
 - ``/conductance/<crossbar>`` (epochs, rows, columns) and ``/bias/<layer>`` (epochs, 2,
   nodes): snapshots in S after each evaluated epoch, chunked per epoch and compressed;
 - ``/inference/prediction`` and ``/inference/label``: the last evaluation, per test sample;
+- ``/aging`` (after ``--infer-at``): ``time_s`` and the metrics of the test pass at each
+  time after programming, with programming noise, drift and read noise;
 - ``/traces/epoch_<e>`` (when the spec names ``trace_samples``): ``samples`` (test indices),
   and for each phase ``free``, ``plus``, ``minus``: ``voltage/<layer>`` (sweep, sample,
   node) in V, ``residual`` (sweep, sample) and ``power`` (sweep, sample) in W; and
@@ -269,6 +271,19 @@ class RunWriter:
             group.create_dataset(
                 f"update/{name}", data=update.astype(np.float32), compression="gzip"
             ).attrs["unit"] = "S"
+        self.file.flush()
+
+    def append_aging(self, entries: list[dict[str, Any]]) -> None:
+        """Write inference results at times after programming (``/aging``)."""
+        if "aging" in self.file:
+            del self.file["aging"]
+        group = self.file.create_group("aging")
+        for key in entries[0]:
+            unit = "s" if key == "time_s" else UNITS.get(key)
+            if unit is None:
+                continue
+            data = group.create_dataset(key, data=np.array([e[key] for e in entries], dtype="f8"))
+            data.attrs["unit"] = unit
         self.file.flush()
 
     def close(self, complete: bool = True) -> Path:

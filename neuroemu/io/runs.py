@@ -42,6 +42,9 @@ class Run:
         The last evaluation's predicted and true classes per test sample (``sample``).
     traces
         Per-sweep records of the traced samples by epoch; see :meth:`trace`.
+    aging
+        ``xarray.Dataset`` over ``time`` (s after programming) of the test pass with
+        programming noise, drift and read noise, or ``None``.
     """
 
     path: Path
@@ -51,6 +54,7 @@ class Run:
     prediction: Any
     label: Any
     traces: dict[int, Any]
+    aging: Any = None
 
     @property
     def traced_epochs(self) -> list[int]:
@@ -140,7 +144,18 @@ def open_run(path: str | os.PathLike[str]) -> Run:
             xr.DataArray(inference["label"][()], dims="sample") if "label" in inference else None
         )
         traces = {int(g.attrs["epoch"]): _read_trace(g) for g in f.get("traces", {}).values()}
-    return Run(path, meta, metrics, conductance, prediction, label, traces)
+        aging = None
+        if "aging" in f:
+            group = f["aging"]
+            aging = xr.Dataset(
+                {
+                    key: ("time", data[()], {"units": _attr(data.attrs.get("unit", ""))})
+                    for key, data in group.items()
+                    if key != "time_s"
+                },
+                coords={"time": ("time", group["time_s"][()], {"units": "s"})},
+            )
+    return Run(path, meta, metrics, conductance, prediction, label, traces, aging)
 
 
 PHASES = ("free", "plus", "minus")

@@ -77,6 +77,21 @@ def parse_quantity(value: Any, unit: str) -> float:
     raise ValueError(f"unit of {value!r} is not {unit} (with an optional SI prefix)")
 
 
+DURATIONS = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365.25 * 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """A time after programming such as ``1s``, ``10 min``, ``1h``, ``1d``, ``1y`` (a
+    Julian year), in s."""
+    match = _QUANTITY.match(text)
+    if match is None or match.group(2) not in DURATIONS:
+        raise ValueError(f"cannot read {text!r} as a duration (e.g. 1s, 10min, 1h, 1d, 1y)")
+    value = float(match.group(1)) * DURATIONS[match.group(2)]
+    if not value > 0:
+        raise ValueError(f"a duration must be > 0 (got {text!r})")
+    return value
+
+
 def format_quantity(value: float, unit: str, like: float | None = None) -> str:
     """Format an SI value with a readable prefix, e.g. ``1e-7, 'S' -> '100 nS'``; with
     ``like``, in the prefix that suits ``like`` (``1e-7, 'S', like=1e-6 -> '0.1 uS'``), so two

@@ -1,0 +1,53 @@
+"""Inference at times after programming: programming noise, drift and read noise.
+
+The chip's conductances (as trained) are programmed once onto the devices (programming
+noise), each device draws its drift exponent, and at each time ``t`` the conductances
+``G(t) = G(t0) (t / t0)^(-nu)`` are read once (read noise) and the test set is run through
+the chip. Every draw comes from ``numpy.random.default_rng([seed, 2])``: the chip's seed
+fixes the outcome.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..models.nonideal import drift_exponents, drifted, program, read
+from .inference import InferenceReport, evaluate
+
+if TYPE_CHECKING:
+    from ..build.chip import Chip
+
+
+def infer_at(
+    chip: Chip,
+    times: list[float],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> list[InferenceReport]:
+    """Evaluate ``chip`` at each time (s) after programming; ``chip`` is left unchanged."""
+    rng = np.random.default_rng([chip.seed, 2])
+    cards = [crossbar.device for crossbar in chip.crossbars]
+    arrays = [*chip.conductances, *chip.bias_conductance]
+    devices = cards + cards
+    programmed = [program(g, card, rng) for g, card in zip(arrays, devices, strict=True)]
+    nu = [drift_exponents(g.shape, card, rng) for g, card in zip(arrays, devices, strict=True)]
+    aged = copy.deepcopy(chip)
+    reports = []
+    n = len(chip.crossbars)
+    for t in times:
+        for index, (g0, card) in enumerate(zip(programmed, devices, strict=True)):
+            g = read(drifted(g0, nu[index], t, card), card, rng)
+            target = (
+                aged.crossbars[index].conductance if index < n else aged.bias_conductance[index - n]
+            )
+            target[...] = g
+        aged.touch()
+        reports.append(evaluate(aged, x, y, progress=progress, **options))
+    return reports

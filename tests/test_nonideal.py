@@ -1,0 +1,102 @@
+"""Device non-idealities against their formulas, with fixed seeds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neuroemu.errors import InputError
+from neuroemu.models.nonideal import drift_exponents, drifted, program, programming_sigma, read
+from neuroemu.spec import load_card
+
+ROOT = Path(__file__).resolve().parents[1]
+PCM = load_card(ROOT / "devices" / "pcm.yaml")
+
+
+def test_pcm_programming_sigma_is_the_polynomial():
+    g = np.array([0.0, 5e-6, 12.5e-6, 25e-6])
+    # Written out in uS for g_max = 25 uS: sigma = c0 + c1 (g/25) + c2 (g/25)^2.
+    expected = np.array([0.26348 + 1.9650 * r - 1.1731 * r**2 for r in g / 25e-6]) * 1e-6
+    np.testing.assert_allclose(programming_sigma(g, PCM), expected, rtol=1e-12)
+
+
+def test_programming_noise_statistics():
+    rng = np.random.default_rng(0)
+    target = np.full(200_000, 12.5e-6)
+    g = program(target, PCM, rng)
+    sigma = programming_sigma(target[:1], PCM)[0]
+    assert np.std(g) == pytest.approx(sigma, rel=0.01)  # 200k draws: std error 0.16 %
+    assert np.mean(g) == pytest.approx(12.5e-6, abs=4 * sigma / np.sqrt(len(g)))
+    assert g.min() >= PCM.g_min and g.max() <= PCM.g_max
+
+
+def test_drift_exponent_recovered_by_log_log_fit():
+    rng = np.random.default_rng(1)
+    g0 = np.full(1000, 10e-6)
+    nu = drift_exponents(g0.shape, PCM, rng)
+    assert nu.min() >= 0.049 and nu.max() <= 0.1
+    times = np.array([20.0, 60.0, 3600.0, 86400.0, 3.15e7])
+    curves = np.array([drifted(g0, nu, t, PCM) for t in times])
+    slopes = np.polyfit(np.log(times / 20.0), np.log(curves), 1)[0]
+    np.testing.assert_allclose(-slopes, nu, rtol=1e-10)
+    # Mean exponent near nu_mean (clipped at 0.049 below, so a little above 0.05).
+    assert np.mean(nu) == pytest.approx(0.05, abs=0.003)
+    np.testing.assert_array_equal(drifted(g0, nu, 1.0, PCM), g0)  # before t0: as programmed
+    with pytest.raises(InputError, match="must be > 0 s"):
+        drifted(g0, nu, 0.0, PCM)
+
+
+def test_read_noise_statistics():
+    rng = np.random.default_rng(2)
+    g = np.full(200_000, 10e-6)
+    reads = read(g, PCM, rng)
+    assert np.std(reads) == pytest.approx(0.01 * 10e-6, rel=0.01)
+    ideal = load_card(ROOT / "devices" / "ideal_resistor.yaml")
+    np.testing.assert_array_equal(read(g[:10], ideal, rng), g[:10])
+
+
+def small_chip(device: str):
+    import yaml
+
+    import neuroemu
+
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    for layer in data["layers"]:
+        layer["device"] = device
+        layer["init"] = {"distribution": "uniform", "low": "1 uS", "high": "20 uS"}
+    return neuroemu.Chip.from_dict(data, seed=4)
+
+
+def test_infer_at_ideal_devices_does_not_age():
+    from neuroemu.engine.aging import infer_at
+    from neuroemu.engine.inference import evaluate
+
+    chip = small_chip("ideal_resistor")
+    x = np.random.default_rng(0).uniform(size=(40, chip.n_inputs))
+    y = np.arange(40) % chip.n_outputs
+    plain = evaluate(chip, x, y)
+    for report in infer_at(chip, [1.0, 3600.0, 3.15e7], x, y):
+        np.testing.assert_array_equal(report.prediction, plain.prediction)
+        assert report.mean_power == pytest.approx(plain.mean_power, rel=1e-12)
+
+
+def test_infer_at_pcm_follows_the_drift_formula():
+    from neuroemu.engine.aging import infer_at
+
+    chip = small_chip("pcm")
+    before = [g.copy() for g in chip.conductances]
+    x = np.random.default_rng(1).uniform(size=(30, chip.n_inputs))
+    y = np.arange(30) % chip.n_outputs
+    first = infer_at(chip, [1.0, 1e6], x, y)
+    again = infer_at(chip, [1.0, 1e6], x, y)
+    # The chip's seed fixes every draw; the chip itself is left as it was.
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.prediction, b.prediction)
+    for g, g0 in zip(chip.conductances, before, strict=True):
+        np.testing.assert_array_equal(g, g0)
+    # Drift lowers every conductance: t^-nu with nu in [0.049, 0.1] over 5e4 t0 divides them
+    # by 1.7 to 3, and static power (sum g dV^2) falls with them, read noise aside.
+    ratio = first[1].mean_power / first[0].mean_power
+    assert (1e6 / 20) ** -0.1 * 0.9 < ratio < (1e6 / 20) ** -0.049 * 1.1

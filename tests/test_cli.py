@@ -16,6 +16,8 @@ import pytest
 from neuroemu.io.datasets import load_dataset
 from neuroemu.io.runs import open_run
 
+from .conftest import start_training
+
 ROOT = Path(__file__).resolve().parents[1]
 CHIPS = ROOT / "chips"
 
@@ -268,31 +270,8 @@ def test_interrupted_training_leaves_a_valid_file(tmp_path):
     import signal
 
     out = tmp_path / "run.h5"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "neuroemu.cli",
-            "simulate",
-            "xs_784x100",
-            "--limit",
-            "100",
-            "--epochs",
-            "500",
-            "--out",
-            str(out),
-            "--batch-size",
-            "50",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_training(out, until_epoch=2)
     try:
-        for line in proc.stderr:  # epoch lines go to stderr as they finish
-            if line.startswith("epoch 2/500"):
-                break
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=120)
     finally:

@@ -16,6 +16,8 @@ import pytest
 import neuroemu
 from neuroemu.errors import RunFileError
 
+from .conftest import start_training
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -123,31 +125,8 @@ def test_newer_format_fails_clearly(trained, tmp_path):
 
 def test_killed_writer_leaves_finished_epochs(tmp_path):
     out = tmp_path / "killed.h5"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "neuroemu.cli",
-            "simulate",
-            "xs_784x100",
-            "--limit",
-            "100",
-            "--epochs",
-            "500",
-            "--out",
-            str(out),
-            "--batch-size",
-            "50",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_training(out, until_epoch=2)
     try:
-        for line in proc.stderr:
-            if line.startswith("epoch 2/500"):  # printed after the epoch was flushed
-                break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
     finally:

@@ -86,6 +86,38 @@ def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path
     return path
 
 
+def open_run_file(path: str | os.PathLike[str], mode: str = "r") -> Any:
+    """Open a run file with h5py, checking that it is one this neuroemu can read: an HDF5
+    file, of format ``neuroemu-run``, not of a newer version, with every group."""
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"{path}: no such run file")
+    try:
+        f = h5py.File(path, mode)
+    except OSError:
+        raise RunFileError(f"{path}: not an HDF5 file") from None
+    try:
+        attrs = f["meta"].attrs if "meta" in f else {}
+        fmt = attrs.get("format")
+        if (fmt.decode() if isinstance(fmt, bytes) else fmt) != FORMAT:
+            raise RunFileError(f"{path}: an HDF5 file, but not a neuroemu run file")
+        version = int(attrs.get("format_version", 0))
+        if version > FORMAT_VERSION:
+            raise RunFileError(
+                f"{path}: format version {version} is newer than this neuroemu reads "
+                f"({FORMAT_VERSION}); upgrade neuroemu"
+            )
+        for group in ("metrics", "conductance", "bias", "inference"):
+            if group not in f:
+                raise RunFileError(f"{path}: missing group /{group}")
+    except RunFileError:
+        f.close()
+        raise
+    return f
+
+
 def _cards(chip: Chip) -> str:
     cards = {}
     for layer in chip.spec.layers:
@@ -168,24 +200,10 @@ class RunWriter:
     def resume(cls, path: str | os.PathLike[str], chip: Chip) -> tuple[RunWriter, int]:
         """Reopen a training run, load its last conductances into ``chip`` and return the
         writer and the last finished epoch."""
-        import h5py
-
         path = Path(path)
-        if not path.is_file():
-            raise RunFileError(f"{path}: no such run file to resume")
-        try:
-            f = h5py.File(path, "a")
-        except OSError:
-            raise RunFileError(f"{path}: not an HDF5 file") from None
+        f = open_run_file(path, "a")
         try:
             meta = f["meta"].attrs
-            if meta.get("format") != FORMAT:
-                raise RunFileError(f"{path}: not a neuroemu run file")
-            if int(meta["format_version"]) > FORMAT_VERSION:
-                raise RunFileError(
-                    f"{path}: format version {meta['format_version']} is newer than this "
-                    f"neuroemu reads ({FORMAT_VERSION}); upgrade neuroemu"
-                )
             text = chip.source.text if chip.source else ""
             if meta["chip_name"] != chip.name or meta["chip_yaml"] != text:
                 raise RunFileError(

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RunFileError
-from .hdf5 import FORMAT, FORMAT_VERSION
+from .hdf5 import open_run_file
 
 
 @dataclass
@@ -93,29 +93,11 @@ def _attr(value: Any) -> Any:
 
 def open_run(path: str | os.PathLike[str]) -> Run:
     """Read a run file written by ``neuroemu simulate --out``."""
-    import h5py
     import xarray as xr
 
     path = Path(path)
-    if not path.is_file():
-        raise RunFileError(f"{path}: no such run file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError:
-        raise RunFileError(f"{path}: not an HDF5 file") from None
-    with f:
-        if "meta" not in f or _attr(f["meta"].attrs.get("format")) != FORMAT:
-            raise RunFileError(f"{path}: an HDF5 file, but not a neuroemu run file")
+    with open_run_file(path) as f:
         meta = {key: _attr(value) for key, value in f["meta"].attrs.items()}
-        version = int(meta.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise RunFileError(
-                f"{path}: format version {version} is newer than this neuroemu reads "
-                f"({FORMAT_VERSION}); upgrade neuroemu"
-            )
-        for group in ("metrics", "conductance", "bias", "inference"):
-            if group not in f:
-                raise RunFileError(f"{path}: missing group /{group}")
         metrics_group = f["metrics"]
         epochs = metrics_group["epoch"][()].astype(int) if "epoch" in metrics_group else []
         variables = {

@@ -100,3 +100,40 @@ def test_infer_at_pcm_follows_the_drift_formula():
     # by 1.7 to 3, and static power (sum g dV^2) falls with them, read noise aside.
     ratio = first[1].mean_power / first[0].mean_power
     assert (1e6 / 20) ** -0.1 * 0.9 < ratio < (1e6 / 20) ** -0.049 * 1.1
+
+
+def test_stuck_devices_are_drawn_by_the_seed_and_never_move():
+    import yaml
+
+    import neuroemu
+    from neuroemu.learning.train import train_epoch
+
+    data = yaml.safe_load((ROOT / "chips" / "xs_784x100.yaml").read_text())
+    data["layers"][0]["device"] = {
+        "g_min": "1 uS",
+        "g_max": "40 uS",
+        "stuck_at_min": 0.02,
+        "stuck_at_max": 0.01,
+    }
+    data["layers"][0]["init"]["low"] = "1 uS"
+    chip = neuroemu.Chip.from_dict(data)
+    low, high = chip.faults[0]
+    n = low.size
+    for mask, p in ((low, 0.02), (high, 0.01)):  # binomial: within 5 standard deviations
+        assert abs(mask.sum() - p * n) < 5 * np.sqrt(n * p * (1 - p))
+    assert not np.any(low & high) and chip.faults[1] is None
+    g = chip.conductances[0]
+    card = chip.crossbars[0].device
+    assert np.all(g[low] == card.g_min) and np.all(g[high] == card.g_max)
+    same = neuroemu.Chip.from_dict(data)
+    np.testing.assert_array_equal(same.faults[0][0], low)
+    # Faults come from their own stream: the healthy devices are those of a fault-free chip.
+    data["layers"][0]["device"].update(stuck_at_min=0.0, stuck_at_max=0.0)
+    healthy = neuroemu.Chip.from_dict(data)
+    ok = ~(low | high)
+    np.testing.assert_array_equal(healthy.conductances[0][ok], g[ok])
+    d = neuroemu.load_dataset()
+    train_epoch(chip, d.x_train[:64], d.y_train[:64], chip.spec.training, 1)
+    g = chip.conductances[0]
+    assert np.all(g[low] == card.g_min) and np.all(g[high] == card.g_max)
+    assert not np.array_equal(g[ok], healthy.conductances[0][ok])  # the others learned

@@ -97,8 +97,35 @@ class Chip:
             self.bias_conductance.append(
                 program(spec.bias.init, layer.device, (2, layer.size), rng)
             )
+        self.faults = self._draw_faults()
+        self.apply_faults()
         self._version = 0
         self._circuits: dict[Any, Circuit] = {}
+
+    # ------------------------------------------------------------------ faults
+    def _draw_faults(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Per crossbar, the devices stuck at ``g_min`` and at ``g_max`` (boolean masks), or
+        ``None`` without faults. Drawn from their own stream of the chip's seed
+        (``default_rng([seed, 3])``), so adding faults changes no other draw."""
+        rng = np.random.default_rng([self.seed, 3])
+        faults: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for crossbar in self.crossbars:
+            card = crossbar.device
+            if card.stuck_at_min == 0 and card.stuck_at_max == 0:
+                faults.append(None)
+                continue
+            u = rng.random(crossbar.shape)
+            low = u < card.stuck_at_min
+            high = (u >= card.stuck_at_min) & (u < card.stuck_at_min + card.stuck_at_max)
+            faults.append((low, high))
+        return faults
+
+    def apply_faults(self) -> None:
+        """Put every stuck device back at its stuck conductance (after any programming)."""
+        for crossbar, fault in zip(self.crossbars, self.faults, strict=True):
+            if fault is not None:
+                crossbar.conductance[fault[0]] = crossbar.device.g_min
+                crossbar.conductance[fault[1]] = crossbar.device.g_max
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -48,6 +48,7 @@ def infer_at(
                 aged.crossbars[index].conductance if index < n else aged.bias_conductance[index - n]
             )
             target[...] = g
+        aged.apply_faults()  # stuck devices neither drift nor read noisily
         aged.touch()
         reports.append(evaluate(aged, x, y, progress=progress, **options))
     return reports

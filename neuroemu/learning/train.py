@@ -110,6 +110,7 @@ def train_epoch(
             phases += 2
             sweeps += free.sweeps + plus.sweeps
         apply_ep_update(chip, xb, first, plus, beta, training.algorithm, rates, pulse_rng)
+        chip.apply_faults()  # stuck devices do not move
         chip.touch()
         wrong += int(np.sum(free.prediction != yb))
         seen += len(yb)

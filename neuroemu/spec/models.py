@@ -105,6 +105,8 @@ class ResistorCard(Strict):
     programming_noise: ProgrammingNoise | None = None
     read_noise: ReadNoise | None = None
     drift: Drift | None = None
+    stuck_at_min: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_min")
+    stuck_at_max: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_max")
 
     _check_g_min = field_validator("g_min")(_non_negative_conductance)
 
@@ -118,6 +120,15 @@ class ResistorCard(Strict):
                 f"{format_quantity(g_min, 'S')})"
             )
         return value
+
+    @model_validator(mode="after")
+    def _fault_fractions(self) -> ResistorCard:
+        if self.stuck_at_min + self.stuck_at_max > 1:
+            raise ValueError(
+                f"stuck_at_min + stuck_at_max must not exceed 1 (got {self.stuck_at_min} + "
+                f"{self.stuck_at_max})"
+            )
+        return self
 
     @property
     def level_step(self) -> float | None:

@@ -137,3 +137,25 @@ def test_stuck_devices_are_drawn_by_the_seed_and_never_move():
     g = chip.conductances[0]
     assert np.all(g[low] == card.g_min) and np.all(g[high] == card.g_max)
     assert not np.array_equal(g[ok], healthy.conductances[0][ok])  # the others learned
+
+
+def test_input_dac_and_output_adc():
+    import yaml
+
+    import neuroemu
+
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    plain = neuroemu.Chip.from_dict(data)
+    data["inputs"]["dac_bits"] = 2
+    data["layers"][-1].update(adc_bits=4, adc_range="0.5 V")
+    chip = neuroemu.Chip.from_dict(data)
+    x = np.random.default_rng(3).uniform(size=(20, chip.n_inputs))
+    snapped = np.rint(x * 3) / 3  # 2 bits: levels 0, 1/3, 2/3, 1
+    eq, reference = chip.settle(x), plain.settle(snapped)
+    for a, b in zip(eq.voltages, reference.voltages, strict=True):
+        np.testing.assert_array_equal(a, b)  # the circuit sees the DAC's levels
+    step = 1.0 / 15  # 4 bits over -0.5 .. 0.5 V
+    read = chip.adc(eq.output)
+    np.testing.assert_allclose((read + 0.5) / step, np.rint((read + 0.5) / step), atol=1e-9)
+    assert np.abs(read - np.clip(eq.output, -0.5, 0.5)).max() <= step / 2 + 1e-12
+    np.testing.assert_allclose(eq.scores, read[:, 0::2] - read[:, 1::2])

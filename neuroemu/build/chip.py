@@ -193,16 +193,38 @@ class Chip:
         assert layer.diode is not None
         return thermal_voltage(layer.diode.temperature)
 
+    def dac(self, x: np.ndarray) -> np.ndarray:
+        """The inputs the input DAC produces: ``x`` rounded to ``2^bits - 1`` steps of
+        [0, 1] with ``inputs.dac_bits``, else ``x`` itself."""
+        bits = self.spec.inputs.dac_bits
+        if bits is None:
+            return x
+        levels = 2**bits - 1
+        return (np.rint(x * levels) / levels).astype(x.dtype, copy=False)
+
+    def adc(self, output_voltages: np.ndarray) -> np.ndarray:
+        """Output voltages (V) as the output ADC reads them: clipped to the full scale
+        ``[-adc_range, adc_range]`` and rounded to ``2^bits - 1`` steps of it, with
+        ``adc_bits`` on the output layer, else as they are."""
+        out = self.spec.output
+        if out.adc_bits is None:
+            return output_voltages
+        step = 2 * out.adc_range / (2**out.adc_bits - 1)
+        clipped = np.clip(output_voltages, -out.adc_range, out.adc_range)
+        return -out.adc_range + np.rint((clipped + out.adc_range) / step) * step
+
     def source_voltages(self, x: np.ndarray) -> np.ndarray:
-        """Voltages (V) of the input sources for inputs ``x`` of shape (batch, n_inputs)."""
-        v = self.spec.inputs.gain * x
+        """Voltages (V) of the input sources for inputs ``x`` of shape (batch, n_inputs),
+        after the input DAC."""
+        v = self.spec.inputs.gain * self.dac(x)
         if self.spec.inputs.encoding == "differential":
             v = np.concatenate([v, -v], axis=1)
         return v
 
     def scores(self, output_voltages: np.ndarray) -> np.ndarray:
-        """Class scores (V) from output node voltages: the node itself, or ``V+ - V-`` of
-        each pair of consecutive nodes with differential readout."""
+        """Class scores (V) from output node voltages as the ADC reads them: the node
+        itself, or ``V+ - V-`` of each pair of consecutive nodes with differential readout."""
+        output_voltages = self.adc(output_voltages)
         if self.spec.output.readout == "differential":
             return output_voltages[:, 0::2] - output_voltages[:, 1::2]
         return output_voltages

@@ -234,6 +234,7 @@ def _settle(
     n_layers = len(c.weights)
     sizes = chip.layer_sizes
     # Constant parts of I_in and node conductances of this call (nudging included).
+    x = chip.dac(x)
     source_current = x.astype(dtype, copy=False) @ c.input_transfer
     const = [np.broadcast_to(i, (batch, i.shape[0])) for i in c.bias_current]
     const[0] = source_current + c.bias_current[0]

@@ -216,6 +216,9 @@ class Inputs(Strict):
     size: int = Field(gt=0)
     gain: Voltage = Field(description="volts per unit input")
     encoding: Literal["differential", "single"] = "differential"
+    dac_bits: int | None = Field(
+        None, ge=1, le=32, description="input DAC resolution: x rounded to 2^bits - 1 steps"
+    )
 
     _positive_gain = field_validator("gain")(lambda value: _positive(value, "V"))
 
@@ -251,6 +254,8 @@ class Layer(Strict):
     v_hi: Voltage = 0.0
     init: Initialisation
     readout: Literal["single", "differential"] | None = None
+    adc_bits: int | None = Field(None, ge=1, le=32, description="output ADC resolution")
+    adc_range: Voltage = Field(1.0, description="ADC full scale: -adc_range .. +adc_range")
 
     @model_validator(mode="after")
     def _consistent(self) -> Layer:
@@ -260,6 +265,8 @@ class Layer(Strict):
             raise ValueError("alternate arrangement needs at least 2 nodes")
         if self.readout == "differential" and self.size % 2:
             raise ValueError(f"differential readout needs an even size (got {self.size})")
+        if not self.adc_range > 0:
+            raise ValueError(f"adc_range must be > 0 V (got {self.adc_range} V)")
         return self
 
 
@@ -345,8 +352,10 @@ class ChipSpec(Strict):
         for index, layer in enumerate(layers[:-1]):
             if layer.diode is None:
                 raise ValueError(f"[{index}] ({layer.name}): a hidden layer needs a diode")
-            if layer.readout is not None:
-                raise ValueError(f"[{index}] ({layer.name}): only the last layer has a readout")
+            if layer.readout is not None or layer.adc_bits is not None:
+                raise ValueError(
+                    f"[{index}] ({layer.name}): only the last layer has a readout and an ADC"
+                )
         names = [layer.name for layer in layers]
         if len(set(names)) != len(names):
             raise ValueError(f"layer names must be unique (got {names})")

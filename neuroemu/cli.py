@@ -227,7 +227,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 figures = {
                     **report.figures(),
                     "train_error": trained.train_error,
-                    "train_loss_V2": trained.train_loss,
+                    (
+                        "train_loss_V2" if training.loss == "mse" else "train_cross_entropy"
+                    ): trained.train_loss,
                     "train_mean_sweeps": trained.mean_sweeps,
                     "train_wall_time_s": trained.wall_time,
                 }

@@ -132,6 +132,19 @@ def _nudge(chip: Chip, beta: float, target: Any, batch: int) -> np.ndarray | Non
     return target
 
 
+def _injection(chip: Chip, current: Any, batch: int) -> np.ndarray | None:
+    """Check an injected output current (A) of shape (batch, output nodes)."""
+    if current is None:
+        return None
+    current = np.asarray(current, dtype=np.float64)
+    shape = (batch, chip.layer_sizes[-1])
+    if current.shape != shape:
+        raise InputError(f"current: expected shape {shape} (output nodes), got {current.shape}")
+    if not np.all(np.isfinite(current)):
+        raise InputError("current: contains NaN or infinite values")
+    return current
+
+
 def _input_currents(c: Circuit, k: int, v: list[np.ndarray], const: np.ndarray, out: np.ndarray):
     """``I_in`` of layer ``k``: constant part plus currents from the neighbouring layers
     (products written straight into ``out``, no temporaries for one-sided layers)."""
@@ -154,6 +167,7 @@ def settle(
     beta: float = 0.0,
     target: Any = None,
     *,
+    current: Any = None,
     init: Any = None,
     tol: float | None = None,
     max_sweeps: int | None = None,
@@ -172,6 +186,9 @@ def settle(
     target
         Target voltages (V) of the output nodes, (batch, output nodes); needed when
         ``beta != 0``.
+    current
+        Current (A) injected into each output node, (batch, output nodes): the other way to
+        nudge, used for losses whose gradient is not a pull toward a voltage.
     init
         Starting voltages (an :class:`Equilibrium` or a list of arrays) for a warm start.
     tol, max_sweeps
@@ -195,9 +212,9 @@ def settle(
     threaded = any(p.kind == KIND_SHOCKLEY for p in chip.circuit(dtype).params)
     threaded = threaded if parallel is None else bool(parallel)
     if not threaded:
-        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, False, trace)
+        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, False, trace)
     with _blas_controller().limit(limits=1, user_api="blas"):
-        return _settle(chip, x, beta, target, init, tol, max_sweeps, dtype, True, trace)
+        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, True, trace)
 
 
 @functools.cache
@@ -212,6 +229,7 @@ def _settle(
     x: Any,
     beta: float,
     target: Any,
+    current: Any,
     init: Any,
     tol: float | None,
     max_sweeps: int | None,
@@ -229,6 +247,7 @@ def _settle(
     if max_sweeps < 1:
         raise InputError(f"max_sweeps: must be >= 1 (got {max_sweeps})")
     target = _nudge(chip, float(beta), target, batch)
+    injected = _injection(chip, current, batch)
 
     c = chip.circuit(dtype)
     n_layers = len(c.weights)
@@ -247,6 +266,8 @@ def _settle(
                 f"beta: {beta:g} S makes an output node's total conductance non-positive "
                 f"(smallest {c.node_conductance[-1].min():g} S): no operating point"
             )
+    if injected is not None:
+        const[-1] = const[-1] + injected.astype(dtype)
     v = _initial_voltages(init, sizes, batch, dtype)
     i_in = [np.empty((batch, n), dtype=dtype) for n in sizes]
     order = list(range(0, n_layers, 2)) + list(range(1, n_layers, 2))
@@ -290,6 +311,8 @@ def _settle(
         np.maximum(relative, rk.max(axis=1), out=relative)
 
     nudge = None if target is None else beta * target
+    if injected is not None:
+        nudge = injected if nudge is None else nudge + injected
     power = static_power(c, x, v, i_in, const, nudge)
     recorded = None
     if trace:

@@ -65,6 +65,7 @@ UNITS = {
     "tol": "1",
     "train_error": "1",
     "train_loss_V2": "V^2",
+    "train_cross_entropy": "1",
     "train_mean_sweeps": "1",
     "train_wall_time_s": "s",
 }

@@ -160,3 +160,38 @@ def one_hot_targets(chip: Chip, labels: np.ndarray, voltage: float) -> np.ndarra
 def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
     """``C = 1/2 sum_k (V_k - y_k)^2`` (V^2) per sample."""
     return 0.5 * np.square(eq.output - target).sum(axis=1)
+
+
+def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
+    z = scores / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cross_entropy(chip: Chip, eq: Equilibrium, labels: np.ndarray, temperature: float):
+    """Cross-entropy of ``softmax(scores / temperature)`` against ``labels``, per sample."""
+    p = _softmax(np.asarray(eq.scores, dtype=np.float64), temperature)
+    return -np.log(np.maximum(p[np.arange(len(labels)), labels], 1e-300))
+
+
+def cross_entropy_pull(
+    chip: Chip, eq: Equilibrium, labels: np.ndarray, temperature: float
+) -> np.ndarray:
+    """``-dC'/dV`` (V) at ``eq`` for the cross-entropy readout (Laborieux et al. 2021), with
+    ``C' = temperature^2 * cross-entropy`` so that, like the squared error, it is in V^2.
+
+    Nudging by the current ``beta * pull`` (A) injected into the output nodes and held
+    while the circuit settles adds ``beta`` times the cost linearised at ``eq`` to the
+    energy, so the EP estimate from the drops tends to ``dC'/dg`` as beta goes to 0.
+    """
+    p = _softmax(np.asarray(eq.scores, dtype=np.float64), temperature)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(len(labels)), labels] = 1.0
+    per_class = temperature * (onehot - p)  # -dC'/d(score)
+    if chip.spec.output.readout == "differential":
+        pull = np.empty((len(labels), 2 * p.shape[1]))
+        pull[:, 0::2] = per_class
+        pull[:, 1::2] = -per_class
+        return pull
+    return per_class

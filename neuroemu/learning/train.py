@@ -17,7 +17,14 @@ import numpy as np
 
 from ..engine.inference import check_labels
 from ..errors import InputError
-from .ep import apply_ep_update, ep_gradient, loss, one_hot_targets
+from .ep import (
+    apply_ep_update,
+    cross_entropy,
+    cross_entropy_pull,
+    ep_gradient,
+    loss,
+    one_hot_targets,
+)
 
 if TYPE_CHECKING:
     from ..build.chip import Chip
@@ -28,7 +35,7 @@ if TYPE_CHECKING:
 class EpochReport:
     epoch: int  # 1-based
     train_error: float  # fraction wrong in the free phase, during the epoch
-    train_loss: float  # V^2, mean of C in the free phase
+    train_loss: float  # mean loss in the free phase: C in V^2 (mse), or cross-entropy
     mean_sweeps: float  # per phase
     wall_time: float  # s
 
@@ -67,6 +74,22 @@ def check_training(chip: Chip, training: Training | None) -> Training:
     return training
 
 
+def _nudged(
+    chip: Chip,
+    x: np.ndarray,
+    free: Any,
+    beta: float,
+    target: np.ndarray,
+    pull: np.ndarray | None,
+    dtype: Any,
+) -> Any:
+    """A nudged phase warm-started from the free one: a conductance ``beta`` to the target
+    sources (squared error), or the current ``beta * pull`` (cross-entropy)."""
+    if pull is not None:
+        return chip.settle(x, current=beta * pull, init=free, dtype=dtype)
+    return chip.settle(x, beta=beta, target=target, init=free, dtype=dtype)
+
+
 def train_epoch(
     chip: Chip,
     x: np.ndarray,
@@ -100,9 +123,12 @@ def train_epoch(
         beta = training.beta
         if training.random_sign and rng.random() < 0.5:
             beta = -beta
-        plus = chip.settle(xb, beta=beta, target=target, init=free, dtype=dtype)
+        pull = None
+        if training.loss == "cross-entropy":
+            pull = cross_entropy_pull(chip, free, yb, training.temperature)
+        plus = _nudged(chip, xb, free, beta, target, pull, dtype)
         if training.algorithm == "ep-centred":
-            first = chip.settle(xb, beta=-beta, target=target, init=free, dtype=dtype)
+            first = _nudged(chip, xb, free, -beta, target, pull, dtype)
             phases += 3
             sweeps += free.sweeps + plus.sweeps + first.sweeps
         else:
@@ -114,7 +140,10 @@ def train_epoch(
         chip.touch()
         wrong += int(np.sum(free.prediction != yb))
         seen += len(yb)
-        total_loss += float(loss(chip, free, target).sum())
+        if training.loss == "cross-entropy":
+            total_loss += float(cross_entropy(chip, free, yb, training.temperature).sum())
+        else:
+            total_loss += float(loss(chip, free, target).sum())
         if progress is not None:
             progress(len(yb), wrong / seen)
     return EpochReport(

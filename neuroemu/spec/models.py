@@ -294,6 +294,13 @@ class Training(Strict):
     """
 
     algorithm: Literal["ep-centred", "ep-one-sided"] = "ep-centred"
+    loss: Literal["mse", "cross-entropy"] = Field(
+        "mse",
+        description="mse: C = 1/2 sum (V - y)^2, nudged by a conductance beta to target "
+        "sources; cross-entropy: of softmax(scores / temperature), nudged by the current "
+        "beta * temperature * (onehot - p) (Laborieux et al. 2021)",
+    )
+    temperature: Voltage = Field(0.05, description="softmax temperature of cross-entropy")
     beta: Conductance = Field(description="nudging conductance to the target sources")
     random_sign: bool = Field(False, description="draw the sign of beta per mini-batch")
     target_voltage: Voltage = Field(description="target of the right class's output node")
@@ -317,7 +324,7 @@ class Training(Strict):
         return value
 
     _positive_beta = field_validator("beta", "conductance_unit")(lambda v: _positive(v, "S"))
-    _positive_target = field_validator("target_voltage")(lambda v: _positive(v, "V"))
+    _positive_target = field_validator("target_voltage", "temperature")(lambda v: _positive(v, "V"))
 
     @field_validator("learning_rate")
     @classmethod

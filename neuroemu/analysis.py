@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -154,3 +155,60 @@ def plot(run: Run, kind: str, out: str) -> None:
 def _need(run: Run, key: str, kind: str) -> Any:
     if key not in run.metrics or run.metrics.sizes.get("epoch", 0) == 0:
         raise RunFileError(f"{run.path}: holds no {key} per epoch, so it has no {kind} figure")
+
+
+def plot_sweep(path: str, out: str, metric: str = "error") -> None:
+    """Test error (or ``metric``) against the sweep's axes: a line with the seeds' spread as
+    a band for one axis, one line per value of the second axis for two, a heat map of the
+    seed mean for more (the first two axes, the others at their first value)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io.sweepfile import open_sweep
+
+    ds = open_sweep(path)
+    if metric not in ds:
+        raise RunFileError(f"{path}: no {metric} in this sweep")
+    data = ds[metric]
+    axes = [d for d in data.dims if d != "seed"]
+    scale = 100.0 if metric in ("error", "accuracy", "train_error") else 1.0
+    label = f"{metric} (%)" if scale == 100.0 else f"{metric} ({data.attrs.get('units', '')})"
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if len(axes) <= 2:
+        x_dim = axes[0]
+        groups = (
+            [(None, data)]
+            if len(axes) == 1
+            else [(v, data.sel({axes[1]: v})) for v in data[axes[1]].values]
+        )
+        positions = np.arange(data.sizes[x_dim])
+        for value, part in groups:
+            mean = scale * part.mean("seed").values
+            spread = scale * part.std("seed").values
+            legend = None if value is None else f"{axes[1]} = {value}"
+            ax.plot(positions, mean, "o-", label=legend)
+            ax.fill_between(positions, mean - spread, mean + spread, alpha=0.25)
+        ax.set_xticks(positions, [str(v) for v in data[x_dim].values])
+        ax.set_xlabel(x_dim)
+        ax.set_ylabel(label + ", mean and spread over seeds")
+        if len(axes) == 2:
+            ax.legend(fontsize=8)
+    else:
+        first = data.isel({d: 0 for d in axes[2:]}).mean("seed")
+        image = ax.imshow(scale * first.transpose(axes[1], axes[0]).values, origin="lower")
+        ax.set_xticks(range(first.sizes[axes[0]]), [str(v) for v in first[axes[0]].values])
+        ax.set_yticks(range(first.sizes[axes[1]]), [str(v) for v in first[axes[1]].values])
+        ax.set_xlabel(axes[0])
+        ax.set_ylabel(axes[1])
+        fig.colorbar(image, label=label)
+    ax.set_title(f"sweep {Path(path).stem}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    try:
+        fig.savefig(out, dpi=120)
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{out}: cannot write the figure ({exc})") from None
+    finally:
+        plt.close(fig)

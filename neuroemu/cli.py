@@ -448,6 +448,35 @@ def cmd_library(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- sweeps
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .spec.sweep import load_sweep
+    from .sweep.run import connect, default_output, run_sweep
+
+    sweep = load_sweep(args.sweep)  # every point's spec is checked before anything runs
+    out = Path(args.out) if args.out else default_output(sweep)
+    client, cluster = connect(args.scheduler, args.workers)
+    console = _stderr_console()
+    try:
+        with _progress(console) as progress:
+            total = len(sweep.points())
+            task = progress.add_task(f"sweep {sweep.spec.name}", total=total, status="")
+
+            def advance(done: int, failed: int, total: int) -> None:
+                progress.update(task, completed=done + failed, status=f"{failed} failed")
+
+            counts = run_sweep(sweep, out, client, progress=advance)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    print(
+        f"sweep {sweep.spec.name}: {counts['total']} points, {counts['run']} run, "
+        f"{counts['skipped']} already done, {counts['failed']} failed -> {out}"
+    )
+    return 1 if counts["failed"] else 0
+
+
 # --------------------------------------------------------------------------- analysis
 def cmd_traces(args: argparse.Namespace) -> int:
     from .analysis import summary_lines
@@ -459,11 +488,18 @@ def cmd_traces(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .analysis import plot
+    from .analysis import plot, plot_sweep
     from .io.runs import open_run
+    from .io.sweepfile import is_sweep_file
 
-    run = open_run(args.run)
-    plot(run, args.kind, args.output)
+    if is_sweep_file(args.run):
+        if args.kind not in (None, "sweep"):
+            raise_input(f"--kind {args.kind}: a sweep file has only the sweep figure")
+        plot_sweep(args.run, args.output, args.metric)
+    else:
+        if args.kind in (None, "sweep"):
+            raise_input("--kind: name the figure of a run file (learning-curve, ...)")
+        plot(open_run(args.run), args.kind, args.output)
     print(f"wrote {args.output}")
     return 0
 
@@ -544,17 +580,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_check_spice)
 
+    p = sub.add_parser("sweep", help="run a non-ideality sweep on Dask")
+    p.add_argument("sweep", metavar="SWEEP.yaml")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler")
+    p.add_argument(
+        "--workers", type=_positive_int, default=2, help="local worker processes (default 2)"
+    )
+    p.add_argument("--out", metavar="SWEEP.h5", help="results file (default: NAME.h5)")
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("traces", help="summarise an HDF5 run file")
     p.add_argument("run", metavar="RUN.h5")
     p.set_defaults(func=cmd_traces)
 
-    p = sub.add_parser("plot", help="draw a figure of an HDF5 run file")
+    p = sub.add_parser("plot", help="draw a figure of a run file or a sweep file")
     p.add_argument("run", metavar="RUN.h5")
     p.add_argument(
         "--kind",
-        required=True,
-        choices=("learning-curve", "conductance-histogram", "power", "settle", "drift"),
+        choices=("learning-curve", "conductance-histogram", "power", "settle", "drift", "sweep"),
+        help="the figure of a run file; a sweep file has one (error against its axes)",
     )
+    p.add_argument("--metric", default="error", help="for a sweep: the figure to plot")
     p.add_argument("-o", "--output", required=True, metavar="FIG.png")
     p.set_defaults(func=cmd_plot)
 

@@ -111,7 +111,8 @@ def _quantity_type(unit: str) -> Any:
     return Annotated[
         float,
         BeforeValidator(lambda v: parse_quantity(v, unit)),
-        PlainSerializer(lambda v: format_quantity(v, unit), return_type=str, when_used="json"),
+        # JSON keeps full precision as a bare SI number, which reads back unchanged.
+        PlainSerializer(lambda v: float(v), return_type=float, when_used="json"),
     ]
 
 

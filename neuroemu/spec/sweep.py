@@ -1,0 +1,172 @@
+"""Sweep specs: a base chip, axes of values at key paths into its spec, and seeds.
+
+An axis path names a key of the chip spec as validated, with device cards inline, in the
+notation of error messages: ``layers[0].device.n_levels``, ``inputs.gain``,
+``training.learning_rate``. Values are written as in a chip YAML (``0.5 uS``). Every point's
+spec is built and validated before any point runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from ..errors import SpecError
+from .loader import chip_from_dict, display_path, find_chip, read_yaml, validate
+from .models import ChipSpec, Strict
+
+_PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
+
+
+class RandomValues(Strict):
+    """``count`` values drawn uniformly (or log-uniformly) in ``[low, high]``."""
+
+    low: float
+    high: float
+    count: int = Field(gt=0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomValues:
+        if not self.low < self.high:
+            raise ValueError(f"need low < high (got {self.low}, {self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("log sampling needs low > 0")
+        return self
+
+
+class Axis(Strict):
+    path: str
+    values: list[Any] | None = None
+    random: RandomValues | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Axis:
+        if (self.values is None) == (self.random is None):
+            raise ValueError("give either values or random")
+        if self.values is not None and not self.values:
+            raise ValueError("values must not be empty")
+        return self
+
+
+class SweepSpec(Strict):
+    name: str
+    chip: str
+    mode: Literal["train", "infer"] = "infer"
+    epochs: int | None = Field(None, ge=0)
+    dataset: str | None = None
+    limit: int | None = Field(None, gt=0)
+    axes: list[Axis] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+
+
+def split_path(path: str) -> list[str | int]:
+    parts: list[str | int] = []
+    position = 0
+    for match in _PART.finditer(path):
+        gap = path[position : match.start()]
+        if gap not in ("", "."):
+            raise ValueError(f"cannot read key path {path!r}")
+        parts.append(match.group(1) if match.group(1) is not None else int(match.group(2)))
+        position = match.end()
+    if position != len(path) or not parts:
+        raise ValueError(f"cannot read key path {path!r}")
+    return parts
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set ``value`` at ``path`` in ``data``; say which part fails and what exists there."""
+    parts = split_path(path)
+    node: Any = data
+    walked = ""
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        here = walked or "the chip spec"
+        if isinstance(part, int):
+            if not isinstance(node, list) or not -len(node) <= part < len(node):
+                size = len(node) if isinstance(node, list) else "no list"
+                raise ValueError(f"{walked}[{part}]: no such item ({here} has {size} items)")
+            walked += f"[{part}]"
+        else:
+            if not isinstance(node, dict):
+                raise ValueError(f"{walked}.{part}: {here} is not a mapping (it is {node!r})")
+            if part not in node:
+                known = ", ".join(sorted(node))
+                raise ValueError(f"{part}: no key {part!r} in {here} (it has: {known})")
+            walked += ("." if walked else "") + part
+        if last:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def axis_values(axis: Axis, rng: np.random.Generator) -> list[Any]:
+    if axis.values is not None:
+        return list(axis.values)
+    r = axis.random
+    assert r is not None
+    if r.log:
+        return np.exp(rng.uniform(np.log(r.low), np.log(r.high), r.count)).tolist()
+    return rng.uniform(r.low, r.high, r.count).tolist()
+
+
+class LoadedSweep:
+    """A validated sweep: its axes' values and every point's chip spec."""
+
+    def __init__(self, spec: SweepSpec, base: ChipSpec, source: str, text: str, values: list):
+        self.spec = spec
+        self.base = base
+        self.source = source
+        self.text = text
+        self.values = values  # per axis, the values in file order
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*[len(v) for v in self.values], len(self.spec.seeds))
+
+    def points(self) -> list[tuple[int, ...]]:
+        return list(itertools.product(*[range(n) for n in self.shape]))
+
+    def point_spec(self, index: tuple[int, ...]) -> ChipSpec:
+        data = self.base.model_dump(mode="json")
+        for axis_no, (axis, values) in enumerate(zip(self.spec.axes, self.values, strict=True)):
+            set_path(data, axis.path, copy.deepcopy(values[index[axis_no]]))
+        where = ", ".join(
+            f"{a.path}={v[i]!r}"
+            for a, v, i in zip(self.spec.axes, self.values, index, strict=False)
+        )
+        return chip_from_dict(data, f"{self.source} (point {where})")
+
+
+def load_sweep(path: str | Path) -> LoadedSweep:
+    """Load a sweep spec, check every axis path and validate every point's chip."""
+    path = Path(path)
+    data, text = read_yaml(path)
+    source = display_path(path)
+    spec: SweepSpec = validate(SweepSpec, data, source)
+    chip_path = Path(spec.chip)
+    if not chip_path.is_absolute() and (path.parent / chip_path).exists():
+        chip_path = path.parent / chip_path
+    chip_file = find_chip(chip_path)
+    chip_data, _ = read_yaml(chip_file)
+    base = chip_from_dict(chip_data, display_path(chip_file), chip_file.resolve().parent)
+    if spec.mode == "train" and base.training is None:
+        raise SpecError(f"{source}: mode: train, but chip {base.name} has no training section")
+    rng = np.random.default_rng(0)
+    values = [axis_values(axis, rng) for axis in spec.axes]
+    sweep = LoadedSweep(spec, base, source, text, values)
+    probe = base.model_dump(mode="json")
+    for number, (axis, axis_vals) in enumerate(zip(spec.axes, values, strict=True)):
+        try:
+            set_path(probe, axis.path, axis_vals[0])
+        except ValueError as exc:
+            raise SpecError(f"{source}: axes[{number}].path: {exc}") from None
+    for index in sweep.points():
+        sweep.point_spec(index)  # raises SpecError naming the point
+    return sweep

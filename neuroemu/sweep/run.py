@@ -1,0 +1,126 @@
+"""Running a sweep on Dask distributed: one chip per point, finished points skipped."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import NeuroemuError, RunFileError
+from ..io.sweepfile import DONE, open_for_sweep, record
+from ..spec.sweep import LoadedSweep
+
+#: Each worker process runs one point at a time on one thread of each pool.
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def run_point(
+    spec_data: dict[str, Any],
+    seed: int,
+    mode: str,
+    epochs: int | None,
+    dataset: str | None,
+    limit: int | None,
+) -> dict[str, Any]:
+    """Build one point's chip from its spec, train it (``mode == "train"``) and evaluate
+    it on the test part; return its figures. Runs in a worker process."""
+    from ..build.chip import Chip
+    from ..engine.inference import evaluate
+    from ..io.datasets import load_dataset
+    from ..learning.train import train_epoch
+    from ..spec.loader import chip_from_dict
+
+    start = time.perf_counter()
+    chip = Chip(chip_from_dict(spec_data, "<sweep point>"), seed=seed)
+    training = chip.spec.training
+    name = dataset or (training.dataset if training is not None else None)
+    data = load_dataset(name)
+    if data.n_features != chip.n_inputs:
+        raise NeuroemuError(
+            f"data set {data.name} has {data.n_features} values per sample, chip takes "
+            f"{chip.n_inputs}"
+        )
+    if limit is not None:
+        data = data.subset(limit, limit)
+    figures: dict[str, Any] = {}
+    if mode == "train":
+        assert training is not None
+        for epoch in range(1, (training.epochs if epochs is None else epochs) + 1):
+            report = train_epoch(chip, data.x_train, data.y_train, training, epoch)
+            figures["train_error"] = report.train_error
+    test = evaluate(chip, data.x_test, data.y_test).figures()
+    figures.update({k: test[k] for k in ("error", "accuracy", "mean_sweeps")})
+    figures.update({k: test[k] for k in ("max_residual_A", "mean_power_W")})
+    figures["energy_per_inference_J"] = test["energy_per_inference_J"]
+    figures["wall_time_s"] = time.perf_counter() - start
+    return figures
+
+
+def connect(scheduler: str | None = None, workers: int = 2) -> tuple[Any, Any]:
+    """A Dask client: of the scheduler at ``scheduler``, or of a new local cluster of
+    ``workers`` processes (one thread each). Returns ``(client, cluster or None)``."""
+    from dask.distributed import Client, LocalCluster
+
+    try:
+        if scheduler is not None:
+            return Client(scheduler, timeout="10s"), None
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=WORKER_ENV,
+        )
+        return Client(cluster), cluster
+    except (OSError, TimeoutError) as exc:
+        where = scheduler or "a local cluster"
+        raise RunFileError(f"--scheduler {where}: cannot connect ({exc})") from None
+
+
+def run_sweep(
+    sweep: LoadedSweep,
+    out: str | os.PathLike[str],
+    client: Any,
+    *,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> dict[str, int]:
+    """Run every unfinished point of ``sweep`` on ``client`` and record each in ``out`` as
+    it finishes (a failed point is recorded with its error; the others go on).
+
+    ``progress(done, failed, total)`` after each point. Returns the counts of points:
+    total, run, skipped (already done), failed.
+    """
+    from dask.distributed import as_completed
+
+    f = open_for_sweep(out, sweep)
+    try:
+        status = f.variables["status"][...]
+        pending = [index for index in sweep.points() if status[index] != DONE]
+        total = len(sweep.points())
+        counts = {"total": total, "run": 0, "skipped": total - len(pending), "failed": 0}
+        futures = {}
+        s = sweep.spec
+        for index in pending:
+            spec = sweep.point_spec(index).model_dump(mode="json")
+            args = (spec, s.seeds[index[-1]], s.mode, s.epochs, s.dataset, s.limit)
+            futures[client.submit(run_point, *args, pure=False)] = index
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                record(f, index, future.result())
+                counts["run"] += 1
+            except Exception as exc:  # a failed point must not stop the rest
+                message = str(exc).splitlines()[0] if str(exc) else ""
+                record(f, index, None, f"{type(exc).__name__}: {message}")
+                counts["failed"] += 1
+            if progress is not None:
+                progress(counts["run"] + counts["skipped"], counts["failed"], total)
+    finally:
+        f.close()
+    return counts
+
+
+def default_output(sweep: LoadedSweep) -> Path:
+    return Path(f"{sweep.spec.name}.h5")

@@ -122,10 +122,17 @@ class Chip:
 
     def apply_faults(self) -> None:
         """Put every stuck device back at its stuck conductance (after any programming)."""
-        for crossbar, fault in zip(self.crossbars, self.faults, strict=True):
-            if fault is not None:
-                crossbar.conductance[fault[0]] = crossbar.device.g_min
-                crossbar.conductance[fault[1]] = crossbar.device.g_max
+        if not hasattr(self, "_fault_index"):  # flat indices: far cheaper than masks per step
+            self._fault_index = [
+                None if f is None else (np.flatnonzero(f[0]), np.flatnonzero(f[1]))
+                for f in self.faults
+            ]
+        for crossbar, index in zip(self.crossbars, self._fault_index, strict=True):
+            if index is not None:
+                assert crossbar.conductance.flags.c_contiguous  # so reshape is a view
+                flat = crossbar.conductance.reshape(-1)
+                flat[index[0]] = crossbar.device.g_min
+                flat[index[1]] = crossbar.device.g_max
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -135,7 +135,7 @@ def apply_ep_update(
                 cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
             noise = None
             if card.level_step is not None and card.rounding == "stochastic":
-                noise = rng.random(g.shape)
+                noise = rng.random(g.shape, dtype=np.float32)  # a fraction needs no more
             ep_update(
                 g, row_term, col_term, cross, factor, card.g_min, card.g_max, card.level_step, noise
             )

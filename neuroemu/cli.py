@@ -235,7 +235,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 }
                 history.append({"epoch": epoch, **figures})
                 if writer is not None:
-                    writer.append(epoch, figures, chip, report.prediction, data.y_test)
+                    snapshot = epoch % training.snapshot_every == 0 or epoch == epochs
+                    writer.append(
+                        epoch, figures, chip, report.prediction, data.y_test, snapshot=snapshot
+                    )
                     record_traces(epoch)
                 if not args.json:
                     console.print(

@@ -339,3 +339,12 @@ def test_trace_records_every_sweep():
         bias = chip.bias_conductance[k]
         total += ((cols - v_b) ** 2) @ bias[0] + ((cols + v_b) ** 2) @ bias[1]
     np.testing.assert_allclose(t.power[s], total, rtol=1e-10)
+
+
+def test_trace_energy_never_rises_under_ideal_diodes():
+    """Block coordinate descent on the co-content: each sweep can only lower it."""
+    chip = neuroemu.Chip.from_dict(chip_dict(sizes=(8, 6), out=4))
+    x = np.random.default_rng(12).uniform(size=(4, chip.n_inputs))
+    t = chip.settle(x, trace=True).trace
+    assert np.all(np.diff(t.energy, axis=0) <= 1e-12 * t.energy[0])
+    np.testing.assert_allclose(t.energy, 0.5 * t.power, rtol=1e-10)  # no diode power here

@@ -170,3 +170,68 @@ def test_traces_round_trip(trained):
     assert trace["update:input->hidden"].dims == ("input", "hidden")
     settle = cli("plot", str(path), "--kind", "settle", "-o", str(path.with_suffix(".png")))
     assert settle.returncode == 0, settle.stderr
+
+
+def test_snapshots_every_k_epochs_and_resume(tmp_path):
+    import yaml
+
+    data = yaml.safe_load((ROOT / "chips" / "xs_784x100.yaml").read_text())
+    data["training"]["snapshot_every"] = 2
+    data["training"]["trace_samples"] = []
+    chip_file = tmp_path / "chips" / "xs_k2.yaml"
+    chip_file.parent.mkdir()
+    chip_file.write_text(yaml.safe_dump(data))
+    common = ("simulate", str(chip_file), "--limit", "100", "--batch-size", "50", "--quiet")
+    whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
+    assert cli(*common, "--epochs", "3", "--out", str(whole)).returncode == 0
+    run = neuroemu.open_run(whole)
+    assert run.metrics["epoch"].values.tolist() == [0, 1, 2, 3]
+    assert run.conductance["epoch"].values.tolist() == [0, 2, 3]  # every 2nd, and the last
+    # Epoch 1 has no snapshot, yet a run stopped after it resumes exactly.
+    assert cli(*common, "--epochs", "1", "--out", str(part)).returncode == 0
+    assert cli(*common, "--epochs", "3", "--resume", str(part)).returncode == 0
+    resumed = neuroemu.open_run(part)
+    for name in run.conductance.data_vars:
+        np.testing.assert_array_equal(
+            resumed.conductance[name].isel(epoch=-1).values,
+            run.conductance[name].isel(epoch=-1).values,
+        )
+
+
+def test_missing_group(trained, tmp_path):
+    path, _ = trained
+    broken = tmp_path / "broken.h5"
+    broken.write_bytes(path.read_bytes())
+    with h5py.File(broken, "a") as f:
+        del f["inference"]
+    with pytest.raises(RunFileError, match="missing group /inference"):
+        neuroemu.open_run(broken)
+    result = cli("plot", str(broken), "--kind", "power", "-o", str(tmp_path / "p.png"))
+    assert result.returncode == 2 and "missing group /inference" in result.stderr
+
+
+def test_version_1_file_is_read_and_resumed(trained, tmp_path):
+    """A version 1 file (a snapshot every epoch, no /state) reads and resumes as before."""
+    path, _ = trained
+    old = tmp_path / "old.h5"
+    old.write_bytes(path.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f["state"], f["snapshot_epoch"]
+        f["meta"].attrs["format_version"] = 1
+    run = neuroemu.open_run(old)
+    assert run.conductance["epoch"].values.tolist() == [0, 1, 2]
+    resumed = cli(
+        "simulate",
+        "xs_784x100",
+        "--limit",
+        "120",
+        "--batch-size",
+        "40",
+        "--epochs",
+        "3",
+        "--resume",
+        str(old),
+        "--quiet",
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert neuroemu.open_run(old).metrics["epoch"].values.tolist() == [0, 1, 2, 3]

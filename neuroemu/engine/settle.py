@@ -39,12 +39,15 @@ class Trace:
     after each sweep. ``residual`` is (sweeps, batch): the largest relative KCL residual
     ``|r_j| / (G_j V_scale)`` at the start of each sweep (the largest node correction it
     made, over ``V_scale``). ``power`` is (sweeps + 1, batch) in W: the static power of
-    each recorded state.
+    each recorded state. ``energy`` is (sweeps + 1, batch) in W: the energy (co-content)
+    ``E(V) = 1/2 sum g (V_i - V_j)^2`` of the chip's resistive part, the function the
+    sweeps descend (for ideal diodes exactly; with Shockley diodes their co-content adds).
     """
 
     voltages: list[np.ndarray]
     residual: np.ndarray
     power: np.ndarray
+    energy: np.ndarray
 
 
 @dataclass
@@ -317,15 +320,18 @@ def _settle(
     recorded = None
     if trace:
         buffers = [np.empty_like(a) for a in v]
-        powers = []
+        powers, energies = [], []
         for state in states:
             for k in range(n_layers):
                 _input_currents(c, k, state, const[k], buffers[k])
             powers.append(static_power(c, x, state, buffers, const, nudge))
+            resistive = static_power(c, x, state, buffers, const, nudge, diodes=False)
+            energies.append(0.5 * resistive)
         recorded = Trace(
             voltages=[np.stack([state[k] for state in states]) for k in range(n_layers)],
             residual=np.array(changes),
             power=np.array(powers),
+            energy=np.array(energies),
         )
     scores = chip.scores(v[-1])
     return Equilibrium(
@@ -352,8 +358,10 @@ def static_power(
     i_in: list[np.ndarray],
     const: list[np.ndarray],
     nudge: np.ndarray | None,
+    diodes: bool = True,
 ) -> np.ndarray:
-    """Power (W) per sample dissipated in every crossbar device, bias conductance and diode.
+    """Power (W) per sample dissipated in every crossbar device, bias conductance and
+    (``diodes``) diode.
 
     Expanding ``sum over edges g (V_i - V_j)^2`` node by node gives, with ``G_k`` the
     conductance at each node of layer ``k``, ``I_in`` the currents its neighbours bring and
@@ -379,7 +387,7 @@ def static_power(
         if nudge is not None and k == len(v) - 1:
             power += 2.0 * np.einsum("bj,bj->b", vk, nudge)
         p = c.params[k]
-        if p.kind == KIND_SHOCKLEY:
+        if diodes and p.kind == KIND_SHOCKLEY:
             for bound, sign in ((p.lo, 1.0), (p.hi, -1.0)):
                 present = np.isfinite(bound)
                 if present.any():

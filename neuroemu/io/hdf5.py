@@ -1,6 +1,7 @@
 """HDF5 run files: the one module that writes them.
 
-Layout (format ``neuroemu-run``, version 1):
+Layout (format ``neuroemu-run``, version 2; version 1 files, which snapshot every epoch and
+have no ``/state``, are read and resumed as well):
 
 - ``/meta`` attributes: ``format``, ``format_version``, ``neuroemu_version``, ``seed``,
   ``chip_name``, ``chip_yaml`` (the exact text of the chip file), ``device_cards`` (the
@@ -9,8 +10,11 @@ Layout (format ``neuroemu-run``, version 1):
   run ends normally);
 - ``/metrics/<name>``: one value per evaluated epoch (epoch 0 is the chip as first
   programmed), each dataset with a ``unit`` attribute; ``/metrics/epoch`` numbers them;
-- ``/conductance/<crossbar>`` (epochs, rows, columns) and ``/bias/<layer>`` (epochs, 2,
-  nodes): snapshots in S after each evaluated epoch, chunked per epoch and compressed;
+- ``/conductance/<crossbar>`` (snapshots, rows, columns) and ``/bias/<layer>`` (snapshots,
+  2, nodes): snapshots in S every ``snapshot_every`` evaluated epochs (and of epoch 0 and
+  the last), chunked per snapshot and compressed; ``/snapshot_epoch`` numbers them;
+- ``/state/conductance/<crossbar>``, ``/state/bias/<layer>``: the conductances after the
+  last evaluated epoch (attribute ``epoch``), overwritten each epoch, for ``--resume``;
 - ``/inference/prediction`` and ``/inference/label``: the last evaluation, per test sample;
 - ``/aging`` (after ``--infer-at``): ``time_s`` and the metrics of the test pass at each
   time after programming, with programming noise, drift and read noise;
@@ -45,7 +49,7 @@ if TYPE_CHECKING:
     from ..build.chip import Chip
 
 FORMAT = "neuroemu-run"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: /state for resuming, /snapshot_epoch (snapshots every k epochs)
 
 UNITS = {
     "epoch": "1",
@@ -218,11 +222,20 @@ class RunWriter:
             epochs = f["metrics/epoch"][()] if "epoch" in f["metrics"] else np.zeros(0)
             if len(epochs) == 0:
                 raise RunFileError(f"{path}: holds no finished epoch to resume from")
+            # Version 2 keeps the latest state apart from the snapshots; version 1 files
+            # snapshot every epoch, so their last snapshot is the state.
+            source = f["state"] if "state" in f else None
             for crossbar in chip.crossbars:
-                crossbar.conductance[...] = f["conductance"][crossbar.name.replace("/", "_")][-1]
+                name = f"conductance/{crossbar.name}"
+                crossbar.conductance[...] = source[name] if source else f[name][-1]
             for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
-                bias[...] = f["bias"][layer.name][-1]
+                name = f"bias/{layer.name}"
+                bias[...] = source[name] if source else f[name][-1]
             chip.touch()
+            if "snapshot_epoch" not in f:  # migrate a version 1 file: snapshots numbered
+                n = f[f"conductance/{chip.crossbars[0].name}"].shape[0]
+                f.create_dataset("snapshot_epoch", data=epochs[:n].astype("i8"), maxshape=(None,))
+            f["meta"].attrs["format_version"] = FORMAT_VERSION
             f["meta"].attrs["complete"] = False
         except KeyError as exc:
             f.close()
@@ -240,10 +253,12 @@ class RunWriter:
         chip: Chip,
         prediction: np.ndarray | None = None,
         labels: np.ndarray | None = None,
+        snapshot: bool = True,
     ) -> None:
-        """Add one evaluated epoch: its metrics and a snapshot of every conductance."""
+        """Add one evaluated epoch: its metrics, the chip's state (for ``--resume``) and,
+        when ``snapshot``, a snapshot of every conductance."""
         f = self.file
-        n = f["conductance"][chip.crossbars[0].name.replace("/", "_")].shape[0]
+        n = f["metrics/epoch"].shape[0] if "epoch" in f["metrics"] else 0
         for key, value in {"epoch": epoch, **metrics}.items():
             if key not in UNITS:
                 continue
@@ -258,14 +273,28 @@ class RunWriter:
         for key in f["metrics"]:  # metrics this epoch did not report stay NaN
             if f["metrics"][key].shape[0] < n + 1:
                 f["metrics"][key].resize((n + 1,))
-        for crossbar in chip.crossbars:
-            data = f["conductance"][crossbar.name.replace("/", "_")]
-            data.resize((n + 1, *data.shape[1:]))
-            data[n] = crossbar.conductance
-        for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
-            data = f["bias"][layer.name]
-            data.resize((n + 1, *data.shape[1:]))
-            data[n] = bias
+        arrays = [(f"conductance/{c.name}", c.conductance) for c in chip.crossbars]
+        arrays += [
+            (f"bias/{layer.name}", bias)
+            for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True)
+        ]
+        state = f.require_group("state")
+        for name, array in arrays:
+            if name in state:
+                state[name][...] = array
+            else:
+                state.create_dataset(name, data=array).attrs["unit"] = "S"
+        state.attrs["epoch"] = epoch
+        if snapshot:
+            for name, array in arrays:
+                data = f[name]
+                data.resize((data.shape[0] + 1, *data.shape[1:]))
+                data[-1] = array
+            if "snapshot_epoch" not in f:
+                f.create_dataset("snapshot_epoch", shape=(0,), maxshape=(None,), dtype="i8")
+            data = f["snapshot_epoch"]
+            data.resize((data.shape[0] + 1,))
+            data[-1] = epoch
         if prediction is not None and labels is not None:
             for key, value in (("prediction", prediction), ("label", labels)):
                 if key in f["inference"]:
@@ -286,6 +315,7 @@ class RunWriter:
                 g.create_dataset(f"voltage/{layer.name}", data=voltages).attrs["unit"] = "V"
             g.create_dataset("residual", data=trace.residual).attrs["unit"] = "1"
             g.create_dataset("power", data=trace.power).attrs["unit"] = "W"
+            g.create_dataset("energy", data=trace.energy).attrs["unit"] = "W"
         for name, update in traces["update"].items():
             group.create_dataset(
                 f"update/{name}", data=update.astype(np.float32), compression="gzip"

@@ -114,7 +114,11 @@ def open_run(path: str | os.PathLike[str]) -> Run:
             conductance_vars[f"bias:{name}"] = xr.Variable(
                 ("epoch", "source", name), data[()], {"units": "S"}
             )
-        coords = {"epoch": np.asarray(epochs)[: _snapshots(f)], "source": ["+V_b", "-V_b"]}
+        if "snapshot_epoch" in f:
+            snapshot_epochs = f["snapshot_epoch"][()]
+        else:  # version 1: a snapshot per evaluated epoch
+            snapshot_epochs = np.asarray(epochs)[: _snapshots(f)]
+        coords = {"epoch": snapshot_epochs, "source": ["+V_b", "-V_b"]}
         conductance = xr.Dataset(conductance_vars, coords=coords)
         inference = f["inference"]
         prediction = (
@@ -171,6 +175,8 @@ def _read_trace(group: Any) -> Any:
     residual = np.concatenate([residual, np.full(residual[:, :1].shape, np.nan)], axis=1)
     variables["residual"] = (("phase", "sweep", "sample"), residual[:, :sweeps], {"units": "1"})
     variables["power"] = (("phase", "sweep", "sample"), stack("power"), {"units": "W"})
+    if "energy" in group[present[0]]:
+        variables["energy"] = (("phase", "sweep", "sample"), stack("energy"), {"units": "W"})
     for name, data in group.get("update", {}).items():
         rows, _, cols = name.partition("->")
         variables[f"update:{name}"] = ((rows, cols), data[()], {"units": "S"})

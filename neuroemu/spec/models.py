@@ -310,6 +310,9 @@ class Training(Strict):
     batch_size: int = Field(4, gt=0)
     epochs: int = Field(1, ge=0)
     dataset: str = "mnist5k"
+    snapshot_every: int = Field(
+        1, ge=1, description="conductance snapshots in the run file every k epochs"
+    )
     trace_samples: list[int] = Field(
         default_factory=list,
         description="test samples whose free and nudged phases are recorded sweep by sweep "

@@ -235,3 +235,17 @@ def test_version_1_file_is_read_and_resumed(trained, tmp_path):
     )
     assert resumed.returncode == 0, resumed.stderr
     assert neuroemu.open_run(old).metrics["epoch"].values.tolist() == [0, 1, 2, 3]
+
+
+def test_every_dataset_has_a_unit(trained):
+    path, _ = trained
+    missing = []
+    with h5py.File(path) as f:
+        f.visititems(
+            lambda name, item: (
+                missing.append(name)
+                if isinstance(item, h5py.Dataset) and "unit" not in item.attrs
+                else None
+            )
+        )
+    assert missing == []

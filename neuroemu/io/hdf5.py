@@ -234,7 +234,9 @@ class RunWriter:
             chip.touch()
             if "snapshot_epoch" not in f:  # migrate a version 1 file: snapshots numbered
                 n = f[f"conductance/{chip.crossbars[0].name}"].shape[0]
-                f.create_dataset("snapshot_epoch", data=epochs[:n].astype("i8"), maxshape=(None,))
+                numbers = epochs[:n].astype("i8")
+                data = f.create_dataset("snapshot_epoch", data=numbers, maxshape=(None,))
+                data.attrs["unit"] = "1"
             f["meta"].attrs["format_version"] = FORMAT_VERSION
             f["meta"].attrs["complete"] = False
         except KeyError as exc:
@@ -291,7 +293,9 @@ class RunWriter:
                 data.resize((data.shape[0] + 1, *data.shape[1:]))
                 data[-1] = array
             if "snapshot_epoch" not in f:
-                f.create_dataset("snapshot_epoch", shape=(0,), maxshape=(None,), dtype="i8")
+                f.create_dataset("snapshot_epoch", shape=(0,), maxshape=(None,), dtype="i8").attrs[
+                    "unit"
+                ] = "1"
             data = f["snapshot_epoch"]
             data.resize((data.shape[0] + 1,))
             data[-1] = epoch
@@ -299,7 +303,10 @@ class RunWriter:
             for key, value in (("prediction", prediction), ("label", labels)):
                 if key in f["inference"]:
                     del f["inference"][key]
-                f["inference"].create_dataset(key, data=np.asarray(value), compression="gzip")
+                data = f["inference"].create_dataset(
+                    key, data=np.asarray(value), compression="gzip"
+                )
+                data.attrs["unit"] = "class"
         f.flush()
 
     def append_traces(
@@ -308,7 +315,7 @@ class RunWriter:
         """Write the per-sweep record of the traced samples at ``epoch`` (see module docs)."""
         group = self.file.require_group("traces").create_group(f"epoch_{epoch}")
         group.attrs["epoch"] = epoch
-        group.create_dataset("samples", data=np.asarray(samples))
+        group.create_dataset("samples", data=np.asarray(samples)).attrs["unit"] = "index"
         for phase, trace in traces["phases"].items():
             g = group.create_group(phase)
             for layer, voltages in zip(chip.spec.layers, trace.voltages, strict=True):

@@ -173,7 +173,8 @@ def plot_sweep(path: str, out: str, metric: str = "error") -> None:
         raise RunFileError(f"{path}: no {metric} in this sweep")
     data = ds[metric]
     axes = [d for d in data.dims if d != "seed"]
-    scale = 100.0 if metric in ("error", "accuracy", "train_error") else 1.0
+    percent = ("error", "accuracy", "train_error", "error_after_programming")
+    scale = 100.0 if metric in percent else 1.0
     label = f"{metric} (%)" if scale == 100.0 else f"{metric} ({data.attrs.get('units', '')})"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     if len(axes) <= 2:
@@ -192,7 +193,7 @@ def plot_sweep(path: str, out: str, metric: str = "error") -> None:
             ax.fill_between(positions, mean - spread, mean + spread, alpha=0.25)
         ax.set_xticks(positions, [str(v) for v in data[x_dim].values])
         ax.set_xlabel(x_dim)
-        ax.set_ylabel(label + ", mean and spread over seeds")
+        ax.set_ylabel(label)
         if len(axes) == 2:
             ax.legend(fontsize=8)
     else:
@@ -203,7 +204,8 @@ def plot_sweep(path: str, out: str, metric: str = "error") -> None:
         ax.set_xlabel(axes[0])
         ax.set_ylabel(axes[1])
         fig.colorbar(image, label=label)
-    ax.set_title(f"sweep {Path(path).stem}")
+    spread = " (lines: seed mean; bands: seed spread)" if len(axes) <= 2 else " (seed mean)"
+    ax.set_title(f"sweep {Path(path).stem}{spread}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     try:

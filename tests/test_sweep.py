@@ -107,3 +107,35 @@ def test_unreachable_scheduler(tmp_path):
         "neuroemu: error: --scheduler tcp://127.0.0.1:9: cannot connect"
     )
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_time_after_programming_is_a_dimension(tmp_path):
+    spec = write(
+        tmp_path,
+        """\
+        name: aging
+        chip: xs_784x100_pcm
+        limit: 40
+        infer_at: [1s, 1y]
+        axes:
+          - path: layers[0].device.drift.nu_std
+            values: [0.0, 0.02]
+        seeds: [3]
+        """,
+    )
+    out = tmp_path / "aging.h5"
+    result = cli("sweep", str(spec), "--workers", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    ds = open_sweep(out)
+    aged = ds["error_after_programming"]
+    assert aged.dims == ("layers[0].device.drift.nu_std", "seed", "time")
+    assert ds["time"].values.tolist() == [1.0, 365.25 * 86400]
+    assert np.all(np.isfinite(aged.values))
+    # At 1 s nothing has drifted yet: only programming and read noise separate it from the
+    # noiseless error, and the same seed gives the same draws at both nu_std values.
+    assert aged.values[0, 0, 0] == aged.values[1, 0, 0]
+    bad = write(
+        tmp_path, BASE.format(path="inputs.gain", values='["2 V"]') + "    infer_at: [5 parsecs]\n"
+    )
+    with pytest.raises(SpecError, match="cannot read '5 parsecs' as a duration"):
+        load_sweep(bad)

@@ -78,6 +78,15 @@ def open_for_sweep(path: str | os.PathLike[str], sweep: LoadedSweep) -> Any:
     for name, unit in FIGURES.items():
         var = f.create_variable(name, tuple(dims), dtype="f8", fillvalue=np.nan)
         var.attrs["units"] = unit
+    if sweep.spec.infer_at:
+        f.dimensions["time"] = len(sweep.spec.times)
+        var = f.create_variable("time", ("time",), dtype="f8")
+        var[...] = np.asarray(sweep.spec.times)
+        var.attrs["units"] = "s"
+        var = f.create_variable(
+            "error_after_programming", (*dims, "time"), dtype="f8", fillvalue=np.nan
+        )
+        var.attrs["units"] = "1"
     f.create_variable("status", tuple(dims), dtype="i1", fillvalue=PENDING)
     f.create_variable("message", tuple(dims), dtype=text)
     f.close()
@@ -94,6 +103,8 @@ def record(f: Any, index: tuple[int, ...], result: dict[str, Any] | None, error:
         for name in FIGURES:
             if name in result:
                 f.variables[name][index] = float(result[name])
+        if "error_after_programming" in result:
+            f.variables["error_after_programming"][index] = result["error_after_programming"]
         f.variables["status"][index] = DONE
         f.variables["message"][index] = ""
     f.flush()

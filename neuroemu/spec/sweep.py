@@ -64,6 +64,25 @@ class SweepSpec(Strict):
     limit: int | None = Field(None, gt=0)
     axes: list[Axis] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    infer_at: list[str] = Field(
+        default_factory=list,
+        description="times after programming (1s, 1h, 1d, 1y) at which each point is also "
+        "evaluated with programming noise, drift and read noise: a 'time' dimension",
+    )
+
+    @model_validator(mode="after")
+    def _durations(self) -> SweepSpec:
+        from .units import parse_duration
+
+        for text in self.infer_at:
+            parse_duration(text)  # ValueError names the bad duration
+        return self
+
+    @property
+    def times(self) -> list[float]:
+        from .units import parse_duration
+
+        return [parse_duration(text) for text in self.infer_at]
 
 
 def split_path(path: str) -> list[str | int]:

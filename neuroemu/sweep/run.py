@@ -23,6 +23,7 @@ def run_point(
     epochs: int | None,
     dataset: str | None,
     limit: int | None,
+    times: list[float] | None = None,
 ) -> dict[str, Any]:
     """Build one point's chip from its spec, train it (``mode == "train"``) and evaluate
     it on the test part; return its figures. Runs in a worker process."""
@@ -54,6 +55,11 @@ def run_point(
     figures.update({k: test[k] for k in ("error", "accuracy", "mean_sweeps")})
     figures.update({k: test[k] for k in ("max_residual_A", "mean_power_W")})
     figures["energy_per_inference_J"] = test["energy_per_inference_J"]
+    if times:
+        from ..engine.aging import infer_at
+
+        aged = infer_at(chip, times, data.x_test, data.y_test)
+        figures["error_after_programming"] = [report.error for report in aged]
     figures["wall_time_s"] = time.perf_counter() - start
     return figures
 
@@ -104,7 +110,7 @@ def run_sweep(
         s = sweep.spec
         for index in pending:
             spec = sweep.point_spec(index).model_dump(mode="json")
-            args = (spec, s.seeds[index[-1]], s.mode, s.epochs, s.dataset, s.limit)
+            args = (spec, s.seeds[index[-1]], s.mode, s.epochs, s.dataset, s.limit, s.times)
             futures[client.submit(run_point, *args, pure=False)] = index
         for future in as_completed(futures):
             index = futures[future]

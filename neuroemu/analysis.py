@@ -142,6 +142,13 @@ def plot(run: Run, kind: str, out: str) -> None:
             raise RunFileError(f"--kind {kind}: unknown (known: {', '.join(PLOT_KINDS)})")
         raise RunFileError(f"{run.path}: holds no {what}, so it has no {kind} figure")
     ax.set_title(title)
+    _save(fig, ax, out)
+
+
+def _save(fig: Any, ax: Any, out: str) -> None:
+    """Grid, tight layout, write ``out`` (one-line error if it cannot be), close."""
+    import matplotlib.pyplot as plt
+
     ax.grid(alpha=0.3)
     fig.tight_layout()
     try:
@@ -206,11 +213,4 @@ def plot_sweep(path: str, out: str, metric: str = "error") -> None:
         fig.colorbar(image, label=label)
     spread = " (lines: seed mean; bands: seed spread)" if len(axes) <= 2 else " (seed mean)"
     ax.set_title(f"sweep {Path(path).stem}{spread}", fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    try:
-        fig.savefig(out, dpi=120)
-    except (OSError, ValueError) as exc:
-        raise RunFileError(f"{out}: cannot write the figure ({exc})") from None
-    finally:
-        plt.close(fig)
+    _save(fig, ax, out)

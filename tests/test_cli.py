@@ -16,21 +16,13 @@ import pytest
 from neuroemu.io.datasets import load_dataset
 from neuroemu.io.runs import open_run
 
-from .conftest import start_training
+from .conftest import run_cli, start_training
 
 ROOT = Path(__file__).resolve().parents[1]
 CHIPS = ROOT / "chips"
 
 
-def neuroemu(*args: str, cwd: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "neuroemu.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+neuroemu = run_cli
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:

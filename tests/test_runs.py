@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -16,19 +14,12 @@ import pytest
 import neuroemu
 from neuroemu.errors import RunFileError
 
-from .conftest import start_training
+from .conftest import run_cli, start_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "neuroemu.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+cli = run_cli
 
 
 @pytest.fixture(scope="module")

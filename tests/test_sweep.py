@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -14,6 +12,8 @@ from neuroemu.errors import SpecError
 from neuroemu.io.sweepfile import open_sweep
 from neuroemu.spec.sweep import load_sweep
 
+from .conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,14 +23,7 @@ def write(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "neuroemu.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+cli = run_cli
 
 
 BASE = """\

@@ -124,7 +124,10 @@ def test_one_hot_targets():
     np.testing.assert_array_equal(target, [[0, 0, 0.2, -0.2], [0.2, -0.2, 0, 0]])
 
 
-@pytest.mark.parametrize("device", ["ideal_resistor", "rram_hfo2"])
+PULSED = {"g_min": "1 uS", "g_max": "60 uS", "pulses": {"up": 0.01, "down": 0.03}}
+
+
+@pytest.mark.parametrize("device", ["ideal_resistor", "rram_hfo2", PULSED])
 @pytest.mark.parametrize("algorithm", ["ep-centred", "ep-one-sided"])
 def test_fused_update_matches_reference(device, algorithm):
     """The one-pass kernel update equals gradient-then-device-model, written plainly."""

@@ -159,3 +159,57 @@ def test_input_dac_and_output_adc():
     np.testing.assert_allclose((read + 0.5) / step, np.rint((read + 0.5) / step), atol=1e-9)
     assert np.abs(read - np.clip(eq.output, -0.5, 0.5)).max() <= step / 2 + 1e-12
     np.testing.assert_allclose(eq.scores, read[:, 0::2] - read[:, 1::2])
+
+
+def pulse_card(**pulses):
+    from neuroemu.spec.models import ResistorCard
+
+    return ResistorCard(kind="resistor", name="p", g_min=1e-6, g_max=11e-6, pulses=pulses)
+
+
+def test_soft_bound_pulses_follow_their_formula():
+    from neuroemu.models.update import apply_update
+
+    card = pulse_card(up=0.02, down=0.05)
+    rng = np.random.default_rng(0)
+    g = np.array([1e-6, 6e-6, 11e-6, 6e-6, 6e-6])
+    # One nominal up pulse is 0.02 * span = 0.2 uS; one down pulse 0.05 * span = 0.5 uS.
+    delta = np.array([0.2e-6, 0.2e-6, 0.2e-6, -0.5e-6, -1.5e-6])
+    expected = g + np.array(
+        [
+            0.02 * (11e-6 - 1e-6),
+            0.02 * (11e-6 - 6e-6),
+            0.0,
+            -0.05 * (6e-6 - 1e-6),
+            -3 * 0.05 * (6e-6 - 1e-6),
+        ]
+    )
+    apply_update(g, delta, card, rng)
+    np.testing.assert_allclose(g, expected, rtol=1e-12)
+    hard = pulse_card(up=0.02, down=0.05, soft_bounds=False)
+    g = np.array([6e-6, 6e-6])
+    apply_update(g, np.array([0.4e-6, -0.5e-6]), hard, rng)  # 2 up pulses, 1 down
+    np.testing.assert_allclose(g, [6e-6 + 0.4e-6, 6e-6 - 0.5e-6], rtol=1e-12)
+
+
+def test_cycle_to_cycle_noise_statistics():
+    from neuroemu.models.update import pulse_change
+
+    card = pulse_card(up=0.01, down=0.01, soft_bounds=False, cycle_noise=0.3)
+    rng = np.random.default_rng(1)
+    g = np.full(200_000, 6e-6)
+    change = pulse_change(g, np.full(g.shape, 4 * 0.1e-6), card, rng)  # 4 pulses of 0.1 uS
+    assert change.mean() == pytest.approx(0.4e-6, rel=0.01)
+    # Four independent pulses: standard deviation 0.3 * 0.1 uS * sqrt(4).
+    assert change.std() == pytest.approx(0.3 * 0.1e-6 * 2, rel=0.01)
+
+
+def test_pulses_and_levels_are_exclusive(tmp_path):
+    from neuroemu.errors import SpecError
+
+    path = tmp_path / "card.yaml"
+    path.write_text(
+        "kind: resistor\nname: x\ng_min: 0 S\ng_max: 1 uS\nn_levels: 4\npulses: {up: 0.1, down: 0.1}\n"
+    )
+    with pytest.raises(SpecError, match=r"n_levels .* or pulses"):
+        load_card(path)

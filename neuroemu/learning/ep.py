@@ -133,11 +133,27 @@ def apply_ep_update(
             else:
                 row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
                 cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
-            noise = None
-            if card.level_step is not None and card.rounding == "stochastic":
+            noise = gauss = pulses = None
+            quantised = card.level_step is not None or card.pulses is not None
+            if quantised and card.rounding == "stochastic":
                 noise = rng.random(g.shape, dtype=np.float32)  # a fraction needs no more
+            if card.pulses is not None:
+                p = card.pulses
+                pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
+                if p.cycle_noise > 0:
+                    gauss = rng.standard_normal(g.shape, dtype=np.float32)
             ep_update(
-                g, row_term, col_term, cross, factor, card.g_min, card.g_max, card.level_step, noise
+                g,
+                row_term,
+                col_term,
+                cross,
+                factor,
+                card.g_min,
+                card.g_max,
+                card.level_step,
+                noise,
+                pulses,
+                gauss,
             )
 
 

@@ -4,7 +4,11 @@
 ``delta`` (S) as the device allows: a device with ``n_levels`` takes whole programming
 pulses of one level step ``(g_max - g_min) / (n_levels - 1)`` (the pulse count rounded to
 the nearest integer, or stochastically: up with probability equal to the fractional part),
-and every device stays within ``[g_min, g_max]``. Vectorised over the whole array.
+and every device stays within ``[g_min, g_max]``. A device with ``pulses`` counts pulses of
+its nominal size at ``g_min`` (up) or ``g_max`` (down) and applies them with soft bounds,
+up/down asymmetry and cycle-to-cycle noise (:class:`~neuroemu.spec.models.Pulses`; the
+first-order effect of ``n`` pulses: ``n`` times one pulse at the present state).
+Vectorised over the whole array.
 """
 
 from __future__ import annotations
@@ -28,9 +32,37 @@ def apply_update(
 ) -> np.ndarray:
     """Add ``delta`` to ``g`` in place through the device model; return ``g``."""
     step = card.level_step
-    if step is None:
+    if card.pulses is not None:
+        g += pulse_change(g, delta, card, rng)
+    elif step is None:
         g += delta
     else:
         g += pulses(delta, step, card.rounding, rng) * step
     np.clip(g, card.g_min, card.g_max, out=g)
     return g
+
+
+def pulse_change(
+    g: np.ndarray,
+    delta: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    gauss: np.ndarray | None = None,
+) -> np.ndarray:
+    """The change (S) a pulse-programmed device makes when asked for ``delta``."""
+    p = card.pulses
+    assert p is not None
+    span = card.g_max - card.g_min
+    up = delta > 0
+    nominal = np.where(up, p.up * span, p.down * span)
+    count = pulses(np.abs(delta) / nominal, 1.0, card.rounding, rng)
+    if p.soft_bounds:
+        size = np.where(up, p.up * (card.g_max - g), p.down * (g - card.g_min))
+    else:
+        size = nominal
+    change = count * size
+    if p.cycle_noise > 0:
+        if gauss is None:
+            gauss = rng.standard_normal(np.shape(g))
+        change = change + size * p.cycle_noise * np.sqrt(count) * gauss
+    return np.where(up, change, -change)

@@ -91,6 +91,21 @@ class Drift(Strict):
         return self
 
 
+class Pulses(Strict):
+    """Programming by identical pulses whose effect depends on the state (soft bounds).
+
+    One up pulse adds ``up * (g_max - G)`` (soft bounds) or ``up * (g_max - g_min)``; one
+    down pulse removes ``down * (G - g_min)`` or ``down * (g_max - g_min)``. ``up != down``
+    is the up/down asymmetry. Each pulse's size varies by ``cycle_noise`` (relative standard
+    deviation, independent per pulse: cycle-to-cycle noise).
+    """
+
+    up: float = Field(gt=0, le=1)
+    down: float = Field(gt=0, le=1)
+    soft_bounds: bool = True
+    cycle_noise: float = Field(0.0, ge=0)
+
+
 class ResistorCard(Strict):
     """A programmable resistive device: its conductance range and non-idealities."""
 
@@ -105,6 +120,7 @@ class ResistorCard(Strict):
     programming_noise: ProgrammingNoise | None = None
     read_noise: ReadNoise | None = None
     drift: Drift | None = None
+    pulses: Pulses | None = None
     stuck_at_min: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_min")
     stuck_at_max: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_max")
 
@@ -120,6 +136,12 @@ class ResistorCard(Strict):
                 f"{format_quantity(g_min, 'S')})"
             )
         return value
+
+    @model_validator(mode="after")
+    def _one_update_model(self) -> ResistorCard:
+        if self.pulses is not None and self.n_levels is not None:
+            raise ValueError("give n_levels (even steps) or pulses (state-dependent), not both")
+        return self
 
     @model_validator(mode="after")
     def _fault_fractions(self) -> ResistorCard:

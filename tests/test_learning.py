@@ -125,9 +125,10 @@ def test_one_hot_targets():
 
 
 PULSED = {"g_min": "1 uS", "g_max": "60 uS", "pulses": {"up": 0.01, "down": 0.03}}
+SPREAD = {"g_min": "1 uS", "g_max": "60 uS", "n_levels": 200, "step_spread": 0.3}
 
 
-@pytest.mark.parametrize("device", ["ideal_resistor", "rram_hfo2", PULSED])
+@pytest.mark.parametrize("device", ["ideal_resistor", "rram_hfo2", PULSED, SPREAD])
 @pytest.mark.parametrize("algorithm", ["ep-centred", "ep-one-sided"])
 def test_fused_update_matches_reference(device, algorithm):
     """The one-pass kernel update equals gradient-then-device-model, written plainly."""
@@ -151,8 +152,10 @@ def test_fused_update_matches_reference(device, algorithm):
     expected_bias = [b.copy() for b in chip.bias_conductance]
     rng = np.random.default_rng(0)
     for k, crossbar in enumerate(chip.crossbars):
-        apply_update(expected[k], -rates[k] * grad.crossbars[k], crossbar.device, rng)
-        apply_update(expected_bias[k], -rates[k] * grad.biases[k], crossbar.device, rng)
+        card = crossbar.device
+        spreads = (chip.crossbar_spread[k], chip.bias_spread[k])
+        apply_update(expected[k], -rates[k] * grad.crossbars[k], card, rng, spreads[0])
+        apply_update(expected_bias[k], -rates[k] * grad.biases[k], card, rng, spreads[1])
     before = [g.copy() for g in chip.conductances]
     apply_ep_update(chip, x, first, plus, beta, algorithm, rates, np.random.default_rng(0))
     for k in range(len(expected)):

@@ -213,3 +213,30 @@ def test_pulses_and_levels_are_exclusive(tmp_path):
     )
     with pytest.raises(SpecError, match=r"n_levels .* or pulses"):
         load_card(path)
+
+
+def test_device_to_device_step_spread():
+    import yaml
+
+    import neuroemu
+
+    data = yaml.safe_load((ROOT / "chips" / "xs_784x100.yaml").read_text())
+    data["layers"][0]["device"] = {
+        "g_min": "0 uS",
+        "g_max": "50 uS",
+        "n_levels": 500,
+        "step_spread": 0.2,
+    }
+    chip = neuroemu.Chip.from_dict(data)
+    spread = chip.crossbar_spread[0]
+    assert spread.shape == (1568, 100) and chip.crossbar_spread[1] is None
+    assert spread.mean() == pytest.approx(1.0, abs=0.002)
+    assert spread.std() == pytest.approx(0.2, rel=0.01)
+    np.testing.assert_array_equal(neuroemu.Chip.from_dict(data).crossbar_spread[0], spread)
+    # A device moves by its own step: one pulse of a device with scale s is s * step.
+    from neuroemu.models.update import apply_update
+
+    card = chip.crossbars[0].device
+    g = np.full(5, 25e-6)
+    apply_update(g, np.full(5, card.level_step), card, np.random.default_rng(0), spread[0, :5])
+    np.testing.assert_allclose(g - 25e-6, card.level_step * spread[0, :5], rtol=1e-9)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.diode import thermal_voltage
+from ..models.update import step_spread
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
 from ..spec.models import ChipSpec, Initialisation, Layer, ResistorCard
 
@@ -99,6 +100,12 @@ class Chip:
             )
         self.faults = self._draw_faults()
         self.apply_faults()
+        spread_rng = np.random.default_rng([self.seed, 4])
+        self.crossbar_spread = [step_spread(c.shape, c.device, spread_rng) for c in self.crossbars]
+        self.bias_spread = [
+            step_spread(b.shape, c.device, spread_rng)
+            for b, c in zip(self.bias_conductance, self.crossbars, strict=True)
+        ]
         self._version = 0
         self._circuits: dict[Any, Circuit] = {}
 

@@ -12,7 +12,9 @@ it as the device allows (whole pulses of ``step`` when ``step > 0``: rounded to 
 ties to even as ``numpy.rint``, or up with probability equal to the fraction when a uniform
 draw ``noise[i, j]`` is given; or, for a pulse-programmed device, pulses with soft bounds,
 up/down asymmetry and cycle-to-cycle noise from the normal draw ``gauss[i, j]``, as
-:func:`neuroemu.models.update.pulse_change`) and clips to ``[g_min, g_max]``, in place.
+:func:`neuroemu.models.update.pulse_change`), each device's step scaled by its own
+``spread[i, j]`` when given (device-to-device spread), and clips to ``[g_min, g_max]``, in
+place.
 """
 
 from __future__ import annotations
@@ -25,9 +27,24 @@ from numba import njit
 
 @njit(cache=True)
 def _ep_update(
-    g, row_term, col_term, cross, factor, g_min, g_max, step, noise, up, down, soft, cycle, gauss
+    g,
+    row_term,
+    col_term,
+    cross,
+    factor,
+    g_min,
+    g_max,
+    step,
+    noise,
+    up,
+    down,
+    soft,
+    cycle,
+    gauss,
+    spread,
 ):
     stochastic = noise.shape[0] > 0
+    spreads = spread.shape[0] > 0
     span = g_max - g_min
     for i in range(g.shape[0]):
         for j in range(g.shape[1]):
@@ -44,6 +61,8 @@ def _ep_update(
                 size = nominal
                 if soft:
                     size = up * (g_max - g[i, j]) if rise else down * (g[i, j] - g_min)
+                if spreads:
+                    size *= spread[i, j]
                 change = count * size
                 if cycle > 0.0:
                     change += size * cycle * math.sqrt(count) * gauss[i, j]
@@ -55,7 +74,7 @@ def _ep_update(
                     count = low + (1.0 if noise[i, j] < count - low else 0.0)
                 else:
                     count = np.rint(count)
-                delta = count * step
+                delta = count * step * (spread[i, j] if spreads else 1.0)
             value = g[i, j] + delta
             g[i, j] = min(max(value, g_min), g_max)
 
@@ -72,6 +91,7 @@ def ep_update(
     noise: np.ndarray | None = None,
     pulses: tuple[float, float, bool, float] | None = None,
     gauss: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
 ) -> None:
     """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs)."""
     rows, cols = g.shape
@@ -99,4 +119,5 @@ def ep_update(
         bool(soft),
         float(cycle),
         empty if gauss is None else gauss,
+        empty if spread is None else spread,
     )

@@ -120,10 +120,10 @@ def apply_ep_update(
         col_term = np.square(c_hi).sum(axis=0) - np.square(c_lo).sum(axis=0)
         factor = -rates[k] / (batch * scale)
         targets = [
-            (crossbar.conductance, high[k], low[k]),
-            (chip.bias_conductance[k], bias_rows, bias_rows),
+            (crossbar.conductance, high[k], low[k], chip.crossbar_spread[k]),
+            (chip.bias_conductance[k], bias_rows, bias_rows, chip.bias_spread[k]),
         ]
-        for g, raw_hi, raw_lo in targets:
+        for g, raw_hi, raw_lo, spread in targets:
             r_hi = np.asarray(raw_hi, dtype=np.float64)
             r_lo = np.asarray(raw_lo, dtype=np.float64)
             if raw_hi is raw_lo:
@@ -154,6 +154,7 @@ def apply_ep_update(
                 noise,
                 pulses,
                 gauss,
+                spread,
             )
 
 

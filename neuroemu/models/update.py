@@ -28,16 +28,22 @@ def pulses(delta: np.ndarray, step: float, rounding: str, rng: np.random.Generat
 
 
 def apply_update(
-    g: np.ndarray, delta: np.ndarray, card: ResistorCard, rng: np.random.Generator
+    g: np.ndarray,
+    delta: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    spread: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Add ``delta`` to ``g`` in place through the device model; return ``g``."""
+    """Add ``delta`` to ``g`` in place through the device model; return ``g``. ``spread``
+    scales each device's own step (device-to-device spread, see :func:`step_spread`)."""
     step = card.level_step
     if card.pulses is not None:
-        g += pulse_change(g, delta, card, rng)
+        g += pulse_change(g, delta, card, rng, spread=spread)
     elif step is None:
         g += delta
     else:
-        g += pulses(delta, step, card.rounding, rng) * step
+        scale = 1.0 if spread is None else spread
+        g += pulses(delta, step, card.rounding, rng) * step * scale
     np.clip(g, card.g_min, card.g_max, out=g)
     return g
 
@@ -48,6 +54,7 @@ def pulse_change(
     card: ResistorCard,
     rng: np.random.Generator,
     gauss: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
 ) -> np.ndarray:
     """The change (S) a pulse-programmed device makes when asked for ``delta``."""
     p = card.pulses
@@ -60,9 +67,21 @@ def pulse_change(
         size = np.where(up, p.up * (card.g_max - g), p.down * (g - card.g_min))
     else:
         size = nominal
+    if spread is not None:
+        size = size * spread
     change = count * size
     if p.cycle_noise > 0:
         if gauss is None:
             gauss = rng.standard_normal(np.shape(g))
         change = change + size * p.cycle_noise * np.sqrt(count) * gauss
     return np.where(up, change, -change)
+
+
+def step_spread(
+    shape: tuple[int, ...], card: ResistorCard, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Each device's step scale ``max(1 + step_spread * N(0, 1), 0)``, or ``None`` for a
+    card without device-to-device spread."""
+    if card.step_spread == 0:
+        return None
+    return np.maximum(1.0 + card.step_spread * rng.standard_normal(shape), 0.0)

@@ -121,6 +121,9 @@ class ResistorCard(Strict):
     read_noise: ReadNoise | None = None
     drift: Drift | None = None
     pulses: Pulses | None = None
+    step_spread: float = Field(
+        0.0, ge=0, description="device-to-device relative spread of the step (pulse) size"
+    )
     stuck_at_min: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_min")
     stuck_at_max: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_max")
 

@@ -1,9 +1,11 @@
 """The cost of the non-ideality stack for one training epoch of the XS chip.
 
 Both runs train the XS chip for one epoch on the embedded MNIST subset in this process:
-ideal devices, then every device of the chip quantised to 256 levels with stochastic
-rounding (pulses drawn per device), 5 % of input devices stuck (2 % at g_min, 3 % at g_max),
-an 8-bit input DAC and an 8-bit output ADC. Reported: both wall times and their ratio.
+ideal devices, then the input crossbar programmed by pulses (soft bounds, up/down asymmetry
+0.4 % / 0.6 % of the range, 10 % cycle-to-cycle noise, 10 % device-to-device step spread,
+stochastic rounding) with 5 % of its devices stuck (2 % at g_min, 3 % at g_max), the output
+crossbar quantised to 256 levels with stochastic rounding, an 8-bit input DAC and an 8-bit
+output ADC. Reported: both wall times and their ratio.
 (Programming noise, drift and read noise act after training, in ``--infer-at``.)
 
 Run: ``python benchmarks/bench_nonideal.py [--repeats 3]``.
@@ -29,9 +31,16 @@ def chip(nonideal: bool) -> neuroemu.Chip:
     data = yaml.safe_load((ROOT / "chips" / "xs_784x100.yaml").read_text())
     data["training"].pop("trace_samples", None)
     if nonideal:
-        card = {"g_min": "0 uS", "g_max": "100 uS", "n_levels": 256, "rounding": "stochastic"}
+        pulses = {"up": 0.004, "down": 0.006, "soft_bounds": True, "cycle_noise": 0.1}
+        card = {"g_min": "0 uS", "g_max": "100 uS", "pulses": pulses, "rounding": "stochastic"}
+        card["step_spread"] = 0.1
         data["layers"][0]["device"] = {**card, "stuck_at_min": 0.02, "stuck_at_max": 0.03}
-        data["layers"][1]["device"] = card
+        data["layers"][1]["device"] = {
+            "g_min": "0 uS",
+            "g_max": "100 uS",
+            "n_levels": 256,
+            "rounding": "stochastic",
+        }
         data["inputs"]["dac_bits"] = 8
         data["layers"][1].update(adc_bits=8, adc_range="1 V")
     return neuroemu.Chip.from_dict(data)

@@ -204,3 +204,29 @@ def test_wrapper_checks_shapes():
         solve_nodes(
             i_in, g, NodeParams(KIND_IDEAL, lo, hi), np.zeros(i_in.shape, np.float32), np.zeros(7)
         )
+
+
+def test_update_kernel_random_draws():
+    """Stochastic rounding is unbiased and cycle-to-cycle noise has its spread, with draws
+    from the kernel's own seeded generator (the same seed, the same update)."""
+    from neuroemu.kernels.update import ep_update
+
+    rows, cols = 400, 500
+    wanted = 0.3e-6  # 0.3 of a 1 uS step, or 3 pulses of 0.1 uS
+    cross = np.full((rows, cols), -wanted / 2)  # the kernel's change: factor * (-2 cross)
+    zeros_r, zeros_c = np.zeros(rows), np.zeros(cols)
+
+    def run(seed, **kw):
+        g = np.full((rows, cols), 5e-6)
+        ep_update(g, zeros_r, zeros_c, cross, 1.0, 0.0, 1e-4, kw.pop("step", None), seed=seed, **kw)
+        return g - 5e-6
+
+    moved = run(7, step=1e-6, stochastic=True) / 1e-6
+    assert set(np.unique(np.round(moved, 9))) == {0.0, 1.0}
+    assert moved.mean() == pytest.approx(0.3, abs=0.005)  # 2e5 draws: std error 0.001
+    np.testing.assert_array_equal(run(7, step=1e-6, stochastic=True) / 1e-6, moved)
+    assert not np.array_equal(run(8, step=1e-6, stochastic=True) / 1e-6, moved)
+    span = 1e-4
+    noisy = run(3, pulses=(0.1e-6 / span, 0.1e-6 / span, False, 0.2))
+    assert noisy.mean() == pytest.approx(0.3e-6, rel=0.005)
+    assert noisy.std() == pytest.approx(0.2 * 0.1e-6 * np.sqrt(3), rel=0.01)

@@ -9,12 +9,12 @@ with ``R_i = sum_b (r+_i^2 - r-_i^2)``, ``C_j = sum_b (c+_j^2 - c-_j^2)`` and
 ``X = r+^T c+ - r-^T c-`` (one matrix product, done by BLAS before the call). The kernel
 forms each device's change ``factor * (R_i + C_j - 2 X_ij)`` from its own terms, programs
 it as the device allows (whole pulses of ``step`` when ``step > 0``: rounded to nearest,
-ties to even as ``numpy.rint``, or up with probability equal to the fraction when a uniform
-draw ``noise[i, j]`` is given; or, for a pulse-programmed device, pulses with soft bounds,
-up/down asymmetry and cycle-to-cycle noise from the normal draw ``gauss[i, j]``, as
-:func:`neuroemu.models.update.pulse_change`), each device's step scaled by its own
-``spread[i, j]`` when given (device-to-device spread), and clips to ``[g_min, g_max]``, in
-place.
+ties to even as ``numpy.rint``, or, when ``stochastic``, up with probability equal to the
+fraction; or, for a pulse-programmed device, pulses with soft bounds, up/down asymmetry and
+cycle-to-cycle noise, as :func:`neuroemu.models.update.pulse_change`), each device's step
+scaled by its own ``spread[i, j]`` when given (device-to-device spread), and clips to
+``[g_min, g_max]``, in place. Random draws come from Numba's generator, seeded with
+``seed`` (which must be >= 0 when draws are needed), so a given seed gives the same update.
 """
 
 from __future__ import annotations
@@ -23,6 +23,27 @@ import math
 
 import numpy as np
 from numba import njit
+
+
+@njit(cache=True, inline="always")
+def _uniform(state):
+    """A uniform draw in [0, 1) from a xorshift64* generator (Vigna 2016) kept in
+    ``state[0]``: a few cycles, where stochastic rounding needs one draw per device."""
+    x = state[0]
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    state[0] = x
+    return float((x * np.uint64(2685821657736338717)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, inline="always")
+def _whole(count, stochastic, state):
+    """A whole pulse count: nearest (ties to even), or up with probability the fraction."""
+    if not stochastic:
+        return np.rint(count)
+    low = math.floor(count)
+    return low + (1.0 if _uniform(state) < count - low else 0.0)
 
 
 @njit(cache=True)
@@ -35,15 +56,20 @@ def _ep_update(
     g_min,
     g_max,
     step,
-    noise,
+    stochastic,
+    seed,
     up,
     down,
     soft,
     cycle,
-    gauss,
     spread,
 ):
-    stochastic = noise.shape[0] > 0
+    # Random draws (stochastic rounding, cycle-to-cycle noise) come from Numba's generator,
+    # seeded per call by the caller's numpy Generator: reproducible, and no arrays of draws.
+    state = np.empty(1, dtype=np.uint64)
+    state[0] = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)  # never 0
+    if seed >= 0:
+        np.random.seed(seed)  # noqa: NPY002 (Numba's own generator, for the normal draws)
     spreads = spread.shape[0] > 0
     span = g_max - g_min
     for i in range(g.shape[0]):
@@ -52,28 +78,19 @@ def _ep_update(
             if up > 0.0:  # pulses of a state-dependent size
                 rise = delta > 0.0
                 nominal = (up if rise else down) * span
-                count = abs(delta) / nominal
-                if stochastic:
-                    low = math.floor(count)
-                    count = low + (1.0 if noise[i, j] < count - low else 0.0)
-                else:
-                    count = np.rint(count)
+                count = _whole(abs(delta) / nominal, stochastic, state)
                 size = nominal
                 if soft:
                     size = up * (g_max - g[i, j]) if rise else down * (g[i, j] - g_min)
                 if spreads:
                     size *= spread[i, j]
                 change = count * size
-                if cycle > 0.0:
-                    change += size * cycle * math.sqrt(count) * gauss[i, j]
+                if cycle > 0.0 and count > 0.0:
+                    draw = np.random.standard_normal()  # noqa: NPY002
+                    change += size * cycle * math.sqrt(count) * draw
                 delta = change if rise else -change
             elif step > 0.0:
-                count = delta / step
-                if stochastic:
-                    low = math.floor(count)
-                    count = low + (1.0 if noise[i, j] < count - low else 0.0)
-                else:
-                    count = np.rint(count)
+                count = _whole(delta / step, stochastic, state)
                 delta = count * step * (spread[i, j] if spreads else 1.0)
             value = g[i, j] + delta
             g[i, j] = min(max(value, g_min), g_max)
@@ -88,9 +105,9 @@ def ep_update(
     g_min: float,
     g_max: float,
     step: float | None,
-    noise: np.ndarray | None = None,
+    stochastic: bool = False,
+    seed: int = -1,
     pulses: tuple[float, float, bool, float] | None = None,
-    gauss: np.ndarray | None = None,
     spread: np.ndarray | None = None,
 ) -> None:
     """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs)."""
@@ -113,11 +130,11 @@ def ep_update(
         float(g_min),
         float(g_max),
         0.0 if step is None else float(step),
-        empty if noise is None else noise,
+        bool(stochastic),
+        int(seed),
         float(up),
         float(down),
         bool(soft),
         float(cycle),
-        empty if gauss is None else gauss,
         empty if spread is None else spread,
     )

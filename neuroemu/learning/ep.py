@@ -133,15 +133,14 @@ def apply_ep_update(
             else:
                 row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
                 cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
-            noise = gauss = pulses = None
-            quantised = card.level_step is not None or card.pulses is not None
-            if quantised and card.rounding == "stochastic":
-                noise = rng.random(g.shape, dtype=np.float32)  # a fraction needs no more
+            pulses = None
             if card.pulses is not None:
                 p = card.pulses
                 pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
-                if p.cycle_noise > 0:
-                    gauss = rng.standard_normal(g.shape, dtype=np.float32)
+            quantised = card.level_step is not None or card.pulses is not None
+            stochastic = quantised and card.rounding == "stochastic"
+            draws = stochastic or (pulses is not None and pulses[3] > 0)
+            seed = int(rng.integers(2**31)) if draws else -1
             ep_update(
                 g,
                 row_term,
@@ -151,9 +150,9 @@ def apply_ep_update(
                 card.g_min,
                 card.g_max,
                 card.level_step,
-                noise,
+                stochastic,
+                seed,
                 pulses,
-                gauss,
                 spread,
             )
 

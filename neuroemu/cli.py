@@ -96,6 +96,8 @@ def _report_lines(chip: Any, report: Any, data_name: str, dtype: str) -> list[tu
     from .spec.units import format_quantity as q
 
     sizes = "-".join(str(s) for s in [chip.n_inputs, *chip.layer_sizes])
+    if chip.family == "leaky":
+        return _leaky_report_lines(chip, report, data_name, dtype, sizes)
     return [
         ("chip", f"{chip.name} ({sizes}, {chip.n_devices:,} devices, seed {chip.seed})"),
         ("data set", f"{data_name}, test part, {report.samples:,} samples"),
@@ -117,6 +119,40 @@ def _report_lines(chip: Any, report: Any, data_name: str, dtype: str) -> list[tu
             f"{q(report.energy_per_inference, 'J')} per inference "
             f"(settling {q(report.settle_time, 's')}, RC estimate)",
         ),
+        (
+            "speed",
+            f"{report.wall_time:.2f} s, {report.samples_per_second:,.0f} samples/s ({dtype})",
+        ),
+    ]
+
+
+def _leaky_report_lines(
+    chip: Any, report: Any, data_name: str, dtype: str, sizes: str
+) -> list[tuple[str, str]]:
+    from .spec.units import format_quantity as q
+
+    d = chip.spec.dynamics
+    return [
+        (
+            "chip",
+            f"{chip.name} ({sizes} leaky, {chip.spec.synapses}, {chip.n_devices:,} devices, "
+            f"seed {chip.seed})",
+        ),
+        ("data set", f"{data_name}, test part, {report.samples:,} samples"),
+        ("accuracy", f"{100 * report.accuracy:.2f} % (error {100 * report.error:.2f} %)"),
+        (
+            "dynamics",
+            f"{d.free_steps} {d.method} steps of {q(d.dt, 's')} "
+            f"({q(report.settle_time, 's')} per inference)",
+        ),
+        (
+            "steady",
+            f"largest |dv/dt| {q(report.max_residual, 'V/s')} "
+            f"(last step moved v by {report.max_relative_residual:.1e} of v_r)"
+            + ("" if report.converged else "  NOT STEADY: more free_steps or a larger dt"),
+        ),
+        ("power", f"mean {q(report.mean_power, 'W')} read power of the arrays, per sample"),
+        ("energy", f"{q(report.energy_per_inference, 'J')} per inference (read power x time)"),
         (
             "speed",
             f"{report.wall_time:.2f} s, {report.samples_per_second:,.0f} samples/s ({dtype})",
@@ -434,9 +470,9 @@ def cmd_library(args: argparse.Namespace) -> int:
         raise_input(f"{kind} show: name a {kind[:-1]} (see `neuroemu {kind} list`)")
     if kind == "chips":
         loaded = load_chip(args.name)
-        from .build.chip import Chip
+        from .build.chip import build_chip
 
-        chip = Chip(loaded.spec, source=loaded)
+        chip = build_chip(loaded.spec, source=loaded)
         print(loaded.text.rstrip())
         print(f"# built: {chip!r}")
         for crossbar in chip.crossbars:

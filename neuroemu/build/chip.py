@@ -67,47 +67,47 @@ def program(
     return g
 
 
-class Chip:
-    """A crossbar chip built from a :class:`~neuroemu.spec.ChipSpec`.
+class BaseChip:
+    """What every chip has: device arrays programmed from one seed, their stuck devices and
+    device-to-device spread, the input DAC, and input checks. :class:`Chip` (resistive
+    networks settling to a DC operating point) and
+    :class:`~neuroemu.build.leaky.LeakyChip` (leaky-integrating neurons) build on it.
 
-    Parameters
-    ----------
-    spec
-        The validated chip spec.
-    seed
-        Seed of every random draw made while building (initial conductances); ``None``
-        takes the spec's ``seed``.
-    source
-        The loaded file, kept so run files can store the exact YAML.
+    Subclasses set ``spec``, ``seed``, ``source``, ``crossbars`` (every device array) and
+    ``bias_conductance`` (one bias array per layer), then call :meth:`_finish_devices`.
     """
 
-    def __init__(self, spec: ChipSpec, seed: int | None = None, source: LoadedChip | None = None):
-        self.spec = spec
-        self.seed = spec.seed if seed is None else int(seed)
-        self.source = source
-        rng = np.random.default_rng(self.seed)
-        sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
-        names = ["input"] + [layer.name for layer in spec.layers]
-        self.crossbars: list[Crossbar] = []
-        self.bias_conductance: list[np.ndarray] = []
-        for index, layer in enumerate(spec.layers):
-            shape = (sizes[index], sizes[index + 1])
-            g = program(layer.init, layer.device, shape, rng)
-            self.crossbars.append(Crossbar(f"{names[index]}->{layer.name}", layer.device, g))
-        for layer in spec.layers:
-            self.bias_conductance.append(
-                program(spec.bias.init, layer.device, (2, layer.size), rng)
-            )
+    spec: Any
+    seed: int
+    source: LoadedChip | None
+    crossbars: list[Crossbar]
+    bias_conductance: list[np.ndarray]
+    family = "resistive"
+
+    def _finish_devices(self) -> None:
+        """Draw stuck devices and step spreads (their own streams of the seed) and apply
+        the faults; called once every array is programmed."""
         self.faults = self._draw_faults()
         self.apply_faults()
         spread_rng = np.random.default_rng([self.seed, 4])
         self.crossbar_spread = [step_spread(c.shape, c.device, spread_rng) for c in self.crossbars]
         self.bias_spread = [
-            step_spread(b.shape, c.device, spread_rng)
-            for b, c in zip(self.bias_conductance, self.crossbars, strict=True)
+            step_spread(b.shape, card, spread_rng)
+            for b, card in zip(self.bias_conductance, self.bias_devices, strict=True)
         ]
         self._version = 0
-        self._circuits: dict[Any, Circuit] = {}
+        self._circuits: dict[Any, Any] = {}
+
+    @property
+    def bias_devices(self) -> list[ResistorCard]:
+        """The device card of each layer's bias array (its first crossbar's)."""
+        return [self.crossbars[k].device for k in range(len(self.bias_conductance))]
+
+    def device_arrays(self) -> list[tuple[np.ndarray, ResistorCard]]:
+        """Every programmable array with its card: crossbars, then biases."""
+        return [(c.conductance, c.device) for c in self.crossbars] + list(
+            zip(self.bias_conductance, self.bias_devices, strict=True)
+        )
 
     # ------------------------------------------------------------------ faults
     def _draw_faults(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
@@ -143,16 +143,19 @@ class Chip:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str], seed: int | None = None) -> Chip:
-        """Build the chip of a spec file (or of a library chip given by name)."""
+    def from_yaml(cls, path: str | os.PathLike[str], seed: int | None = None) -> Any:
+        """Build the chip of a spec file (or of a library chip given by name): a
+        :class:`Chip` for a resistive spec, a :class:`~neuroemu.build.leaky.LeakyChip` for
+        one with ``kind: leaky``."""
         loaded = load_chip(path)
-        return cls(loaded.spec, seed=seed, source=loaded)
+        return _chip_class(loaded.spec)(loaded.spec, seed=seed, source=loaded)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], seed: int | None = None, base: Path | None = None):
         """Build from a mapping shaped like a chip YAML (card names resolve in the library,
         or beside ``base``)."""
-        return cls(chip_from_dict(data, "<dict>", base), seed=seed)
+        spec = chip_from_dict(data, "<dict>", base)
+        return _chip_class(spec)(spec, seed=seed)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -170,10 +173,6 @@ class Chip:
         return self.spec.n_classes
 
     @property
-    def n_sources(self) -> int:
-        return self.spec.inputs.n_sources
-
-    @property
     def layer_sizes(self) -> list[int]:
         """Nodes of each free layer, hidden layers then the output layer."""
         return [layer.size for layer in self.spec.layers]
@@ -186,6 +185,80 @@ class Chip:
     @property
     def n_devices(self) -> int:
         return sum(g.size for g in self.conductances) + sum(b.size for b in self.bias_conductance)
+
+    def dac(self, x: np.ndarray) -> np.ndarray:
+        """The inputs the input DAC produces: ``x`` rounded to ``2^bits - 1`` steps of
+        [0, 1] with ``inputs.dac_bits``, else ``x`` itself."""
+        bits = self.spec.inputs.dac_bits
+        if bits is None:
+            return x
+        levels = 2**bits - 1
+        return (np.rint(x * levels) / levels).astype(x.dtype, copy=False)
+
+    def check_inputs(self, x: Any, name: str = "x") -> np.ndarray:
+        """``x`` as an array of shape (batch, n_inputs) with values in [0, 1]: float32 and
+        float64 arrays are kept as they are (no copy), anything else becomes float64."""
+        x = np.asarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float64)
+        if x.ndim == 1:
+            x = x[None, :]
+        if x.ndim != 2 or x.shape[1] != self.n_inputs:
+            raise InputError(
+                f"{name}: expected shape (batch, {self.n_inputs}) for chip {self.name}, "
+                f"got {x.shape}"
+            )
+        if x.size:
+            low, high = x.min(), x.max()  # NaN propagates into both
+            if np.isnan(low) or np.isnan(high):
+                raise InputError(f"{name}: contains NaN values")
+            if low < 0.0 or high > 1.0:
+                raise InputError(f"{name}: values must lie in [0, 1] (got {low:g} to {high:g})")
+        return x
+
+    def touch(self) -> None:
+        """Say that conductances changed, so cached circuits are rebuilt."""
+        self._version += 1
+        self._circuits.clear()
+
+
+class Chip(BaseChip):
+    """A crossbar chip built from a :class:`~neuroemu.spec.ChipSpec`.
+
+    Parameters
+    ----------
+    spec
+        The validated chip spec.
+    seed
+        Seed of every random draw made while building (initial conductances); ``None``
+        takes the spec's ``seed``.
+    source
+        The loaded file, kept so run files can store the exact YAML.
+    """
+
+    def __init__(self, spec: ChipSpec, seed: int | None = None, source: LoadedChip | None = None):
+        self.spec = spec
+        self.seed = spec.seed if seed is None else int(seed)
+        self.source = source
+        rng = np.random.default_rng(self.seed)
+        sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
+        names = ["input"] + [layer.name for layer in spec.layers]
+        self.crossbars: list[Crossbar] = []
+        self.bias_conductance: list[np.ndarray] = []
+        for index, layer in enumerate(spec.layers):
+            shape = (sizes[index], sizes[index + 1])
+            g = program(layer.init, layer.device, shape, rng)
+            self.crossbars.append(Crossbar(f"{names[index]}->{layer.name}", layer.device, g))
+        for layer in spec.layers:
+            self.bias_conductance.append(
+                program(spec.bias.init, layer.device, (2, layer.size), rng)
+            )
+        self._finish_devices()
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def n_sources(self) -> int:
+        return self.spec.inputs.n_sources
 
     def node_bounds(self, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
         """Diode bounds ``(lo, hi)`` (V) of a layer's nodes; +/-inf where there is none."""
@@ -206,15 +279,6 @@ class Chip:
         """``V_T = k T / q`` (V) of a layer's diodes."""
         assert layer.diode is not None
         return thermal_voltage(layer.diode.temperature)
-
-    def dac(self, x: np.ndarray) -> np.ndarray:
-        """The inputs the input DAC produces: ``x`` rounded to ``2^bits - 1`` steps of
-        [0, 1] with ``inputs.dac_bits``, else ``x`` itself."""
-        bits = self.spec.inputs.dac_bits
-        if bits is None:
-            return x
-        levels = 2**bits - 1
-        return (np.rint(x * levels) / levels).astype(x.dtype, copy=False)
 
     def adc(self, output_voltages: np.ndarray) -> np.ndarray:
         """Output voltages (V) as the output ADC reads them: clipped to the full scale
@@ -243,34 +307,7 @@ class Chip:
             return output_voltages[:, 0::2] - output_voltages[:, 1::2]
         return output_voltages
 
-    # ------------------------------------------------------------------ inputs
-    def check_inputs(self, x: Any, name: str = "x") -> np.ndarray:
-        """``x`` as an array of shape (batch, n_inputs) with values in [0, 1]: float32 and
-        float64 arrays are kept as they are (no copy), anything else becomes float64."""
-        x = np.asarray(x)
-        if x.dtype not in (np.float32, np.float64):
-            x = x.astype(np.float64)
-        if x.ndim == 1:
-            x = x[None, :]
-        if x.ndim != 2 or x.shape[1] != self.n_inputs:
-            raise InputError(
-                f"{name}: expected shape (batch, {self.n_inputs}) for chip {self.name}, "
-                f"got {x.shape}"
-            )
-        if x.size:
-            low, high = x.min(), x.max()  # NaN propagates into both
-            if np.isnan(low) or np.isnan(high):
-                raise InputError(f"{name}: contains NaN values")
-            if low < 0.0 or high > 1.0:
-                raise InputError(f"{name}: values must lie in [0, 1] (got {low:g} to {high:g})")
-        return x
-
     # ------------------------------------------------------------------ engine
-    def touch(self) -> None:
-        """Say that conductances changed, so cached circuits are rebuilt."""
-        self._version += 1
-        self._circuits.clear()
-
     def circuit(self, dtype: Any = np.float64) -> Circuit:
         """The chip's arrays prepared for the engine in ``dtype`` (cached until
         :meth:`touch`)."""
@@ -306,3 +343,19 @@ class Chip:
     def __repr__(self) -> str:
         sizes = "-".join(str(s) for s in [self.n_inputs, *self.layer_sizes])
         return f"Chip({self.name!r}, {sizes}, {self.n_devices} devices, seed={self.seed})"
+
+
+def build_chip(spec: Any, seed: int | None = None, source: LoadedChip | None = None) -> Any:
+    """The chip a validated spec describes: a :class:`Chip`, or a
+    :class:`~neuroemu.build.leaky.LeakyChip` for a leaky spec."""
+    return _chip_class(spec)(spec, seed=seed, source=source)
+
+
+def _chip_class(spec: Any) -> Any:
+    from ..spec.models import LeakyChipSpec
+
+    if isinstance(spec, LeakyChipSpec):
+        from .leaky import LeakyChip
+
+        return LeakyChip
+    return Chip

@@ -33,9 +33,8 @@ def infer_at(
 ) -> list[InferenceReport]:
     """Evaluate ``chip`` at each time (s) after programming; ``chip`` is left unchanged."""
     rng = np.random.default_rng([chip.seed, 2])
-    cards = [crossbar.device for crossbar in chip.crossbars]
-    arrays = [*chip.conductances, *chip.bias_conductance]
-    devices = cards + cards
+    arrays = [array for array, _ in chip.device_arrays()]
+    devices = [card for _, card in chip.device_arrays()]
     programmed = [program(g, card, rng) for g, card in zip(arrays, devices, strict=True)]
     nu = [drift_exponents(g.shape, card, rng) for g, card in zip(arrays, devices, strict=True)]
     aged = copy.deepcopy(chip)

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
+    from ..build.chip import BaseChip, Chip
 
 
 @dataclass
@@ -34,16 +34,18 @@ class InferenceReport:
     converged: bool
     tol: float
     prediction: np.ndarray
+    residual_unit: str = "A"  # a leaky chip's residual is the largest |dv/dt|, in V/s
 
     def figures(self) -> dict[str, Any]:
         """The scalar figures, JSON-ready, with units in the key names."""
+        residual_key = "max_residual_A" if self.residual_unit == "A" else "max_residual_V_per_s"
         return {
             "samples": self.samples,
             "accuracy": self.accuracy,
             "error": self.error,
             "mean_sweeps": self.mean_sweeps,
             "max_sweeps": self.max_sweeps,
-            "max_residual_A": self.max_residual,
+            residual_key: self.max_residual,
             "max_relative_residual": self.max_relative_residual,
             "mean_power_W": self.mean_power,
             "energy_per_inference_J": self.energy_per_inference,
@@ -55,7 +57,7 @@ class InferenceReport:
         }
 
 
-def check_labels(chip: Chip, y: np.ndarray, name: str = "labels") -> np.ndarray:
+def check_labels(chip: BaseChip, y: np.ndarray, name: str = "labels") -> np.ndarray:
     y = np.asarray(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"{name}: expected a 1-D array of integer class labels")
@@ -94,6 +96,7 @@ def evaluate(
     max_residual = max_relative = 0.0
     converged = True
     settle_time = tol = float("nan")
+    residual_unit = "A"
     if n:  # load the compiled kernels and build the circuit before the clock starts
         chip.settle(x[:1], dtype=dtype, **settle_options)
     start = time.perf_counter()
@@ -106,7 +109,7 @@ def evaluate(
         max_residual = max(max_residual, float(eq.residual.max()))
         max_relative = max(max_relative, float(eq.relative_residual.max()))
         converged &= eq.converged
-        settle_time, tol = eq.settle_time, eq.tol
+        settle_time, tol, residual_unit = eq.settle_time, eq.tol, eq.residual_unit
         if progress is not None:
             progress(hi - lo)
     wall = time.perf_counter() - start
@@ -128,4 +131,5 @@ def evaluate(
         converged=converged,
         tol=tol,
         prediction=prediction,
+        residual_unit=residual_unit,
     )

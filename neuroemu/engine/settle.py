@@ -27,7 +27,7 @@ from ..kernels import KIND_SHOCKLEY, kcl_residual, solve_nodes
 from ..models.diode import diode_current
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
+    from ..build.chip import BaseChip, Chip
     from .circuit import Circuit
 
 
@@ -48,6 +48,7 @@ class Trace:
     residual: np.ndarray
     power: np.ndarray
     energy: np.ndarray
+    energy_unit: str = "W"  # co-content; a leaky chip records the read energy so far (J)
 
 
 @dataclass
@@ -67,7 +68,9 @@ class Equilibrium:
         the tolerance.
     residual
         Largest KCL residual current (A) per sample at the returned voltages;
-        ``relative_residual`` the largest ``|r_j| / (G_j V_scale)``.
+        ``relative_residual`` the largest ``|r_j| / (G_j V_scale)``. (A leaky chip: the
+        largest ``|dv/dt|``, in ``residual_unit`` V/s, and the last step's change over
+        ``v_r``.)
     power
         Static power (W) per sample: dissipated in every conductance and diode of the chip
         (the nudging element excluded).
@@ -92,6 +95,8 @@ class Equilibrium:
     converged: bool
     tol: float
     trace: Trace | None = None
+    rates: list[np.ndarray] | None = None  # leaky chips: each layer's rates
+    residual_unit: str = "A"  # leaky chips: V/s, the largest |dv/dt|
 
     @property
     def output(self) -> np.ndarray:
@@ -116,7 +121,7 @@ def _initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) 
     return out
 
 
-def _nudge(chip: Chip, beta: float, target: Any, batch: int) -> np.ndarray | None:
+def _nudge(chip: BaseChip, beta: float, target: Any, batch: int) -> np.ndarray | None:
     """Check the nudging arguments; return the target voltages (V) or None."""
     if not np.isfinite(beta):
         raise InputError(f"beta: must be finite (got {beta})")

@@ -59,6 +59,7 @@ UNITS = {
     "mean_sweeps": "1",
     "max_sweeps": "1",
     "max_residual_A": "A",
+    "max_residual_V_per_s": "V/s",
     "max_relative_residual": "1",
     "mean_power_W": "W",
     "energy_per_inference_J": "J",
@@ -124,11 +125,14 @@ def open_run_file(path: str | os.PathLike[str], mode: str = "r") -> Any:
 
 
 def _cards(chip: Chip) -> str:
+    """Every card the chip uses (device arrays, diodes, the neuron), as JSON."""
     cards = {}
-    for layer in chip.spec.layers:
-        for card in (layer.device, layer.diode):
-            if card is not None:
-                cards[card.name] = card.model_dump(mode="json")
+    found = [crossbar.device for crossbar in chip.crossbars]
+    found += [getattr(layer, "diode", None) for layer in chip.spec.layers]
+    found.append(getattr(chip.spec, "neuron", None))
+    for card in found:
+        if card is not None:
+            cards[card.name] = card.model_dump(mode="json")
     return json.dumps(cards)
 
 
@@ -322,7 +326,7 @@ class RunWriter:
                 g.create_dataset(f"voltage/{layer.name}", data=voltages).attrs["unit"] = "V"
             g.create_dataset("residual", data=trace.residual).attrs["unit"] = "1"
             g.create_dataset("power", data=trace.power).attrs["unit"] = "W"
-            g.create_dataset("energy", data=trace.energy).attrs["unit"] = "W"
+            g.create_dataset("energy", data=trace.energy).attrs["unit"] = trace.energy_unit
         for name, update in traces["update"].items():
             group.create_dataset(
                 f"update/{name}", data=update.astype(np.float32), compression="gzip"

@@ -110,15 +110,19 @@ def open_run(path: str | os.PathLike[str]) -> Run:
         for name, data in f["conductance"].items():
             rows, _, cols = name.partition("->")  # dimensions named after the layers
             conductance_vars[name] = xr.Variable(("epoch", rows, cols), data[()], {"units": "S"})
+        bias_rows = {"source": ["+V_b", "-V_b"]}  # a resistive chip's two bias sources
         for name, data in f["bias"].items():
+            # A leaky chip has one bias row per layer, read at a rate of 1.
+            dim = "source" if data.shape[1] == 2 else "bias_row"
+            bias_rows.setdefault(dim, ["rate 1"])
             conductance_vars[f"bias:{name}"] = xr.Variable(
-                ("epoch", "source", name), data[()], {"units": "S"}
+                ("epoch", dim, name), data[()], {"units": "S"}
             )
         if "snapshot_epoch" in f:
             snapshot_epochs = f["snapshot_epoch"][()]
         else:  # version 1: a snapshot per evaluated epoch
             snapshot_epochs = np.asarray(epochs)[: _snapshots(f)]
-        coords = {"epoch": snapshot_epochs, "source": ["+V_b", "-V_b"]}
+        coords = {"epoch": snapshot_epochs, **bias_rows}
         conductance = xr.Dataset(conductance_vars, coords=coords)
         inference = f["inference"]
         prediction = (
@@ -176,7 +180,8 @@ def _read_trace(group: Any) -> Any:
     variables["residual"] = (("phase", "sweep", "sample"), residual[:, :sweeps], {"units": "1"})
     variables["power"] = (("phase", "sweep", "sample"), stack("power"), {"units": "W"})
     if "energy" in group[present[0]]:
-        variables["energy"] = (("phase", "sweep", "sample"), stack("energy"), {"units": "W"})
+        unit = _attr(group[present[0]]["energy"].attrs.get("unit", "W"))
+        variables["energy"] = (("phase", "sweep", "sample"), stack("energy"), {"units": unit})
     for name, data in group.get("update", {}).items():
         rows, _, cols = name.partition("->")
         variables[f"update:{name}"] = ((rows, cols), data[()], {"units": "S"})

@@ -18,6 +18,7 @@ import numpy as np
 from ..engine.inference import check_labels
 from ..errors import InputError
 from .ep import (
+    Algorithm,
     apply_ep_update,
     cross_entropy,
     cross_entropy_pull,
@@ -47,6 +48,11 @@ def trace_phases(
     the free phase), recording every sweep, and the conductance change (S) their centred
     EP estimate would make at ``epoch`` (computed through no device model, and not applied).
     """
+    if chip.family == "leaky":
+        from . import leaky
+
+        leaky_chip: Any = chip
+        return leaky.trace_phases(leaky_chip, x, y, training, epoch)
     target = one_hot_targets(chip, y, training.target_voltage)
     free = chip.settle(x, trace=True)
     plus = chip.settle(x, beta=training.beta, target=target, init=free, trace=True)
@@ -101,7 +107,13 @@ def train_epoch(
     progress: Callable[[int, float], None] | None = None,
 ) -> EpochReport:
     """One epoch of EP over ``(x, y)``; ``epoch`` counts from 1 and sets the learning-rate
-    decay and the random streams. ``progress(n, running_error)`` after each mini-batch."""
+    decay and the random streams. ``progress(n, running_error)`` after each mini-batch.
+    A leaky chip trains by its own rules (:mod:`neuroemu.learning.leaky`)."""
+    if chip.family == "leaky":
+        from . import leaky
+
+        leaky_chip: Any = chip
+        return leaky.train_epoch(leaky_chip, x, y, training, epoch, dtype=dtype, progress=progress)
     x = chip.check_inputs(x)
     y = check_labels(chip, y)
     rng = np.random.default_rng([chip.seed, epoch])
@@ -135,7 +147,8 @@ def train_epoch(
             first = free
             phases += 2
             sweeps += free.sweeps + plus.sweeps
-        apply_ep_update(chip, xb, first, plus, beta, training.algorithm, rates, pulse_rng)
+        algorithm: Algorithm = training.algorithm  # type: ignore[assignment]
+        apply_ep_update(chip, xb, first, plus, beta, algorithm, rates, pulse_rng)
         chip.apply_faults()  # stuck devices do not move
         chip.touch()
         wrong += int(np.sum(free.prediction != yb))

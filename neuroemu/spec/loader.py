@@ -18,9 +18,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
-from .models import ChipSpec, DiodeCard, ResistorCard
+from .models import ChipSpec, DiodeCard, LeakyChipSpec, NeuronCard, ResistorCard
 
-DeviceCard = ResistorCard | DiodeCard
+DeviceCard = ResistorCard | DiodeCard | NeuronCard
+AnyChipSpec = ChipSpec | LeakyChipSpec
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -159,33 +160,63 @@ def validate(model: type[BaseModel], data: dict[str, Any], source: str, prefix: 
 
 
 # --------------------------------------------------------------------------- cards
-_CARD_MODELS: dict[str, type[BaseModel]] = {"resistor": ResistorCard, "diode": DiodeCard}
+_CARD_MODELS: dict[str, type[BaseModel]] = {
+    "resistor": ResistorCard,
+    "diode": DiodeCard,
+    "neuron": NeuronCard,
+}
 
 
-def card_from_dict(data: dict[str, Any], source: str, prefix: tuple = ()) -> DeviceCard:
+def card_from_dict(
+    data: dict[str, Any], source: str, prefix: tuple = (), card_dir: Path | None = None
+) -> DeviceCard:
+    """Validate a card given as a mapping; a neuron card's ``diode`` name resolves in
+    ``card_dir`` (the card's own folder), then in the library, and its equations are read
+    by Brian2 (syntax and units)."""
     kind = data.get("kind")
     if kind not in _CARD_MODELS:
         where = format_location((*prefix, "kind"))
         known = ", ".join(_CARD_MODELS)
         raise SpecError(f"{source}: {where}: must be one of {known} (got {kind!r})")
-    return validate(_CARD_MODELS[kind], data, source, prefix)
+    if kind == "neuron" and isinstance(data.get("diode"), str | dict):
+        data = dict(data)
+        loc = (*prefix, "diode")
+        data["diode"] = _resolve_card(data["diode"], "diode", None, source, loc, card_dir)
+    card = validate(_CARD_MODELS[kind], data, source, prefix)
+    if isinstance(card, NeuronCard):
+        check_neuron(card, "euler", 1e-9, source, prefix)
+    return card
+
+
+def check_neuron(card: NeuronCard, method: str, dt: float, source: str, prefix: tuple = ()) -> Any:
+    """Read a neuron card's equations with Brian2 for ``method`` and ``dt`` (s); Brian2's
+    own message, with the key path, on failure. Returns the model."""
+    from ..models.neurons import NeuronModelError, neuron_model
+
+    try:
+        return neuron_model(card, method, dt)
+    except NeuronModelError as exc:
+        where = format_location((*prefix, *exc.key.split(".")))
+        raise SpecError(f"{source}: {where}: {exc}") from None
 
 
 def load_card(path: str | os.PathLike[str]) -> DeviceCard:
     """Load and validate one device card file."""
     path = Path(path)
     data, _ = read_yaml(path)
-    return card_from_dict(data, display_path(path))
+    return card_from_dict(data, display_path(path), card_dir=path.resolve().parent)
 
 
-def find_card(name: str, chip_dir: Path | None = None) -> Path:
-    """The file of the device card called ``name`` (see the module docstring for order)."""
+def find_card(name: str, chip_dir: Path | None = None, card_dir: Path | None = None) -> Path:
+    """The file of the device card called ``name`` (see the module docstring for order;
+    ``card_dir``, the folder of a card naming another, is looked in first)."""
     if name.endswith(YAML_SUFFIXES):
         for base in ([chip_dir] if chip_dir else []) + [Path.cwd()]:
             if (base / name).is_file():
                 return base / name
         raise SpecError(f"{name}: no such device card file")
-    folders = ([chip_dir.parent / "devices"] if chip_dir else []) + [library_dir("devices")]
+    folders = [card_dir] if card_dir else []
+    folders += ([chip_dir.parent / "devices"] if chip_dir else []) + [library_dir("devices")]
     for folder in folders:
         for suffix in YAML_SUFFIXES:
             if (folder / f"{name}{suffix}").is_file():
@@ -195,19 +226,25 @@ def find_card(name: str, chip_dir: Path | None = None) -> Path:
 
 
 def _resolve_card(
-    value: Any, kind: str, chip_dir: Path | None, source: str, loc: tuple[int | str, ...]
+    value: Any,
+    kind: str,
+    chip_dir: Path | None,
+    source: str,
+    loc: tuple[int | str, ...],
+    card_dir: Path | None = None,
 ) -> Any:
     where = format_location(loc)
     if isinstance(value, str):
         try:
-            path = find_card(value, chip_dir)
+            path = find_card(value, chip_dir, card_dir)
         except SpecError as exc:
             raise SpecError(f"{source}: {where}: {exc}") from None
         card = load_card(path)
     elif isinstance(value, dict):
-        card = card_from_dict({"kind": kind, "name": f"inline {where}", **value}, source, loc)
-        if not isinstance(card, ResistorCard | DiodeCard):  # pragma: no cover
-            raise AssertionError
+        inline_dir = card_dir or (None if chip_dir is None else chip_dir.parent / "devices")
+        card = card_from_dict(
+            {"kind": kind, "name": f"inline {where}", **value}, source, loc, inline_dir
+        )
     else:
         return value  # let pydantic report the wrong type
     if card.kind != kind:
@@ -222,7 +259,7 @@ def _resolve_card(
 class LoadedChip:
     """A validated chip spec with where it came from and its exact text (for run files)."""
 
-    spec: ChipSpec
+    spec: AnyChipSpec
     path: Path | None
     text: str
 
@@ -244,9 +281,13 @@ def find_chip(name_or_path: str | os.PathLike[str]) -> Path:
 
 def chip_from_dict(
     data: dict[str, Any], source: str = "<chip>", chip_dir: Path | None = None
-) -> ChipSpec:
-    """Validate a chip given as a mapping; card names resolve beside ``chip_dir``."""
+) -> AnyChipSpec:
+    """Validate a chip given as a mapping; card names resolve beside ``chip_dir``. A
+    mapping with ``kind: leaky`` is a :class:`LeakyChipSpec`, any other a
+    :class:`ChipSpec`."""
     data = dict(data)
+    if data.get("kind") == "leaky":
+        return _leaky_chip(data, source, chip_dir)
     layers = data.get("layers")
     if isinstance(layers, list):
         resolved = []
@@ -262,6 +303,34 @@ def chip_from_dict(
     return validate(ChipSpec, data, source)
 
 
+def _leaky_chip(data: dict[str, Any], source: str, chip_dir: Path | None) -> LeakyChipSpec:
+    if "neuron" in data and data["neuron"] is not None:
+        data["neuron"] = _resolve_card(data["neuron"], "neuron", chip_dir, source, ("neuron",))
+    layers = data.get("layers")
+    if isinstance(layers, list):
+        resolved = []
+        for index, layer in enumerate(layers):
+            if isinstance(layer, dict):
+                layer = dict(layer)
+                for key in ("device", "backward_device"):
+                    if layer.get(key) is not None:
+                        loc = ("layers", index, key)
+                        layer[key] = _resolve_card(layer[key], "resistor", chip_dir, source, loc)
+            resolved.append(layer)
+        data["layers"] = resolved
+    spec = validate(LeakyChipSpec, data, source)
+    dynamics = spec.dynamics
+    model = check_neuron(spec.neuron, dynamics.method, dynamics.dt, source, ("neuron",))
+    growth = model.stability()
+    if not growth <= 1.0 + 1e-9:
+        raise SpecError(
+            f"{source}: dynamics.dt: {dynamics.dt:g} s is too large for stable "
+            f"{dynamics.method} steps of neuron {spec.neuron.name!r} (one step multiplies "
+            f"a deviation of v by up to {growth:.3g} > 1); take a smaller dt"
+        )
+    return spec
+
+
 def load_chip(name_or_path: str | os.PathLike[str]) -> LoadedChip:
     """Load and validate a chip spec file (or a library chip by name)."""
     path = find_chip(name_or_path)
@@ -275,8 +344,8 @@ def iter_validate(paths: list[Path]) -> Iterator[tuple[Path, str | None]]:
     for path in paths:
         try:
             data, _ = read_yaml(path)
-            if "kind" in data:
-                card_from_dict(data, display_path(path))
+            if "kind" in data and data["kind"] != "leaky":
+                card_from_dict(data, display_path(path), card_dir=path.resolve().parent)
             else:
                 chip_from_dict(data, display_path(path), path.resolve().parent)
         except SpecError as exc:

@@ -202,6 +202,36 @@ class DiodeCard(Strict):
         return self
 
 
+class NeuronCard(Strict):
+    """A neuron written as Brian2 equations with units (Scellier and Bengio 2017's leaky
+    integrator and its variants), for leaky chips.
+
+    ``equations`` must define the membrane voltage ``v`` by one differential equation (in
+    volt), the input current ``I_syn`` as a parameter (``I_syn : amp``, which the crossbars
+    drive) and the rate ``rate`` (dimensionless) that the neuron sends down its crossbar
+    rows. ``parameters`` give every other name the equations use, with units (``1 pF``,
+    ``1 uS``); ``v_r`` (V) must be among them: the voltage over which the rate rises from 0
+    to 1, which sets the scale of the learning rules. With ``diode``, the card's junction
+    fills the parameters ``I_s`` (A), ``n_diode`` and ``V_T`` (V). Brian2's own parser
+    checks syntax and units (:mod:`neuroemu.models.neurons`).
+    """
+
+    kind: Literal["neuron"]
+    name: str
+    description: str = ""
+    source: str = Field("", description="citation (paper, DOI or datasheet)")
+    equations: str
+    parameters: dict[str, float | str] = Field(default_factory=dict)
+    diode: DiodeCard | None = None
+
+    @field_validator("diode")
+    @classmethod
+    def _shockley(cls, value: DiodeCard | None) -> DiodeCard | None:
+        if value is not None and value.model != "shockley":
+            raise ValueError(f"diode {value.name!r} is ideal: a neuron needs a shockley diode")
+        return value
+
+
 # --------------------------------------------------------------------------- chip specs
 class Initialisation(Strict):
     """How a crossbar's conductances are first programmed (clipped to the device range).
@@ -308,6 +338,15 @@ class Solver(Strict):
     max_sweeps: int = Field(10_000, gt=0)
 
 
+#: Learning rules of :class:`Training`: EP (centred or one-sided) for every chip; on leaky
+#: chips also vector-field EP (``vf``, asymmetric synapses), discrete-time EP
+#: (``ep-discrete``, Euler steps of a primitive-function transition), and the continual
+#: variants ``c-ep`` and ``c-vf`` (Ernoult et al. 2020).
+Algorithm = Literal["ep-centred", "ep-one-sided", "vf", "ep-discrete", "c-ep", "c-vf"]
+LEAKY_ONLY = ("vf", "ep-discrete", "c-ep", "c-vf")
+ASYMMETRIC = ("vf", "c-vf")
+
+
 class Training(Strict):
     """On-chip learning by equilibrium propagation (see :mod:`neuroemu.learning.ep`).
 
@@ -318,7 +357,11 @@ class Training(Strict):
     crossbar's); it is multiplied by ``decay`` after every epoch (Scellier 2024).
     """
 
-    algorithm: Literal["ep-centred", "ep-one-sided"] = "ep-centred"
+    algorithm: Algorithm = Field(
+        "ep-centred",
+        description="ep-centred, ep-one-sided (any chip); on leaky chips also vf, "
+        "ep-discrete, c-ep, c-vf",
+    )
     loss: Literal["mse", "cross-entropy"] = Field(
         "mse",
         description="mse: C = 1/2 sum (V - y)^2, nudged by a conductance beta to target "
@@ -398,6 +441,11 @@ class ChipSpec(Strict):
 
     @model_validator(mode="after")
     def _training_fits(self) -> ChipSpec:
+        if self.training is not None and self.training.algorithm in LEAKY_ONLY:
+            raise ValueError(
+                f"training.algorithm: {self.training.algorithm} needs a leaky chip "
+                "(kind: leaky); a resistive chip learns by ep-centred or ep-one-sided"
+            )
         rates = self.training.learning_rate if self.training else None
         if isinstance(rates, list) and len(rates) != len(self.layers):
             raise ValueError(
@@ -413,3 +461,128 @@ class ChipSpec(Strict):
     def n_classes(self) -> int:
         out = self.output
         return out.size // 2 if out.readout == "differential" else out.size
+
+
+# --------------------------------------------------------------------------- leaky chips
+class LeakyInputs(Strict):
+    """Inputs of a leaky chip: sample ``x in [0, 1]`` is the rate of an input row, which
+    drives its crossbar row at ``x * read_voltage``."""
+
+    size: int = Field(gt=0)
+    read_voltage: Voltage = Field(description="row voltage of a rate of 1, for every array")
+    dac_bits: int | None = Field(
+        None, ge=1, le=32, description="input DAC resolution: x rounded to 2^bits - 1 steps"
+    )
+
+    _positive_read = field_validator("read_voltage")(lambda value: _positive(value, "V"))
+
+
+class LeakyLayer(Strict):
+    """A layer of leaky neurons, the device array that feeds it from the layer before and,
+    on an asymmetric chip, the array that feeds the layer before back from it.
+
+    A synapse's weight is ``G - G_ref`` (S), ``G_ref = (g_min + g_max) / 2`` of its card: a
+    reference column of mid-range devices subtracts its current, so positive conductances
+    give signed weights. Each neuron also has a bias device read at a rate of 1.
+    """
+
+    name: str
+    size: int = Field(gt=0)
+    device: ResistorCard
+    init: Initialisation
+    backward_device: ResistorCard | None = Field(
+        None, description="asymmetric chips: the device of the feedback array (default: device)"
+    )
+    backward_init: Initialisation | None = None
+
+
+class Dynamics(Strict):
+    """How the neurons are integrated: Brian2's ``euler`` or ``exponential_euler`` update
+    with step ``dt``, ``free_steps`` steps in the free phase and ``nudged_steps`` in each
+    nudged phase (started from the free phase's end state)."""
+
+    dt: Time
+    method: Literal["euler", "exponential_euler"] = "exponential_euler"
+    free_steps: int = Field(gt=0)
+    nudged_steps: int = Field(gt=0)
+
+    _positive_dt = field_validator("dt")(lambda value: _positive(value, "s"))
+
+
+class LeakyChipSpec(Strict):
+    """A chip of leaky-integrating neurons joined by device arrays, used both ways
+    (``symmetric``: one array per pair of layers) or with a separate feedback array per
+    pair (``asymmetric``, the bio-realistic setting; Scellier et al. 2018, Ernoult et al.
+    2020). Layer 0 is the clamped inputs; the last layer is the output."""
+
+    kind: Literal["leaky"]
+    name: str
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    inputs: LeakyInputs
+    neuron: NeuronCard
+    synapses: Literal["symmetric", "asymmetric"]
+    layers: list[LeakyLayer] = Field(min_length=1)
+    bias_init: Initialisation | None = Field(
+        None, description="bias devices' first conductance (default: G_ref, zero bias)"
+    )
+    dynamics: Dynamics
+    training: Training | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LeakyChipSpec:
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names) or "input" in names:
+            raise ValueError(f"layers: names must be unique and not 'input' (got {names})")
+        for index, layer in enumerate(self.layers):
+            feedback = layer.backward_device is not None or layer.backward_init is not None
+            if feedback and self.synapses == "symmetric":
+                raise ValueError(
+                    f"layers[{index}] ({layer.name}): a symmetric chip uses one array both "
+                    "ways; backward_device and backward_init need synapses: asymmetric"
+                )
+            if feedback and index == 0:
+                raise ValueError(
+                    f"layers[{index}] ({layer.name}): inputs are clamped, so the first layer "
+                    "has no feedback array (no backward_device or backward_init)"
+                )
+        training = self.training
+        if training is None:
+            return self
+        algorithm = training.algorithm
+        if algorithm in ASYMMETRIC and self.synapses != "asymmetric":
+            raise ValueError(
+                f"training.algorithm: {algorithm} updates separate forward and backward "
+                "arrays; this chip has symmetric synapses (no backward arrays)"
+            )
+        if algorithm not in ASYMMETRIC and self.synapses != "symmetric":
+            raise ValueError(
+                f"training.algorithm: {algorithm} needs symmetric synapses (an energy); "
+                "on an asymmetric chip use vf or c-vf"
+            )
+        if algorithm in ("ep-discrete", "c-ep", "c-vf") and self.dynamics.method != "euler":
+            raise ValueError(
+                f"training.algorithm: {algorithm} is defined on Euler steps of the neuron "
+                f"(the discrete-time transition); set dynamics.method: euler "
+                f"(got {self.dynamics.method})"
+            )
+        if training.loss != "mse":
+            raise ValueError("training.loss: a leaky chip learns the squared error (mse)")
+        rates = training.learning_rate
+        n_arrays = len(self.layers) * (2 if self.synapses == "asymmetric" else 1) - (
+            1 if self.synapses == "asymmetric" else 0
+        )
+        if isinstance(rates, list) and len(rates) != n_arrays:
+            raise ValueError(
+                f"training.learning_rate: {len(rates)} rates for {n_arrays} device arrays "
+                "(forward arrays, then backward arrays)"
+            )
+        return self
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].size
+
+    @property
+    def output(self) -> LeakyLayer:
+        return self.layers[-1]

@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..errors import SpecError
-from .loader import chip_from_dict, display_path, find_chip, read_yaml, validate
-from .models import ChipSpec, Strict
+from .loader import AnyChipSpec, chip_from_dict, display_path, find_chip, read_yaml, validate
+from .models import Strict
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
@@ -138,7 +138,7 @@ def axis_values(axis: Axis, rng: np.random.Generator) -> list[Any]:
 class LoadedSweep:
     """A validated sweep: its axes' values and every point's chip spec."""
 
-    def __init__(self, spec: SweepSpec, base: ChipSpec, source: str, text: str, values: list):
+    def __init__(self, spec: SweepSpec, base: AnyChipSpec, source: str, text: str, values: list):
         self.spec = spec
         self.base = base
         self.source = source
@@ -152,7 +152,7 @@ class LoadedSweep:
     def points(self) -> list[tuple[int, ...]]:
         return list(itertools.product(*[range(n) for n in self.shape]))
 
-    def point_spec(self, index: tuple[int, ...]) -> ChipSpec:
+    def point_spec(self, index: tuple[int, ...]) -> AnyChipSpec:
         data = self.base.model_dump(mode="json")
         for axis_no, (axis, values) in enumerate(zip(self.spec.axes, self.values, strict=True)):
             set_path(data, axis.path, copy.deepcopy(values[index[axis_no]]))

@@ -77,6 +77,32 @@ def parse_quantity(value: Any, unit: str) -> float:
     raise ValueError(f"unit of {value!r} is not {unit} (with an optional SI prefix)")
 
 
+def parse_any_quantity(value: Any) -> tuple[float, str]:
+    """``value`` (a number, or ``"<number> [<prefix>]<unit>"`` in any unit of :data:`UNITS`
+    or ``Hz``) as ``(SI value, base unit)``; a bare number is dimensionless (unit ``""``).
+    For parameters whose unit the equations that use them decide (neuron models)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number or a quantity, got a boolean")
+    if isinstance(value, int | float):
+        return parse_quantity(value, ""), ""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a number or a quantity such as '10 ms', got {value!r}")
+    match = _QUANTITY.match(value)
+    if match is None:
+        raise ValueError(f"cannot read {value!r} as a quantity (e.g. '10 ms', '1 uS')")
+    symbol = match.group(2)
+    if symbol in ("degC", "C"):
+        return parse_quantity(value, "K"), "K"
+    if symbol == "":
+        return float(match.group(1)), ""
+    # The longest unit that ends the symbol decides (so "mS" is milli-siemens, not "m" + "S"
+    # taken wrongly, and "Ohm" is not read as a prefix plus "m").
+    for unit in sorted([*UNITS, "Hz"], key=len, reverse=True):
+        if symbol.endswith(unit) and symbol[: -len(unit)] in PREFIXES:
+            return float(match.group(1)) * PREFIXES[symbol[: -len(unit)]], unit
+    raise ValueError(f"unknown unit in {value!r} (known: {', '.join([*UNITS, 'Hz'])})")
+
+
 DURATIONS = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365.25 * 86400.0}
 
 

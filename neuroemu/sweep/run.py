@@ -27,14 +27,14 @@ def run_point(
 ) -> dict[str, Any]:
     """Build one point's chip from its spec, train it (``mode == "train"``) and evaluate
     it on the test part; return its figures. Runs in a worker process."""
-    from ..build.chip import Chip
+    from ..build.chip import build_chip
     from ..engine.inference import evaluate
     from ..io.datasets import load_dataset
     from ..learning.train import train_epoch
     from ..spec.loader import chip_from_dict
 
     start = time.perf_counter()
-    chip = Chip(chip_from_dict(spec_data, "<sweep point>"), seed=seed)
+    chip = build_chip(chip_from_dict(spec_data, "<sweep point>"), seed=seed)
     training = chip.spec.training
     name = dataset or (training.dataset if training is not None else None)
     data = load_dataset(name)
@@ -53,7 +53,7 @@ def run_point(
             figures["train_error"] = report.train_error
     test = evaluate(chip, data.x_test, data.y_test).figures()
     figures.update({k: test[k] for k in ("error", "accuracy", "mean_sweeps")})
-    figures.update({k: test[k] for k in ("max_residual_A", "mean_power_W")})
+    figures.update({k: test[k] for k in ("max_residual_A", "mean_power_W") if k in test})
     figures["energy_per_inference_J"] = test["energy_per_inference_J"]
     if times:
         from ..engine.aging import infer_at

@@ -51,7 +51,7 @@ class Network:
     backward: list[np.ndarray | None]  # backward[k] (nodes k+1, nodes k) into layer k, or None
     bias: list[np.ndarray]  # (nodes,) A
     read_rows: list[np.ndarray]  # per array, its row sums plus G_ref (S), for the read power
-    read_cols: list[np.ndarray]  # per symmetric array, its column sums plus G_ref (S)
+    read_cols: list[np.ndarray]  # symmetric arrays 1.. (read backwards): column sums + G_ref
 
 
 class LeakyChip(BaseChip):
@@ -171,8 +171,8 @@ class LeakyChip(BaseChip):
         ]
         rows = [c.conductance.sum(axis=1) + reference(c.device) for c in self.crossbars]
         cols = []
-        if self.spec.synapses == "symmetric":
-            cols = [c.conductance.sum(axis=0) + reference(c.device) for c in self.crossbars]
+        if self.spec.synapses == "symmetric":  # read backwards too, but for the input array
+            cols = [c.conductance.sum(axis=0) + reference(c.device) for c in self.crossbars[1:n]]
         return Network(dtype, weights[:n], backward, bias, rows, cols)
 
     def settle(

@@ -39,21 +39,31 @@ if TYPE_CHECKING:
 STEADY = 1e-3
 
 
-def read_power(chip: LeakyChip, net: Network, rates: list[np.ndarray]) -> np.ndarray:
+def read_power(
+    chip: LeakyChip, net: Network, rates: list[np.ndarray], constant: np.ndarray | None = None
+) -> np.ndarray:
     """Read power (W) per sample of every array (see the module docs); ``rates[0]`` are the
-    input rows' rates."""
+    input rows' rates. ``constant``: the part from the input rows and the bias rows, which
+    does not change during a phase (:func:`constant_power`), if already known."""
     read2 = chip.spec.inputs.read_voltage**2
     f64 = np.float64
-    power = np.zeros(rates[0].shape[0])
+    power = constant_power(chip, net, rates[0]) if constant is None else constant.copy()
     n = chip.n_forward
-    for index, rows in enumerate(net.read_rows):
+    for index in range(1, len(net.read_rows)):  # arrays whose rows are free neurons
         pre = rates[index] if index < n else rates[index - n + 2]
-        power += read2 * np.einsum("bi,bi,i->b", pre, pre, rows, dtype=f64)
-    for index, cols in enumerate(net.read_cols):  # a symmetric array read backwards too
-        post = rates[index + 1]
+        power += read2 * np.einsum("bi,bi,i->b", pre, pre, net.read_rows[index], dtype=f64)
+    for index, cols in enumerate(net.read_cols):  # symmetric arrays 1.. read backwards
+        post = rates[index + 2]
         power += read2 * np.einsum("bj,bj,j->b", post, post, cols, dtype=f64)
+    return power
+
+
+def constant_power(chip: LeakyChip, net: Network, x_rates: np.ndarray) -> np.ndarray:
+    """Read power (W) per sample of the input rows and the bias rows (at a rate of 1)."""
+    read2 = chip.spec.inputs.read_voltage**2
+    power = read2 * np.einsum("bi,bi,i->b", x_rates, x_rates, net.read_rows[0], dtype=np.float64)
     for b, card in zip(chip.bias_conductance, chip.bias_devices, strict=True):
-        power += read2 * (float(b.sum()) + reference(card))  # bias rows at a rate of 1
+        power += read2 * (float(b.sum()) + reference(card))
     return power
 
 
@@ -109,9 +119,9 @@ def run(
     dynamics = chip.spec.dynamics
     if steps is None:
         steps = dynamics.free_steps if beta == 0 else dynamics.nudged_steps
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise InputError(f"steps: must be a whole number >= 1 (got {steps!r})")
     steps = int(steps)
-    if steps < 1:
-        raise InputError(f"steps: must be >= 1 (got {steps})")
     target = _nudge(chip, float(beta), target, batch)
     parallel = bool(parallel)
     hidden_kernel, output_kernel = chip.kernels()
@@ -133,8 +143,9 @@ def run(
     first = x_rates @ net.forward[0] + net.bias[0]
     states = [[a.copy() for a in v]] if trace else []
     changes, powers = [], []
+    constant = constant_power(chip, net, x_rates)
     if trace:
-        powers.append(read_power(chip, net, [x_rates, *rates]))
+        powers.append(read_power(chip, net, [x_rates, *rates], constant))
     for t in range(steps):
         if on_step is not None:
             before = [a.copy() for a in rates]
@@ -170,7 +181,7 @@ def run(
         if trace:
             states.append([a.copy() for a in v])
             changes.append(largest / model.v_r)
-            powers.append(read_power(chip, net, [x_rates, *rates]))
+            powers.append(read_power(chip, net, [x_rates, *rates], constant))
         if on_step is not None:
             on_step(t, [x_rates, *before], [x_rates, *rates])
 

@@ -382,15 +382,33 @@ class NeuronModel:
         scope = {**NUMPY_FUNCTIONS, "v_": np.asarray(v, dtype=np.float64)}
         return np.asarray(eval(self.rate, {"__builtins__": {}}, scope), dtype=np.float64)
 
-    def stability(self, points: int = 201) -> float:
-        """The largest ``|d v(t+dt) / d v(t)|`` of one isolated neuron (no input) for ``v``
-        in ``[-v_r, v_r]``: above 1 the step amplifies errors and the dynamics blow up."""
-        v = np.linspace(-self.v_r, self.v_r, points)
-        h = 1e-6 * self.v_r
-        zero = {"I_syn": np.zeros_like(v)}
+    def stability(self, v_max: float | None = None, g_nudge: float = 0.0, points: int = 401):
+        """The largest ``|d v(t+dt) / d v(t)|`` of one step of an isolated neuron (no input
+        from the arrays) for ``v`` in ``[-v_max, v_max]`` (default ``1.25 v_r``), hidden and,
+        nudged by ``+-g_nudge`` (S) toward ``v_max``, as an output: above 1 the step
+        amplifies errors and the dynamics blow up."""
+        v_max = 1.25 * self.v_r if v_max is None else float(v_max)
+        v = np.linspace(-v_max, v_max, points)
+        h = 1e-6 * v_max
+        zero = np.zeros_like(v)
+        cases = [({"I_syn": zero}, "hidden")]
+        for g in {0.0, abs(g_nudge), -abs(g_nudge)}:
+            cases.append(({"I_cross": zero, "g_nudge": g, "v_target": zero + v_max}, "output"))
+        worst = 0.0
         with np.errstate(all="ignore"):
-            slope = (self.step_numpy(v + h, zero) - self.step_numpy(v - h, zero)) / (2 * h)
-        return float(np.max(np.abs(slope))) if np.all(np.isfinite(slope)) else math.inf
+            for inputs, role in cases:
+                slopes = []
+                for step in (h, 2 * h):
+                    up = self.step_numpy(v + step, inputs, role)
+                    down = self.step_numpy(v - step, inputs, role)
+                    slopes.append((up - down) / (2 * step))
+                if not np.all(np.isfinite(slopes[0])):
+                    return math.inf
+                # A gate that switches makes the step jump, not slope: a difference quotient
+                # that halves when the step doubles straddles a jump; leave those points out.
+                smooth = np.abs(slopes[0] - slopes[1]) <= 0.1 * np.abs(slopes[0]) + 1e-9
+                worst = max(worst, float(np.max(np.abs(slopes[0][smooth]), initial=0.0)))
+        return worst
 
 
 class _Substitute(ast.NodeTransformer):

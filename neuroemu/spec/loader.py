@@ -321,12 +321,16 @@ def _leaky_chip(data: dict[str, Any], source: str, chip_dir: Path | None) -> Lea
     spec = validate(LeakyChipSpec, data, source)
     dynamics = spec.dynamics
     model = check_neuron(spec.neuron, dynamics.method, dynamics.dt, source, ("neuron",))
-    growth = model.stability()
+    # The voltages a neuron must cross: its rate's range and the target, with a margin.
+    training = spec.training
+    v_max = 1.25 * max(model.v_r, training.target_voltage if training else 0.0)
+    growth = model.stability(v_max, training.beta if training else 0.0)
     if not growth <= 1.0 + 1e-9:
         raise SpecError(
             f"{source}: dynamics.dt: {dynamics.dt:g} s is too large for stable "
-            f"{dynamics.method} steps of neuron {spec.neuron.name!r} (one step multiplies "
-            f"a deviation of v by up to {growth:.3g} > 1); take a smaller dt"
+            f"{dynamics.method} steps of neuron {spec.neuron.name!r} (for |v| up to "
+            f"{v_max:g} V one step multiplies a deviation of v by up to {growth:.3g} > 1); "
+            "take a smaller dt"
         )
     return spec
 

@@ -155,7 +155,10 @@ def test_malformed_and_duplicate_yaml(workspace):
         ),
         ("kind: diode\nname: d\nmodel: shockley\nn: 1.5\n", "a shockley diode needs i_s and n"),
         ("kind: diode\nname: d\nmodel: ideal\ni_s: 1 nA\n", "an ideal diode takes no i_s or n"),
-        ("kind: capacitor\nname: c\n", "kind: must be one of resistor, diode, neuron (got 'capacitor')"),
+        (
+            "kind: capacitor\nname: c\n",
+            "kind: must be one of resistor, diode, neuron (got 'capacitor')",
+        ),
         (
             "kind: resistor\nname: r\ng_min: 0 S\ng_max: 1 uS\nn_levels: 1\n",
             "n_levels: Input should be greater than or equal to 2",

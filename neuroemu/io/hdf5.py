@@ -127,7 +127,7 @@ def open_run_file(path: str | os.PathLike[str], mode: str = "r") -> Any:
 def _cards(chip: Chip) -> str:
     """Every card the chip uses (device arrays, diodes, the neuron), as JSON."""
     cards = {}
-    found = [crossbar.device for crossbar in chip.crossbars]
+    found: list[Any] = [crossbar.device for crossbar in chip.crossbars]
     found += [getattr(layer, "diode", None) for layer in chip.spec.layers]
     found.append(getattr(chip.spec, "neuron", None))
     for card in found:

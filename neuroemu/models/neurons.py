@@ -391,7 +391,7 @@ class NeuronModel:
         v = np.linspace(-v_max, v_max, points)
         h = 1e-6 * v_max
         zero = np.zeros_like(v)
-        cases = [({"I_syn": zero}, "hidden")]
+        cases: list[tuple[dict[str, Any], str]] = [({"I_syn": zero}, "hidden")]
         for g in {0.0, abs(g_nudge), -abs(g_nudge)}:
             cases.append(({"I_cross": zero, "g_nudge": g, "v_target": zero + v_max}, "output"))
         worst = 0.0

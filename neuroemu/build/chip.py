@@ -84,6 +84,24 @@ class BaseChip:
     bias_conductance: list[np.ndarray]
     family = "resistive"
 
+    def _begin(
+        self, spec: Any, seed: int | None, source: LoadedChip | None, first_rows: int
+    ) -> np.random.Generator:
+        """Keep the spec, seed and source, and program the forward crossbars (layer
+        ``k - 1`` to ``k``; the first has ``first_rows`` rows) from the seed. Returns the
+        seed's generator, for the arrays a family programs next."""
+        self.spec = spec
+        self.seed = spec.seed if seed is None else int(seed)
+        self.source = source
+        rng = np.random.default_rng(self.seed)
+        sizes = [first_rows] + [layer.size for layer in spec.layers]
+        names = ["input"] + [layer.name for layer in spec.layers]
+        self.crossbars = []
+        for k, layer in enumerate(spec.layers):
+            g = program(layer.init, layer.device, (sizes[k], sizes[k + 1]), rng)
+            self.crossbars.append(Crossbar(f"{names[k]}->{names[k + 1]}", layer.device, g))
+        return rng
+
     def _finish_devices(self) -> None:
         """Draw stuck devices and step spreads (their own streams of the seed) and apply
         the faults; called once every array is programmed."""
@@ -237,18 +255,8 @@ class Chip(BaseChip):
     """
 
     def __init__(self, spec: ChipSpec, seed: int | None = None, source: LoadedChip | None = None):
-        self.spec = spec
-        self.seed = spec.seed if seed is None else int(seed)
-        self.source = source
-        rng = np.random.default_rng(self.seed)
-        sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
-        names = ["input"] + [layer.name for layer in spec.layers]
-        self.crossbars: list[Crossbar] = []
+        rng = self._begin(spec, seed, source, spec.inputs.n_sources)
         self.bias_conductance: list[np.ndarray] = []
-        for index, layer in enumerate(spec.layers):
-            shape = (sizes[index], sizes[index + 1])
-            g = program(layer.init, layer.device, shape, rng)
-            self.crossbars.append(Crossbar(f"{names[index]}->{layer.name}", layer.device, g))
         for layer in spec.layers:
             self.bias_conductance.append(
                 program(spec.bias.init, layer.device, (2, layer.size), rng)

@@ -72,16 +72,9 @@ class LeakyChip(BaseChip):
     def __init__(
         self, spec: LeakyChipSpec, seed: int | None = None, source: LoadedChip | None = None
     ):
-        self.spec = spec
-        self.seed = spec.seed if seed is None else int(seed)
-        self.source = source
-        rng = np.random.default_rng(self.seed)
+        rng = self._begin(spec, seed, source, spec.inputs.size)
         sizes = [spec.inputs.size] + [layer.size for layer in spec.layers]
         names = ["input"] + [layer.name for layer in spec.layers]
-        self.crossbars: list[Crossbar] = []
-        for k, layer in enumerate(spec.layers):
-            g = program(layer.init, layer.device, (sizes[k], sizes[k + 1]), rng)
-            self.crossbars.append(Crossbar(f"{names[k]}->{names[k + 1]}", layer.device, g))
         if spec.synapses == "asymmetric":
             for k in range(1, len(spec.layers)):
                 layer = spec.layers[k]

@@ -27,6 +27,7 @@ from ..errors import InputError
 if TYPE_CHECKING:
     from ..build.chip import Chip
     from ..engine.settle import Equilibrium
+    from ..spec.models import ResistorCard
 
 Algorithm = Literal["ep-one-sided", "ep-centred"]
 
@@ -105,8 +106,6 @@ def apply_ep_update(
     the EP estimate of :func:`ep_gradient`, fused into one pass per crossbar (the kernel
     :func:`neuroemu.kernels.update.ep_update`; each device still uses only its own two
     terminals' voltages)."""
-    from ..kernels.update import ep_update
-
     scale = {"ep-one-sided": 2.0 * beta, "ep-centred": 4.0 * beta}[algorithm]
     batch = len(x)
     high = [chip.source_voltages(x), *second.voltages]
@@ -133,28 +132,47 @@ def apply_ep_update(
             else:
                 row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
                 cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
-            pulses = None
-            if card.pulses is not None:
-                p = card.pulses
-                pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
-            quantised = card.level_step is not None or card.pulses is not None
-            stochastic = quantised and card.rounding == "stochastic"
-            draws = stochastic or (pulses is not None and pulses[3] > 0)
-            seed = int(rng.integers(2**31)) if draws else -1
-            ep_update(
-                g,
-                row_term,
-                col_term,
-                cross,
-                factor,
-                card.g_min,
-                card.g_max,
-                card.level_step,
-                stochastic,
-                seed,
-                pulses,
-                spread,
-            )
+            program_devices(g, card, spread, row_term, col_term, cross, factor, rng)
+
+
+def program_devices(
+    g: np.ndarray,
+    card: ResistorCard,
+    spread: np.ndarray | None,
+    row_term: np.ndarray,
+    col_term: np.ndarray,
+    cross: np.ndarray,
+    factor: float,
+    rng: np.random.Generator,
+) -> None:
+    """Move every device of array ``g`` by ``factor * (row_i + col_j - 2 cross_ij)`` (S)
+    through its card's model, in place (:func:`neuroemu.kernels.update.ep_update`); the
+    kernel's random stream is seeded from ``rng`` when the card needs draws (stochastic
+    rounding, cycle-to-cycle noise)."""
+    from ..kernels.update import ep_update
+
+    pulses = None
+    if card.pulses is not None:
+        p = card.pulses
+        pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
+    quantised = card.level_step is not None or card.pulses is not None
+    stochastic = quantised and card.rounding == "stochastic"
+    draws = stochastic or (pulses is not None and pulses[3] > 0)
+    seed = int(rng.integers(2**31)) if draws else -1
+    ep_update(
+        g,
+        row_term,
+        col_term,
+        cross,
+        factor,
+        card.g_min,
+        card.g_max,
+        card.level_step,
+        stochastic,
+        seed,
+        pulses,
+        spread,
+    )
 
 
 def one_hot_targets(chip: Chip, labels: np.ndarray, voltage: float) -> np.ndarray:

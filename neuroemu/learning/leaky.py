@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..engine.inference import check_labels
-from ..kernels.update import ep_update
-from .train import EpochReport
+from .ep import program_devices
+from .train import EpochReport, epoch_setup
 
 if TYPE_CHECKING:
     from ..build.leaky import LeakyChip
@@ -116,29 +115,11 @@ def apply_update(
         )
     ]
     for g, card, cross, rate, spread in targets:
-        # ep_update forms factor * (row + col - 2 cross): rows and columns carry nothing
+        # The kernel forms factor * (row + col - 2 cross): rows and columns carry nothing
         # here, so factor = -rate * coefficient / 2 gives dG = rate * coefficient * cross.
-        pulses = None
-        if card.pulses is not None:
-            p = card.pulses
-            pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
-        quantised = card.level_step is not None or card.pulses is not None
-        stochastic = quantised and card.rounding == "stochastic"
-        draws = stochastic or (pulses is not None and pulses[3] > 0)
-        ep_update(
-            g,
-            np.zeros(g.shape[0]),
-            np.zeros(g.shape[1]),
-            cross,
-            -0.5 * rate * coefficient,
-            card.g_min,
-            card.g_max,
-            card.level_step,
-            stochastic,
-            int(rng.integers(2**31)) if draws else -1,
-            pulses,
-            spread,
-        )
+        zero_rows, zero_cols = np.zeros(g.shape[0]), np.zeros(g.shape[1])
+        factor = -0.5 * rate * coefficient
+        program_devices(g, card, spread, zero_rows, zero_cols, cross, factor, rng)
     chip.apply_faults()
     chip.touch()
 
@@ -159,15 +140,11 @@ def train_epoch(
 ) -> EpochReport:
     """One epoch of ``training.algorithm`` over ``(x, y)``; ``epoch`` counts from 1 (it
     sets the decay and the random streams, as on a resistive chip)."""
-    x = chip.check_inputs(x)
-    y = check_labels(chip, y)
-    rng = np.random.default_rng([chip.seed, epoch])
-    pulse_rng = np.random.default_rng([chip.seed, epoch, 1])
-    scale = training.decay ** (epoch - 1) * training.conductance_unit**2
-    rates = [rate * scale for rate in training.rates(len(chip.crossbars))]
+    setup = epoch_setup(chip, x, y, training, epoch)
+    x, y, rng, pulse_rng, rates = setup.x, setup.y, setup.rng, setup.pulse_rng, setup.rates
     algorithm = training.algorithm
     rule = "vf" if algorithm in VECTOR_FIELD else "ep"
-    order = rng.permutation(len(x))
+    order = setup.order
     wrong = seen = 0
     total_loss = 0.0
     start = time.perf_counter()

@@ -96,6 +96,31 @@ def _nudged(
     return chip.settle(x, beta=beta, target=target, init=free, dtype=dtype)
 
 
+@dataclass
+class EpochSetup:
+    """What an epoch draws from the seed: the batch order, the stream of the rest of the
+    epoch's draws, the stream of the devices' programming draws, and the learning rates
+    with the decay and ``u^2`` of this epoch."""
+
+    x: np.ndarray
+    y: np.ndarray
+    rng: np.random.Generator
+    pulse_rng: np.random.Generator
+    rates: list[float]
+    order: np.ndarray
+
+
+def epoch_setup(chip: Any, x: Any, y: Any, training: Training, epoch: int) -> EpochSetup:
+    """Check the epoch's data and draw its order; shared by every chip family."""
+    x = chip.check_inputs(x)
+    y = check_labels(chip, y)
+    rng = np.random.default_rng([chip.seed, epoch])
+    pulse_rng = np.random.default_rng([chip.seed, epoch, 1])
+    scale = training.decay ** (epoch - 1) * training.conductance_unit**2
+    rates = [rate * scale for rate in training.rates(len(chip.crossbars))]
+    return EpochSetup(x, y, rng, pulse_rng, rates, rng.permutation(len(x)))
+
+
 def train_epoch(
     chip: Chip,
     x: np.ndarray,
@@ -114,13 +139,15 @@ def train_epoch(
 
         leaky_chip: Any = chip
         return leaky.train_epoch(leaky_chip, x, y, training, epoch, dtype=dtype, progress=progress)
-    x = chip.check_inputs(x)
-    y = check_labels(chip, y)
-    rng = np.random.default_rng([chip.seed, epoch])
-    pulse_rng = np.random.default_rng([chip.seed, epoch, 1])
-    scale = training.decay ** (epoch - 1) * training.conductance_unit**2
-    rates = [rate * scale for rate in training.rates(len(chip.crossbars))]
-    order = rng.permutation(len(x))
+    setup = epoch_setup(chip, x, y, training, epoch)
+    x, y, rng, pulse_rng, rates, order = (
+        setup.x,
+        setup.y,
+        setup.rng,
+        setup.pulse_rng,
+        setup.rates,
+        setup.order,
+    )
     wrong = 0
     seen = 0
     total_loss = 0.0

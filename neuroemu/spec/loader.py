@@ -288,36 +288,35 @@ def chip_from_dict(
     data = dict(data)
     if data.get("kind") == "leaky":
         return _leaky_chip(data, source, chip_dir)
-    layers = data.get("layers")
-    if isinstance(layers, list):
-        resolved = []
-        for index, layer in enumerate(layers):
-            if isinstance(layer, dict):
-                layer = dict(layer)
-                for key, kind in (("device", "resistor"), ("diode", "diode")):
-                    if key in layer and layer[key] is not None:
-                        loc = ("layers", index, key)
-                        layer[key] = _resolve_card(layer[key], kind, chip_dir, source, loc)
-            resolved.append(layer)
-        data["layers"] = resolved
+    _resolve_layer_cards(data, {"device": "resistor", "diode": "diode"}, chip_dir, source)
     return validate(ChipSpec, data, source)
+
+
+def _resolve_layer_cards(
+    data: dict[str, Any], keys: dict[str, str], chip_dir: Path | None, source: str
+) -> None:
+    """Replace the card names under ``keys`` (key -> card kind) of every layer of ``data``
+    by their cards, in place."""
+    layers = data.get("layers")
+    if not isinstance(layers, list):
+        return  # let pydantic report the wrong type
+    resolved = []
+    for index, layer in enumerate(layers):
+        if isinstance(layer, dict):
+            layer = dict(layer)
+            for key, kind in keys.items():
+                if layer.get(key) is not None:
+                    loc = ("layers", index, key)
+                    layer[key] = _resolve_card(layer[key], kind, chip_dir, source, loc)
+        resolved.append(layer)
+    data["layers"] = resolved
 
 
 def _leaky_chip(data: dict[str, Any], source: str, chip_dir: Path | None) -> LeakyChipSpec:
     if "neuron" in data and data["neuron"] is not None:
         data["neuron"] = _resolve_card(data["neuron"], "neuron", chip_dir, source, ("neuron",))
-    layers = data.get("layers")
-    if isinstance(layers, list):
-        resolved = []
-        for index, layer in enumerate(layers):
-            if isinstance(layer, dict):
-                layer = dict(layer)
-                for key in ("device", "backward_device"):
-                    if layer.get(key) is not None:
-                        loc = ("layers", index, key)
-                        layer[key] = _resolve_card(layer[key], "resistor", chip_dir, source, loc)
-            resolved.append(layer)
-        data["layers"] = resolved
+    keys = {"device": "resistor", "backward_device": "resistor"}
+    _resolve_layer_cards(data, keys, chip_dir, source)
     spec = validate(LeakyChipSpec, data, source)
     dynamics = spec.dynamics
     model = check_neuron(spec.neuron, dynamics.method, dynamics.dt, source, ("neuron",))

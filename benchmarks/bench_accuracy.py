@@ -4,8 +4,10 @@ Each case runs ``neuroemu simulate CHIP --dataset D --epochs E --json`` (the com
 runs) and prints the test error after every epoch, the best and last, and the wall time.
 
 Run: ``python benchmarks/bench_accuracy.py [--dataset fashion-mnist] [--epochs 20]
-[--chips crossbar_784x500 xs_784x100]``. Long: about 30 s per 60,000-image epoch of
-crossbar_784x500 on 2 cores.
+[--chips crossbar_784x500 xs_784x100] [--set training.algorithm=c-vf ...]``. ``--set``
+changes a key of every chip's spec (a key path as in sweep specs, the value read as YAML)
+and runs the changed spec from a temporary file. Long: about 40 s per 60,000-image epoch
+of crossbar_784x500 on 2 cores.
 """
 
 from __future__ import annotations
@@ -14,7 +16,27 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+import yaml
+
+from neuroemu.spec.loader import find_chip
+from neuroemu.spec.sweep import set_path
+
+
+def changed_chip(chip: str, changes: list[str], folder: Path) -> str:
+    """The chip file to run: the library chip itself, or a copy with ``changes`` made."""
+    if not changes:
+        return chip
+    data = yaml.safe_load(find_chip(chip).read_text())
+    for change in changes:
+        path, _, value = change.partition("=")
+        set_path(data, path, yaml.safe_load(value))
+    out = folder / f"{Path(chip).stem}.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(out)
 
 
 def main() -> None:
@@ -22,20 +44,24 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--chips", nargs="+", default=["crossbar_784x500", "xs_784x100"])
+    parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
     args = parser.parse_args()
     results = {}
-    for chip in args.chips:
+    folder = Path(tempfile.mkdtemp(prefix="bench_accuracy_"))
+    for name in args.chips:
+        chip = changed_chip(name, args.set, folder)
         start = time.perf_counter()
         command = [sys.executable, "-m", "neuroemu.cli", "simulate", chip, "--quiet", "--json"]
         command += ["--dataset", args.dataset, "--epochs", str(args.epochs)]
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
+        label = " ".join([name, *args.set])
         if proc.returncode != 0:
-            print(f"{chip}: failed: {proc.stderr.strip()}")
+            print(f"{label}: failed: {proc.stderr.strip()}")
             continue
         summary = json.loads(proc.stdout.strip().splitlines()[-1])
         errors = [h["error"] for h in summary["history"]]
-        results[chip] = {
+        results[label] = {
             "dataset": args.dataset,
             "epochs": args.epochs,
             "test_error_per_epoch": errors,
@@ -44,7 +70,9 @@ def main() -> None:
             "wall_time_s": wall,
         }
         curve = " ".join(f"{100 * e:.1f}" for e in errors)
-        print(f"{chip} on {args.dataset}, {args.epochs} epochs, {wall:.0f} s")
+        train_s = [h.get("train_wall_time_s", 0.0) for h in summary["history"]]
+        results[label]["train_wall_time_per_epoch_s"] = train_s[1:]
+        print(f"{label} on {args.dataset}, {args.epochs} epochs, {wall:.0f} s")
         print(f"  test error % per epoch (0 = untrained): {curve}")
         print(f"  best {100 * min(errors):.2f} %, last {100 * errors[-1]:.2f} %", flush=True)
     print(json.dumps(results))

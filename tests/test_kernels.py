@@ -17,6 +17,7 @@ from neuroemu.kernels import (
     solve_nodes,
 )
 from neuroemu.kernels import nodes as kernel_nodes
+from neuroemu.kernels.nodes import report_nodes, weighted_squares
 from neuroemu.models.diode import diode_current, thermal_voltage
 
 I_S = 2.52e-9
@@ -137,6 +138,92 @@ def test_residual_matches_formula():
         np.isfinite(hi), diode_current(np.where(np.isfinite(hi), v - hi, 0), I_S, N_VT, GMIN), 0
     )
     np.testing.assert_allclose(out, shockley, rtol=1e-12, atol=1e-20)
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+def test_const_is_added_in_the_same_pass(rows):
+    """``const`` (one row for the batch, or a row per sample) is added to ``i_in`` in place
+    and the nodes solved for the sum, exactly as if added first."""
+    i_in, g, lo, hi = layer(seed=8)
+    const = np.random.default_rng(9).uniform(-5, 5, (rows, 9)) * g
+    for params in (
+        NodeParams(KIND_IDEAL, lo, hi),
+        NodeParams(KIND_SHOCKLEY, lo, hi, I_S, N_VT, GMIN),
+    ):
+        expected_v, expected_change = np.zeros_like(i_in), np.zeros(7)
+        solve_nodes(i_in + const, g, params, expected_v, expected_change)
+        fused, v, change = i_in.copy(), np.zeros_like(i_in), np.zeros(7)
+        solve_nodes(fused, g, params, v, change, const=const)
+        np.testing.assert_array_equal(fused, i_in + const)
+        np.testing.assert_array_equal(v, expected_v)
+        np.testing.assert_array_equal(change, expected_change)
+
+
+def test_nan_is_never_a_small_change():
+    """The change is a maximum taken on bit patterns: a NaN node must make it NaN (never
+    below a tolerance), whatever else the row holds."""
+    i_in, g, lo, hi = layer(batch=3, nodes=40, seed=10)
+    i_in[1, 17] = np.nan
+    change = np.zeros(3)
+    solve_nodes(i_in, g, NodeParams(KIND_LINEAR, lo, hi), np.zeros_like(i_in), change)
+    assert np.isnan(change[1]) and np.all(np.isfinite(change[[0, 2]]))
+
+
+def reference_report(i_in, g, params, v, scale, conductance, source, diodes):
+    """Residuals by :func:`kcl_residual` and the power term by numpy, row by row."""
+    r = np.zeros(v.shape)
+    kcl_residual(i_in, g, params, v, r)
+    power = np.einsum("bj,bj->b", v, conductance * v - i_in - source)
+    if diodes and params.kind == KIND_SHOCKLEY:
+        for bound, sign in ((params.lo, 1.0), (params.hi, -1.0)):
+            present = np.isfinite(bound)
+            drop = sign * (bound[present] - v[:, present])
+            power += (diode_current(drop, params.i_s, params.n_vt, params.gmin) * drop).sum(1)
+    return np.abs(r).max(1), (np.abs(r) / (g * scale)).max(1), power
+
+
+@pytest.mark.parametrize("kind", [KIND_LINEAR, KIND_IDEAL, KIND_SHOCKLEY])
+@pytest.mark.parametrize("diodes", [True, False])
+def test_report_matches_formula(kind, diodes):
+    i_in, g, lo, hi = layer(batch=6, nodes=9, seed=11)
+    params = NodeParams(kind, lo, hi, I_S, N_VT, GMIN)
+    rng = np.random.default_rng(12)
+    v = rng.uniform(-1, 1, i_in.shape)
+    v[:, 0] = 0.0  # at a lower clamp
+    conductance = g * rng.uniform(0.5, 1.0, 9)
+    source = rng.uniform(-1e-4, 1e-4, (6, 9))
+    expected = reference_report(i_in, g, params, v, 2.0, conductance, source, diodes)
+    for parallel in (False, True):
+        out = np.zeros((3, 6))
+        out[0, 2] = 1.0  # running maxima keep what is larger; the power adds on
+        out[2] = 0.25
+        report_nodes(
+            i_in,
+            g,
+            params,
+            v,
+            out,
+            scale=2.0,
+            conductance=conductance,
+            source=source,
+            diodes=diodes,
+            parallel=parallel,
+        )
+        residual = np.where(np.arange(6) == 2, np.maximum(expected[0], 1.0), expected[0])
+        np.testing.assert_allclose(out[0], residual, rtol=1e-14)
+        np.testing.assert_allclose(out[1], expected[1], rtol=1e-14)
+        np.testing.assert_allclose(out[2], expected[2] + 0.25, rtol=1e-12)
+
+
+def test_weighted_squares():
+    x = np.random.default_rng(13).uniform(size=(5, 33))
+    w = np.random.default_rng(14).uniform(size=33)
+    np.testing.assert_allclose(weighted_squares(x, w), (x * x) @ w, rtol=1e-14)
+    np.testing.assert_allclose(
+        weighted_squares(x.astype(np.float32), w),
+        (x.astype(np.float32).astype(float) ** 2) @ w,
+        rtol=1e-14,
+    )
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ residual currents of the returned voltages are then computed exactly and reporte
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
-from ..kernels import KIND_SHOCKLEY, kcl_residual, solve_nodes
-from ..models.diode import diode_current
+from ..kernels import KIND_SHOCKLEY, solve_nodes
+from ..kernels.nodes import report_nodes, weighted_squares
 
 if TYPE_CHECKING:
     from ..build.chip import BaseChip, Chip
@@ -153,9 +154,9 @@ def _injection(chip: Chip, current: Any, batch: int) -> np.ndarray | None:
     return current
 
 
-def _input_currents(c: Circuit, k: int, v: list[np.ndarray], const: np.ndarray, out: np.ndarray):
-    """``I_in`` of layer ``k``: constant part plus currents from the neighbouring layers
-    (products written straight into ``out``, no temporaries for one-sided layers)."""
+def _neighbour_currents(c: Circuit, k: int, v: list[np.ndarray], out: np.ndarray) -> np.ndarray:
+    """The currents layer ``k``'s crossbars bring from the neighbouring layers at ``V = 0``:
+    ``v[k-1] @ W_k + v[k+1] @ W_{k+1}^T`` (A), written straight into ``out``."""
     below, above = k > 0, k + 1 < len(v)
     if below:
         np.matmul(v[k - 1], c.weights[k], out=out)
@@ -165,8 +166,24 @@ def _input_currents(c: Circuit, k: int, v: list[np.ndarray], const: np.ndarray, 
         np.matmul(v[k + 1], c.weights[k + 1].T, out=out)
     else:
         out[...] = 0.0
-    out += const
     return out
+
+
+#: Below this many multiply-adds (batch x rows x columns) a product is too small for a
+#: second BLAS thread to pay for waking it; see :func:`_sweep_threads`.
+SMALL_PRODUCT = 1 << 22
+
+
+def _sweep_threads(c: Circuit, batch: int, parallel: bool) -> Any:
+    """The BLAS threads for the sweeps: one when the node kernels run on every core
+    (``parallel``), or when every per-sweep product is small (on a machine with a few cores,
+    shared with other work, BLAS threads that spin and wait on small products cost far
+    more than they share); otherwise BLAS as configured. The input product, the one large
+    product, runs before and keeps every thread."""
+    largest = max((batch * w.size for w in c.weights[1:]), default=0)
+    if parallel or largest < SMALL_PRODUCT:
+        return _blas_controller().limit(limits=1, user_api="blas")
+    return contextlib.nullcontext()
 
 
 def settle(
@@ -207,9 +224,11 @@ def settle(
     parallel
         Spread the per-node solves over threads (bitwise identical to the serial path).
         ``None`` (default) chooses by the work: with Shockley diodes the Newton solves
-        dominate, so they run on every core while BLAS is held to one thread; with ideal
-        diodes the matrix products dominate, so BLAS keeps its threads and the cheap clips
-        run serially (two thread pools busy-waiting on two cores slow each other down).
+        dominate and run on every core; the clips of ideal diodes are cheap and run
+        serially. The input product runs with BLAS as configured; the sweeps' products run
+        on one BLAS thread when the node solves are threaded or the products are small
+        (:func:`_sweep_threads`): two thread pools busy-waiting on two cores slow each
+        other down, and waking BLAS threads costs more than small products take.
     trace
         Record every sweep (:class:`Trace`): meant for a few samples, it costs a copy of the
         voltages per sweep and a power evaluation per recorded state.
@@ -219,10 +238,7 @@ def settle(
         raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
     threaded = any(p.kind == KIND_SHOCKLEY for p in chip.circuit(dtype).params)
     threaded = threaded if parallel is None else bool(parallel)
-    if not threaded:
-        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, False, trace)
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, True, trace)
+    return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, threaded, trace)
 
 
 @functools.cache
@@ -260,25 +276,32 @@ def _settle(
     c = chip.circuit(dtype)
     n_layers = len(c.weights)
     sizes = chip.layer_sizes
-    # Constant parts of I_in and node conductances of this call (nudging included).
     x = chip.dac(x)
-    source_current = x.astype(dtype, copy=False) @ c.input_transfer
-    const = [np.broadcast_to(i, (batch, i.shape[0])) for i in c.bias_current]
-    const[0] = source_current + c.bias_current[0]
+    # What each layer's sources bring (A): inputs and biases, the input product the only
+    # large one, computed once with every BLAS thread. One row stands for the whole batch
+    # where the current is the same for every sample.
+    sources = [c.bias_current[k][None, :] for k in range(n_layers)]
+    sources[0] = np.matmul(x.astype(dtype, copy=False), c.input_transfer)
+    sources[0] += c.bias_current[0]
     node_g = list(c.node_conductance)
+    nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
     if target is not None:
         node_g[-1] = (c.node_conductance[-1] + beta).astype(dtype)
-        const[-1] = const[-1] + (beta * target).astype(dtype)
         if node_g[-1].min() <= 0:
             raise InputError(
                 f"beta: {beta:g} S makes an output node's total conductance non-positive "
                 f"(smallest {c.node_conductance[-1].min():g} S): no operating point"
             )
+        nudge = beta * target
     if injected is not None:
-        const[-1] = const[-1] + injected.astype(dtype)
+        nudge = injected if nudge is None else nudge + injected
+    const = list(sources)  # what the solves add to the neighbours' currents
+    if nudge is not None:
+        const[-1] = sources[-1] + nudge.astype(dtype)
     v = _initial_voltages(init, sizes, batch, dtype)
     i_in = [np.empty((batch, n), dtype=dtype) for n in sizes]
-    order = list(range(0, n_layers, 2)) + list(range(1, n_layers, 2))
+    first = list(range(0, n_layers, 2))  # solved first in a sweep, then the others
+    order = first + list(range(1, n_layers, 2))
 
     change = np.empty(batch)
     row_change = np.empty(batch)
@@ -288,56 +311,49 @@ def _settle(
     sweeps = 0
     states = [[a.copy() for a in v]] if trace else []
     changes = []
-    while sweeps < max_sweeps:
-        sweeps += 1
-        row_change[:] = 0.0
-        for k in order:
-            _input_currents(c, k, v, const[k], i_in[k])
-            solve_nodes(i_in[k], node_g[k], c.params[k], v[k], change, parallel=parallel)
-            np.maximum(row_change, change, out=row_change)
+    figures = np.zeros((3, batch))  # largest |r| (A), largest relative |r|, power (W)
+    with _sweep_threads(c, batch, parallel):
+        while sweeps < max_sweeps:
+            sweeps += 1
+            row_change.fill(0.0)
+            for k in order:
+                _neighbour_currents(c, k, v, i_in[k])
+                solve_nodes(
+                    i_in[k], node_g[k], c.params[k], v[k], change, const=const[k], parallel=parallel
+                )
+                np.maximum(row_change, change, out=row_change)
+            if trace:
+                states.append([a.copy() for a in v])
+                changes.append(row_change / c.v_scale)
+            newly = ~done & (row_change <= threshold)
+            sweeps_per_sample[newly] = sweeps
+            done |= newly
+            if done.all():
+                break
+        sweeps_per_sample[~done] = sweeps
+
+        # Exact residuals and power of the returned voltages. A layer solved second in the
+        # last sweep still holds its exact I_in (its neighbours have not moved since); one
+        # solved first needs its neighbours' currents again.
+        for k in range(n_layers):
+            if k in first and n_layers > 1:
+                _neighbour_currents(c, k, v, i_in[k])
+                i_in[k] += const[k]
+            report_nodes(
+                i_in[k],
+                node_g[k],
+                c.params[k],
+                v[k],
+                figures,
+                scale=c.v_scale,
+                conductance=c.node_conductance64[k],
+                source=_chip_sources(sources, nudge, k),
+                parallel=parallel,
+            )
+        power = _add_source_power(c, x, figures[2])
+        recorded = None
         if trace:
-            states.append([a.copy() for a in v])
-            changes.append(row_change / c.v_scale)
-        newly = ~done & (row_change <= threshold)
-        sweeps_per_sample[newly] = sweeps
-        done |= newly
-        if done.all():
-            break
-    sweeps_per_sample[~done] = sweeps
-
-    # Exact KCL residuals of the returned voltages (this leaves I_in of every layer in i_in).
-    residual = np.zeros(batch)
-    relative = np.zeros(batch)
-    r = np.empty((batch, max(sizes)))
-    for k in range(n_layers):
-        rk = r[:, : sizes[k]]
-        _input_currents(c, k, v, const[k], i_in[k])
-        kcl_residual(i_in[k], node_g[k], c.params[k], v[k], rk, parallel=parallel)
-        np.abs(rk, out=rk)
-        np.maximum(residual, rk.max(axis=1), out=residual)
-        rk /= node_g[k] * c.v_scale
-        np.maximum(relative, rk.max(axis=1), out=relative)
-
-    nudge = None if target is None else beta * target
-    if injected is not None:
-        nudge = injected if nudge is None else nudge + injected
-    power = static_power(c, x, v, i_in, const, nudge)
-    recorded = None
-    if trace:
-        buffers = [np.empty_like(a) for a in v]
-        powers, energies = [], []
-        for state in states:
-            for k in range(n_layers):
-                _input_currents(c, k, state, const[k], buffers[k])
-            powers.append(static_power(c, x, state, buffers, const, nudge))
-            resistive = static_power(c, x, state, buffers, const, nudge, diodes=False)
-            energies.append(0.5 * resistive)
-        recorded = Trace(
-            voltages=[np.stack([state[k] for state in states]) for k in range(n_layers)],
-            residual=np.array(changes),
-            power=np.array(powers),
-            energy=np.array(energies),
-        )
+            recorded = _trace(c, x, states, changes)
     scores = chip.scores(v[-1])
     return Equilibrium(
         voltages=v,
@@ -345,8 +361,8 @@ def _settle(
         prediction=np.argmax(scores, axis=1),
         sweeps=sweeps,
         sweeps_per_sample=sweeps_per_sample,
-        residual=residual,
-        relative_residual=relative,
+        residual=figures[0].copy(),
+        relative_residual=figures[1].copy(),
         power=power,
         energy=power * c.settle_time,
         settle_time=c.settle_time,
@@ -356,47 +372,67 @@ def _settle(
     )
 
 
-def static_power(
-    c: Circuit,
-    x: np.ndarray,
-    v: list[np.ndarray],
-    i_in: list[np.ndarray],
-    const: list[np.ndarray],
-    nudge: np.ndarray | None,
-    diodes: bool = True,
-) -> np.ndarray:
+def _chip_sources(sources: list[np.ndarray], nudge: np.ndarray | None, k: int) -> np.ndarray:
+    """``source`` of layer ``k`` for :func:`report_nodes` (A): ``I_0,k``, less the nudging
+    current where settle's ``I_in`` includes it, so that ``I_in + source`` is the chip's own
+    ``I_in,k + I_0,k`` of the power identity (:func:`static_power`)."""
+    if nudge is None or k != len(sources) - 1:
+        return sources[k]
+    return sources[k] - nudge
+
+
+def _add_source_power(c: Circuit, x: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """``power`` plus the sources' own terms ``sum_sources g V_s^2`` (W), never negative."""
+    power = power + weighted_squares(x, c.input_power)
+    power += c.bias_power
+    return np.maximum(power, 0.0, out=power)
+
+
+def _trace(
+    c: Circuit, x: np.ndarray, states: list[list[np.ndarray]], changes: list[np.ndarray]
+) -> Trace:
+    """The recorded states with their power and energy (meant for a few samples)."""
+    return Trace(
+        voltages=[np.stack([state[k] for state in states]) for k in range(len(c.weights))],
+        residual=np.array(changes),
+        power=np.array([static_power(c, x, state) for state in states]),
+        # The co-content of the resistive part is half the power it dissipates.
+        energy=np.array([0.5 * static_power(c, x, state, diodes=False) for state in states]),
+    )
+
+
+def static_power(c: Circuit, x: np.ndarray, v: list[np.ndarray], diodes: bool = True) -> np.ndarray:
     """Power (W) per sample dissipated in every crossbar device, bias conductance and
-    (``diodes``) diode.
+    (``diodes``) diode of the chip at node voltages ``v``, inputs ``x`` (0..1).
 
     Expanding ``sum over edges g (V_i - V_j)^2`` node by node gives, with ``G_k`` the
-    conductance at each node of layer ``k``, ``I_in`` the currents its neighbours bring and
-    ``I_0`` the part of them from sources (inputs and biases):
+    conductance of the chip's elements at each node of layer ``k``, ``I_in,k`` the current
+    its neighbours and sources would bring at ``V = 0`` and ``I_0,k`` the part of it from
+    sources (inputs and biases):
 
         P = sum_sources g V_s^2 + sum_k [ V_k^2 . G_k - V_k . (I_in,k + I_0,k) ]
 
-    an identity of algebra (not of KCL) that reuses the currents the solve computed. The
-    nudging element is not part of the chip: its current is taken out of ``I_in`` and
-    ``I_0`` of the output layer.
+    an identity of algebra (not of KCL); each layer's share is summed by
+    :func:`neuroemu.kernels.nodes.report_nodes`, which ``settle`` calls on the currents its
+    last sweep computed (taking the nudging element, not part of the chip, back out).
     """
-    f64 = np.float64
-    power = np.einsum("bi,bi,i->b", x, x, c.input_power.astype(x.dtype), dtype=f64)
-    power += c.bias_power
-    for k in range(len(v)):
-        vk = v[k]
-        power += np.einsum("bj,bj,j->b", vk, vk, c.node_conductance[k], dtype=f64)
-        power -= np.einsum("bj,bj->b", vk, i_in[k], dtype=f64)
-        if k == 0:  # input and bias currents, per sample
-            power -= np.einsum("bj,bj->b", vk, const[0], dtype=f64)
-        else:  # bias currents only, the same for every sample
-            power -= vk @ c.bias_current[k]
-        if nudge is not None and k == len(v) - 1:
-            power += 2.0 * np.einsum("bj,bj->b", vk, nudge)
-        p = c.params[k]
-        if diodes and p.kind == KIND_SHOCKLEY:
-            for bound, sign in ((p.lo, 1.0), (p.hi, -1.0)):
-                present = np.isfinite(bound)
-                if present.any():
-                    drop = sign * (bound[present] - vk[:, present].astype(f64))  # forward
-                    current = diode_current(drop, p.i_s, p.n_vt, p.gmin)
-                    power += (current * drop).sum(axis=1)
-    return np.maximum(power, 0.0)
+    n_layers = len(v)
+    batch = len(x)
+    sources = [c.bias_current[k][None, :] for k in range(n_layers)]
+    sources[0] = x.astype(c.dtype, copy=False) @ c.input_transfer + c.bias_current[0]
+    figures = np.zeros((3, batch))
+    for k in range(n_layers):
+        i_in = _neighbour_currents(c, k, v, np.empty((batch, len(c.node_conductance[k])), c.dtype))
+        i_in += sources[k]
+        report_nodes(
+            i_in,
+            c.node_conductance[k],
+            c.params[k],
+            np.ascontiguousarray(v[k], dtype=c.dtype),
+            figures,
+            scale=c.v_scale,
+            conductance=c.node_conductance64[k],
+            source=sources[k],
+            diodes=diodes,
+        )
+    return _add_source_power(c, x, figures[2])

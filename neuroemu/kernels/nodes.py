@@ -133,68 +133,221 @@ def shockley_node(i_in, g, lo, hi, i_s, n_vt, gmin, v_prev):
 
 
 # --------------------------------------------------------------------------- row kernels
-@njit(cache=True)
-def _solve_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v):
-    """Update row ``v`` in place; return the largest change (V)."""
-    change = 0.0
-    for j in range(v.shape[0]):
-        old = float(v[j])
+# Each works on row ``b`` of (batch, nodes) arrays, indexing them directly: inlined into the
+# serial and the parallel driver, a row costs no views and no calls, which matters for
+# narrow layers (an output layer of 10 nodes). ``error_model="numpy"`` (on the drivers too,
+# whose error model inlined code takes): a division by a zero conductance gives inf or NaN
+# as IEEE says instead of raising, which is also what lets LLVM vectorise the loops over
+# linear and ideal nodes. A row of ``const`` or ``source`` stands for every row when the
+# array has only one.
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _largest(d, n):
+    """``max(d[:n])`` of non-negative floats (a NaN wins), through their bit patterns: for
+    non-negative IEEE floats the integer order is the float order, and an integer maximum
+    vectorises where a float one would need fast-math flags that drop NaN semantics.
+    Overwrites ``d[0]``."""
+    if n == 0:
+        return 0.0
+    bits = d.view(np.int64)
+    m = bits[0]
+    for j in range(1, n):
+        m = max(m, bits[j])
+    bits[0] = m
+    return d[0]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _solve_row(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, b, d):
+    """Add ``const`` to row ``b`` of ``i_in`` in place (which then holds the whole
+    ``I_in``), set row ``b`` of ``v`` to its equilibrium; return the largest change (V).
+    ``d``: float64 scratch of a row."""
+    n = v.shape[1]
+    c = b if b < const.shape[0] else 0
+    if kind == KIND_SHOCKLEY:
+        change = 0.0
+        for j in range(n):
+            i_in[b, j] = i_in[b, j] + const[c, j]
+            old = float(v[b, j])
+            v[b, j] = shockley_node(
+                float(i_in[b, j]), float(g[j]), lo[j], hi[j], i_s, n_vt, gmin, old
+            )
+            change = max(change, abs(float(v[b, j]) - old))
+        return change
+    for j in range(n):  # linear and ideal nodes: one vectorised pass
+        i_in[b, j] = i_in[b, j] + const[c, j]
+        new = float(i_in[b, j]) / float(g[j])
+        if kind == KIND_IDEAL:  # the clip, letting a NaN through
+            new = lo[j] if new < lo[j] else new
+            new = hi[j] if new > hi[j] else new
+        old = float(v[b, j])
+        v[b, j] = new
+        d[j] = abs(float(v[b, j]) - old)
+    return _largest(d, n)
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _clamped_residual(kind, i_in, g, lo, hi, v):
+    """KCL residual current (A) at a linear node or one with ideal diodes: what no element
+    accounts for. A node clamped by an ideal diode may carry any diode current of the
+    allowed sign, so only the part of the wrong sign is a residual."""
+    r = i_in - g * v
+    if kind == KIND_IDEAL:
+        if lo >= v >= hi:
+            r = 0.0  # pinned from both sides: either diode takes any current
+        elif v <= lo:
+            r = max(r, 0.0)  # the lower diode can only push current in
+        elif v >= hi:
+            r = min(r, 0.0)  # the upper diode can only draw current out
+    return r
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out, b):
+    """KCL residual current (A) of every node of row ``b`` into ``out``."""
+    for j in range(v.shape[1]):
+        vj, ij, gj = float(v[b, j]), float(i_in[b, j]), float(g[j])
         if kind == KIND_SHOCKLEY:
-            new = shockley_node(float(i_in[j]), float(g[j]), lo[j], hi[j], i_s, n_vt, gmin, old)
+            out[b, j] = _shockley_f(vj, ij, gj, lo[j], hi[j], i_s, n_vt, gmin)[0]
         else:
-            new = float(i_in[j]) / float(g[j])
-            if kind == KIND_IDEAL:
-                new = min(max(new, lo[j]), hi[j])
-        v[j] = new
-        change = max(change, abs(float(v[j]) - old))
-    return change
+            out[b, j] = _clamped_residual(kind, ij, gj, lo[j], hi[j], vj)
 
 
-@njit(cache=True)
-def _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out):
-    """KCL residual current (A) at each node of a row: what no element accounts for.
-
-    For ideal diodes a clamped node may carry any diode current of the allowed sign, so only
-    the part of the wrong sign is a residual.
-    """
-    for j in range(v.shape[0]):
-        vj = float(v[j])
-        if kind == KIND_SHOCKLEY:
-            r, _ = _shockley_f(vj, float(i_in[j]), float(g[j]), lo[j], hi[j], i_s, n_vt, gmin)
-        else:
-            r = float(i_in[j]) - float(g[j]) * vj
-            if kind == KIND_IDEAL:
-                if lo[j] >= vj >= hi[j]:
-                    r = 0.0  # pinned from both sides: either diode takes any current
-                elif vj <= lo[j]:
-                    r = max(r, 0.0)  # the lower diode can only push current in
-                elif vj >= hi[j]:
-                    r = min(r, 0.0)  # the upper diode can only draw current out
-        out[j] = r
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _sum(f, n):
+    """``sum(f[:n])``, its terms added in whatever order vectorises (the one fast-math
+    flag, and only here)."""
+    total = 0.0
+    for j in range(n):
+        total += f[j]
+    return total
 
 
-@njit(cache=True, parallel=True)
-def _solve_parallel(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, change):
+@njit(cache=True, inline="always", error_model="numpy")
+def _report_row(
+    kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, g_chip, source, diodes, inv, out, b, r_abs, r_rel, p
+):
+    """Fold row ``b``'s figures into ``out[:, b]`` (see :func:`report_nodes`). ``r_abs``,
+    ``r_rel``, ``p``: float64 scratch rows."""
+    n = v.shape[1]
+    c = b if b < source.shape[0] else 0
+    # The kinds get loops of their own: the Shockley branch inside would keep the other
+    # from vectorising.
+    if kind == KIND_SHOCKLEY:
+        for j in range(n):
+            vj, ij, gj = float(v[b, j]), float(i_in[b, j]), float(g[j])
+            r = abs(_shockley_f(vj, ij, gj, lo[j], hi[j], i_s, n_vt, gmin)[0])
+            r_abs[j] = r
+            r_rel[j] = r * inv[j]
+            p[j] = vj * (g_chip[j] * vj - ij - float(source[c, j]))
+            if diodes and lo[j] > -np.inf:
+                p[j] += diode_current(lo[j] - vj, i_s, n_vt, gmin)[0] * (lo[j] - vj)
+            if diodes and hi[j] < np.inf:
+                p[j] += diode_current(vj - hi[j], i_s, n_vt, gmin)[0] * (vj - hi[j])
+    else:
+        for j in range(n):
+            vj, ij, gj = float(v[b, j]), float(i_in[b, j]), float(g[j])
+            r = abs(_clamped_residual(kind, ij, gj, lo[j], hi[j], vj))
+            r_abs[j] = r
+            r_rel[j] = r * inv[j]
+            p[j] = vj * (g_chip[j] * vj - ij - float(source[c, j]))
+    largest = _largest(r_abs, n)
+    if not largest <= out[0, b]:  # running maxima that keep a NaN
+        out[0, b] = largest
+    largest = _largest(r_rel, n)
+    if not largest <= out[1, b]:
+        out[1, b] = largest
+    out[2, b] += _sum(p, n)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _solve_parallel(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, change):
     for b in prange(v.shape[0]):
-        change[b] = _solve_row(kind, i_in[b], g, lo, hi, i_s, n_vt, gmin, v[b])
+        d = np.empty(v.shape[1])
+        row = np.intp(b)  # prange hands out unsigned indices
+        change[row] = _solve_row(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, row, d)
 
 
-@njit(cache=True)
-def _solve_serial(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, change):
+@njit(cache=True, error_model="numpy")
+def _solve_serial(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, change):
+    d = np.empty(v.shape[1])
     for b in range(v.shape[0]):
-        change[b] = _solve_row(kind, i_in[b], g, lo, hi, i_s, n_vt, gmin, v[b])
+        change[b] = _solve_row(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, b, d)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def _residual_parallel(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out):
     for b in prange(v.shape[0]):
-        _residual_row(kind, i_in[b], g, lo, hi, i_s, n_vt, gmin, v[b], out[b])
+        _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out, np.intp(b))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _residual_serial(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out):
     for b in range(v.shape[0]):
-        _residual_row(kind, i_in[b], g, lo, hi, i_s, n_vt, gmin, v[b], out[b])
+        _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out, b)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _report_parallel(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, g_chip, source, diodes, inv, out):
+    for b in prange(v.shape[0]):
+        d = np.empty((3, v.shape[1]))
+        _report_row(
+            kind,
+            i_in,
+            g,
+            lo,
+            hi,
+            i_s,
+            n_vt,
+            gmin,
+            v,
+            g_chip,
+            source,
+            diodes,
+            inv,
+            out,
+            np.intp(b),
+            d[0],
+            d[1],
+            d[2],
+        )
+
+
+@njit(cache=True, error_model="numpy")
+def _report_serial(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, g_chip, source, diodes, inv, out):
+    r_abs, r_rel, p = np.empty(v.shape[1]), np.empty(v.shape[1]), np.empty(v.shape[1])
+    for b in range(v.shape[0]):
+        _report_row(
+            kind,
+            i_in,
+            g,
+            lo,
+            hi,
+            i_s,
+            n_vt,
+            gmin,
+            v,
+            g_chip,
+            source,
+            diodes,
+            inv,
+            out,
+            b,
+            r_abs,
+            r_rel,
+            p,
+        )
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _weighted_squares(x, w, out):
+    for b in range(x.shape[0]):
+        total = 0.0
+        for i in range(x.shape[1]):
+            xi = float(x[b, i])
+            total += w[i] * xi * xi
+        out[b] = total
 
 
 # --------------------------------------------------------------------------- public wrappers
@@ -216,6 +369,17 @@ def _physics(params: NodeParams) -> tuple:
     return params.lo, params.hi, params.i_s, params.n_vt, params.gmin
 
 
+def _rows(name: str, a: np.ndarray | None, v: np.ndarray) -> np.ndarray:
+    """``a`` as C-contiguous rows of ``v``'s width: (batch, nodes), or (1, nodes) for one
+    row shared by the batch; zeros when ``None``."""
+    if a is None:
+        return np.zeros((1, v.shape[1]), dtype=v.dtype)
+    a = a.reshape(1, -1) if a.ndim == 1 else a
+    if a.ndim != 2 or a.shape[1] != v.shape[1] or a.shape[0] not in (1, v.shape[0]):
+        raise InputError(f"{name} must have shape ({v.shape[0]} or 1, {v.shape[1]}), got {a.shape}")
+    return np.ascontiguousarray(a)
+
+
 def solve_nodes(
     i_in: np.ndarray,
     g: np.ndarray,
@@ -223,17 +387,21 @@ def solve_nodes(
     v: np.ndarray,
     change: np.ndarray,
     *,
+    const: np.ndarray | None = None,
     parallel: bool = True,
 ) -> None:
     """Set every node of ``v`` (batch, nodes) to its equilibrium given the neighbours.
 
-    ``i_in`` (A) and ``g`` (S) are as in the module docstring; ``v`` (V) holds the previous
-    voltages (a starting point for Newton) and receives the new ones; ``change[b]`` receives
-    the largest voltage change in row ``b``.
+    ``i_in`` (A) and ``g`` (S) are as in the module docstring; ``const`` (A; rows of the
+    batch, or one row for all), when given, is added to ``i_in`` first, in the same pass and
+    in place, so ``i_in`` then holds the whole ``I_in``. ``v`` (V) holds the previous
+    voltages (a starting point for Newton) and receives the new ones; ``change[b]``
+    receives the largest voltage change in row ``b``.
     """
     _check(i_in, g, params, v)
+    const = _rows("const", const, v).astype(v.dtype, copy=False)
     run: Any = _solve_parallel if parallel else _solve_serial
-    run(params.kind, i_in, g, *_physics(params), v, change)
+    run(params.kind, i_in, const, g, *_physics(params), v, change)
 
 
 def kcl_residual(
@@ -251,3 +419,50 @@ def kcl_residual(
         raise InputError(f"out must be float64 of shape {v.shape}")
     run: Any = _residual_parallel if parallel else _residual_serial
     run(params.kind, i_in, g, *_physics(params), v, out)
+
+
+def report_nodes(
+    i_in: np.ndarray,
+    g: np.ndarray,
+    params: NodeParams,
+    v: np.ndarray,
+    out: np.ndarray,
+    *,
+    scale: float,
+    conductance: np.ndarray,
+    source: np.ndarray | None = None,
+    diodes: bool = True,
+    parallel: bool = True,
+) -> None:
+    """Fold one settled layer's figures into ``out`` (3, batch), float64, in one pass:
+
+    - ``out[0, b]``: the running largest KCL residual ``|r_j|`` (A), as :func:`kcl_residual`;
+    - ``out[1, b]``: the running largest ``|r_j| / (g_j scale)`` (``scale`` in V);
+    - ``out[2, b]``: plus the layer's part of the static power (W),
+      ``sum_j v_j (conductance_j v_j - i_in_j - source_j)``, and, with ``diodes``, the
+      power ``I_D v_D`` of every Shockley diode (see :func:`neuroemu.engine.static_power`).
+
+    ``conductance`` (S, float64) is each node's conductance to the chip's own elements and
+    ``source`` (A; rows of the batch or one row) the current its sources bring.
+    """
+    _check(i_in, g, params, v)
+    if out.shape != (3, v.shape[0]) or out.dtype != np.float64:
+        raise InputError(f"out must be float64 of shape (3, {v.shape[0]})")
+    if conductance.shape != (v.shape[1],):
+        raise InputError(f"conductance must have shape ({v.shape[1]},), got {conductance.shape}")
+    source = _rows("source", source, v)
+    conductance = conductance.astype(np.float64, copy=False)
+    inv = 1.0 / (g.astype(np.float64) * scale)  # to within an ulp of dividing each
+    run: Any = _report_parallel if parallel else _report_serial
+    run(params.kind, i_in, g, *_physics(params), v, conductance, source, diodes, inv, out)
+
+
+def weighted_squares(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``sum_i w_i x_bi^2`` of every row of ``x`` (batch, n), in float64: with ``w`` in W
+    per unit input squared, the power the input sources' own conductances take."""
+    x = np.ascontiguousarray(x)
+    if x.ndim != 2 or w.shape != (x.shape[1],):
+        raise InputError(f"x must be (batch, {w.shape[0]}), got {x.shape}")
+    out = np.empty(x.shape[0])
+    _weighted_squares(x, w.astype(np.float64, copy=False), out)
+    return out

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +109,144 @@ def test_unreachable_scheduler(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("notanaddress", "not a scheduler address (missing port number in address"),
+        ("tcp://somehost", "not a scheduler address (missing port number in address"),
+        ("foo://host:1", "not a scheduler address (unknown protocol 'foo'"),
+        ("tcp://127.0.0.1:0", "not a scheduler address (port 0 is not in 1..65535)"),
+    ],
+)
+def test_scheduler_that_is_not_an_address(tmp_path, address, reason):
+    spec = write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]'))
+    result = cli("sweep", str(spec), "--scheduler", address, "--out", str(tmp_path / "x.h5"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"neuroemu: error: --scheduler {address}: {reason}")
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_scheduler_that_speaks_garbage(tmp_path):
+    """A server that answers, but not in Dask's protocol (here: an HTTP error and bytes that
+    Dask reads as a frame length of exabytes), is one line, not a traceback."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def answer() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n" + b"\xff" * 64)
+                    conn.recv(4096)  # until the client gives up
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        spec = write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]'))
+        address = f"tcp://127.0.0.1:{port}"
+        result = cli("sweep", str(spec), "--scheduler", address, "--out", str(tmp_path / "x.h5"))
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        f"neuroemu: error: --scheduler {address}: something answers there, but not a Dask scheduler"
+    ), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_killed_sweep_keeps_finished_points_and_resumes(tmp_path):
+    """SIGKILL a sweep once a point is recorded: the file holds that point (readable while
+    the sweep runs, and after the kill), and the same command then runs only the rest."""
+    import h5py
+
+    spec = write(
+        tmp_path,
+        """\
+        name: killed
+        chip: xs_784x100
+        mode: train
+        epochs: 1
+        limit: 2000
+        axes:
+          - path: training.learning_rate
+            values: [0.05, 0.1, 0.2, 0.4]
+        """,
+    )
+    out = tmp_path / "killed.h5"
+    command = [sys.executable, "-m", "neuroemu.cli", "sweep", str(spec), "--workers", "1"]
+    command += ["--out", str(out)]
+    # Its own session, so the kill reaches the Dask workers it starts as well.
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    status = np.zeros(4)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if out.exists():
+                with h5py.File(out, "r") as f:  # read-only, while the sweep writes
+                    status = f["status"][...]
+                if (status == 1).any():
+                    break
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    done = int((status == 1).sum())
+    assert 1 <= done < 4, f"points done when killed: {status} (a point takes about 0.7 s)"
+    killed = open_sweep(out)  # a complete file: every recorded point, the rest pending
+    assert int((killed["status"].values == 1).sum()) >= done
+    done = int((killed["status"].values == 1).sum())
+    finished = killed["status"].values == 1
+    assert np.all(np.isfinite(killed["error"].values[finished]))
+    assert np.all(np.isnan(killed["error"].values[~finished]))
+    again = cli("sweep", str(spec), "--workers", "1", "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert f"4 points, {4 - done} run, {done} already done, 0 failed" in again.stdout
+    resumed = open_sweep(out)
+    assert resumed["status"].values.tolist() == [[1], [1], [1], [1]]
+    np.testing.assert_array_equal(
+        resumed["error"].values[finished], killed["error"].values[finished]
+    )
+    assert not list(tmp_path.glob(".killed.h5.partial-*"))
+
+
+def test_a_second_writer_is_refused(tmp_path):
+    from neuroemu.errors import RunFileError
+    from neuroemu.io.sweepfile import open_for_sweep
+
+    sweep = load_sweep(write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]')))
+    out = tmp_path / "s.h5"
+    with open_for_sweep(out, sweep) as first:
+        with pytest.raises(RunFileError, match="another sweep is writing this file"):
+            open_for_sweep(out, sweep)
+        first.record((0, 1), {"error": 0.25})
+        assert open_sweep(out)["error"].values.tolist() == [
+            [pytest.approx(np.nan, nan_ok=True), 0.25]
+        ]
+    with open_for_sweep(out, sweep) as second:  # the lock went with the first
+        assert second.status.tolist() == [[0, 1]]
+
+
 def test_time_after_programming_is_a_dimension(tmp_path):
     spec = write(
         tmp_path,
@@ -132,3 +277,101 @@ def test_time_after_programming_is_a_dimension(tmp_path):
     )
     with pytest.raises(SpecError, match="cannot read '5 parsecs' as a duration"):
         load_sweep(bad)
+
+
+def synthetic_sweep(tmp_path: Path, body: str, figures) -> Path:
+    """A sweep file with every point recorded from ``figures(values, seed)``, without
+    running a chip: for testing what is drawn from it."""
+    from neuroemu.io.sweepfile import open_for_sweep
+
+    sweep = load_sweep(write(tmp_path, body))
+    out = tmp_path / "synthetic.h5"
+    with open_for_sweep(out, sweep) as results:
+        for index in sweep.points():
+            values = [v[i] for v, i in zip(sweep.values, index, strict=False)]
+            results.record(index, figures(values, sweep.spec.seeds[index[-1]]))
+    return out
+
+
+def drawn(monkeypatch, path: Path, metric: str = "error"):
+    """The axes ``neuroemu plot`` draws for a sweep file (caught before saving)."""
+    from neuroemu import analysis
+
+    caught = {}
+    monkeypatch.setattr(analysis, "_save", lambda fig, ax, out, grid=True: caught.update(ax=ax))
+    analysis.plot_sweep(str(path), "unused.png", metric)
+    return caught["ax"]
+
+
+def test_sweep_figure_draws_numeric_axes_sorted_with_units(tmp_path, monkeypatch):
+    """A random log-uniform axis is drawn at its values, sorted, on a log scale; a quantity
+    axis ("100 uS") is stored as SI numbers with units and labelled in uS."""
+    body = """\
+        name: s
+        chip: xs_784x100
+        axes:
+          - path: training.learning_rate
+            random: {low: 0.01, high: 1.0, count: 5, log: true}
+          - path: training.beta
+            values: ["300 uS", "100 uS"]
+        seeds: [0, 1]
+        """
+    beta = {"300 uS": 300e-6, "100 uS": 100e-6}
+    path = synthetic_sweep(
+        tmp_path,
+        body,
+        lambda values, seed: {"error": values[0] / 10 + beta[values[1]] * 100 + 0.01 * seed},
+    )
+    ds = open_sweep(path)
+    assert ds["training.beta"].values.tolist() == pytest.approx([300e-6, 100e-6])
+    assert ds["training.beta"].attrs["units"] == "S"
+    ax = drawn(monkeypatch, path)
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "training.learning_rate"
+    assert ax.get_ylabel() == "test error (%)"
+    rates = np.sort(ds["training.learning_rate"].values)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["100 uS", "300 uS"]  # sorted, in a readable unit
+    assert ax.get_legend().get_title().get_text() == "training.beta"
+    lines = [container.lines[0] for container in ax.containers]  # error bars' data lines
+    for line, beta in zip(lines, [100e-6, 300e-6], strict=True):
+        np.testing.assert_allclose(line.get_xdata(), rates)
+        # Seed mean of error = rate / 10 + beta * 100 + 0.01 seed, in %.
+        np.testing.assert_allclose(line.get_ydata(), 100 * (rates / 10 + beta * 100 + 0.005))
+
+
+def test_sweep_figure_puts_time_after_programming_on_the_x_axis(tmp_path, monkeypatch):
+    body = BASE.format(path="inputs.gain", values='["2 V", "4 V"]') + "    infer_at: [1s, 1h, 1y]\n"
+    times = np.array([1.0, 3600.0, 365.25 * 86400])
+    path = synthetic_sweep(
+        tmp_path,
+        body,
+        lambda values, seed: {
+            "error": 0.1,
+            "error_after_programming": (0.1 + 0.01 * np.log10(times)).tolist(),
+        },
+    )
+    ax = drawn(monkeypatch, path, "error_after_programming")
+    assert ax.get_xscale() == "log"
+    assert ax.get_xlabel() == "time after programming"
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert {"1 s", "1 h", "1 y"} <= set(labels)
+    assert ax.get_legend().get_title().get_text() == "inputs.gain"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["2 V", "4 V"]
+    line = ax.containers[0].lines[0]  # the data line of the first value's error bars
+    np.testing.assert_allclose(line.get_xdata(), times)
+    np.testing.assert_allclose(line.get_ydata(), 100 * (0.1 + 0.01 * np.log10(times)))
+
+
+def test_every_example_sweep_validates():
+    examples = sorted((ROOT / "examples" / "sweeps").glob("*.yaml"))
+    names = {path.stem for path in examples}
+    assert {"rram_levels", "programming_noise", "stuck_devices", "pcm_aging"} <= names
+    for path in examples:
+        sweep = load_sweep(path)  # every axis path and every point's spec checked
+        assert sweep.spec.name == path.stem
+        assert len(sweep.points()) >= 4
+    noise = load_sweep(ROOT / "examples" / "sweeps" / "programming_noise.yaml")
+    sigma = [noise.point_spec((i, 0)).layers[0].device.programming_noise.sigma for i in range(6)]
+    assert sigma == pytest.approx([0.0, 0.1e-6, 0.2e-6, 0.5e-6, 1e-6, 2e-6])
+    assert noise.spec.infer_at  # programming noise acts when the trained chip is programmed

@@ -2,27 +2,33 @@
 ``xarray.open_dataset(path, engine="h5netcdf")`` opens them as a Dataset with one dimension
 per axis (named by its key path) and ``seed``.
 
-Variables: one per figure (``error``, ``accuracy``, ``mean_power_W``, ...; NaN until the
-point is done), ``status`` (0 pending, 1 done, 2 failed) and ``message`` (the error of a
-failed point). Attributes: ``format`` ``neuroemu-sweep``, ``format_version``, ``sweep_yaml``
-(the exact spec text). Each point is written and flushed as it finishes.
+Coordinates: each axis's values (quantities written with a unit, ``0.5 uS``, as SI numbers
+with a ``units`` attribute; version 1 files kept them as text) and ``seed``; with
+``infer_at``, ``time`` (s). Variables: one per figure (``error``, ``accuracy``,
+``mean_power_W``, ...; NaN until the point is done), ``status`` (0 pending, 1 done, 2
+failed) and ``message`` (the error of a failed point). Attributes: ``format``
+``neuroemu-sweep``, ``format_version``, ``sweep_yaml`` (the exact spec text). Each point
+is recorded as it finishes, atomically and durably (:class:`SweepFile`): a killed sweep
+keeps every point it recorded.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RunFileError
+from ..spec.units import parse_any_quantity
 
 if TYPE_CHECKING:
     from ..spec.sweep import LoadedSweep
 
 FORMAT = "neuroemu-sweep"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: axes of quantities (0.5 uS) as SI numbers with a units attribute
 FIGURES = {
     "error": "1",
     "accuracy": "1",
@@ -36,78 +42,199 @@ FIGURES = {
 PENDING, DONE, FAILED = 0, 1, 2
 
 
-def _coordinate(values: list[Any]) -> np.ndarray:
+def _coordinate(values: list[Any]) -> tuple[np.ndarray, str | None]:
+    """An axis's values as a coordinate and its unit: integers and numbers as they are,
+    quantities written with a unit (``0.5 uS``, all in one unit) as SI numbers with that
+    unit, anything else as text."""
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.int64)
+        return np.asarray(values, dtype=np.int64), None
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return np.asarray(values, dtype=np.float64)
-    return np.asarray([str(v) for v in values], dtype=object)
+        return np.asarray(values, dtype=np.float64), None
+    try:
+        parsed = [parse_any_quantity(v) for v in values]
+    except ValueError:
+        parsed = []
+    units = {unit for _, unit in parsed}
+    if parsed and len(units) == 1:
+        return np.asarray([value for value, _ in parsed], dtype=np.float64), units.pop() or None
+    return np.asarray([str(v) for v in values], dtype=object), None
 
 
-def open_for_sweep(path: str | os.PathLike[str], sweep: LoadedSweep) -> Any:
-    """Create the file, or reopen one written by the same sweep spec to continue it."""
-    import h5netcdf
+class SweepFile:
+    """A sweep's results file, filled point by point (:func:`open_for_sweep` opens one).
 
-    path = Path(path)
-    dims = [axis.path for axis in sweep.spec.axes] + ["seed"]
-    if path.exists():
+    Every record is atomic and durable: the file is copied beside itself, the point is
+    written into the copy, the copy is flushed to disk (``fsync``) and renamed over the file.
+    A sweep killed at any moment therefore leaves a complete file holding every point
+    recorded before the kill, which the next run of the same command skips; the file is
+    never open for writing, so ``open_sweep`` can read it while the sweep runs. A lock on
+    ``.NAME.lock`` beside it (``flock``, released by the system when the process ends, even
+    killed) keeps a second sweep from writing the same file at the same time.
+    """
+
+    def __init__(self, path: Path, status: np.ndarray, lock: Any) -> None:
+        self.path = path
+        self.status = status  # 0 pending, 1 done, 2 failed, per point: kept in step
+        self._lock = lock
+        self._partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+
+    def record(
+        self, index: tuple[int, ...], result: dict[str, Any] | None, error: str = ""
+    ) -> None:
+        """Write one finished point (``result``) or one failed point (``error``)."""
+        import h5netcdf
+
+        if self._lock is None:
+            raise RunFileError(f"{self.path}: closed")
+        shutil.copyfile(self.path, self._partial)
         try:
-            f = h5netcdf.File(path, "a")
-        except OSError:
-            raise RunFileError(f"{path}: exists and is not a sweep file") from None
-        if f.attrs.get("format") != FORMAT or f.attrs.get("sweep_yaml") != sweep.text:
-            f.close()
-            raise RunFileError(
-                f"{path}: holds another sweep; pass another --out or remove the file"
-            )
-        return f
-    if not path.parent.is_dir():
-        raise RunFileError(f"{path}: folder {path.parent} does not exist")
-    import h5py
+            with h5netcdf.File(self._partial, "a") as f:
+                _write_point(f, index, result, error, self.status[index] == FAILED)
+            _fsync(self._partial)
+            os.replace(self._partial, self.path)
+        except OSError as exc:
+            self._partial.unlink(missing_ok=True)
+            raise RunFileError(f"{self.path}: cannot record a point ({exc})") from None
+        except BaseException:
+            self._partial.unlink(missing_ok=True)
+            raise
+        _fsync(self.path.parent)  # the rename itself
+        self.status[index] = FAILED if result is None else DONE
 
-    text = h5py.string_dtype()
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    f = h5netcdf.File(partial, "w")
-    f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "sweep_yaml": sweep.text})
-    for dim, values in zip(dims, [*sweep.values, sweep.spec.seeds], strict=True):
-        f.dimensions[dim] = len(values)
-        coordinate = _coordinate(values)
-        dtype = text if coordinate.dtype == object else coordinate.dtype
-        var = f.create_variable(dim, (dim,), dtype=dtype)
-        var[...] = coordinate
-    for name, unit in FIGURES.items():
-        var = f.create_variable(name, tuple(dims), dtype="f8", fillvalue=np.nan)
-        var.attrs["units"] = unit
-    if sweep.spec.infer_at:
-        f.dimensions["time"] = len(sweep.spec.times)
-        var = f.create_variable("time", ("time",), dtype="f8")
-        var[...] = np.asarray(sweep.spec.times)
-        var.attrs["units"] = "s"
-        var = f.create_variable(
-            "error_after_programming", (*dims, "time"), dtype="f8", fillvalue=np.nan
-        )
-        var.attrs["units"] = "1"
-    f.create_variable("status", tuple(dims), dtype="i1", fillvalue=PENDING)
-    f.create_variable("message", tuple(dims), dtype=text)
-    f.close()
-    os.replace(partial, path)  # a complete, empty results file, then filled point by point
-    return h5netcdf.File(path, "a")
+    def close(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
+
+    def __enter__(self) -> SweepFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def record(f: Any, index: tuple[int, ...], result: dict[str, Any] | None, error: str = "") -> None:
-    """Write one finished point (``result``) or one failed point (``error``)."""
+def _write_point(
+    f: Any, index: tuple[int, ...], result: dict[str, Any] | None, error: str, retried: bool
+) -> None:
+    """Write one point into an open file. Messages are written only when they change (a
+    failure, or a success after one): every string written takes new heap space in HDF5,
+    which is never reclaimed, so writing them always would grow the file by kilobytes per
+    point."""
     if result is None:
         f.variables["status"][index] = FAILED
         f.variables["message"][index] = error
-    else:
-        for name in FIGURES:
-            if name in result:
-                f.variables[name][index] = float(result[name])
-        if "error_after_programming" in result:
-            f.variables["error_after_programming"][index] = result["error_after_programming"]
-        f.variables["status"][index] = DONE
+        return
+    for name in FIGURES:
+        if name in result:
+            f.variables[name][index] = float(result[name])
+    if "error_after_programming" in result:
+        f.variables["error_after_programming"][index] = result["error_after_programming"]
+    f.variables["status"][index] = DONE
+    if retried:
         f.variables["message"][index] = ""
-    f.flush()
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder, for a rename in it) to disk, where the system allows."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # folders cannot be opened on some systems
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _lock(path: Path) -> Any:
+    """Hold an exclusive lock on ``.NAME.lock`` beside ``path`` (the open file, kept until
+    the sweep closes), or refuse: another sweep writes ``path``."""
+    try:
+        handle = open(path.with_name(f".{path.name}.lock"), "a+")
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot write in {path.parent} ({exc.strerror})") from None
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): no guard against a second writer
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise RunFileError(
+            f"{path}: another sweep is writing this file; wait for it or pass another --out"
+        ) from None
+    return handle
+
+
+def open_for_sweep(path: str | os.PathLike[str], sweep: LoadedSweep) -> SweepFile:
+    """Create the results file, or reopen one written by the same sweep spec to continue
+    it; the returned :class:`SweepFile` holds the lock until closed."""
+    import h5netcdf
+
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise RunFileError(f"{path}: folder {path.parent} does not exist")
+    lock = _lock(path)
+    try:
+        for stale in path.parent.glob(f".{path.name}.partial-*"):
+            stale.unlink(missing_ok=True)  # left by a killed sweep; the lock says none runs
+        if not path.exists():
+            _create(path, sweep)
+        try:
+            f = h5netcdf.File(path, "r")
+        except OSError:
+            raise RunFileError(f"{path}: exists and is not a sweep file") from None
+        with f:
+            if f.attrs.get("format") != FORMAT or f.attrs.get("sweep_yaml") != sweep.text:
+                raise RunFileError(
+                    f"{path}: holds another sweep; pass another --out or remove the file"
+                )
+            status = np.asarray(f.variables["status"][...])
+    except BaseException:
+        lock.close()
+        raise
+    return SweepFile(path, status, lock)
+
+
+def _create(path: Path, sweep: LoadedSweep) -> None:
+    """Write a complete results file with every point pending, atomically."""
+    import h5netcdf
+    import h5py
+
+    dims = [axis.path for axis in sweep.spec.axes] + ["seed"]
+    text = h5py.string_dtype()
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    with h5netcdf.File(partial, "w") as f:
+        f.attrs.update(
+            {"format": FORMAT, "format_version": FORMAT_VERSION, "sweep_yaml": sweep.text}
+        )
+        for dim, values in zip(dims, [*sweep.values, sweep.spec.seeds], strict=True):
+            f.dimensions[dim] = len(values)
+            coordinate, unit = _coordinate(values)
+            dtype = text if coordinate.dtype == object else coordinate.dtype
+            var = f.create_variable(dim, (dim,), dtype=dtype)
+            var[...] = coordinate
+            if unit is not None:
+                var.attrs["units"] = unit
+        for name, unit in FIGURES.items():
+            var = f.create_variable(name, tuple(dims), dtype="f8", fillvalue=np.nan)
+            var.attrs["units"] = unit
+        if sweep.spec.infer_at:
+            f.dimensions["time"] = len(sweep.spec.times)
+            var = f.create_variable("time", ("time",), dtype="f8")
+            var[...] = np.asarray(sweep.spec.times)
+            var.attrs["units"] = "s"
+            var = f.create_variable(
+                "error_after_programming", (*dims, "time"), dtype="f8", fillvalue=np.nan
+            )
+            var.attrs["units"] = "1"
+        f.create_variable("status", tuple(dims), dtype="i1", fillvalue=PENDING)
+        f.create_variable("message", tuple(dims), dtype=text)
+    _fsync(partial)
+    os.replace(partial, path)
 
 
 def is_sweep_file(path: str | os.PathLike[str]) -> bool:

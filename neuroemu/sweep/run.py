@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import NeuroemuError, RunFileError
-from ..io.sweepfile import DONE, open_for_sweep, record
+from ..errors import NeuroemuError
+from ..io.sweepfile import DONE, open_for_sweep
 from ..spec.sweep import LoadedSweep
 
 #: Each worker process runs one point at a time on one thread of each pool.
@@ -66,23 +66,71 @@ def run_point(
 
 def connect(scheduler: str | None = None, workers: int = 2) -> tuple[Any, Any]:
     """A Dask client: of the scheduler at ``scheduler``, or of a new local cluster of
-    ``workers`` processes (one thread each). Returns ``(client, cluster or None)``."""
+    ``workers`` processes (one thread each). Returns ``(client, cluster or None)``.
+
+    A bad address, a scheduler that cannot be reached and a server that answers but does
+    not speak Dask's protocol are each one :class:`~neuroemu.errors.NeuroemuError` naming
+    ``--scheduler`` and the reason."""
     from dask.distributed import Client, LocalCluster
 
-    try:
-        if scheduler is not None:
-            return Client(scheduler, timeout="10s"), None
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            env=WORKER_ENV,
-        )
+    if scheduler is None:
+        try:
+            cluster = LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                env=WORKER_ENV,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise NeuroemuError(
+                f"--workers {workers}: cannot start a local cluster ({exc})"
+            ) from None
         return Client(cluster), cluster
+    check_address(scheduler)
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT), None
     except (OSError, TimeoutError) as exc:
-        where = scheduler or "a local cluster"
-        raise RunFileError(f"--scheduler {where}: cannot connect ({exc})") from None
+        raise NeuroemuError(
+            f"--scheduler {scheduler}: cannot connect ({_first_line(exc)})"
+        ) from None
+    except Exception as exc:  # something answered, but not in Dask's protocol
+        raise NeuroemuError(
+            f"--scheduler {scheduler}: something answers there, but not a Dask scheduler "
+            f"(reading its reply: {type(exc).__name__}: {_first_line(exc)[:80]})"
+        ) from None
+
+
+#: How long to wait for a scheduler to answer.
+CONNECT_TIMEOUT = "10s"
+
+
+def check_address(scheduler: str) -> None:
+    """Refuse an address Dask cannot read (``notanaddress``, no port, an unknown protocol)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        protocol, location = parse_address(scheduler)
+        if protocol not in backends:
+            known = ", ".join(sorted(backends))
+            raise ValueError(f"unknown protocol {protocol!r}; known: {known}")
+        if protocol in ("tcp", "tls", "ws", "wss"):
+            host, port = parse_host_port(location)
+            if not host:
+                raise ValueError("no host")
+            if not 0 < int(port) < 65536:
+                raise ValueError(f"port {port} is not in 1..65535")
+    except ValueError as exc:
+        raise NeuroemuError(
+            f"--scheduler {scheduler}: not a scheduler address ({exc}); give "
+            "tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def run_sweep(
@@ -100,10 +148,8 @@ def run_sweep(
     """
     from dask.distributed import as_completed
 
-    f = open_for_sweep(out, sweep)
-    try:
-        status = f.variables["status"][...]
-        pending = [index for index in sweep.points() if status[index] != DONE]
+    with open_for_sweep(out, sweep) as results:
+        pending = [index for index in sweep.points() if results.status[index] != DONE]
         total = len(sweep.points())
         counts = {"total": total, "run": 0, "skipped": total - len(pending), "failed": 0}
         futures = {}
@@ -115,16 +161,16 @@ def run_sweep(
         for future in as_completed(futures):
             index = futures[future]
             try:
-                record(f, index, future.result())
-                counts["run"] += 1
+                result = future.result()
             except Exception as exc:  # a failed point must not stop the rest
                 message = str(exc).splitlines()[0] if str(exc) else ""
-                record(f, index, None, f"{type(exc).__name__}: {message}")
+                results.record(index, None, f"{type(exc).__name__}: {message}")
                 counts["failed"] += 1
+            else:
+                results.record(index, result)
+                counts["run"] += 1
             if progress is not None:
                 progress(counts["run"] + counts["skipped"], counts["failed"], total)
-    finally:
-        f.close()
     return counts
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.diode import thermal_voltage
-from ..models.update import step_spread
+from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
 from ..spec.models import ChipSpec, Initialisation, Layer, ResistorCard
 
@@ -103,8 +103,21 @@ class BaseChip:
         return rng
 
     def _finish_devices(self) -> None:
-        """Draw stuck devices and step spreads (their own streams of the seed) and apply
-        the faults; called once every array is programmed."""
+        """Draw each device's own range, stuck devices and step spreads (each from its own
+        stream of the seed), hold the programmed conductances to the devices' own ranges and
+        apply the faults; called once every array is programmed."""
+        # [seed, 0, 5]: apart from every other stream (training draws from [seed, epoch]
+        # and [seed, epoch, 1] with epoch >= 1), so a range spread changes no other draw.
+        range_rng = np.random.default_rng([self.seed, 0, 5])
+        self.crossbar_bounds: list[Bounds] = [
+            range_bounds(c.shape, c.device, range_rng) for c in self.crossbars
+        ]
+        self.bias_bounds: list[Bounds] = [
+            range_bounds(b.shape, card, range_rng)
+            for b, card in zip(self.bias_conductance, self.bias_devices, strict=True)
+        ]
+        for (g, card), bounds in zip(self.device_arrays(), self.device_bounds(), strict=True):
+            fit_to_range(g, card, bounds)
         self.faults = self._draw_faults()
         self.apply_faults()
         spread_rng = np.random.default_rng([self.seed, 4])
@@ -127,6 +140,11 @@ class BaseChip:
             zip(self.bias_conductance, self.bias_devices, strict=True)
         )
 
+    def device_bounds(self) -> list[Bounds]:
+        """Each array's own device ranges ``(g_lo, g_hi)`` (or ``None``: the card's range),
+        in the order of :meth:`device_arrays`."""
+        return self.crossbar_bounds + self.bias_bounds
+
     # ------------------------------------------------------------------ faults
     def _draw_faults(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per crossbar, the devices stuck at ``g_min`` and at ``g_max`` (boolean masks), or
@@ -145,19 +163,32 @@ class BaseChip:
             faults.append((low, high))
         return faults
 
-    def apply_faults(self) -> None:
-        """Put every stuck device back at its stuck conductance (after any programming)."""
-        if not hasattr(self, "_fault_index"):  # flat indices: far cheaper than masks per step
-            self._fault_index = [
-                None if f is None else (np.flatnonzero(f[0]), np.flatnonzero(f[1]))
-                for f in self.faults
-            ]
-        for crossbar, index in zip(self.crossbars, self._fault_index, strict=True):
-            if index is not None:
-                assert crossbar.conductance.flags.c_contiguous  # so reshape is a view
-                flat = crossbar.conductance.reshape(-1)
-                flat[index[0]] = crossbar.device.g_min
-                flat[index[1]] = crossbar.device.g_max
+    def apply_faults(self, arrays: list[np.ndarray | None] | None = None) -> None:
+        """Put every stuck device back at its stuck conductance (after any programming): its
+        own ``g_min`` or ``g_max`` (with ``range_spread``, its own bound). ``arrays``: put
+        them into these arrays instead of the crossbars (one per crossbar, ``None`` to skip
+        one), e.g. the conductances of one read."""
+        if not hasattr(self, "_stuck"):  # flat indices and values: far cheaper than masks
+            self._stuck: list[tuple[np.ndarray, np.ndarray] | None] = []
+            for crossbar, fault, bounds in zip(
+                self.crossbars, self.faults, self.crossbar_bounds, strict=True
+            ):
+                if fault is None:
+                    self._stuck.append(None)
+                    continue
+                low, high = np.flatnonzero(fault[0]), np.flatnonzero(fault[1])
+                card = crossbar.device
+                if bounds is None:
+                    values = (np.full(low.size, card.g_min), np.full(high.size, card.g_max))
+                else:
+                    values = (bounds[0].reshape(-1)[low], bounds[1].reshape(-1)[high])
+                self._stuck.append((np.concatenate([low, high]), np.concatenate(values)))
+        if arrays is None:
+            arrays = [crossbar.conductance for crossbar in self.crossbars]
+        for g, stuck in zip(arrays, self._stuck, strict=True):
+            if stuck is not None and g is not None:
+                assert g.flags.c_contiguous  # so reshape is a view
+                g.reshape(-1)[stuck[0]] = stuck[1]
 
     # ------------------------------------------------------------------ construction
     @classmethod

@@ -12,9 +12,12 @@ it as the device allows (whole pulses of ``step`` when ``step > 0``: rounded to 
 ties to even as ``numpy.rint``, or, when ``stochastic``, up with probability equal to the
 fraction; or, for a pulse-programmed device, pulses with soft bounds, up/down asymmetry and
 cycle-to-cycle noise, as :func:`neuroemu.models.update.pulse_change`), each device's step
-scaled by its own ``spread[i, j]`` when given (device-to-device spread), and clips to
-``[g_min, g_max]``, in place. Random draws come from Numba's generator, seeded with
-``seed`` (which must be >= 0 when draws are needed), so a given seed gives the same update.
+scaled by its own ``spread[i, j]`` when given (device-to-device spread of the step), and
+clips to ``[g_min, g_max]``, or, when ``bounds = (g_lo, g_hi)`` is given (device-to-device
+spread of the range), to each device's own ``[g_lo[i, j], g_hi[i, j]]``, at which its soft
+bounds then saturate (:mod:`neuroemu.models.update`), in place. Random draws come from
+Numba's generator, seeded with ``seed`` (which must be >= 0 when draws are needed), so a
+given seed gives the same update.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ def _ep_update(
     soft,
     cycle,
     spread,
+    low,
+    high,
 ):
     # Random draws (stochastic rounding, cycle-to-cycle noise) come from Numba's generator,
     # seeded per call by the caller's numpy Generator: reproducible, and no arrays of draws.
@@ -71,16 +76,23 @@ def _ep_update(
     if seed >= 0:
         np.random.seed(seed)  # noqa: NPY002 (Numba's own generator, for the normal draws)
     spreads = spread.shape[0] > 0
+    bounded = low.shape[0] > 0
     span = g_max - g_min
     for i in range(g.shape[0]):
         for j in range(g.shape[1]):
+            lo = low[i, j] if bounded else g_min
+            hi = high[i, j] if bounded else g_max
             delta = factor * (row_term[i] + col_term[j] - 2.0 * cross[i, j])
             if up > 0.0:  # pulses of a state-dependent size
                 rise = delta > 0.0
                 nominal = (up if rise else down) * span
                 count = _whole(abs(delta) / nominal, stochastic, state)
                 size = nominal
-                if soft:
+                if soft and bounded:  # saturating at the device's own bounds
+                    width = hi - lo
+                    room = hi - g[i, j] if rise else g[i, j] - lo
+                    size = nominal * room / width if width > 0.0 else 0.0
+                elif soft:
                     size = up * (g_max - g[i, j]) if rise else down * (g[i, j] - g_min)
                 if spreads:
                     size *= spread[i, j]
@@ -93,7 +105,7 @@ def _ep_update(
                 count = _whole(delta / step, stochastic, state)
                 delta = count * step * (spread[i, j] if spreads else 1.0)
             value = g[i, j] + delta
-            g[i, j] = min(max(value, g_min), g_max)
+            g[i, j] = min(max(value, lo), hi)
 
 
 def ep_update(
@@ -109,8 +121,12 @@ def ep_update(
     seed: int = -1,
     pulses: tuple[float, float, bool, float] | None = None,
     spread: np.ndarray | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs)."""
+    """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs).
+
+    ``spread`` (rows, cols) scales each device's step; ``bounds = (g_lo, g_hi)``, each
+    (rows, cols) in S, are each device's own range (else ``[g_min, g_max]`` for all)."""
     rows, cols = g.shape
     if row_term.shape != (rows,) or col_term.shape != (cols,) or cross.shape != g.shape:
         raise ValueError(
@@ -120,6 +136,12 @@ def ep_update(
     if g.dtype != np.float64 or not g.flags.c_contiguous:
         raise ValueError("conductances must be a C-contiguous float64 array")
     empty = np.zeros((0, 0))
+    low, high = (empty, empty) if bounds is None else bounds
+    for name, array in (("spread", spread), ("g_lo", low), ("g_hi", high)):
+        if array is None or array is empty:
+            continue
+        if array.shape != g.shape or array.dtype != np.float64 or not array.flags.c_contiguous:
+            raise ValueError(f"{name}: must be a C-contiguous float64 array of shape {g.shape}")
     up, down, soft, cycle = pulses if pulses is not None else (0.0, 0.0, False, 0.0)
     _ep_update(
         g,
@@ -137,4 +159,6 @@ def ep_update(
         bool(soft),
         float(cycle),
         empty if spread is None else spread,
+        low,
+        high,
     )

@@ -4,11 +4,30 @@
 ``delta`` (S) as the device allows: a device with ``n_levels`` takes whole programming
 pulses of one level step ``(g_max - g_min) / (n_levels - 1)`` (the pulse count rounded to
 the nearest integer, or stochastically: up with probability equal to the fractional part),
-and every device stays within ``[g_min, g_max]``. A device with ``pulses`` counts pulses of
-its nominal size at ``g_min`` (up) or ``g_max`` (down) and applies them with soft bounds,
+and every device stays within its range. A device with ``pulses`` counts pulses of its
+nominal size at ``g_min`` (up) or ``g_max`` (down) and applies them with soft bounds,
 up/down asymmetry and cycle-to-cycle noise (:class:`~neuroemu.spec.models.Pulses`; the
 first-order effect of ``n`` pulses: ``n`` times one pulse at the present state).
 Vectorised over the whole array.
+
+Device-to-device spread (each drawn once per chip, from the chip's seed):
+
+- of the step, ``s_ij = max(1 + step_spread z, 0)`` (:func:`step_spread`): every step or
+  pulse of device ``(i, j)`` is ``s_ij`` times the nominal one;
+- of the range (:func:`range_bounds`), after IBM aihwkit's ``w_min_dtod``/``w_max_dtod``:
+  device ``(i, j)`` has its own bounds
+
+      g_lo_ij = g_min max(1 + range_spread z1, 0)
+      g_hi_ij = max(g_max max(1 + range_spread z2, 0), g_lo_ij)
+
+  with ``z1, z2 ~ N(0, 1)`` independent per device (a device whose upper bound falls below
+  its lower one has no range and sits at ``g_lo_ij``). The bounds are what clipping uses,
+  and soft bounds saturate at them: an up pulse adds
+  ``s up (g_max - g_min) (g_hi - G) / (g_hi - g_lo)``, a down pulse removes
+  ``s down (g_max - g_min) (G - g_lo) / (g_hi - g_lo)`` (the primer's soft-bound pulse with
+  the device's own bounds; with the nominal bounds this is ``s up (g_max - G)``). Pulse
+  counts are planned on the nominal device: the programming circuit does not know a
+  device's own range or step.
 """
 
 from __future__ import annotations
@@ -16,6 +35,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec.models import ResistorCard
+
+#: A device array's own bounds ``(g_lo, g_hi)`` (S, each shaped like the array), or
+#: ``None`` for an array whose devices all have the card's range.
+Bounds = tuple[np.ndarray, np.ndarray] | None
 
 
 def pulses(delta: np.ndarray, step: float, rounding: str, rng: np.random.Generator) -> np.ndarray:
@@ -33,18 +56,21 @@ def apply_update(
     card: ResistorCard,
     rng: np.random.Generator,
     spread: np.ndarray | None = None,
+    bounds: Bounds = None,
 ) -> np.ndarray:
     """Add ``delta`` to ``g`` in place through the device model; return ``g``. ``spread``
-    scales each device's own step (device-to-device spread, see :func:`step_spread`)."""
+    scales each device's own step (:func:`step_spread`); ``bounds`` are each device's own
+    range (:func:`range_bounds`), else the card's."""
     step = card.level_step
     if card.pulses is not None:
-        g += pulse_change(g, delta, card, rng, spread=spread)
+        g += pulse_change(g, delta, card, rng, spread=spread, bounds=bounds)
     elif step is None:
         g += delta
     else:
         scale = 1.0 if spread is None else spread
         g += pulses(delta, step, card.rounding, rng) * step * scale
-    np.clip(g, card.g_min, card.g_max, out=g)
+    low, high = (card.g_min, card.g_max) if bounds is None else bounds
+    np.clip(g, low, high, out=g)
     return g
 
 
@@ -55,6 +81,7 @@ def pulse_change(
     rng: np.random.Generator,
     gauss: np.ndarray | None = None,
     spread: np.ndarray | None = None,
+    bounds: Bounds = None,
 ) -> np.ndarray:
     """The change (S) a pulse-programmed device makes when asked for ``delta``."""
     p = card.pulses
@@ -63,10 +90,17 @@ def pulse_change(
     up = delta > 0
     nominal = np.where(up, p.up * span, p.down * span)
     count = pulses(np.abs(delta) / nominal, 1.0, card.rounding, rng)
-    if p.soft_bounds:
+    if not p.soft_bounds:
+        size = nominal
+    elif bounds is None:
         size = np.where(up, p.up * (card.g_max - g), p.down * (g - card.g_min))
     else:
-        size = nominal
+        low, high = bounds
+        width = high - low
+        room = np.where(up, high - g, g - low)
+        # A device without range (width 0) does not move.
+        fraction = np.divide(room, width, out=np.zeros(np.shape(g)), where=width > 0)
+        size = nominal * fraction
     if spread is not None:
         size = size * spread
     change = count * size
@@ -85,3 +119,30 @@ def step_spread(
     if card.step_spread == 0:
         return None
     return np.maximum(1.0 + card.step_spread * rng.standard_normal(shape), 0.0)
+
+
+def range_bounds(shape: tuple[int, ...], card: ResistorCard, rng: np.random.Generator) -> Bounds:
+    """Each device's own range ``(g_lo, g_hi)`` (S; see the module docs), or ``None`` for a
+    card without ``range_spread`` (then nothing is drawn)."""
+    sigma = card.range_spread
+    if sigma == 0:
+        return None
+    low = card.g_min * np.maximum(1.0 + sigma * rng.standard_normal(shape), 0.0)
+    high = card.g_max * np.maximum(1.0 + sigma * rng.standard_normal(shape), 0.0)
+    return low, np.maximum(high, low)
+
+
+def fit_to_range(g: np.ndarray, card: ResistorCard, bounds: Bounds) -> np.ndarray:
+    """Conductances programmed for the nominal device, as each device with its own range
+    holds them: clipped to ``[g_lo, g_hi]`` and, with ``n_levels``, on the device's own
+    levels ``g_lo + k * step`` (the nearest, then clipped: ``g_hi`` is a state too). In
+    place; returns ``g``."""
+    if bounds is None:
+        return g
+    low, high = bounds
+    np.clip(g, low, high, out=g)
+    step = card.level_step
+    if step is not None:
+        g[...] = low + np.rint((g - low) / step) * step
+        np.clip(g, low, high, out=g)
+    return g

@@ -124,6 +124,13 @@ class ResistorCard(Strict):
     step_spread: float = Field(
         0.0, ge=0, description="device-to-device relative spread of the step (pulse) size"
     )
+    range_spread: float = Field(
+        0.0,
+        ge=0,
+        description="device-to-device relative spread of the range: each device's own "
+        "g_min * max(1 + range_spread z1, 0) and g_max * max(1 + range_spread z2, 0), "
+        "z ~ N(0, 1) per device (as IBM aihwkit's w_min_dtod, w_max_dtod)",
+    )
     stuck_at_min: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_min")
     stuck_at_max: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_max")
 

@@ -169,6 +169,9 @@ def _neighbour_currents(c: Circuit, k: int, v: list[np.ndarray], out: np.ndarray
     return out
 
 
+#: Smallest batch whose Newton solves are spread over threads by default.
+MIN_PARALLEL_ROWS = 16
+
 #: Below this many multiply-adds (batch x rows x columns) a product is too small for a
 #: second BLAS thread to pay for waking it; see :func:`_sweep_threads`.
 SMALL_PRODUCT = 1 << 22
@@ -224,7 +227,9 @@ def settle(
     parallel
         Spread the per-node solves over threads (bitwise identical to the serial path).
         ``None`` (default) chooses by the work: with Shockley diodes the Newton solves
-        dominate and run on every core; the clips of ideal diodes are cheap and run
+        dominate and run on every core, for batches of at least ``MIN_PARALLEL_ROWS``
+        (below, waking the threads costs more than they share: a single sample settles in
+        a fraction of a millisecond); the clips of ideal diodes are cheap and run
         serially. The input product runs with BLAS as configured; the sweeps' products run
         on one BLAS thread when the node solves are threaded or the products are small
         (:func:`_sweep_threads`): two thread pools busy-waiting on two cores slow each
@@ -236,8 +241,11 @@ def settle(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
-    threaded = any(p.kind == KIND_SHOCKLEY for p in chip.circuit(dtype).params)
-    threaded = threaded if parallel is None else bool(parallel)
+    if parallel is None:
+        newton = any(p.kind == KIND_SHOCKLEY for p in chip.circuit(dtype).params)
+        threaded = newton and np.shape(x)[0] >= MIN_PARALLEL_ROWS
+    else:
+        threaded = bool(parallel)
     return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, threaded, trace)
 
 

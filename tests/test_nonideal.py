@@ -393,11 +393,6 @@ def test_programming_noise_clips_to_each_devices_own_range():
     np.testing.assert_array_equal(g[inside], unclipped[inside])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="neuroemu/learning/ep.py does not pass chip.crossbar_bounds / chip.bias_bounds "
-    "to ep_update yet (see the bounds argument of neuroemu.kernels.update.ep_update)",
-)
 def test_training_keeps_devices_in_their_own_bounds():
     import neuroemu
     from neuroemu.learning.train import train_epoch

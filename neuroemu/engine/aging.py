@@ -35,7 +35,10 @@ def infer_at(
     rng = np.random.default_rng([chip.seed, 2])
     arrays = [array for array, _ in chip.device_arrays()]
     devices = [card for _, card in chip.device_arrays()]
-    programmed = [program(g, card, rng) for g, card in zip(arrays, devices, strict=True)]
+    bounds = chip.device_bounds()  # each device's own range (device-to-device spread)
+    programmed = [
+        program(g, card, rng, b) for g, card, b in zip(arrays, devices, bounds, strict=True)
+    ]
     nu = [drift_exponents(g.shape, card, rng) for g, card in zip(arrays, devices, strict=True)]
     aged = copy.deepcopy(chip)
     reports = []

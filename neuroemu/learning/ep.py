@@ -119,10 +119,22 @@ def apply_ep_update(
         col_term = np.square(c_hi).sum(axis=0) - np.square(c_lo).sum(axis=0)
         factor = -rates[k] / (batch * scale)
         targets = [
-            (crossbar.conductance, high[k], low[k], chip.crossbar_spread[k]),
-            (chip.bias_conductance[k], bias_rows, bias_rows, chip.bias_spread[k]),
+            (
+                crossbar.conductance,
+                high[k],
+                low[k],
+                chip.crossbar_spread[k],
+                chip.crossbar_bounds[k],
+            ),
+            (
+                chip.bias_conductance[k],
+                bias_rows,
+                bias_rows,
+                chip.bias_spread[k],
+                chip.bias_bounds[k],
+            ),
         ]
-        for g, raw_hi, raw_lo, spread in targets:
+        for g, raw_hi, raw_lo, spread, bounds in targets:
             r_hi = np.asarray(raw_hi, dtype=np.float64)
             r_lo = np.asarray(raw_lo, dtype=np.float64)
             if raw_hi is raw_lo:
@@ -132,7 +144,7 @@ def apply_ep_update(
             else:
                 row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
                 cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
-            program_devices(g, card, spread, row_term, col_term, cross, factor, rng)
+            program_devices(g, card, spread, row_term, col_term, cross, factor, rng, bounds)
 
 
 def program_devices(
@@ -144,9 +156,11 @@ def program_devices(
     cross: np.ndarray,
     factor: float,
     rng: np.random.Generator,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Move every device of array ``g`` by ``factor * (row_i + col_j - 2 cross_ij)`` (S)
-    through its card's model, in place (:func:`neuroemu.kernels.update.ep_update`); the
+    through its card's model, in place (:func:`neuroemu.kernels.update.ep_update`), each
+    device within its own range ``bounds`` (device-to-device spread) or the card's; the
     kernel's random stream is seeded from ``rng`` when the card needs draws (stochastic
     rounding, cycle-to-cycle noise)."""
     from ..kernels.update import ep_update
@@ -172,6 +186,7 @@ def program_devices(
         seed,
         pulses,
         spread,
+        bounds,
     )
 
 

@@ -105,21 +105,21 @@ def apply_update(
     crosses, bias = _crosses(chip, low, high, rule)
     coefficient = chip.spec.inputs.read_voltage * chip.model.v_r / (beta * low[0].shape[0])
     targets = [
-        (c.conductance, c.device, cross, rates[k], chip.crossbar_spread[k])
+        (c.conductance, c.device, cross, rates[k], chip.crossbar_spread[k], chip.crossbar_bounds[k])
         for k, (c, cross) in enumerate(zip(chip.crossbars, crosses, strict=True))
     ]
     targets += [
-        (b, card, cross, rates[k], chip.bias_spread[k])
+        (b, card, cross, rates[k], chip.bias_spread[k], chip.bias_bounds[k])
         for k, (b, card, cross) in enumerate(
             zip(chip.bias_conductance, chip.bias_devices, bias, strict=True)
         )
     ]
-    for g, card, cross, rate, spread in targets:
+    for g, card, cross, rate, spread, bounds in targets:
         # The kernel forms factor * (row + col - 2 cross): rows and columns carry nothing
         # here, so factor = -rate * coefficient / 2 gives dG = rate * coefficient * cross.
         zero_rows, zero_cols = np.zeros(g.shape[0]), np.zeros(g.shape[1])
         factor = -0.5 * rate * coefficient
-        program_devices(g, card, spread, zero_rows, zero_cols, cross, factor, rng)
+        program_devices(g, card, spread, zero_rows, zero_cols, cross, factor, rng, bounds)
     chip.apply_faults()
     chip.touch()
 

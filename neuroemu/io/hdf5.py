@@ -5,9 +5,10 @@ have no ``/state``, are read and resumed as well):
 
 - ``/meta`` attributes: ``format``, ``format_version``, ``neuroemu_version``, ``seed``,
   ``chip_name``, ``chip_yaml`` (the exact text of the chip file), ``device_cards`` (the
-  validated cards as JSON), ``dataset``, ``dataset_source``, ``command``, ``started``,
-  ``finished`` (ISO 8601, UTC; empty while running), ``host``, ``complete`` (false until the
-  run ends normally);
+  validated cards as JSON), ``device_cards_yaml`` (JSON: card name -> the exact text of its
+  YAML file; an inline card's YAML dump), ``dataset``, ``dataset_source``, ``command``,
+  ``started``, ``finished`` (ISO 8601, UTC; empty while running), ``host``, ``complete``
+  (false until the run ends normally);
 - ``/metrics/<name>``: one value per evaluated epoch (epoch 0 is the chip as first
   programmed), each dataset with a ``unit`` attribute; ``/metrics/epoch`` numbers them;
 - ``/conductance/<crossbar>`` (snapshots, rows, columns) and ``/bias/<layer>`` (snapshots,
@@ -20,9 +21,9 @@ have no ``/state``, are read and resumed as well):
   time after programming, with programming noise, drift and read noise;
 - ``/traces/epoch_<e>`` (when the spec names ``trace_samples``): ``samples`` (test indices),
   and for each phase ``free``, ``plus``, ``minus``: ``voltage/<layer>`` (sweep, sample,
-  node) in V, ``residual`` (sweep, sample) and ``power`` (sweep, sample) in W; and
-  ``update/<crossbar>`` (rows, columns) in S, the change those samples' centred EP
-  estimate would make.
+  node) in V, ``residual`` (sweep, sample), ``power`` (sweep, sample) in W and ``energy``
+  (sweep, sample); and ``update/<crossbar>`` (rows, columns) in S, the change those
+  samples' centred EP estimate would make.
 
 An inference run is written under a temporary name and renamed into place when complete. A
 training run grows epoch by epoch and is flushed after each, so an interrupted run leaves a
@@ -124,6 +125,12 @@ def open_run_file(path: str | os.PathLike[str], mode: str = "r") -> Any:
     return f
 
 
+def _card_files(chip: Chip) -> str:
+    """The YAML text of every card the chip uses, by card name, as JSON (empty for a chip
+    not read from a file)."""
+    return json.dumps(dict(chip.source.cards) if chip.source else {})
+
+
 def _cards(chip: Chip) -> str:
     """Every card the chip uses (device arrays, diodes, the neuron), as JSON."""
     cards = {}
@@ -177,6 +184,7 @@ class RunWriter:
                 "chip_name": chip.name,
                 "chip_yaml": chip.source.text if chip.source else "",
                 "device_cards": _cards(chip),
+                "device_cards_yaml": _card_files(chip),
                 "dataset": dataset,
                 "dataset_source": dataset_source,
                 "command": command if command is not None else " ".join(sys.argv),
@@ -219,6 +227,15 @@ class RunWriter:
                     f"{path}: run of chip {meta['chip_name']!r} with another spec; "
                     f"cannot resume it with chip {chip.name!r}"
                 )
+            if "device_cards_yaml" in meta:  # files written before it was kept have none
+                kept, cards = json.loads(meta["device_cards_yaml"]), json.loads(_card_files(chip))
+                names = kept.keys() | cards.keys()
+                changed = sorted(n for n in names if kept.get(n) != cards.get(n))
+                if changed:
+                    raise RunFileError(
+                        f"{path}: device card {', '.join(changed)} is not what the run used; "
+                        "cannot resume it"
+                    )
             if int(meta["seed"]) != chip.seed:
                 raise RunFileError(
                     f"{path}: run used seed {int(meta['seed'])}, not {chip.seed} (drop --seed)"

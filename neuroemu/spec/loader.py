@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +168,16 @@ _CARD_MODELS: dict[str, type[BaseModel]] = {
 
 
 def card_from_dict(
-    data: dict[str, Any], source: str, prefix: tuple = (), card_dir: Path | None = None
+    data: dict[str, Any],
+    source: str,
+    prefix: tuple = (),
+    card_dir: Path | None = None,
+    texts: dict[str, str] | None = None,
 ) -> DeviceCard:
     """Validate a card given as a mapping; a neuron card's ``diode`` name resolves in
     ``card_dir`` (the card's own folder), then in the library, and its equations are read
-    by Brian2 (syntax and units)."""
+    by Brian2 (syntax and units). ``texts``, when given, receives the YAML text of every
+    card this one names (see :func:`_resolve_card`)."""
     kind = data.get("kind")
     if kind not in _CARD_MODELS:
         where = format_location((*prefix, "kind"))
@@ -181,7 +186,7 @@ def card_from_dict(
     if kind == "neuron" and isinstance(data.get("diode"), str | dict):
         data = dict(data)
         loc = (*prefix, "diode")
-        data["diode"] = _resolve_card(data["diode"], "diode", None, source, loc, card_dir)
+        data["diode"] = _resolve_card(data["diode"], "diode", None, source, loc, card_dir, texts)
     card = validate(_CARD_MODELS[kind], data, source, prefix)
     if isinstance(card, NeuronCard):
         check_neuron(card, "euler", 1e-9, source, prefix)
@@ -202,9 +207,17 @@ def check_neuron(card: NeuronCard, method: str, dt: float, source: str, prefix: 
 
 def load_card(path: str | os.PathLike[str]) -> DeviceCard:
     """Load and validate one device card file."""
-    path = Path(path)
-    data, _ = read_yaml(path)
-    return card_from_dict(data, display_path(path), card_dir=path.resolve().parent)
+    return _card_file(Path(path), None)
+
+
+def _card_file(path: Path, texts: dict[str, str] | None) -> DeviceCard:
+    """Load a card file; ``texts`` (when given) receives its exact text under the card's
+    name, and those of the cards it names."""
+    data, text = read_yaml(path)
+    card = card_from_dict(data, display_path(path), card_dir=path.resolve().parent, texts=texts)
+    if texts is not None:
+        texts[card.name] = text
+    return card
 
 
 def find_card(name: str, chip_dir: Path | None = None, card_dir: Path | None = None) -> Path:
@@ -232,19 +245,24 @@ def _resolve_card(
     source: str,
     loc: tuple[int | str, ...],
     card_dir: Path | None = None,
+    texts: dict[str, str] | None = None,
 ) -> Any:
+    """The card a chip (or a neuron card) names or gives inline. ``texts``, when given,
+    receives each card's YAML under its name: the exact text of its file, or for an inline
+    card, which has none, the YAML dump of its mapping."""
     where = format_location(loc)
     if isinstance(value, str):
         try:
             path = find_card(value, chip_dir, card_dir)
         except SpecError as exc:
             raise SpecError(f"{source}: {where}: {exc}") from None
-        card = load_card(path)
+        card = _card_file(path, texts)
     elif isinstance(value, dict):
         inline_dir = card_dir or (None if chip_dir is None else chip_dir.parent / "devices")
-        card = card_from_dict(
-            {"kind": kind, "name": f"inline {where}", **value}, source, loc, inline_dir
-        )
+        mapping = {"kind": kind, "name": f"inline {where}", **value}
+        card = card_from_dict(mapping, source, loc, inline_dir, texts)
+        if texts is not None:
+            texts[card.name] = yaml.safe_dump(mapping, sort_keys=False)
     else:
         return value  # let pydantic report the wrong type
     if card.kind != kind:
@@ -257,11 +275,14 @@ def _resolve_card(
 # --------------------------------------------------------------------------- chips
 @dataclass(frozen=True)
 class LoadedChip:
-    """A validated chip spec with where it came from and its exact text (for run files)."""
+    """A validated chip spec with where it came from and its exact text, and the YAML of
+    every device card it uses by card name (for run files): the exact text of each card
+    file, or for an inline card the YAML dump of its mapping."""
 
     spec: AnyChipSpec
     path: Path | None
     text: str
+    cards: dict[str, str] = field(default_factory=dict)
 
 
 def find_chip(name_or_path: str | os.PathLike[str]) -> Path:
@@ -280,20 +301,28 @@ def find_chip(name_or_path: str | os.PathLike[str]) -> Path:
 
 
 def chip_from_dict(
-    data: dict[str, Any], source: str = "<chip>", chip_dir: Path | None = None
+    data: dict[str, Any],
+    source: str = "<chip>",
+    chip_dir: Path | None = None,
+    texts: dict[str, str] | None = None,
 ) -> AnyChipSpec:
     """Validate a chip given as a mapping; card names resolve beside ``chip_dir``. A
     mapping with ``kind: leaky`` is a :class:`LeakyChipSpec`, any other a
-    :class:`ChipSpec`."""
+    :class:`ChipSpec`. ``texts``, when given, receives the YAML of every card by name."""
     data = dict(data)
     if data.get("kind") == "leaky":
-        return _leaky_chip(data, source, chip_dir)
-    _resolve_layer_cards(data, {"device": "resistor", "diode": "diode"}, chip_dir, source)
+        return _leaky_chip(data, source, chip_dir, texts)
+    keys = {"device": "resistor", "diode": "diode"}
+    _resolve_layer_cards(data, keys, chip_dir, source, texts)
     return validate(ChipSpec, data, source)
 
 
 def _resolve_layer_cards(
-    data: dict[str, Any], keys: dict[str, str], chip_dir: Path | None, source: str
+    data: dict[str, Any],
+    keys: dict[str, str],
+    chip_dir: Path | None,
+    source: str,
+    texts: dict[str, str] | None = None,
 ) -> None:
     """Replace the card names under ``keys`` (key -> card kind) of every layer of ``data``
     by their cards, in place."""
@@ -307,16 +336,21 @@ def _resolve_layer_cards(
             for key, kind in keys.items():
                 if layer.get(key) is not None:
                     loc = ("layers", index, key)
-                    layer[key] = _resolve_card(layer[key], kind, chip_dir, source, loc)
+                    layer[key] = _resolve_card(layer[key], kind, chip_dir, source, loc, texts=texts)
         resolved.append(layer)
     data["layers"] = resolved
 
 
-def _leaky_chip(data: dict[str, Any], source: str, chip_dir: Path | None) -> LeakyChipSpec:
+def _leaky_chip(
+    data: dict[str, Any], source: str, chip_dir: Path | None, texts: dict[str, str] | None
+) -> LeakyChipSpec:
     if "neuron" in data and data["neuron"] is not None:
-        data["neuron"] = _resolve_card(data["neuron"], "neuron", chip_dir, source, ("neuron",))
+        where = ("neuron",)
+        data["neuron"] = _resolve_card(
+            data["neuron"], "neuron", chip_dir, source, where, None, texts
+        )
     keys = {"device": "resistor", "backward_device": "resistor"}
-    _resolve_layer_cards(data, keys, chip_dir, source)
+    _resolve_layer_cards(data, keys, chip_dir, source, texts)
     spec = validate(LeakyChipSpec, data, source)
     dynamics = spec.dynamics
     model = check_neuron(spec.neuron, dynamics.method, dynamics.dt, source, ("neuron",))
@@ -338,8 +372,9 @@ def load_chip(name_or_path: str | os.PathLike[str]) -> LoadedChip:
     """Load and validate a chip spec file (or a library chip by name)."""
     path = find_chip(name_or_path)
     data, text = read_yaml(path)
-    spec = chip_from_dict(data, display_path(path), path.resolve().parent)
-    return LoadedChip(spec=spec, path=path, text=text)
+    cards: dict[str, str] = {}
+    spec = chip_from_dict(data, display_path(path), path.resolve().parent, cards)
+    return LoadedChip(spec=spec, path=path, text=text, cards=cards)
 
 
 def iter_validate(paths: list[Path]) -> Iterator[tuple[Path, str | None]]:

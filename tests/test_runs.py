@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import re
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
@@ -13,6 +16,7 @@ import pytest
 
 import neuroemu
 from neuroemu.errors import RunFileError
+from neuroemu.spec.loader import load_card
 
 from .conftest import run_cli, start_training
 
@@ -22,51 +26,324 @@ ROOT = Path(__file__).resolve().parents[1]
 cli = run_cli
 
 
+SIMULATE = ("simulate", "xs_784x100", "--limit", "120", "--epochs", "2", "--batch-size", "40")
+INFER_AT = [1.0, 86400.0]  # --infer-at 1s,1d
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "xs.h5"
-    result = cli(
-        "simulate",
-        "xs_784x100",
-        "--limit",
-        "120",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "40",
-        "--out",
-        str(out),
-        "--json",
-        "--quiet",
-    )
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = cli(*SIMULATE, "--infer-at", "1s,1d", "--out", str(out), "--json", "--quiet")
     assert result.returncode == 0, result.stderr
-    return out, json.loads(result.stdout.strip().splitlines()[-1])
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    summary["window"] = (before, datetime.now(UTC))
+    return out, summary
 
 
-def test_round_trip(trained):
-    path, summary = trained
-    run = neuroemu.open_run(path)
-    assert run.meta["chip_name"] == "xs_784x100" and run.meta["seed"] == 0
-    assert run.meta["complete"] is True or run.meta["complete"] == 1
-    assert run.meta["chip_yaml"] == (ROOT / "chips" / "xs_784x100.yaml").read_text()
-    assert set(run.cards) == {"ideal_resistor", "ideal_diode"}
-    assert run.epochs_done == 2
-    history = summary["history"]
-    for key in ("error", "mean_power_W", "energy_per_inference_J", "mean_sweeps", "max_residual_A"):
-        np.testing.assert_allclose(run.metrics[key].values, [h[key] for h in history], rtol=1e-12)
-        assert run.metrics[key].attrs["units"]
-    assert run.metrics["mean_power_W"].attrs["units"] == "W"
-    assert np.isnan(run.metrics["train_error"].values[0])
-    g = run.conductance["input->hidden"]
-    assert g.dims == ("epoch", "input", "hidden") and g.shape == (3, 1568, 100)
-    assert g.attrs["units"] == "S"
-    # Epoch 0 is the chip as programmed from its seed.
+@pytest.fixture(scope="module")
+def replayed():
+    """The run of ``trained`` done again in this process, step by step, through the public
+    API: the chip at every epoch, its evaluations, traces and aged evaluations."""
+    from neuroemu.engine.aging import infer_at
+    from neuroemu.engine.inference import evaluate
+    from neuroemu.learning.train import trace_phases, train_epoch
+
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
-    np.testing.assert_array_equal(g.isel(epoch=0).values, chip.conductances[0])
-    assert not np.array_equal(g.isel(epoch=2).values, chip.conductances[0])
-    assert run.conductance["bias:output"].dims == ("epoch", "source", "output")
-    accuracy = float(np.mean(run.prediction.values == run.label.values))
-    assert accuracy == pytest.approx(history[-1]["accuracy"])
+    training = chip.spec.training
+    data = neuroemu.load_dataset("mnist5k").subset(120, 120)
+    samples = training.trace_samples
+    epochs = []
+    for epoch in range(3):
+        trained = None
+        if epoch > 0:
+            trained = train_epoch(chip, data.x_train, data.y_train, training, epoch)
+        epochs.append(
+            {
+                "conductance": {c.name: c.conductance.copy() for c in chip.crossbars},
+                "bias": {
+                    layer.name: bias.copy()
+                    for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True)
+                },
+                "report": evaluate(chip, data.x_test, data.y_test, batch_size=40),
+                "trained": trained,
+                "traces": trace_phases(
+                    chip, data.x_test[samples], data.y_test[samples], training, epoch
+                ),
+            }
+        )
+    aged = infer_at(chip, INFER_AT, data.x_test, data.y_test, batch_size=40)
+    return {"chip": chip, "data": data, "epochs": epochs, "aged": aged}
+
+
+# Units each dataset must carry, written out here rather than taken from the writer.
+METRIC_UNITS = {
+    "epoch": "1",
+    "samples": "1",
+    "accuracy": "1",
+    "error": "1",
+    "mean_sweeps": "1",
+    "max_sweeps": "1",
+    "max_residual_A": "A",
+    "max_relative_residual": "1",
+    "mean_power_W": "W",
+    "energy_per_inference_J": "J",
+    "settle_time_s": "s",
+    "wall_time_s": "s",
+    "samples_per_s": "1/s",
+    "converged": "1",
+    "tol": "1",
+    "train_error": "1",
+    "train_loss_V2": "V^2",
+    "train_mean_sweeps": "1",
+    "train_wall_time_s": "s",
+}
+# Figures of a pass that do not depend on the clock, by their name in InferenceReport.
+REPORT_FIELDS = {
+    "samples": "samples",
+    "accuracy": "accuracy",
+    "error": "error",
+    "mean_sweeps": "mean_sweeps",
+    "max_sweeps": "max_sweeps",
+    "max_residual_A": "max_residual",
+    "max_relative_residual": "max_relative_residual",
+    "mean_power_W": "mean_power",
+    "energy_per_inference_J": "energy_per_inference",
+    "settle_time_s": "settle_time",
+    "converged": "converged",
+    "tol": "tol",
+}
+TRAIN_FIELDS = {
+    "train_error": "train_error",
+    "train_loss_V2": "train_loss",
+    "train_mean_sweeps": "mean_sweeps",
+}
+CLOCK = ("wall_time_s", "samples_per_s", "train_wall_time_s")
+
+
+def walk(f):
+    """Every dataset (``path``) and attribute (``path@name``) of an HDF5 file."""
+    items = {f"@{name}" for name in f.attrs}
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            items.add(name)
+        items.update(f"{name}@{attr}" for attr in item.attrs)
+
+    f.visititems(visit)
+    return items
+
+
+def same(actual, expected):
+    """Equal to the last bit but for a few ulps of reordered sums (BLAS threads)."""
+    np.testing.assert_allclose(np.asarray(actual, float), np.asarray(expected, float), rtol=1e-12)
+
+
+def test_round_trip_of_every_field(trained, replayed):
+    """Every field the run file holds, against what the same run computes in this process
+    (and, for clock times, the ``--json`` history), and as ``open_run`` shows it. The file
+    is walked: a field no check below claims fails the test."""
+    path, summary = trained
+    history = summary["history"]
+    epochs = replayed["epochs"]
+    data = replayed["data"]
+    run = neuroemu.open_run(path)
+    chip_file = ROOT / "chips" / "xs_784x100.yaml"
+    card_files = {
+        name: ROOT / "devices" / f"{name}.yaml" for name in ("ideal_resistor", "ideal_diode")
+    }
+    started, finished = summary["window"]
+
+    def meta(name, value):
+        expected = {
+            "format": "neuroemu-run",
+            "format_version": 2,
+            "neuroemu_version": neuroemu.__version__,
+            "seed": 0,
+            "chip_name": "xs_784x100",
+            "chip_yaml": chip_file.read_text(),
+            "dataset": "mnist5k",
+            "dataset_source": data.source,
+            "host": platform.node(),
+            "complete": True,
+        }
+        if name in expected:
+            assert value == expected[name], name
+        elif name == "device_cards":
+            cards = {n: load_card(p).model_dump(mode="json") for n, p in card_files.items()}
+            assert json.loads(value) == cards and run.cards == cards
+        elif name == "device_cards_yaml":
+            texts = {n: p.read_text() for n, p in card_files.items()}
+            assert json.loads(value) == texts and run.card_files == texts
+        elif name == "command":
+            assert value.endswith(
+                " ".join(SIMULATE[1:]) + f" --infer-at 1s,1d --out {path} --json --quiet"
+            )
+        elif name in ("started", "finished"):
+            moment = datetime.fromisoformat(value)
+            assert moment.tzinfo is not None and started <= moment <= finished
+        else:
+            raise AssertionError(f"/meta@{name}: no expected value")
+        assert run.meta[name] == value
+
+    def metric(name, values):
+        if name == "epoch":
+            assert values.tolist() == [h["epoch"] for h in history] == [0, 1, 2]
+        for epoch, value in enumerate(values):
+            in_json = history[epoch].get(name, float("nan"))
+            assert value == pytest.approx(float(in_json), rel=0, nan_ok=True), (name, epoch)
+            if name in REPORT_FIELDS:
+                same(value, getattr(epochs[epoch]["report"], REPORT_FIELDS[name]))
+            elif name in TRAIN_FIELDS:
+                done = epochs[epoch]["trained"]
+                same(value, np.nan if done is None else getattr(done, TRAIN_FIELDS[name]))
+            elif name in CLOCK:
+                assert np.isnan(value) if epoch == 0 and name.startswith("train") else value > 0
+            else:
+                assert name == "epoch", f"/metrics/{name}: no expected value"
+        np.testing.assert_array_equal(run.metrics[name].values, values)
+
+    checks = []  # (pattern, check(match, f)) for every item the file may hold
+
+    def check(pattern):
+        def register(fn):
+            checks.append((re.compile(pattern), fn))
+            return fn
+
+        return register
+
+    @check(r"meta@(\w+)")
+    def _(m, f):
+        meta(m[1], f["meta"].attrs[m[1]])
+
+    @check(r"metrics/(\w+)")
+    def _(m, f):
+        metric(m[1], f[m[0]][()])
+
+    @check(
+        r"(metrics/\w+|aging/\w+|conductance/.+|bias/\w+|state/.+|snapshot_epoch|inference/\w+|traces/.+)@unit"
+    )
+    def _(m, f):
+        unit = f[m[1]].attrs["unit"]
+        name = m[1].rsplit("/", 1)[-1]
+        if m[1].startswith(("metrics/", "aging/")):
+            assert unit == ("s" if name == "time_s" else METRIC_UNITS[name])
+        elif m[1].startswith(("conductance/", "bias/", "state/")) or "/update/" in m[1]:
+            assert unit == "S"
+        elif m[1] == "snapshot_epoch":
+            assert unit == "1"
+        elif m[1].startswith("inference/"):
+            assert unit == "class"
+        else:
+            assert unit == {"samples": "index", "residual": "1", "power": "W", "energy": "W"}.get(
+                name, "V" if "/voltage/" in m[1] else None
+            ), m[1]
+
+    @check(r"snapshot_epoch")
+    def _(m, f):
+        assert (
+            f["snapshot_epoch"][()].tolist() == [0, 1, 2] == run.conductance.epoch.values.tolist()
+        )
+
+    @check(r"(conductance|bias)/([^@]+)")
+    def _(m, f):
+        kind, name = m[1], m[2]
+        for index, epoch in enumerate(f["snapshot_epoch"][()]):
+            same(f[m[0]][index], epochs[epoch][kind][name])
+        view = run.conductance[name if kind == "conductance" else f"bias:{name}"]
+        np.testing.assert_array_equal(view.values, f[m[0]][()])
+        assert view.attrs["units"] == "S"
+
+    @check(r"state/(conductance|bias)/([^@]+)")
+    def _(m, f):
+        same(f[m[0]][()], epochs[2][m[1]][m[2]])
+
+    @check(r"state@epoch")
+    def _(m, f):
+        assert f["state"].attrs["epoch"] == 2
+
+    @check(r"inference/(prediction|label)")
+    def _(m, f):
+        expected = epochs[2]["report"].prediction if m[1] == "prediction" else data.y_test
+        np.testing.assert_array_equal(f[m[0]][()], expected)
+        np.testing.assert_array_equal(getattr(run, m[1]).values, expected)
+        assert getattr(run, m[1]).sample.values.tolist() == list(range(120))
+
+    @check(r"traces/epoch_(\d)@epoch")
+    def _(m, f):
+        assert f[f"traces/epoch_{m[1]}"].attrs["epoch"] == int(m[1])
+        assert run.trace(int(m[1])).epoch.item() == int(m[1])
+
+    @check(r"traces/epoch_(\d)/samples")
+    def _(m, f):
+        assert f[m[0]][()].tolist() == [0, 1, 2] == run.trace(int(m[1])).sample.values.tolist()
+
+    @check(r"traces/epoch_(\d)/(free|plus|minus)/(voltage/\w+|residual|power|energy)")
+    def _(m, f):
+        epoch, phase, key = int(m[1]), m[2], m[3]
+        recorded = epochs[epoch]["traces"]["phases"][phase]
+        layers = [layer.name for layer in replayed["chip"].spec.layers]
+        trace = run.trace(epoch)
+        if key.startswith("voltage/"):
+            layer = key.split("/")[1]
+            expected = recorded.voltages[layers.index(layer)]
+            view = trace[f"voltage:{layer}"].sel(phase=phase).values
+            every = trace["voltage"].sel(phase=phase, layer=layer).values
+            np.testing.assert_array_equal(every[..., : view.shape[-1]], view)
+            assert np.all(np.isnan(every[..., view.shape[-1] :]))
+        else:
+            expected = getattr(recorded, key)
+            view = trace[key].sel(phase=phase).values
+        same(f[m[0]][()], expected)
+        # Phases are padded with NaN after their last sweep (the residual one further:
+        # it is measured during the sweep from each state).
+        np.testing.assert_array_equal(view[: len(expected)], f[m[0]][()])
+        assert np.all(np.isnan(view[len(expected) :]))
+
+    @check(r"traces/epoch_(\d)/update/([^@]+)")
+    def _(m, f):
+        expected = epochs[int(m[1])]["traces"]["update"][m[2]].astype(np.float32)
+        np.testing.assert_allclose(f[m[0]][()], expected, rtol=1e-6, atol=1e-30)
+        np.testing.assert_array_equal(run.trace(int(m[1]))[f"update:{m[2]}"].values, f[m[0]][()])
+
+    @check(r"aging/(\w+)")
+    def _(m, f):
+        values = f[m[0]][()]
+        if m[1] == "time_s":
+            assert values.tolist() == INFER_AT == run.aging.time.values.tolist()
+            return
+        for value, entry, report in zip(values, summary["infer_at"], replayed["aged"], strict=True):
+            assert value == pytest.approx(float(entry[m[1]]), rel=0)
+            if m[1] in REPORT_FIELDS:
+                same(value, getattr(report, REPORT_FIELDS[m[1]]))
+            else:
+                assert m[1] in CLOCK, f"/aging/{m[1]}: no expected value"
+        np.testing.assert_array_equal(run.aging[m[1]].values, values)
+
+    with h5py.File(path) as f:
+        items = walk(f)
+        unclaimed = set()
+        for item in sorted(items):
+            matches = [(fn, m) for pattern, fn in checks if (m := pattern.fullmatch(item))]
+            if not matches:
+                unclaimed.add(item)
+            for fn, m in matches:
+                fn(m, f)
+    assert unclaimed == set(), f"fields with no check: {sorted(unclaimed)}"
+    # The walk saw every kind of field: a file missing one would pass too easily.
+    for prefix in (
+        "meta@",
+        "metrics/",
+        "conductance/",
+        "bias/",
+        "state/",
+        "inference/",
+        "traces/",
+        "aging/",
+        "snapshot_epoch",
+    ):
+        assert any(item.startswith(prefix) for item in items), prefix
+    assert len([i for i in items if re.fullmatch(r"metrics/\w+", i)]) == 19  # epoch + 18
 
 
 def test_traces_and_plots(trained, tmp_path):
@@ -78,14 +355,105 @@ def test_traces_and_plots(trained, tmp_path):
         and "2 trained" in result.stdout
         and "complete" in result.stdout
     )
-    for kind in ("learning-curve", "conductance-histogram", "power"):
+    for kind in ("learning-curve", "conductance-histogram", "power", "drift"):
         out = tmp_path / f"{kind}.png"
         done = cli("plot", str(path), "--kind", kind, "-o", str(out))
         assert done.returncode == 0, done.stderr
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
-    missing = cli("plot", str(path), "--kind", "drift", "-o", str(tmp_path / "s.png"))
+    young = tmp_path / "young.h5"  # a run never evaluated after programming
+    young.write_bytes(path.read_bytes())
+    with h5py.File(young, "a") as f:
+        del f["aging"]
+    missing = cli("plot", str(young), "--kind", "drift", "-o", str(tmp_path / "s.png"))
     assert missing.returncode == 2 and "holds no inference results over time" in missing.stderr
     assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_named_dimensions_and_coordinates(trained, replayed):
+    """What a notebook user slices by: epochs, layers' nodes (and each source node's input
+    and sign), sweeps, phases, samples, and every layer's voltages at once."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import xarray as xr
+
+    path, _ = trained
+    run = neuroemu.open_run(path)
+    chip = replayed["chip"]
+    g = run.conductance["input->hidden"]
+    assert g.dims == ("epoch", "input", "hidden")
+    assert g.hidden.values.tolist() == list(range(100))
+    assert g.input.values.tolist() == list(range(1568))
+    # Source node i carries +a x_i, node 784 + i carries -a x_i (docs/physics.md).
+    plus = g.isel(epoch=-1).where(g.input_sign == 1, drop=True)
+    minus = g.isel(epoch=-1).where(g.input_sign == -1, drop=True)
+    np.testing.assert_array_equal(plus.values, chip.conductances[0][:784])
+    np.testing.assert_array_equal(minus.values, chip.conductances[0][784:])
+    assert (
+        plus.input_feature.values.tolist()
+        == minus.input_feature.values.tolist()
+        == list(range(784))
+    )
+    pixel = g.isel(epoch=0).where(g.input_feature == 5, drop=True)
+    assert pixel.sizes["input"] == 2 and pixel.input_sign.values.tolist() == [1, -1]
+    assert run.conductance["bias:output"].sel(source="-V_b").dims == ("epoch", "output")
+    assert run.metrics.error.sel(epoch=2).item() == run.metrics["error"].values[-1]
+    assert run.prediction.sel(sample=7).item() == run.prediction.values[7]
+
+    trace = run.trace(1)
+    every = trace["voltage"]
+    assert every.dims == ("phase", "sweep", "sample", "layer", "node")
+    assert every.layer.values.tolist() == ["hidden", "output"]
+    assert every.node.values.tolist() == list(range(100))
+    np.testing.assert_array_equal(
+        every.sel(layer="output", node=slice(0, 9)).values, trace["voltage:output"].values
+    )
+    # Slice and plot at once: the last free state of sample 2 across every layer's nodes.
+    last = every.sel(phase="free", sample=2).dropna("sweep", how="all").isel(sweep=-1)
+    last.plot.line(x="node", hue="layer")
+    assert trace["voltage:hidden"].hidden.values.tolist() == list(range(100))
+    assert trace["update:input->hidden"].input_sign.values[784] == -1
+    # Traced epochs stack along ``epoch`` (sweep counts differ: padded with NaN).
+    stacked = xr.concat([run.trace(e) for e in run.traced_epochs], "epoch", join="outer")
+    assert stacked.epoch.values.tolist() == [0, 1, 2]
+    assert stacked["residual"].dims == ("epoch", "phase", "sweep", "sample")
+
+
+def test_card_files_kept_and_resume_checks_them(tmp_path):
+    """/meta keeps the exact text of every card file the chip names (an inline card: its
+    YAML dump), and a run does not resume with a card that has changed since."""
+    import yaml
+
+    from neuroemu.spec.loader import load_chip
+
+    data = yaml.safe_load((ROOT / "chips" / "xs_784x100.yaml").read_text())
+    data["layers"][1]["device"] = {"g_min": "0 uS", "g_max": "30 uS"}  # inline
+    data["training"]["trace_samples"] = []
+    (tmp_path / "chips").mkdir()
+    (tmp_path / "devices").mkdir()
+    card = tmp_path / "devices" / "ideal_resistor.yaml"  # found before the library's
+    card.write_text("# a local copy\n" + (ROOT / "devices" / "ideal_resistor.yaml").read_text())
+    chip_file = tmp_path / "chips" / "xs_inline.yaml"
+    chip_file.write_text(yaml.safe_dump(data))
+    loaded = load_chip(chip_file)
+    inline = "inline layers[1].device"
+    assert set(loaded.cards) == {"ideal_resistor", "ideal_diode", inline}
+    assert loaded.cards["ideal_resistor"] == card.read_text()
+    assert loaded.cards["ideal_diode"] == (ROOT / "devices" / "ideal_diode.yaml").read_text()
+    assert yaml.safe_load(loaded.cards[inline]) == {
+        "kind": "resistor",
+        "name": inline,
+        "g_min": "0 uS",
+        "g_max": "30 uS",
+    }
+    out = tmp_path / "run.h5"
+    common = ("simulate", str(chip_file), "--limit", "60", "--batch-size", "30", "--quiet")
+    assert cli(*common, "--epochs", "1", "--out", str(out)).returncode == 0
+    assert neuroemu.open_run(out).card_files == loaded.cards
+    card.write_text(card.read_text() + "# edited\n")
+    resumed = cli(*common, "--epochs", "2", "--resume", str(out))
+    assert resumed.returncode == 2
+    assert "device card ideal_resistor is not what the run used" in resumed.stderr
 
 
 def test_bad_files(tmp_path):
@@ -208,9 +576,11 @@ def test_version_1_file_is_read_and_resumed(trained, tmp_path):
     old.write_bytes(path.read_bytes())
     with h5py.File(old, "a") as f:
         del f["state"], f["snapshot_epoch"]
+        del f["meta"].attrs["device_cards_yaml"]  # kept since, within version 2
         f["meta"].attrs["format_version"] = 1
     run = neuroemu.open_run(old)
     assert run.conductance["epoch"].values.tolist() == [0, 1, 2]
+    assert run.card_files == {} and set(run.cards) == {"ideal_resistor", "ideal_diode"}
     resumed = cli(
         "simulate",
         "xs_784x100",

@@ -177,14 +177,13 @@ MIN_PARALLEL_ROWS = 16
 SMALL_PRODUCT = 1 << 22
 
 
-def _sweep_threads(c: Circuit, batch: int, parallel: bool) -> Any:
-    """The BLAS threads for the sweeps: one when the node kernels run on every core
-    (``parallel``), or when every per-sweep product is small (on a machine with a few cores,
-    shared with other work, BLAS threads that spin and wait on small products cost far
-    more than they share); otherwise BLAS as configured. The input product, the one large
-    product, runs before and keeps every thread."""
+def _sweep_threads(c: Circuit, batch: int) -> Any:
+    """The BLAS threads for the sweeps: one when every per-sweep product is small (on a
+    machine with a few cores, shared with other work, BLAS threads that spin and wait on
+    small products cost far more than they share), else BLAS as configured. The input
+    product, the one large product, runs before and keeps every thread."""
     largest = max((batch * w.size for w in c.weights[1:]), default=0)
-    if parallel or largest < SMALL_PRODUCT:
+    if largest < SMALL_PRODUCT:
         return _blas_controller().limit(limits=1, user_api="blas")
     return contextlib.nullcontext()
 
@@ -230,10 +229,10 @@ def settle(
         dominate and run on every core, for batches of at least ``MIN_PARALLEL_ROWS``
         (below, waking the threads costs more than they share: a single sample settles in
         a fraction of a millisecond); the clips of ideal diodes are cheap and run
-        serially. The input product runs with BLAS as configured; the sweeps' products run
-        on one BLAS thread when the node solves are threaded or the products are small
-        (:func:`_sweep_threads`): two thread pools busy-waiting on two cores slow each
-        other down, and waking BLAS threads costs more than small products take.
+        serially. With threaded solves BLAS keeps to one thread (two thread pools
+        busy-waiting on two cores slow each other down); otherwise the input product runs
+        with BLAS as configured and the sweeps' products on one BLAS thread when they are
+        small (:func:`_sweep_threads`: waking BLAS threads costs more than they take).
     trace
         Record every sweep (:class:`Trace`): meant for a few samples, it costs a copy of the
         voltages per sweep and a power evaluation per recorded state.
@@ -246,7 +245,11 @@ def settle(
         threaded = newton and np.shape(x)[0] >= MIN_PARALLEL_ROWS
     else:
         threaded = bool(parallel)
-    return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, threaded, trace)
+    if not threaded:
+        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, False, trace)
+    # Numba's threads wait spinning after each parallel region: BLAS keeps to one thread.
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, True, trace)
 
 
 @functools.cache
@@ -320,7 +323,7 @@ def _settle(
     states = [[a.copy() for a in v]] if trace else []
     changes = []
     figures = np.zeros((3, batch))  # largest |r| (A), largest relative |r|, power (W)
-    with _sweep_threads(c, batch, parallel):
+    with _sweep_threads(c, batch):
         while sweeps < max_sweeps:
             sweeps += 1
             row_change.fill(0.0)

@@ -269,7 +269,7 @@ def _solve_parallel(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, change):
         change[row] = _solve_row(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, row, d)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _solve_serial(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, change):
     d = np.empty(v.shape[1])
     for b in range(v.shape[0]):
@@ -282,7 +282,7 @@ def _residual_parallel(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out):
         _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out, np.intp(b))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _residual_serial(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out):
     for b in range(v.shape[0]):
         _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out, b)
@@ -314,7 +314,7 @@ def _report_parallel(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, g_chip, source, 
         )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _report_serial(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, g_chip, source, diodes, inv, out):
     r_abs, r_rel, p = np.empty(v.shape[1]), np.empty(v.shape[1]), np.empty(v.shape[1])
     for b in range(v.shape[0]):
@@ -340,7 +340,7 @@ def _report_serial(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, g_chip, source, di
         )
 
 
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
 def _weighted_squares(x, w, out):
     for b in range(x.shape[0]):
         total = 0.0

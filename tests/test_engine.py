@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -223,17 +224,57 @@ def test_float32_agrees_with_float64():
 
 
 def test_parallel_and_serial_identical_and_seeds():
+    """A batch of three chunks settles to the same bits on threads or one after another."""
+    engine = importlib.import_module("neuroemu.engine.settle")  # the module, not the function
+
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "kendall_784x100_shockley.yaml")
-    x = np.random.default_rng(7).uniform(size=(8, 784))
+    x = np.random.default_rng(7).uniform(size=(2 * engine.CHUNK_ROWS + 1, 784))
     a = chip.settle(x, parallel=True)
     b = chip.settle(x, parallel=False)
     for u, v in zip(a.voltages, b.voltages, strict=True):
         assert np.array_equal(u, v)
+    for key in ("sweeps_per_sample", "residual", "relative_residual", "power"):
+        assert np.array_equal(getattr(a, key), getattr(b, key))
     same = neuroemu.Chip.from_yaml(ROOT / "chips" / "kendall_784x100_shockley.yaml", seed=0)
     other = neuroemu.Chip.from_yaml(ROOT / "chips" / "kendall_784x100_shockley.yaml", seed=1)
     assert chip.seed == 0 and other.seed == 1
     assert np.array_equal(chip.conductances[0], same.conductances[0])
     assert not np.array_equal(chip.conductances[0], other.conductances[0])
+
+
+@pytest.mark.parametrize("diode", ["ideal_diode", "shockley_1n4148"])
+def test_chunks_sweep_as_one_batch(diode, monkeypatch):
+    """Chunks stop together: every sample of a chunked batch runs as many sweeps as the
+    whole batch in one piece would, and reaches the same voltages (to the rounding of
+    products over fewer rows), traced or not."""
+    engine = importlib.import_module("neuroemu.engine.settle")  # the module, not the function
+
+    chip = neuroemu.Chip.from_dict(chip_dict(diode, sizes=(6, 5), out=4))
+    rng = np.random.default_rng(13)
+    x = rng.uniform(size=(70, chip.n_inputs))
+    target = rng.uniform(-1, 1, (70, 4))
+    init = [rng.uniform(-0.1, 0.1, (70, n)) for n in chip.layer_sizes]
+    settled = chip.settle(x, 1e-4, target)
+    for a, b in zip(init, settled.voltages, strict=True):
+        a[:14] = b[:14]  # the first chunk starts settled: it is done long before the others
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 16)  # 5 chunks
+    chunked = chip.settle(x, 1e-4, target, init=init, trace=True)
+    stops = {int(chunked.sweeps_per_sample[p].max()) for p in np.array_split(np.arange(70), 5)}
+    assert len(stops) > 1  # some chunks are done before the last one
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 1000)
+    whole = chip.settle(x, 1e-4, target, init=init, trace=True)
+    assert chunked.sweeps == whole.sweeps
+    np.testing.assert_array_equal(chunked.sweeps_per_sample, whole.sweeps_per_sample)
+    for a, b in zip(chunked.voltages, whole.voltages, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
+    for a, b in zip(chunked.trace.voltages, whole.trace.voltages, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-13)
+    for key in ("power", "energy"):
+        np.testing.assert_allclose(
+            getattr(chunked.trace, key), getattr(whole.trace, key), rtol=1e-12
+        )
+    np.testing.assert_allclose(chunked.power, whole.power, rtol=1e-12)
+    assert chunked.relative_residual.max() <= chunked.tol
 
 
 def direct_power(chip, x, eq):

@@ -12,6 +12,9 @@ residual current over its conductance. The solve stops when, for every sample, n
 by more than ``tol * V_scale`` in the last sweep (``V_scale``, the largest source voltage),
 that is when every relative KCL residual ``|r_j| / (G_j V_scale)`` is below ``tol``. The
 residual currents of the returned voltages are then computed exactly and reported.
+
+Samples are independent circuits, so a large batch is cut into chunks that threads settle
+side by side; the chunks stop together, as the batch in one piece would.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 
 from ..errors import InputError
-from ..kernels import KIND_SHOCKLEY, solve_nodes
+from ..kernels import solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
 
 if TYPE_CHECKING:
@@ -169,9 +173,6 @@ def _neighbour_currents(c: Circuit, k: int, v: list[np.ndarray], out: np.ndarray
     return out
 
 
-#: Smallest batch whose Newton solves are spread over threads by default.
-MIN_PARALLEL_ROWS = 16
-
 #: Below this many multiply-adds (batch x rows x columns) a product is too small for a
 #: second BLAS thread to pay for waking it; see :func:`_sweep_threads`.
 SMALL_PRODUCT = 1 << 22
@@ -224,15 +225,15 @@ def settle(
     dtype
         ``numpy.float64`` or ``numpy.float32`` for the arrays and matrix products.
     parallel
-        Spread the per-node solves over threads (bitwise identical to the serial path).
-        ``None`` (default) chooses by the work: with Shockley diodes the Newton solves
-        dominate and run on every core, for batches of at least ``MIN_PARALLEL_ROWS``
-        (below, waking the threads costs more than they share: a single sample settles in
-        a fraction of a millisecond); the clips of ideal diodes are cheap and run
-        serially. With threaded solves BLAS keeps to one thread (two thread pools
-        busy-waiting on two cores slow each other down); otherwise the input product runs
-        with BLAS as configured and the sweeps' products on one BLAS thread when they are
-        small (:func:`_sweep_threads`: waking BLAS threads costs more than they take).
+        Settle the chunks of a batch of more than ``CHUNK_ROWS`` samples side by side, on
+        up to ``numba.get_num_threads()`` threads (``None``, the default, or ``True``), or
+        one after the other (``False``): bitwise the same result either way, since the
+        batch is cut into the same chunks and each chunk's products run on one BLAS thread.
+        A batch of one chunk runs on the calling thread: its input product with BLAS as
+        configured, the sweeps' products on one BLAS thread when they are small
+        (:func:`_sweep_threads`: waking BLAS threads costs more than they take). Threads
+        synchronise twice per call, not once per sweep, so a machine busy with other work
+        slows a settle down about as much as it slows a serial one.
     trace
         Record every sweep (:class:`Trace`): meant for a few samples, it costs a copy of the
         voltages per sweep and a power evaluation per recorded state.
@@ -240,16 +241,8 @@ def settle(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
-    if parallel is None:
-        newton = any(p.kind == KIND_SHOCKLEY for p in chip.circuit(dtype).params)
-        threaded = newton and np.shape(x)[0] >= MIN_PARALLEL_ROWS
-    else:
-        threaded = bool(parallel)
-    if not threaded:
-        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, False, trace)
-    # Numba's threads wait spinning after each parallel region: BLAS keeps to one thread.
-    with _blas_controller().limit(limits=1, user_api="blas"):
-        return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, True, trace)
+    threads = numba.get_num_threads() if parallel is None or parallel else 1
+    return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, threads, trace)
 
 
 @functools.cache
@@ -269,7 +262,7 @@ def _settle(
     tol: float | None,
     max_sweeps: int | None,
     dtype: Any,
-    parallel: bool,
+    threads: int,
     trace: bool = False,
 ) -> Equilibrium:
     x = chip.check_inputs(x)
@@ -285,15 +278,7 @@ def _settle(
     injected = _injection(chip, current, batch)
 
     c = chip.circuit(dtype)
-    n_layers = len(c.weights)
-    sizes = chip.layer_sizes
     x = chip.dac(x)
-    # What each layer's sources bring (A): inputs and biases, the input product the only
-    # large one, computed once with every BLAS thread. One row stands for the whole batch
-    # where the current is the same for every sample.
-    sources = [c.bias_current[k][None, :] for k in range(n_layers)]
-    sources[0] = np.matmul(x.astype(dtype, copy=False), c.input_transfer)
-    sources[0] += c.bias_current[0]
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
     if target is not None:
@@ -306,74 +291,52 @@ def _settle(
         nudge = beta * target
     if injected is not None:
         nudge = injected if nudge is None else nudge + injected
-    const = list(sources)  # what the solves add to the neighbours' currents
-    if nudge is not None:
-        const[-1] = sources[-1] + nudge.astype(dtype)
-    v = _initial_voltages(init, sizes, batch, dtype)
-    i_in = [np.empty((batch, n), dtype=dtype) for n in sizes]
-    first = list(range(0, n_layers, 2))  # solved first in a sweep, then the others
-    order = first + list(range(1, n_layers, 2))
+    v = _initial_voltages(init, chip.layer_sizes, batch, dtype)
 
-    change = np.empty(batch)
-    row_change = np.empty(batch)
-    sweeps_per_sample = np.zeros(batch, dtype=np.int64)
-    done = np.zeros(batch, dtype=bool)
-    threshold = tol * c.v_scale
-    sweeps = 0
-    states = [[a.copy() for a in v]] if trace else []
-    changes = []
-    figures = np.zeros((3, batch))  # largest |r| (A), largest relative |r|, power (W)
-    with _sweep_threads(c, batch):
-        while sweeps < max_sweeps:
-            sweeps += 1
-            row_change.fill(0.0)
-            for k in order:
-                _neighbour_currents(c, k, v, i_in[k])
-                solve_nodes(
-                    i_in[k], node_g[k], c.params[k], v[k], change, const=const[k], parallel=parallel
-                )
-                np.maximum(row_change, change, out=row_change)
-            if trace:
-                states.append([a.copy() for a in v])
-                changes.append(row_change / c.v_scale)
-            newly = ~done & (row_change <= threshold)
-            sweeps_per_sample[newly] = sweeps
-            done |= newly
-            if done.all():
-                break
-        sweeps_per_sample[~done] = sweeps
-
-        # Exact residuals and power of the returned voltages. A layer solved second in the
-        # last sweep still holds its exact I_in (its neighbours have not moved since); one
-        # solved first needs its neighbours' currents again.
-        for k in range(n_layers):
-            if k in first and n_layers > 1:
-                _neighbour_currents(c, k, v, i_in[k])
-                i_in[k] += const[k]
-            report_nodes(
-                i_in[k],
-                node_g[k],
-                c.params[k],
-                v[k],
-                figures,
-                scale=c.v_scale,
-                conductance=c.node_conductance64[k],
-                source=_chip_sources(sources, nudge, k),
-                parallel=parallel,
-            )
-        power = _add_source_power(c, x, figures[2])
-        recorded = None
-        if trace:
-            recorded = _trace(c, x, states, changes)
+    # Samples are independent circuits: the batch is cut into chunks, the same whatever the
+    # threads, and the chunks run on threads of their own. A chunk sweeps until its samples
+    # meet the tolerance, then, as one batch would, until the slowest chunk is done too.
+    parts = np.array_split(np.arange(batch), max(1, -(-batch // CHUNK_ROWS)))
+    chunks = [
+        _Chunk(c, x, v, nudge, node_g, slice(int(p[0]), int(p[-1]) + 1), tol, trace) for p in parts
+    ]
+    if len(chunks) == 1:
+        chunk = chunks[0]
+        chunk.inputs()  # with BLAS as configured
+        with _sweep_threads(c, batch):
+            chunk.run(max_sweeps)
+            chunk.finish(chunk.sweeps)
+        sweeps = chunk.sweeps
+    else:
+        # One BLAS thread per chunk thread, and the same products whatever the threads.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            _each(chunks, lambda chunk: (chunk.inputs(), chunk.run(max_sweeps)), threads)
+            sweeps = max(chunk.sweeps for chunk in chunks)
+            _each(chunks, lambda chunk: chunk.finish(sweeps), threads)
+    figures = np.concatenate([chunk.figures for chunk in chunks], axis=1)
+    power = np.concatenate([chunk.power for chunk in chunks])
+    done = np.concatenate([chunk.done for chunk in chunks])
+    recorded = None
+    if trace:
+        recorded = Trace(
+            voltages=[
+                np.concatenate([chunk.trace.voltages[k] for chunk in chunks], axis=1)
+                for k in range(len(v))
+            ],
+            **{
+                key: np.concatenate([getattr(chunk.trace, key) for chunk in chunks], axis=1)
+                for key in ("residual", "power", "energy")
+            },
+        )
     scores = chip.scores(v[-1])
     return Equilibrium(
         voltages=v,
         scores=scores,
         prediction=np.argmax(scores, axis=1),
         sweeps=sweeps,
-        sweeps_per_sample=sweeps_per_sample,
-        residual=figures[0].copy(),
-        relative_residual=figures[1].copy(),
+        sweeps_per_sample=np.concatenate([chunk.sweeps_per_sample for chunk in chunks]),
+        residual=figures[0],
+        relative_residual=figures[1],
         power=power,
         energy=power * c.settle_time,
         settle_time=c.settle_time,
@@ -381,6 +344,136 @@ def _settle(
         tol=tol,
         trace=recorded,
     )
+
+
+#: Rows of a batch settled together; larger batches are cut into near-equal chunks of at
+#: most this many rows, which threads settle side by side.
+CHUNK_ROWS = 128
+
+
+class _Chunk:
+    """The sweeps of a block of rows of a batch: its voltages (views into the batch's
+    arrays), currents and stopping state."""
+
+    def __init__(
+        self,
+        c: Circuit,
+        x: np.ndarray,
+        v: list[np.ndarray],
+        nudge: np.ndarray | None,
+        node_g: list[np.ndarray],
+        rows: slice,
+        tol: float,
+        trace: bool,
+    ):
+        self.c, self.x, self.rows, self.node_g = c, x[rows], rows, node_g
+        self.v = [a[rows] for a in v]
+        self.nudge = None if nudge is None else nudge[rows]
+        n = len(self.x)
+        self.i_in = [np.empty_like(a) for a in self.v]
+        self.change = np.empty(n)
+        self.row_change = np.empty(n)
+        self.sweeps_per_sample = np.zeros(n, dtype=np.int64)
+        self.done = np.zeros(n, dtype=bool)
+        self.threshold = tol * c.v_scale
+        self.sweeps = 0
+        self.recording = trace
+        self.states = [[a.copy() for a in self.v]] if trace else []
+        self.changes: list[np.ndarray] = []
+
+    def inputs(self) -> None:
+        """What each layer's sources bring (A): inputs and biases, the input product the
+        only large product, computed once; one row stands for the whole chunk where the
+        current is the same for every sample. And what the solves add to the neighbours'
+        currents: the same, with the nudging current."""
+        c = self.c
+        self.sources = [bias[None, :] for bias in c.bias_current]
+        self.sources[0] = np.matmul(self.x.astype(c.dtype, copy=False), c.input_transfer)
+        self.sources[0] += c.bias_current[0]
+        self.const = list(self.sources)
+        if self.nudge is not None:
+            self.const[-1] = self.sources[-1] + self.nudge.astype(c.dtype)
+
+    def run(self, max_sweeps: int) -> None:
+        """Sweep until every row has met the tolerance, or ``max_sweeps``."""
+        while self.sweeps < max_sweeps:
+            self.sweep()
+            newly = ~self.done & (self.row_change <= self.threshold)
+            self.sweeps_per_sample[newly] = self.sweeps
+            self.done |= newly
+            if self.done.all():
+                break
+        self.sweeps_per_sample[~self.done] = self.sweeps
+
+    def sweep(self) -> None:
+        """Solve the layers solved first (even), then the others, each node exactly."""
+        c, v = self.c, self.v
+        self.row_change.fill(0.0)
+        for k in _order(len(v)):
+            _neighbour_currents(c, k, v, self.i_in[k])
+            solve_nodes(
+                self.i_in[k],
+                self.node_g[k],
+                c.params[k],
+                v[k],
+                self.change,
+                const=self.const[k],
+                parallel=False,
+            )
+            np.maximum(self.row_change, self.change, out=self.row_change)
+        self.sweeps += 1
+        if self.recording:
+            self.states.append([a.copy() for a in v])
+            self.changes.append(self.row_change / c.v_scale)
+
+    def finish(self, sweeps: int) -> None:
+        """Sweep on to ``sweeps`` (where the slowest chunk stopped), then report the exact
+        residuals and power of the voltages reached."""
+        while self.sweeps < sweeps:
+            self.sweep()
+        c, v = self.c, self.v
+        # A layer solved second in the last sweep still holds its exact I_in (its
+        # neighbours have not moved since); one solved first needs its neighbours' again.
+        self.figures = np.zeros((3, len(self.x)))  # largest |r| (A), relative |r|, power
+        for k in range(len(v)):
+            if k % 2 == 0 and len(v) > 1:
+                _neighbour_currents(c, k, v, self.i_in[k])
+                self.i_in[k] += self.const[k]
+            report_nodes(
+                self.i_in[k],
+                self.node_g[k],
+                c.params[k],
+                v[k],
+                self.figures,
+                scale=c.v_scale,
+                conductance=c.node_conductance64[k],
+                source=_chip_sources(self.sources, self.nudge, k),
+                parallel=False,
+            )
+        self.power = _add_source_power(c, self.x, self.figures[2])
+        if self.recording:
+            self.trace = _trace(c, self.x, self.states, self.changes)
+
+
+def _order(n_layers: int) -> list[int]:
+    """The layers in the order a sweep solves them: even ones, then odd ones."""
+    return list(range(0, n_layers, 2)) + list(range(1, n_layers, 2))
+
+
+def _each(chunks: list[_Chunk], work: Any, threads: int) -> None:
+    """``work(chunk)`` for every chunk, on ``threads`` threads."""
+    if threads <= 1:
+        for chunk in chunks:
+            work(chunk)
+    else:
+        list(_pool(threads).map(work, chunks))  # re-raises a chunk's exception
+
+
+@functools.cache
+def _pool(threads: int) -> Any:
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(threads, thread_name_prefix="neuroemu-settle")
 
 
 def _chip_sources(sources: list[np.ndarray], nudge: np.ndarray | None, k: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -304,10 +305,11 @@ def _settle(
     # Samples are independent circuits: the batch is cut into chunks, the same whatever the
     # threads, and the chunks sweep on threads of their own. A chunk sweeps until its
     # samples meet the tolerance, then, as one batch would, until the slowest chunk is done.
-    parts = np.array_split(np.arange(batch), max(1, -(-batch // CHUNK_ROWS)))
+    n_chunks = max(1, -(-batch // CHUNK_ROWS))
+    edges = [i * batch // n_chunks for i in range(n_chunks + 1)]
     chunks = [
-        _Chunk(c, x, v, sources, nudge, node_g, slice(int(p[0]), int(p[-1]) + 1), tol, trace)
-        for p in parts
+        _Chunk(c, x, v, sources, nudge, node_g, slice(a, b), tol, trace)
+        for a, b in itertools.pairwise(edges)
     ]
     with _sweep_threads(c, batch, len(chunks)):
         _each(chunks, lambda chunk: chunk.run(max_sweeps), threads)
@@ -367,7 +369,7 @@ class _Chunk:
         tol: float,
         trace: bool,
     ):
-        self.c, self.x, self.rows, self.node_g = c, x[rows], rows, node_g
+        self.c, self.x, self.node_g = c, x[rows], node_g
         self.v = [a[rows] for a in v]
         self.sources = [a[rows] if len(a) > 1 else a for a in sources]
         self.nudge = None if nudge is None else nudge[rows]

@@ -179,15 +179,14 @@ def _neighbour_currents(c: Circuit, k: int, v: list[np.ndarray], out: np.ndarray
 SMALL_PRODUCT = 1 << 22
 
 
-def _sweep_threads(c: Circuit, batch: int, chunks: int) -> Any:
-    """The BLAS threads for the sweeps: one when the batch is in chunks (each chunk's
-    thread runs its own products, the same whatever the number of threads) or every
-    per-sweep product is small (on a machine with a few cores, shared with other work,
-    BLAS threads that spin and wait on small products cost far more than they share), else
-    BLAS as configured. The input product, the one large product, runs before and keeps
-    every thread."""
+def _sweep_threads(c: Circuit, batch: int) -> Any:
+    """The BLAS threads for the sweeps of a batch in one chunk: one when every per-sweep
+    product is small (on a machine with a few cores, shared with other work, BLAS threads
+    that spin and wait on small products cost far more than they share), else BLAS as
+    configured. The input product, the one large product, runs before and keeps every
+    thread."""
     largest = max((batch * w.size for w in c.weights[1:]), default=0)
-    if chunks > 1 or largest < SMALL_PRODUCT:
+    if largest < SMALL_PRODUCT:
         return _blas_controller().limit(limits=1, user_api="blas")
     return contextlib.nullcontext()
 
@@ -228,14 +227,15 @@ def settle(
     dtype
         ``numpy.float64`` or ``numpy.float32`` for the arrays and matrix products.
     parallel
-        Sweep the chunks of a batch of more than ``CHUNK_ROWS`` samples side by side, on up
+        Settle the chunks of a batch of more than ``CHUNK_ROWS`` samples side by side, on up
         to ``numba.get_num_threads()`` threads (``None``, the default, or ``True``), or one
         after the other (``False``): bitwise the same result either way, since the batch is
-        cut into the same chunks and each chunk's products run on one BLAS thread. Threads
-        synchronise twice per call, not once per sweep, so a machine busy with other work
-        slows a settle down about as much as it slows a serial one. The input product runs
-        once for the batch, with BLAS as configured; the sweeps' products of a batch of one
-        chunk run on one BLAS thread when they are small (:func:`_sweep_threads`).
+        cut into the same chunks and every product of a chunk runs on one BLAS thread.
+        Threads synchronise twice per call, not once per BLAS call or sweep, so a machine
+        busy with other work slows a settle down about as much as it slows a serial one. A
+        batch of one chunk runs on the calling thread: its input product with BLAS as
+        configured, its sweeps' products on one BLAS thread when they are small
+        (:func:`_sweep_threads`).
     trace
         Record every sweep (:class:`Trace`): meant for a few samples, it costs a copy of the
         voltages per sweep and a power evaluation per recorded state.
@@ -295,26 +295,29 @@ def _settle(
         nudge = injected if nudge is None else nudge + injected
     v = _initial_voltages(init, chip.layer_sizes, batch, dtype)
 
-    # What each layer's sources bring (A): inputs and biases; one row stands for the whole
-    # batch where the current is the same for every sample. The input product, the one
-    # large product, runs once for the batch, with BLAS as configured.
-    sources = [bias[None, :] for bias in c.bias_current]
-    sources[0] = np.matmul(x.astype(dtype, copy=False), c.input_transfer)
-    sources[0] += c.bias_current[0]
-
     # Samples are independent circuits: the batch is cut into chunks, the same whatever the
-    # threads, and the chunks sweep on threads of their own. A chunk sweeps until its
+    # threads, and the chunks settle on threads of their own. A chunk sweeps until its
     # samples meet the tolerance, then, as one batch would, until the slowest chunk is done.
     n_chunks = max(1, -(-batch // CHUNK_ROWS))
     edges = [i * batch // n_chunks for i in range(n_chunks + 1)]
     chunks = [
-        _Chunk(c, x, v, sources, nudge, node_g, slice(a, b), tol, trace)
+        _Chunk(c, x, v, nudge, node_g, slice(a, b), tol, trace)
         for a, b in itertools.pairwise(edges)
     ]
-    with _sweep_threads(c, batch, len(chunks)):
-        _each(chunks, lambda chunk: chunk.run(max_sweeps), threads)
-        sweeps = max(chunk.sweeps for chunk in chunks)
-        _each(chunks, lambda chunk: chunk.finish(sweeps), threads)
+    if len(chunks) == 1:
+        chunk = chunks[0]
+        chunk.inputs()  # the one large product, with BLAS as configured
+        with _sweep_threads(c, batch):
+            chunk.run(max_sweeps)
+            chunk.finish(chunk.sweeps)
+    else:
+        # Every product of a chunk on one BLAS thread: the same calls on threads or not, so
+        # the same bits, and no BLAS threads waiting on each other on a busy machine.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            _each(chunks, lambda chunk: (chunk.inputs(), chunk.run(max_sweeps)), threads)
+            sweeps = max(chunk.sweeps for chunk in chunks)
+            _each(chunks, lambda chunk: chunk.finish(sweeps), threads)
+    sweeps = max(chunk.sweeps for chunk in chunks)
     figures = np.concatenate([chunk.figures for chunk in chunks], axis=1)
     power = np.concatenate([chunk.power for chunk in chunks])
     done = np.concatenate([chunk.done for chunk in chunks])
@@ -362,7 +365,6 @@ class _Chunk:
         c: Circuit,
         x: np.ndarray,
         v: list[np.ndarray],
-        sources: list[np.ndarray],
         nudge: np.ndarray | None,
         node_g: list[np.ndarray],
         rows: slice,
@@ -371,11 +373,7 @@ class _Chunk:
     ):
         self.c, self.x, self.node_g = c, x[rows], node_g
         self.v = [a[rows] for a in v]
-        self.sources = [a[rows] if len(a) > 1 else a for a in sources]
         self.nudge = None if nudge is None else nudge[rows]
-        self.const = list(self.sources)  # what the solves add to the neighbours' currents
-        if self.nudge is not None:
-            self.const[-1] = self.sources[-1] + self.nudge.astype(c.dtype)
         n = len(self.x)
         self.i_in = [np.empty_like(a) for a in self.v]
         self.change = np.empty(n)
@@ -387,6 +385,19 @@ class _Chunk:
         self.recording = trace
         self.states = [[a.copy() for a in self.v]] if trace else []
         self.changes: list[np.ndarray] = []
+
+    def inputs(self) -> None:
+        """What each layer's sources bring (A): inputs and biases, the input product the
+        one large product; one row stands for the whole chunk where the current is the
+        same for every sample. And what the solves add to the neighbours' currents: the
+        same, with the nudging current."""
+        c = self.c
+        self.sources = [bias[None, :] for bias in c.bias_current]
+        self.sources[0] = np.matmul(self.x.astype(c.dtype, copy=False), c.input_transfer)
+        self.sources[0] += c.bias_current[0]
+        self.const = list(self.sources)
+        if self.nudge is not None:
+            self.const[-1] = self.sources[-1] + self.nudge.astype(c.dtype)
 
     def run(self, max_sweeps: int) -> None:
         """Sweep until every row has met the tolerance, or ``max_sweeps``."""

@@ -218,12 +218,11 @@ def test_report_matches_formula(kind, diodes):
 def test_weighted_squares():
     x = np.random.default_rng(13).uniform(size=(5, 33))
     w = np.random.default_rng(14).uniform(size=33)
-    np.testing.assert_allclose(weighted_squares(x, w), (x * x) @ w, rtol=1e-14)
-    np.testing.assert_allclose(
-        weighted_squares(x.astype(np.float32), w),
-        (x.astype(np.float32).astype(float) ** 2) @ w,
-        rtol=1e-14,
-    )
+    out = np.zeros(5)
+    weighted_squares(x, w, out)
+    np.testing.assert_allclose(out, (x * x) @ w, rtol=1e-14)
+    weighted_squares(x.astype(np.float32), w, out)
+    np.testing.assert_allclose(out, (x.astype(np.float32).astype(float) ** 2) @ w, rtol=1e-14)
 
 
 @pytest.mark.parametrize(

@@ -492,7 +492,9 @@ def _chip_sources(sources: list[np.ndarray], nudge: np.ndarray | None, k: int) -
 
 def _add_source_power(c: Circuit, x: np.ndarray, power: np.ndarray) -> np.ndarray:
     """``power`` plus the sources' own terms ``sum_sources g V_s^2`` (W), never negative."""
-    power = power + weighted_squares(x, c.input_power)
+    sources = np.empty(len(x))
+    weighted_squares(x, c.input_power, sources)
+    power = power + sources
     power += c.bias_power
     return np.maximum(power, 0.0, out=power)
 

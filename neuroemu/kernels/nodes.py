@@ -457,12 +457,12 @@ def report_nodes(
     run(params.kind, i_in, g, *_physics(params), v, conductance, source, diodes, inv, out)
 
 
-def weighted_squares(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``sum_i w_i x_bi^2`` of every row of ``x`` (batch, n), in float64: with ``w`` in W
-    per unit input squared, the power the input sources' own conductances take."""
-    x = np.ascontiguousarray(x)
-    if x.ndim != 2 or w.shape != (x.shape[1],):
-        raise InputError(f"x must be (batch, {w.shape[0]}), got {x.shape}")
-    out = np.empty(x.shape[0])
-    _weighted_squares(x, w.astype(np.float64, copy=False), out)
-    return out
+def weighted_squares(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+    """Write ``sum_i w_i x_bi^2`` of every row of ``x`` (batch, n) into ``out`` (float64):
+    with ``w`` in W per unit input squared, the power the input sources' own conductances
+    take."""
+    if x.ndim != 2 or w.shape != (x.shape[1],) or out.shape != (x.shape[0],):
+        raise InputError(f"x (batch, {w.shape[0]}) and out (batch,): got {x.shape}, {out.shape}")
+    if out.dtype != np.float64:
+        raise InputError("out must be float64")
+    _weighted_squares(np.ascontiguousarray(x), w.astype(np.float64, copy=False), out)

@@ -250,10 +250,13 @@ def test_training_bad_input(tmp_path):
     bad = tmp_path / "chips" / "bad.yaml"
     bad.parent.mkdir()
     text = (CHIPS / "xs_784x100.yaml").read_text()
-    bad.write_text(text.replace("learning_rate: 0.2", "learning_rate: -0.2"))
+    negative = text.replace("learning_rate: [0.1, 0.4]", "learning_rate: [-0.1, 0.4]")
+    assert negative != text  # the chip still says what this test changes
+    bad.write_text(negative)
     assert_one_line_error(
         neuroemu("simulate", str(bad)), "training.learning_rate", "finite and > 0"
     )
+    assert "beta: 300 uS" in text
     bad.write_text(text.replace("beta: 300 uS", "beta: 0 uS"))
     assert_one_line_error(neuroemu("simulate", str(bad)), "training.beta", "must be > 0 S")
 

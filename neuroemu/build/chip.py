@@ -106,8 +106,8 @@ class BaseChip:
         """Draw each device's own range, stuck devices and step spreads (each from its own
         stream of the seed), hold the programmed conductances to the devices' own ranges and
         apply the faults; called once every array is programmed."""
-        # [seed, 0, 5]: apart from every other stream (training draws from [seed, epoch]
-        # and [seed, epoch, 1] with epoch >= 1), so a range spread changes no other draw.
+        # [seed, 0, 5]: apart from every other stream (see neuroemu.learning.train), so a
+        # range spread changes no other draw.
         range_rng = np.random.default_rng([self.seed, 0, 5])
         self.crossbar_bounds: list[Bounds] = [
             range_bounds(c.shape, c.device, range_rng) for c in self.crossbars

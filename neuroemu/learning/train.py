@@ -1,8 +1,11 @@
 """Training a chip on-chip: mini-batches of free and nudged phases, local updates.
 
-Randomness flows from one seed: the mini-batch order and the sign of beta of epoch ``e``
-come from ``numpy.random.default_rng([seed, e])``, and stochastic rounding of pulses from
-``default_rng([seed, e, 1])``, so a run resumed after epoch ``e`` continues exactly as an
+Randomness flows from one seed, each use on a stream of its own so that no use changes
+another's draws: the chip is programmed from ``default_rng(seed)``; its stuck devices from
+``[seed, 3]``, step spreads from ``[seed, 4]``, device ranges from ``[seed, 0, 5]``, aging
+from ``[seed, 2]``; epoch ``e`` of training draws its mini-batch order and signs of beta
+from ``[seed, 1, e]`` and the devices' programming draws (stochastic rounding, cycle noise)
+from ``[seed, 1, e, 1]``. So a run resumed after epoch ``e`` continues exactly as an
 uninterrupted one.
 """
 
@@ -114,8 +117,8 @@ def epoch_setup(chip: Any, x: Any, y: Any, training: Training, epoch: int) -> Ep
     """Check the epoch's data and draw its order; shared by every chip family."""
     x = chip.check_inputs(x)
     y = check_labels(chip, y)
-    rng = np.random.default_rng([chip.seed, epoch])
-    pulse_rng = np.random.default_rng([chip.seed, epoch, 1])
+    rng = np.random.default_rng([chip.seed, 1, epoch])
+    pulse_rng = np.random.default_rng([chip.seed, 1, epoch, 1])
     scale = training.decay ** (epoch - 1) * training.conductance_unit**2
     rates = [rate * scale for rate in training.rates(len(chip.crossbars))]
     return EpochSetup(x, y, rng, pulse_rng, rates, rng.permutation(len(x)))

@@ -449,9 +449,10 @@ NOISY = {
 
 
 def test_read_arrays_draw_once_per_device_and_read():
-    """Each read sees G + (relative G + absolute) z with z ~ N(0, 1) drawn afresh for every
-    device and every read, from the generator passed in; stuck devices read their stuck
-    value, arrays of cards without read noise are the chip's own, and the chip is unchanged."""
+    """Each read sees G + (relative G + absolute) z with z ~ N(0, 1) independent for every
+    device and every read (a window of the chip's pool of draws at an offset drawn from the
+    generator passed in); stuck devices read their stuck value, arrays of cards without read
+    noise are the chip's own, and the chip is unchanged."""
     import neuroemu
     from neuroemu.models.nonideal import has_read_noise, read_arrays
 
@@ -482,9 +483,13 @@ def test_read_arrays_draw_once_per_device_and_read():
     # The generator fixes the read: the same seed reads the same conductances.
     again, _ = read_arrays(chip, np.random.default_rng(5))
     np.testing.assert_array_equal(again[0], first_x[0])
-    # One vectorised draw per noisy array, in device_arrays() order: the input crossbar,
-    # then the first layer's bias array.
-    z = np.random.default_rng(5).standard_normal(g.shape)
+    # One offset per noisy array, in device_arrays() order: the input crossbar first, its
+    # draws the pool's from there on (the pool: POOL_SIZE float32 normals of [seed, 0, 7]).
+    from neuroemu.models.nonideal import POOL_SIZE
+
+    start = int(np.random.default_rng(5).integers(POOL_SIZE - g.size + 1))
+    pool = np.random.default_rng([chip.seed, 0, 7]).standard_normal(POOL_SIZE, dtype=np.float32)
+    z = pool[start : start + g.size].reshape(g.shape).astype(np.float64)
     expected = np.maximum(g + sigma * z, 0.0)
     np.testing.assert_array_equal(first_x[0][~stuck], expected[~stuck])
     quiet = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
@@ -515,3 +520,51 @@ def test_a_settle_on_one_read_is_the_settle_of_the_read_conductances():
     noisy, exact = seen.settle(x), chip.settle(x)
     drop = np.abs(noisy.output - exact.output).max()
     assert 1e-4 < drop < 0.1  # V: a visible change, far from a broken circuit
+
+
+def test_reads_are_fresh_per_batch_shared_within_a_step_and_seeded():
+    """While reading, settles see noisy arrays: the same read until next_read(), a new one
+    after; outside the block the chip reads exactly; evaluate is reproducible."""
+    import neuroemu
+    from neuroemu.engine.inference import evaluate
+    from neuroemu.models.nonideal import reading
+
+    chip = neuroemu.Chip.from_dict(xs_data(NOISY))
+    x = neuroemu.load_dataset("mnist5k").x_test[:4]
+    exact = chip.settle(x).voltages[-1]
+    with reading(chip, np.random.default_rng(1)):
+        first = chip.settle(x).voltages[-1]
+        same = chip.settle(x).voltages[-1]
+        chip.next_read()
+        fresh = chip.settle(x).voltages[-1]
+    np.testing.assert_array_equal(first, same)  # one read, two settles
+    assert np.abs(first - exact).max() > 1e-6  # read noise moved the outputs
+    assert np.abs(fresh - first).max() > 1e-6  # a new read, new noise
+    np.testing.assert_array_equal(chip.settle(x).voltages[-1], exact)  # exact again
+    data = neuroemu.load_dataset("mnist5k").subset(10, 100)
+    a = evaluate(chip, data.x_test, data.y_test, batch_size=20)
+    b = evaluate(chip, data.x_test, data.y_test, batch_size=20)
+    np.testing.assert_array_equal(a.prediction, b.prediction)  # seeded: [seed, 6]
+    quiet = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
+    with reading(quiet, np.random.default_rng(1)):
+        assert quiet.reads is None  # no card reads noisily: nothing to draw
+
+
+def test_leaky_chips_read_their_arrays_too():
+    import neuroemu
+    from neuroemu.models.nonideal import reading
+    from neuroemu.spec.loader import read_yaml
+
+    data, _ = read_yaml(ROOT / "chips" / "leaky_tiny.yaml")
+    data["layers"][0]["device"] = {
+        "g_min": "0 uS",
+        "g_max": "100 uS",
+        "read_noise": {"relative": 0.05},
+    }
+    chip = neuroemu.Chip.from_dict(data)
+    x = np.random.default_rng(0).random((3, 6))
+    exact = chip.settle(x).voltages[-1]
+    with reading(chip, np.random.default_rng(2)):
+        noisy = chip.settle(x).voltages[-1]
+    assert np.abs(noisy - exact).max() > 1e-4
+    np.testing.assert_array_equal(chip.settle(x).voltages[-1], exact)

@@ -83,6 +83,9 @@ class BaseChip:
     crossbars: list[Crossbar]
     bias_conductance: list[np.ndarray]
     family = "resistive"
+    #: While set (by :func:`neuroemu.models.nonideal.reading`), every settle reads the
+    #: arrays anew, with read noise drawn from this stream; ``None``: reads are exact.
+    reads: np.random.Generator | None = None
 
     def _begin(
         self, spec: Any, seed: int | None, source: LoadedChip | None, first_rows: int
@@ -266,9 +269,28 @@ class BaseChip:
         return x
 
     def touch(self) -> None:
-        """Say that conductances changed, so cached circuits are rebuilt."""
+        """Say that conductances changed, so cached circuits (and the current read) are
+        rebuilt."""
         self._version += 1
         self._circuits.clear()
+
+    def next_read(self) -> None:
+        """Start a new read of the arrays: while a read stream is set (:attr:`reads`), the
+        settles that follow see a fresh draw of read noise (training starts one per
+        mini-batch, whose phases follow each other far faster than the noise changes;
+        inference one per batch). Until then they share the present one."""
+        for key in [k for k in self._circuits if isinstance(k, tuple)]:
+            del self._circuits[key]
+
+    def _read(self, key: Any, build: Any) -> Any:
+        """The arrays of the current read, laid out by ``build(conductances, biases)``."""
+        from ..models.nonideal import read_arrays
+
+        assert self.reads is not None
+        tag = ("read", key)
+        if tag not in self._circuits:
+            self._circuits[tag] = build(*read_arrays(self, self.reads))
+        return self._circuits[tag]
 
 
 class Chip(BaseChip):
@@ -347,12 +369,15 @@ class Chip(BaseChip):
         return output_voltages
 
     # ------------------------------------------------------------------ engine
-    def circuit(self, dtype: Any = np.float64) -> Circuit:
+    def circuit(self, dtype: Any = np.float64, read: bool = False) -> Circuit:
         """The chip's arrays prepared for the engine in ``dtype`` (cached until
-        :meth:`touch`)."""
+        :meth:`touch`); with ``read`` and a read stream set (:attr:`reads`), the arrays as
+        the current read sees them (:meth:`next_read`)."""
         from ..engine.circuit import Circuit
 
         key = np.dtype(dtype)
+        if read and self.reads is not None:
+            return self._read(key, lambda g, b: Circuit.from_chip(self, key, g, b))
         if key not in self._circuits:
             self._circuits[key] = Circuit.from_chip(self, key)
         return self._circuits[key]

@@ -136,17 +136,28 @@ class LeakyChip(BaseChip):
 
     # ------------------------------------------------------------------ engine
     def network(self, dtype: Any = np.float64) -> Network:
-        """The arrays as the engine uses them, in ``dtype`` (cached until :meth:`touch`)."""
+        """The arrays as the engine uses them, in ``dtype`` (cached until :meth:`touch`);
+        while a read stream is set (:attr:`reads`), as the current read sees them
+        (:meth:`next_read`)."""
         key = np.dtype(dtype)
+        if self.reads is not None:
+            return self._read(key, lambda g, b: self._network(key, g, b))
         if key not in self._circuits:
             self._circuits[key] = self._network(key)
         return self._circuits[key]
 
-    def _network(self, dtype: np.dtype) -> Network:
+    def _network(
+        self,
+        dtype: np.dtype,
+        conductances: list[np.ndarray] | None = None,
+        biases: list[np.ndarray] | None = None,
+    ) -> Network:
         read = self.spec.inputs.read_voltage
+        arrays = self.conductances if conductances is None else conductances
+        bias_g = self.bias_conductance if biases is None else biases
         weights = [
-            np.ascontiguousarray(read * (c.conductance - reference(c.device)), dtype=dtype)
-            for c in self.crossbars
+            np.ascontiguousarray(read * (g - reference(c.device)), dtype=dtype)
+            for g, c in zip(arrays, self.crossbars, strict=True)
         ]
         n = self.n_forward
         backward: list[np.ndarray | None] = []
@@ -160,12 +171,13 @@ class LeakyChip(BaseChip):
                 backward.append(None)
         bias = [
             (read * (b[0] - reference(card))).astype(dtype)
-            for b, card in zip(self.bias_conductance, self.bias_devices, strict=True)
+            for b, card in zip(bias_g, self.bias_devices, strict=True)
         ]
-        rows = [c.conductance.sum(axis=1) + reference(c.device) for c in self.crossbars]
+        pairs = list(zip(arrays, self.crossbars, strict=True))
+        rows = [g.sum(axis=1) + reference(c.device) for g, c in pairs]
         cols = []
         if self.spec.synapses == "symmetric":  # read backwards too, but for the input array
-            cols = [c.conductance.sum(axis=0) + reference(c.device) for c in self.crossbars[1:n]]
+            cols = [g.sum(axis=0) + reference(c.device) for g, c in pairs[1:n]]
         return Network(dtype, weights[:n], backward, bias, rows, cols)
 
     def settle(

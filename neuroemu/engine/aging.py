@@ -2,9 +2,9 @@
 
 The chip's conductances (as trained) are programmed once onto the devices (programming
 noise), each device draws its drift exponent, and at each time ``t`` the conductances
-``G(t) = G(t0) (t / t0)^(-nu)`` are read once (read noise) and the test set is run through
-the chip. Every draw comes from ``numpy.random.default_rng([seed, 2])``: the chip's seed
-fixes the outcome.
+``G(t) = G(t0) (t / t0)^(-nu)`` are what the test set runs through, every batch a read of
+them (read noise on every read, :func:`neuroemu.models.nonideal.reading`). Every draw comes
+from ``numpy.random.default_rng([seed, 2])``: the chip's seed fixes the outcome.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..models.nonideal import drift_exponents, drifted, program, read
+from ..models.nonideal import drift_exponents, drifted, program, reading
 from .inference import InferenceReport, evaluate
 
 if TYPE_CHECKING:
@@ -45,12 +45,12 @@ def infer_at(
     n = len(chip.crossbars)
     for t in times:
         for index, (g0, card) in enumerate(zip(programmed, devices, strict=True)):
-            g = read(drifted(g0, nu[index], t, card), card, rng)
             target = (
                 aged.crossbars[index].conductance if index < n else aged.bias_conductance[index - n]
             )
-            target[...] = g
-        aged.apply_faults()  # stuck devices neither drift nor read noisily
+            target[...] = drifted(g0, nu[index], t, card)
+        aged.apply_faults()  # stuck devices do not drift
         aged.touch()
-        reports.append(evaluate(aged, x, y, progress=progress, **options))
+        with reading(aged, rng):  # every batch a read, with read noise
+            reports.append(evaluate(aged, x, y, progress=progress, **options))
     return reports

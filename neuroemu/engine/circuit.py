@@ -38,17 +38,26 @@ class Circuit:
     settle_time: float  # s, 5 C_node / min G: an RC estimate of the settling time
 
     @classmethod
-    def from_chip(cls, chip: Chip, dtype: np.dtype) -> Circuit:
+    def from_chip(
+        cls,
+        chip: Chip,
+        dtype: np.dtype,
+        conductances: list[np.ndarray] | None = None,
+        biases: list[np.ndarray] | None = None,
+    ) -> Circuit:
+        """Lay out ``chip``'s arrays, or the ``conductances`` and ``biases`` of one read of
+        them (shaped like ``chip.conductances`` and ``chip.bias_conductance``)."""
         spec = chip.spec
-        w64 = chip.conductances
+        w64 = chip.conductances if conductances is None else conductances
+        bias_g = chip.bias_conductance if biases is None else biases
         v_b = spec.bias.voltage
         node_g, bias_i, params = [], [], []
         for k, layer in enumerate(spec.layers):
-            g = w64[k].sum(axis=0) + chip.bias_conductance[k].sum(axis=0)
+            g = w64[k].sum(axis=0) + bias_g[k].sum(axis=0)
             if k + 1 < len(w64):
                 g = g + w64[k + 1].sum(axis=1)
             node_g.append(g)
-            bias_i.append((chip.bias_conductance[k][0] - chip.bias_conductance[k][1]) * v_b)
+            bias_i.append((bias_g[k][0] - bias_g[k][1]) * v_b)
             lo, hi = chip.node_bounds(layer)
             if layer.diode is None:
                 params.append(NodeParams(KIND_LINEAR, lo, hi))
@@ -81,7 +90,7 @@ class Circuit:
             bias_current=[i.astype(dtype) for i in bias_i],
             params=params,
             node_conductance64=node_g,
-            bias_power=v_b**2 * sum(float(b.sum()) for b in chip.bias_conductance),
+            bias_power=v_b**2 * sum(float(b.sum()) for b in bias_g),
             v_scale=float(v_scale),
             settle_time=float(settle_time),
         )

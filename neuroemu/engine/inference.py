@@ -81,8 +81,26 @@ def evaluate(
 ) -> InferenceReport:
     """Settle the chip on every sample of ``x`` and compare its prediction with ``y``.
 
-    ``progress(n)`` is called after each batch with the number of samples it held.
+    ``progress(n)`` is called after each batch with the number of samples it held. Each
+    batch is one read of the arrays: with read noise drawn from the chip's stream
+    ``[seed, 6]`` (or the stream of a :func:`~neuroemu.models.nonideal.reading` block
+    around the call).
     """
+    from ..models.nonideal import reading
+
+    with reading(chip, np.random.default_rng([chip.seed, 6])):
+        return _evaluate(chip, x, y, batch_size, dtype, progress, settle_options)
+
+
+def _evaluate(
+    chip: Chip,
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    dtype: Any,
+    progress: Callable[[int], None] | None,
+    settle_options: dict[str, Any],
+) -> InferenceReport:
     x = chip.check_inputs(x)
     y = check_labels(chip, y)
     if len(y) != len(x):
@@ -102,6 +120,7 @@ def evaluate(
     start = time.perf_counter()
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
+        chip.next_read()  # every batch is a read of the arrays
         eq = chip.settle(x[lo:hi], dtype=dtype, **settle_options)
         prediction[lo:hi] = eq.prediction
         sweeps[lo:hi] = eq.sweeps_per_sample

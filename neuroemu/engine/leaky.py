@@ -185,8 +185,7 @@ def run(
         if on_step is not None:
             on_step(t, [x_rates, *before], [x_rates, *rates])
 
-    net = chip.network(dtype)
-    power = read_power(chip, net, [x_rates, *rates])
+    power = read_power(chip, net, [x_rates, *rates])  # on the arrays as last read
     duration = steps * dynamics.dt
     relative = largest / model.v_r
     recorded = None

@@ -279,7 +279,7 @@ def _settle(
     target = _nudge(chip, float(beta), target, batch)
     injected = _injection(chip, current, batch)
 
-    c = chip.circuit(dtype)
+    c = chip.circuit(dtype, read=True)  # a read of the arrays: noisy while chip.reads is set
     x = chip.dac(x)
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip

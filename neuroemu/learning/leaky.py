@@ -153,6 +153,7 @@ def train_epoch(
         xb, yb = x[index], y[index]
         target = chip.target_voltages(yb, training.target_voltage)
         x_rates = chip.dac(xb).astype(dtype, copy=False)
+        chip.next_read()  # the phases of one step see one read of the arrays
         free = chip.settle(xb, dtype=dtype)
         beta = training.beta
         if training.random_sign and rng.random() < 0.5:

@@ -137,11 +137,29 @@ def train_epoch(
     """One epoch of EP over ``(x, y)``; ``epoch`` counts from 1 and sets the learning-rate
     decay and the random streams. ``progress(n, running_error)`` after each mini-batch.
     A leaky chip trains by its own rules (:mod:`neuroemu.learning.leaky`)."""
-    if chip.family == "leaky":
-        from . import leaky
+    from ..models.nonideal import reading
 
-        leaky_chip: Any = chip
-        return leaky.train_epoch(leaky_chip, x, y, training, epoch, dtype=dtype, progress=progress)
+    # Every settle of training reads the arrays (read noise) from a stream of its own.
+    with reading(chip, np.random.default_rng([chip.seed, 1, epoch, 2])):
+        if chip.family == "leaky":
+            from . import leaky
+
+            leaky_chip: Any = chip
+            return leaky.train_epoch(
+                leaky_chip, x, y, training, epoch, dtype=dtype, progress=progress
+            )
+        return _train_resistive(chip, x, y, training, epoch, dtype, progress)
+
+
+def _train_resistive(
+    chip: Chip,
+    x: np.ndarray,
+    y: np.ndarray,
+    training: Training,
+    epoch: int,
+    dtype: Any,
+    progress: Callable[[int, float], None] | None,
+) -> EpochReport:
     setup = epoch_setup(chip, x, y, training, epoch)
     x, y, rng, pulse_rng, rates, order = (
         setup.x,
@@ -161,6 +179,7 @@ def train_epoch(
         index = order[lo : lo + training.batch_size]
         xb, yb = x[index], y[index]
         target = one_hot_targets(chip, yb, training.target_voltage)
+        chip.next_read()  # the phases of one step see one read of the arrays
         free = chip.settle(xb, dtype=dtype)
         beta = training.beta
         if training.random_sign and rng.random() < 0.5:

@@ -233,7 +233,7 @@ def test_training_run_and_resume_match(tmp_path):
 
 
 def test_training_bad_input(tmp_path):
-    no_training = neuroemu("simulate", "crossbar_784x256x256", "--epochs", "1")
+    no_training = neuroemu("simulate", "tiny", "--epochs", "1")
     assert_one_line_error(no_training, "has no training: section")
     other = tmp_path / "other.h5"
     assert (

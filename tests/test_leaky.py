@@ -374,6 +374,18 @@ def test_asymmetric_rules_move_forward_and_feedback_arrays(algorithm):
             "neuron: card 'ideal_resistor' is a resistor, expected a neuron",
         ),
         ({"synapses": "sideways"}, "synapses: Input should be 'symmetric' or 'asymmetric'"),
+        (
+            {
+                "dynamics": {"method": "exponential_euler"},
+                "training": {
+                    "algorithm": "ep-centred",
+                    "beta": "1 uS",
+                    "target_voltage": "1 V",
+                    "learning_rate": 0.1,
+                },
+            },
+            "training.beta: nudging the outputs by +-1 uS makes exponential_euler steps",
+        ),
     ],
 )
 def test_leaky_spec_errors(change, message):
@@ -440,7 +452,7 @@ def test_simulate_trains_a_leaky_chip_and_records_trajectories(tmp_path):
     run = neuroemu.open_run(out)
     trace = run.trace()
     assert set(trace.phase.values) == {"free", "plus"}
-    assert trace["voltage:hidden"].sizes["sweep"] == 41  # free_steps + 1 states
+    assert trace["voltage:hidden"].sizes["sweep"] == 81  # free_steps + 1 states
     assert trace["energy"].attrs["units"] == "J"
     assert "update:output->hidden" in trace
     assert {"input->hidden", "hidden->output", "output->hidden"} <= set(run.conductance)

@@ -382,18 +382,24 @@ class NeuronModel:
         scope = {**NUMPY_FUNCTIONS, "v_": np.asarray(v, dtype=np.float64)}
         return np.asarray(eval(self.rate, {"__builtins__": {}}, scope), dtype=np.float64)
 
-    def stability(self, v_max: float | None = None, g_nudge: float = 0.0, points: int = 401):
+    def stability(
+        self, v_max: float | None = None, nudges: tuple[float, ...] = (), points: int = 401
+    ) -> float:
         """The largest ``|d v(t+dt) / d v(t)|`` of one step of an isolated neuron (no input
-        from the arrays) for ``v`` in ``[-v_max, v_max]`` (default ``1.25 v_r``), hidden and,
-        nudged by ``+-g_nudge`` (S) toward ``v_max``, as an output: above 1 the step
-        amplifies errors and the dynamics blow up."""
+        from the arrays) for ``v`` in ``[-v_max, v_max]`` (default ``1.25 v_r``): hidden
+        when ``nudges`` is empty, else as an output nudged by each conductance of
+        ``nudges`` (S) toward ``v_max``. Above 1 the step amplifies errors and the dynamics
+        blow up."""
         v_max = 1.25 * self.v_r if v_max is None else float(v_max)
         v = np.linspace(-v_max, v_max, points)
         h = 1e-6 * v_max
         zero = np.zeros_like(v)
         cases: list[tuple[dict[str, Any], str]] = [({"I_syn": zero}, "hidden")]
-        for g in {0.0, abs(g_nudge), -abs(g_nudge)}:
-            cases.append(({"I_cross": zero, "g_nudge": g, "v_target": zero + v_max}, "output"))
+        if nudges:
+            cases = [
+                ({"I_cross": zero, "g_nudge": g, "v_target": zero + v_max}, "output")
+                for g in nudges
+            ]
         worst = 0.0
         with np.errstate(all="ignore"):
             for inputs, role in cases:

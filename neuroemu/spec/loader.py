@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
 from .models import ChipSpec, DiodeCard, LeakyChipSpec, NeuronCard, ResistorCard
+from .units import format_quantity
 
 DeviceCard = ResistorCard | DiodeCard | NeuronCard
 AnyChipSpec = ChipSpec | LeakyChipSpec
@@ -357,7 +358,7 @@ def _leaky_chip(
     # The voltages a neuron must cross: its rate's range and the target, with a margin.
     training = spec.training
     v_max = 1.25 * max(model.v_r, training.target_voltage if training else 0.0)
-    growth = model.stability(v_max, training.beta if training else 0.0)
+    growth = max(model.stability(v_max), model.stability(v_max, (0.0,)))
     if not growth <= 1.0 + 1e-9:
         raise SpecError(
             f"{source}: dynamics.dt: {dynamics.dt:g} s is too large for stable "
@@ -365,6 +366,18 @@ def _leaky_chip(
             f"{v_max:g} V one step multiplies a deviation of v by up to {growth:.3g} > 1); "
             "take a smaller dt"
         )
+    if training is not None:
+        both = training.algorithm == "ep-centred" or training.random_sign
+        nudges = (training.beta, -training.beta) if both else (training.beta,)
+        growth = model.stability(v_max, nudges)
+        if not growth <= 1.0 + 1e-9:
+            signs = "+-" if both else ""
+            raise SpecError(
+                f"{source}: training.beta: nudging the outputs by {signs}"
+                f"{format_quantity(training.beta, 'S')} makes {dynamics.method} steps of "
+                f"{dynamics.dt:g} s unstable (one step multiplies a deviation of v by up to "
+                f"{growth:.3g} > 1); take a smaller beta or dt"
+            )
     return spec
 
 

@@ -127,10 +127,15 @@ def plot(run: Run, kind: str, out: str) -> None:
                 top.semilogy(trace.sweep, residual, ".-", label=legend, **style)
                 power = 1e3 * trace["power"].sel(phase=phase, sample=sample)
                 bottom.plot(trace.sweep, power, ".-", label=legend, **style)
-        top.set_ylabel("relative KCL residual")
+        # A leaky chip's trace is in time steps; its energy is read energy so far (J).
+        leaky = "energy" in trace and trace["energy"].attrs.get("units") == "J"
+        top.set_ylabel(
+            "largest change of v per step (of v_r)" if leaky else "relative KCL residual"
+        )
         top.legend(title=f"phase ({trace.sizes['sample']} traced samples)", fontsize=8)
-        bottom.set_ylabel("static power (mW)")
-        bottom.set_xlabel("sweep (state after it; 0 = start of the phase)")
+        bottom.set_ylabel("read power of the arrays (mW)" if leaky else "static power (mW)")
+        step = "time step" if leaky else "sweep"
+        bottom.set_xlabel(f"{step} (state after it; 0 = start of the phase)")
         bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
         bottom.grid(alpha=0.3)
         ax = top

@@ -312,6 +312,9 @@ def test_update_kernel_random_draws():
     assert moved.mean() == pytest.approx(0.3, abs=0.005)  # 2e5 draws: std error 0.001
     np.testing.assert_array_equal(run(7, step=1e-6, stochastic=True) / 1e-6, moved)
     assert not np.array_equal(run(8, step=1e-6, stochastic=True) / 1e-6, moved)
+    g_serial = np.full((rows, cols), 5e-6)  # rows on threads or in order: the same bits
+    ep_update(g_serial, zeros_r, zeros_c, cross, 1.0, 0.0, 1e-4, 1e-6, True, 7, parallel=False)
+    np.testing.assert_array_equal((g_serial - 5e-6) / 1e-6, moved)
     span = 1e-4
     noisy = run(3, pulses=(0.1e-6 / span, 0.1e-6 / span, False, 0.2))
     assert noisy.mean() == pytest.approx(0.3e-6, rel=0.005)

@@ -568,3 +568,18 @@ def test_leaky_chips_read_their_arrays_too():
         noisy = chip.settle(x).voltages[-1]
     assert np.abs(noisy - exact).max() > 1e-4
     np.testing.assert_array_equal(chip.settle(x).voltages[-1], exact)
+
+
+def test_fused_read_kernel_is_the_read_formula():
+    from neuroemu.kernels.read import noisy_read
+
+    rng = np.random.default_rng(9)
+    g = rng.uniform(0, 25e-6, (30, 40))
+    z = rng.standard_normal((30, 40)).astype(np.float32)
+    out = np.empty_like(g)
+    noisy_read(g, z, 0.05, 0.5e-6, out)
+    expected = np.maximum(g + (0.05 * g + 0.5e-6) * z.astype(np.float64), 0.0)  # the formula
+    np.testing.assert_allclose(out, expected, rtol=1e-15, atol=1e-21)
+    assert (out == 0).any()  # some reads would be negative and are clipped at 0 S
+    with pytest.raises(ValueError, match="shapes do not fit"):
+        noisy_read(g, z[:, :3], 0.05, 0.0, out)

@@ -289,7 +289,7 @@ class BaseChip:
         assert self.reads is not None
         tag = ("read", key)
         if tag not in self._circuits:
-            self._circuits[tag] = build(*read_arrays(self, self.reads))
+            self._circuits[tag] = build(*read_arrays(self, self.reads, reuse=True))
         return self._circuits[tag]
 
 

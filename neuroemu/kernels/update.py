@@ -15,9 +15,10 @@ cycle-to-cycle noise, as :func:`neuroemu.models.update.pulse_change`), each devi
 scaled by its own ``spread[i, j]`` when given (device-to-device spread of the step), and
 clips to ``[g_min, g_max]``, or, when ``bounds = (g_lo, g_hi)`` is given (device-to-device
 spread of the range), to each device's own ``[g_lo[i, j], g_hi[i, j]]``, at which its soft
-bounds then saturate (:mod:`neuroemu.models.update`), in place. Random draws come from
-Numba's generator, seeded with ``seed`` (which must be >= 0 when draws are needed), so a
-given seed gives the same update.
+bounds then saturate (:mod:`neuroemu.models.update`), in place. Rows run in parallel.
+Random draws (stochastic rounding, cycle-to-cycle noise) are counter-based: a hash of
+``seed``, the device's index and the draw's number, so a given seed gives the same update
+whatever the threads (``seed`` must be >= 0 when draws are needed).
 """
 
 from __future__ import annotations
@@ -25,32 +26,49 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
 @njit(cache=True, inline="always")
-def _uniform(state):
-    """A uniform draw in [0, 1) from a xorshift64* generator (Vigna 2016) kept in
-    ``state[0]``: a few cycles, where stochastic rounding needs one draw per device."""
-    x = state[0]
-    x ^= x >> np.uint64(12)
-    x ^= x << np.uint64(25)
-    x ^= x >> np.uint64(27)
-    state[0] = x
-    return float((x * np.uint64(2685821657736338717)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+def _mix(z):
+    """SplitMix64's finaliser (Steele, Lea and Flood 2014): a bijection of 64-bit words
+    that scatters neighbouring inputs over the whole range."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
 
 
 @njit(cache=True, inline="always")
-def _whole(count, stochastic, state):
+def _uniform(key, device, draw):
+    """The ``draw``-th uniform in [0, 1) of ``device`` under ``key``: a counter-based
+    generator (a hash of the three), so every device's draws are its own whatever thread
+    updates it, and one seed gives one update."""
+    word = _mix(key ^ _mix(np.uint64(device) * _GOLDEN + np.uint64(draw)))
+    return float(word >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, inline="always")
+def _normal(key, device):
+    """A standard normal draw of ``device`` (Box and Muller 1958, from draws 1 and 2)."""
+    u1 = 1.0 - _uniform(key, device, 1)  # in (0, 1]: the logarithm is finite
+    u2 = _uniform(key, device, 2)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True, inline="always")
+def _whole(count, stochastic, key, device):
     """A whole pulse count: nearest (ties to even), or up with probability the fraction."""
     if not stochastic:
         return np.rint(count)
     low = math.floor(count)
-    return low + (1.0 if _uniform(state) < count - low else 0.0)
+    return low + (1.0 if _uniform(key, device, 0) < count - low else 0.0)
 
 
-@njit(cache=True)
-def _ep_update(
+@njit(cache=True, inline="always")
+def _update_row(
+    i,
     g,
     row_term,
     col_term,
@@ -60,7 +78,7 @@ def _ep_update(
     g_max,
     step,
     stochastic,
-    seed,
+    key,
     up,
     down,
     soft,
@@ -69,43 +87,123 @@ def _ep_update(
     low,
     high,
 ):
-    # Random draws (stochastic rounding, cycle-to-cycle noise) come from Numba's generator,
-    # seeded per call by the caller's numpy Generator: reproducible, and no arrays of draws.
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(1)  # never 0
-    if seed >= 0:
-        np.random.seed(seed)  # noqa: NPY002 (Numba's own generator, for the normal draws)
     spreads = spread.shape[0] > 0
     bounded = low.shape[0] > 0
     span = g_max - g_min
+    cols = g.shape[1]
+    for j in range(cols):
+        device = i * cols + j
+        lo = low[i, j] if bounded else g_min
+        hi = high[i, j] if bounded else g_max
+        delta = factor * (row_term[i] + col_term[j] - 2.0 * cross[i, j])
+        if up > 0.0:  # pulses of a state-dependent size
+            rise = delta > 0.0
+            nominal = (up if rise else down) * span
+            count = _whole(abs(delta) / nominal, stochastic, key, device)
+            size = nominal
+            if soft and bounded:  # saturating at the device's own bounds
+                width = hi - lo
+                room = hi - g[i, j] if rise else g[i, j] - lo
+                size = nominal * room / width if width > 0.0 else 0.0
+            elif soft:
+                size = up * (g_max - g[i, j]) if rise else down * (g[i, j] - g_min)
+            if spreads:
+                size *= spread[i, j]
+            change = count * size
+            if cycle > 0.0 and count > 0.0:
+                change += size * cycle * math.sqrt(count) * _normal(key, device)
+            delta = change if rise else -change
+        elif step > 0.0:
+            count = _whole(delta / step, stochastic, key, device)
+            delta = count * step * (spread[i, j] if spreads else 1.0)
+        value = g[i, j] + delta
+        g[i, j] = min(max(value, lo), hi)
+
+
+@njit(cache=True, parallel=True)
+def _ep_update_parallel(
+    g,
+    row_term,
+    col_term,
+    cross,
+    factor,
+    g_min,
+    g_max,
+    step,
+    stochastic,
+    key,
+    up,
+    down,
+    soft,
+    cycle,
+    spread,
+    low,
+    high,
+):
+    for i in prange(g.shape[0]):
+        _update_row(
+            i,
+            g,
+            row_term,
+            col_term,
+            cross,
+            factor,
+            g_min,
+            g_max,
+            step,
+            stochastic,
+            key,
+            up,
+            down,
+            soft,
+            cycle,
+            spread,
+            low,
+            high,
+        )
+
+
+@njit(cache=True)
+def _ep_update_serial(
+    g,
+    row_term,
+    col_term,
+    cross,
+    factor,
+    g_min,
+    g_max,
+    step,
+    stochastic,
+    key,
+    up,
+    down,
+    soft,
+    cycle,
+    spread,
+    low,
+    high,
+):
     for i in range(g.shape[0]):
-        for j in range(g.shape[1]):
-            lo = low[i, j] if bounded else g_min
-            hi = high[i, j] if bounded else g_max
-            delta = factor * (row_term[i] + col_term[j] - 2.0 * cross[i, j])
-            if up > 0.0:  # pulses of a state-dependent size
-                rise = delta > 0.0
-                nominal = (up if rise else down) * span
-                count = _whole(abs(delta) / nominal, stochastic, state)
-                size = nominal
-                if soft and bounded:  # saturating at the device's own bounds
-                    width = hi - lo
-                    room = hi - g[i, j] if rise else g[i, j] - lo
-                    size = nominal * room / width if width > 0.0 else 0.0
-                elif soft:
-                    size = up * (g_max - g[i, j]) if rise else down * (g[i, j] - g_min)
-                if spreads:
-                    size *= spread[i, j]
-                change = count * size
-                if cycle > 0.0 and count > 0.0:
-                    draw = np.random.standard_normal()  # noqa: NPY002
-                    change += size * cycle * math.sqrt(count) * draw
-                delta = change if rise else -change
-            elif step > 0.0:
-                count = _whole(delta / step, stochastic, state)
-                delta = count * step * (spread[i, j] if spreads else 1.0)
-            value = g[i, j] + delta
-            g[i, j] = min(max(value, lo), hi)
+        _update_row(
+            i,
+            g,
+            row_term,
+            col_term,
+            cross,
+            factor,
+            g_min,
+            g_max,
+            step,
+            stochastic,
+            key,
+            up,
+            down,
+            soft,
+            cycle,
+            spread,
+            low,
+            high,
+        )
 
 
 def ep_update(
@@ -122,11 +220,13 @@ def ep_update(
     pulses: tuple[float, float, bool, float] | None = None,
     spread: np.ndarray | None = None,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    parallel: bool = True,
 ) -> None:
     """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs).
 
     ``spread`` (rows, cols) scales each device's step; ``bounds = (g_lo, g_hi)``, each
-    (rows, cols) in S, are each device's own range (else ``[g_min, g_max]`` for all)."""
+    (rows, cols) in S, are each device's own range (else ``[g_min, g_max]`` for all).
+    ``parallel``: rows on Numba's threads (the serial twin gives the same bits)."""
     rows, cols = g.shape
     if row_term.shape != (rows,) or col_term.shape != (cols,) or cross.shape != g.shape:
         raise ValueError(
@@ -143,7 +243,9 @@ def ep_update(
         if array.shape != g.shape or array.dtype != np.float64 or not array.flags.c_contiguous:
             raise ValueError(f"{name}: must be a C-contiguous float64 array of shape {g.shape}")
     up, down, soft, cycle = pulses if pulses is not None else (0.0, 0.0, False, 0.0)
-    _ep_update(
+    key = np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)  # wraps as uint64 does
+    kernel = _ep_update_parallel if parallel else _ep_update_serial
+    kernel(
         g,
         np.ascontiguousarray(row_term, dtype=np.float64),
         np.ascontiguousarray(col_term, dtype=np.float64),
@@ -153,7 +255,7 @@ def ep_update(
         float(g_max),
         0.0 if step is None else float(step),
         bool(stochastic),
-        int(seed),
+        key,
         float(up),
         float(down),
         bool(soft),

@@ -137,10 +137,15 @@ def train_epoch(
     """One epoch of EP over ``(x, y)``; ``epoch`` counts from 1 and sets the learning-rate
     decay and the random streams. ``progress(n, running_error)`` after each mini-batch.
     A leaky chip trains by its own rules (:mod:`neuroemu.learning.leaky`)."""
+    from ..engine.settle import _blas_controller
     from ..models.nonideal import reading
 
-    # Every settle of training reads the arrays (read noise) from a stream of its own.
-    with reading(chip, np.random.default_rng([chip.seed, 1, epoch, 2])):
+    # Every settle of training reads the arrays (read noise) from a stream of its own. BLAS
+    # keeps to one thread: a mini-batch's products are small, the device updates run on
+    # Numba's threads, and two pools of threads busy-waiting on the same cores slow each
+    # other down (sixfold, measured on this 2-core machine).
+    blas = _blas_controller().limit(limits=1, user_api="blas")
+    with blas, reading(chip, np.random.default_rng([chip.seed, 1, epoch, 2])):
         if chip.family == "leaky":
             from . import leaky
 

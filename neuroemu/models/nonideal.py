@@ -97,10 +97,11 @@ def read(
     if noise is None:
         out[...] = g
         return out
-    if z is None:
-        rng.standard_normal(out.shape, out=out)  # z, drawn in place: no temporaries
-    else:
-        out[...] = z
+    if z is not None:  # one fused pass (neuroemu.kernels.read; this function's numpy below)
+        from ..kernels.read import noisy_read
+
+        return noisy_read(np.asarray(g, dtype=np.float64), z, noise.relative, noise.absolute, out)
+    rng.standard_normal(out.shape, out=out)  # z, drawn in place: no temporaries
     if noise.absolute == 0:
         out *= noise.relative
         out += 1.0
@@ -131,7 +132,7 @@ def has_read_noise(chip: BaseChip) -> bool:
 
 
 def read_arrays(
-    chip: BaseChip, rng: np.random.Generator
+    chip: BaseChip, rng: np.random.Generator, reuse: bool = False
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The conductances (S) one read of ``chip`` sees: ``(crossbars, biases)``, shaped like
     ``chip.conductances`` and ``chip.bias_conductance``.
@@ -147,18 +148,28 @@ def read_arrays(
     a device's draws in two reads are independent unless the two offsets coincide (odds
     ``1 / POOL_SIZE``). A read then costs about three passes over the noisy devices instead
     of a fresh normal draw for each (which cost four times as much).
+
+    ``reuse``: write into the chip's own read buffers, which the next read with ``reuse``
+    overwrites (the engine's way: a read's arrays live until the next read).
     """
     pool = _read_pool(chip)
+    buffers: dict[int, np.ndarray] = chip.__dict__.setdefault("_read_buffers", {})
     arrays = []
-    for g, card in chip.device_arrays():
+    for index, (g, card) in enumerate(chip.device_arrays()):
         if card.read_noise is None:
             arrays.append(g)
             continue
+        out = None
+        if reuse:
+            out = buffers.get(index)
+            if out is None or out.shape != g.shape:
+                out = buffers[index] = np.empty(g.shape)
         if g.size > pool.size:  # larger than the pool: draw afresh
-            arrays.append(read(g, card, rng))
+            arrays.append(read(g, card, rng, out))
             continue
         start = int(rng.integers(pool.size - g.size + 1))
-        arrays.append(read(g, card, rng, z=pool[start : start + g.size].reshape(g.shape)))
+        z = pool[start : start + g.size].reshape(g.shape)
+        arrays.append(read(g, card, rng, out, z=z))
     n = len(chip.crossbars)
     crossbars, biases = arrays[:n], arrays[n:]
     noisy = [g is not c.conductance for g, c in zip(crossbars, chip.crossbars, strict=True)]

@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..models.diode import thermal_voltage
 from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
-from ..spec.models import ChipSpec, Initialisation, Layer, ResistorCard
+from ..spec.models import ChipSpec, Initialisation, Layer, LeakyChipSpec, ResistorCard
 
 if TYPE_CHECKING:
     from ..engine.circuit import Circuit
@@ -200,14 +200,14 @@ class BaseChip:
         :class:`Chip` for a resistive spec, a :class:`~neuroemu.build.leaky.LeakyChip` for
         one with ``kind: leaky``."""
         loaded = load_chip(path)
-        return _chip_class(loaded.spec)(loaded.spec, seed=seed, source=loaded)
+        return build_chip(loaded.spec, seed=seed, source=loaded)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], seed: int | None = None, base: Path | None = None):
         """Build from a mapping shaped like a chip YAML (card names resolve in the library,
         or beside ``base``)."""
         spec = chip_from_dict(data, "<dict>", base)
-        return _chip_class(spec)(spec, seed=seed)
+        return build_chip(spec, seed=seed)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -412,14 +412,8 @@ class Chip(BaseChip):
 def build_chip(spec: Any, seed: int | None = None, source: LoadedChip | None = None) -> Any:
     """The chip a validated spec describes: a :class:`Chip`, or a
     :class:`~neuroemu.build.leaky.LeakyChip` for a leaky spec."""
-    return _chip_class(spec)(spec, seed=seed, source=source)
-
-
-def _chip_class(spec: Any) -> Any:
-    from ..spec.models import LeakyChipSpec
-
     if isinstance(spec, LeakyChipSpec):
         from .leaky import LeakyChip
 
-        return LeakyChip
-    return Chip
+        return LeakyChip(spec, seed=seed, source=source)
+    return Chip(spec, seed=seed, source=source)

@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--chips", nargs="+", default=["crossbar_784x500", "xs_784x100"])
     parser.add_argument("--set", action="append", default=[], metavar="PATH=VALUE")
+    parser.add_argument(
+        "--limit", type=int, help="first N samples of each part (a quick proxy for tuning)"
+    )
     args = parser.parse_args()
     results = {}
     folder = Path(tempfile.mkdtemp(prefix="bench_accuracy_"))
@@ -53,6 +56,8 @@ def main() -> None:
         start = time.perf_counter()
         command = [sys.executable, "-m", "neuroemu.cli", "simulate", chip, "--quiet", "--json"]
         command += ["--dataset", args.dataset, "--epochs", str(args.epochs)]
+        if args.limit:
+            command += ["--limit", str(args.limit)]
         proc = subprocess.run(command, capture_output=True, text=True, check=False)
         wall = time.perf_counter() - start
         label = " ".join([name, *args.set])
@@ -63,6 +68,7 @@ def main() -> None:
         errors = [h["error"] for h in summary["history"]]
         results[label] = {
             "dataset": args.dataset,
+            "limit": args.limit,
             "epochs": args.epochs,
             "test_error_per_epoch": errors,
             "best_test_error": min(errors),

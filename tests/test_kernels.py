@@ -319,3 +319,46 @@ def test_update_kernel_random_draws():
     noisy = run(3, pulses=(0.1e-6 / span, 0.1e-6 / span, False, 0.2))
     assert noisy.mean() == pytest.approx(0.3e-6, rel=0.005)
     assert noisy.std() == pytest.approx(0.2 * 0.1e-6 * np.sqrt(3), rel=0.01)
+
+
+@pytest.mark.parametrize("shape", [(1568, 100), (10, 1), (2, 7)])
+def test_layout_sums_and_transfer_match_numpy(shape):
+    from neuroemu.kernels.layout import crossbar_sums, differential_layout
+
+    w = np.random.default_rng(shape[0]).uniform(0, 1e-4, shape)
+    rows, cols = crossbar_sums(w)
+    np.testing.assert_allclose(rows, w.sum(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(cols, w.sum(axis=0), rtol=1e-13)
+    transfer, rows2, cols2 = differential_layout(w, 0.5)
+    half = shape[0] // 2
+    np.testing.assert_array_equal(transfer, 0.5 * (w[:half] - w[half:]))
+    np.testing.assert_allclose(rows2, w.sum(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(cols2, w.sum(axis=0), rtol=1e-13)
+    with pytest.raises(ValueError, match="float64"):
+        crossbar_sums(w.astype(np.float32))
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_update_kernel_momentum_is_the_heavy_ball_sum(parallel):
+    """Three steps with momentum against the obvious numpy loop: v <- m v + change,
+    g <- clip(g + v), with the clip at the bounds never undoing the velocity."""
+    from neuroemu.kernels.update import ep_update
+
+    rng = np.random.default_rng(4)
+    rows, cols, m = 30, 20, 0.9
+    g = rng.uniform(0, 20e-6, (rows, cols))
+    velocity = np.zeros_like(g)
+    g_ref, v_ref = g.copy(), np.zeros_like(g)
+    for _ in range(3):
+        r, c = rng.normal(0, 1e-6, rows), rng.normal(0, 1e-6, cols)
+        cross = rng.normal(0, 1e-6, (rows, cols))
+        ep_update(
+            g, r, c, cross, -2.0, 0.0, 20e-6, None, parallel=parallel, velocity=velocity, momentum=m
+        )
+        v_ref = m * v_ref - 2.0 * (r[:, None] + c[None, :] - 2.0 * cross)
+        g_ref = np.clip(g_ref + v_ref, 0.0, 20e-6)
+    np.testing.assert_allclose(velocity, v_ref, rtol=1e-12, atol=1e-21)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-12, atol=1e-21)
+    assert (g == 20e-6).any() and (g == 0.0).any()  # the bounds were met
+    with pytest.raises(ValueError, match="velocity"):
+        ep_update(g, r, c, cross, 1.0, 0.0, 1.0, None, velocity=np.zeros((2, 2)), momentum=m)

@@ -583,3 +583,36 @@ def test_fused_read_kernel_is_the_read_formula():
     assert (out == 0).any()  # some reads would be negative and are clipped at 0 S
     with pytest.raises(ValueError, match="shapes do not fit"):
         noisy_read(g, z[:, :3], 0.05, 0.0, out)
+
+
+def test_fused_read_sets_stuck_devices_in_the_same_pass():
+    from neuroemu.kernels.read import noisy_read
+
+    rng = np.random.default_rng(10)
+    g = rng.uniform(0, 25e-6, (20, 30))
+    z = rng.standard_normal((20, 30))
+    index = rng.choice(g.size, 37, replace=False)
+    value = rng.uniform(0, 100e-6, 37)
+    out = noisy_read(g, z, 0.05, 0.0, np.empty_like(g), (index, value))
+    expected = np.maximum(g + 0.05 * g * z, 0.0)
+    expected.reshape(-1)[index] = value  # a stuck device reads its stuck conductance
+    np.testing.assert_allclose(out, expected, rtol=1e-15, atol=0)
+    with pytest.raises(ValueError, match="outside the array"):
+        noisy_read(g, z, 0.05, 0.0, out, (np.array([g.size]), np.array([1e-6])))
+
+
+def test_a_read_of_a_faulty_chip_reads_stuck_devices_at_their_value():
+    import neuroemu
+    from neuroemu.models.nonideal import read_arrays
+
+    card = {"g_min": "1 uS", "g_max": "40 uS", "range_spread": 0.2, "stuck_at_min": 0.05}
+    card.update(stuck_at_max=0.05, read_noise={"relative": 0.05})
+    chip = neuroemu.Chip.from_dict(xs_data(card))
+    crossbars, _ = read_arrays(chip, np.random.default_rng(3), reuse=True)
+    low, high = chip.faults[0]
+    g_lo, g_hi = chip.crossbar_bounds[0]
+    np.testing.assert_array_equal(crossbars[0][low], g_lo[low])
+    np.testing.assert_array_equal(crossbars[0][high], g_hi[high])
+    free = ~(low | high)
+    ratio = crossbars[0][free] / chip.conductances[0][free] - 1.0
+    assert np.std(ratio) == pytest.approx(0.05, rel=0.02)  # the others read with noise

@@ -96,6 +96,7 @@ class BaseChip:
         self.spec = spec
         self.seed = spec.seed if seed is None else int(seed)
         self.source = source
+        self.velocities: list[np.ndarray] | None = None  # momentum (see velocity())
         rng = np.random.default_rng(self.seed)
         sizes = [first_rows] + [layer.size for layer in spec.layers]
         names = ["input"] + [layer.name for layer in spec.layers]
@@ -143,6 +144,15 @@ class BaseChip:
             zip(self.bias_conductance, self.bias_devices, strict=True)
         )
 
+    def velocity(self, index: int) -> np.ndarray:
+        """The momentum velocity (S) of device array ``index`` (in :meth:`device_arrays`
+        order): each device's last requested change, zero until training with momentum
+        first moves it. It lives beside the array, not in it (a digital accumulator per
+        device, as SGD with momentum needs); run files keep it for ``--resume``."""
+        if self.velocities is None:
+            self.velocities = [np.zeros(g.shape) for g, _ in self.device_arrays()]
+        return self.velocities[index]
+
     def device_bounds(self) -> list[Bounds]:
         """Each array's own device ranges ``(g_lo, g_hi)`` (or ``None``: the card's range),
         in the order of :meth:`device_arrays`."""
@@ -166,12 +176,11 @@ class BaseChip:
             faults.append((low, high))
         return faults
 
-    def apply_faults(self, arrays: list[np.ndarray | None] | None = None) -> None:
-        """Put every stuck device back at its stuck conductance (after any programming): its
-        own ``g_min`` or ``g_max`` (with ``range_spread``, its own bound). ``arrays``: put
-        them into these arrays instead of the crossbars (one per crossbar, ``None`` to skip
-        one), e.g. the conductances of one read."""
-        if not hasattr(self, "_stuck"):  # flat indices and values: far cheaper than masks
+    def stuck_devices(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Per crossbar, its stuck devices as ``(flat indices, stuck conductances)`` (S):
+        each its own ``g_min`` or ``g_max`` (with ``range_spread``, its own bound); ``None``
+        for a crossbar without faults. Flat indices are far cheaper to apply than masks."""
+        if not hasattr(self, "_stuck"):
             self._stuck: list[tuple[np.ndarray, np.ndarray] | None] = []
             for crossbar, fault, bounds in zip(
                 self.crossbars, self.faults, self.crossbar_bounds, strict=True
@@ -186,9 +195,15 @@ class BaseChip:
                 else:
                     values = (bounds[0].reshape(-1)[low], bounds[1].reshape(-1)[high])
                 self._stuck.append((np.concatenate([low, high]), np.concatenate(values)))
+        return self._stuck
+
+    def apply_faults(self, arrays: list[np.ndarray | None] | None = None) -> None:
+        """Put every stuck device back at its stuck conductance (after any programming).
+        ``arrays``: put them into these arrays instead of the crossbars (one per crossbar,
+        ``None`` to skip one)."""
         if arrays is None:
             arrays = [crossbar.conductance for crossbar in self.crossbars]
-        for g, stuck in zip(arrays, self._stuck, strict=True):
+        for g, stuck in zip(arrays, self.stuck_devices(), strict=True):
             if stuck is not None and g is not None:
                 assert g.flags.c_contiguous  # so reshape is a view
                 g.reshape(-1)[stuck[0]] = stuck[1]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
+from ..kernels.layout import crossbar_sums, differential_layout
 
 if TYPE_CHECKING:
     from ..build.chip import Chip
@@ -51,11 +52,19 @@ class Circuit:
         w64 = chip.conductances if conductances is None else conductances
         bias_g = chip.bias_conductance if biases is None else biases
         v_b = spec.bias.voltage
+        gain, n_in = spec.inputs.gain, spec.inputs.size
+        # Row and column sums of every crossbar, and the input transfer, one pass each.
+        if spec.inputs.encoding == "differential":
+            transfer, rows, cols = differential_layout(w64[0], gain)
+        else:
+            rows, cols = crossbar_sums(w64[0])
+            transfer = gain * w64[0]
+        sums = [(rows, cols)] + [crossbar_sums(w) for w in w64[1:]]
         node_g, bias_i, params = [], [], []
         for k, layer in enumerate(spec.layers):
-            g = w64[k].sum(axis=0) + bias_g[k].sum(axis=0)
+            g = sums[k][1] + bias_g[k].sum(axis=0)
             if k + 1 < len(w64):
-                g = g + w64[k + 1].sum(axis=1)
+                g = g + sums[k + 1][0]
             node_g.append(g)
             bias_i.append((bias_g[k][0] - bias_g[k][1]) * v_b)
             lo, hi = chip.node_bounds(layer)
@@ -73,13 +82,9 @@ class Circuit:
         v_scale = max(spec.inputs.gain, v_b, float(bounds.max(initial=0.0)))
         g_min = min(float(g.min()) for g in node_g)
         settle_time = 5.0 * spec.node_capacitance / g_min if g_min > 0 else np.inf
-        gain, n_in = spec.inputs.gain, spec.inputs.size
-        rows = w64[0].sum(axis=1)
         if spec.inputs.encoding == "differential":
-            transfer = gain * (w64[0][:n_in] - w64[0][n_in:])
             input_power = gain**2 * (rows[:n_in] + rows[n_in:])
         else:
-            transfer = gain * w64[0]
             input_power = gain**2 * rows
         return cls(
             dtype=dtype,

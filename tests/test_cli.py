@@ -209,9 +209,15 @@ def test_check_spice_runs_ngspice():
     assert summary["mean_ngspice_s"] > summary["mean_engine_s"]
 
 
-def test_training_run_and_resume_match(tmp_path):
+@pytest.mark.parametrize("momentum", [None, 0.9])
+def test_training_run_and_resume_match(tmp_path, momentum):
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
-    common = ("simulate", "xs_784x100", "--limit", "200", "--quiet", "--json", "--batch-size", "64")
+    chip = "xs_784x100"
+    if momentum is not None:  # the velocities must carry over too
+        text = (CHIPS / "xs_784x100.yaml").read_text()
+        chip = str(tmp_path / "xs_momentum.yaml")
+        Path(chip).write_text(text.replace("training:\n", f"training:\n  momentum: {momentum}\n"))
+    common = ("simulate", chip, "--limit", "200", "--quiet", "--json", "--batch-size", "64")
     first = neuroemu(*common, "--epochs", "2", "--out", str(whole))
     assert first.returncode == 0, first.stderr
     figures = json.loads(first.stdout.strip().splitlines()[-1])
@@ -230,6 +236,11 @@ def test_training_run_and_resume_match(tmp_path):
             assert np.array_equal(a["conductance"][name][-1], b["conductance"][name][-1])
         np.testing.assert_array_equal(a["metrics/error"][()], b["metrics/error"][()])
         assert a["conductance/input->hidden"].attrs["unit"] == "S"
+        assert ("velocity" in a["state"]) == (momentum is not None)
+        if momentum is not None:
+            velocity = a["state/velocity/conductance/input->hidden"][()]
+            assert np.abs(velocity).max() > 0
+            np.testing.assert_array_equal(velocity, b["state/velocity/conductance/input->hidden"])
 
 
 def test_training_bad_input(tmp_path):

@@ -16,6 +16,8 @@ have no ``/state``, are read and resumed as well):
   the last), chunked per snapshot and compressed; ``/snapshot_epoch`` numbers them;
 - ``/state/conductance/<crossbar>``, ``/state/bias/<layer>``: the conductances after the
   last evaluated epoch (attribute ``epoch``), overwritten each epoch, for ``--resume``;
+  with ``training.momentum``, ``/state/velocity/conductance/<crossbar>`` and
+  ``/state/velocity/bias/<layer>`` hold each device's velocity (S) as well;
 - ``/inference/prediction`` and ``/inference/label``: the last evaluation, per test sample;
 - ``/aging`` (after ``--infer-at``): ``time_s`` and the metrics of the test pass at each
   time after programming, with programming noise, drift and read noise;
@@ -252,6 +254,10 @@ class RunWriter:
             for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
                 name = f"bias/{layer.name}"
                 bias[...] = source[name] if source else f[name][-1]
+            if source is not None and "velocity" in source:  # trained with momentum
+                names = [f"conductance/{c.name}" for c in chip.crossbars]
+                names += [f"bias/{layer.name}" for layer in chip.spec.layers]
+                chip.velocities = [source[f"velocity/{name}"][()] for name in names]
             chip.touch()
             if "snapshot_epoch" not in f:  # migrate a version 1 file: snapshots numbered
                 n = f[f"conductance/{chip.crossbars[0].name}"].shape[0]
@@ -302,7 +308,13 @@ class RunWriter:
             for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True)
         ]
         state = f.require_group("state")
-        for name, array in arrays:
+        kept = list(arrays)
+        if chip.velocities is not None:  # training with momentum: its velocities too
+            kept += [
+                (f"velocity/{name}", v)
+                for (name, _), v in zip(arrays, chip.velocities, strict=True)
+            ]
+        for name, array in kept:
             if name in state:
                 state[name][...] = array
             else:

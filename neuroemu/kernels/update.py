@@ -86,8 +86,11 @@ def _update_row(
     spread,
     low,
     high,
+    velocity,
+    momentum,
 ):
     spreads = spread.shape[0] > 0
+    accumulates = velocity.shape[0] > 0
     bounded = low.shape[0] > 0
     span = g_max - g_min
     cols = g.shape[1]
@@ -96,6 +99,9 @@ def _update_row(
         lo = low[i, j] if bounded else g_min
         hi = high[i, j] if bounded else g_max
         delta = factor * (row_term[i] + col_term[j] - 2.0 * cross[i, j])
+        if accumulates:  # heavy-ball momentum: the change asked for is the running sum
+            delta += momentum * velocity[i, j]
+            velocity[i, j] = delta
         if up > 0.0:  # pulses of a state-dependent size
             rise = delta > 0.0
             nominal = (up if rise else down) * span
@@ -139,6 +145,8 @@ def _ep_update_parallel(
     spread,
     low,
     high,
+    velocity,
+    momentum,
 ):
     for i in prange(g.shape[0]):
         _update_row(
@@ -160,6 +168,8 @@ def _ep_update_parallel(
             spread,
             low,
             high,
+            velocity,
+            momentum,
         )
 
 
@@ -182,6 +192,8 @@ def _ep_update_serial(
     spread,
     low,
     high,
+    velocity,
+    momentum,
 ):
     for i in range(g.shape[0]):
         _update_row(
@@ -203,6 +215,8 @@ def _ep_update_serial(
             spread,
             low,
             high,
+            velocity,
+            momentum,
         )
 
 
@@ -221,11 +235,16 @@ def ep_update(
     spread: np.ndarray | None = None,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     parallel: bool = True,
+    velocity: np.ndarray | None = None,
+    momentum: float = 0.0,
 ) -> None:
     """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs).
 
     ``spread`` (rows, cols) scales each device's step; ``bounds = (g_lo, g_hi)``, each
     (rows, cols) in S, are each device's own range (else ``[g_min, g_max]`` for all).
+    ``velocity`` (rows, cols, S), with ``momentum``: heavy-ball momentum (Polyak 1964), each
+    device asked to move by ``v <- momentum v + factor (R_i + C_j - 2 X_ij)`` (``v``
+    updated in place) instead of the bare change; the device model then programs ``v``.
     ``parallel``: rows on Numba's threads (the serial twin gives the same bits)."""
     rows, cols = g.shape
     if row_term.shape != (rows,) or col_term.shape != (cols,) or cross.shape != g.shape:
@@ -237,7 +256,8 @@ def ep_update(
         raise ValueError("conductances must be a C-contiguous float64 array")
     empty = np.zeros((0, 0))
     low, high = (empty, empty) if bounds is None else bounds
-    for name, array in (("spread", spread), ("g_lo", low), ("g_hi", high)):
+    named = (("spread", spread), ("g_lo", low), ("g_hi", high), ("velocity", velocity))
+    for name, array in named:
         if array is None or array is empty:
             continue
         if array.shape != g.shape or array.dtype != np.float64 or not array.flags.c_contiguous:
@@ -263,4 +283,6 @@ def ep_update(
         empty if spread is None else spread,
         low,
         high,
+        empty if velocity is None else velocity,
+        float(momentum),
     )

@@ -101,17 +101,20 @@ def apply_ep_update(
     algorithm: Algorithm,
     rates: list[float],
     rng: np.random.Generator,
+    momentum: float = 0.0,
 ) -> None:
     """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array, with ``dC/dg``
     the EP estimate of :func:`ep_gradient`, fused into one pass per crossbar (the kernel
     :func:`neuroemu.kernels.update.ep_update`; each device still uses only its own two
-    terminals' voltages)."""
+    terminals' voltages). With ``momentum`` > 0 each device is asked to move by its
+    velocity (:meth:`~neuroemu.build.chip.BaseChip.velocity`) instead."""
     scale = {"ep-one-sided": 2.0 * beta, "ep-centred": 4.0 * beta}[algorithm]
     batch = len(x)
     high = [chip.source_voltages(x), *second.voltages]
     low = [high[0], *first.voltages]
     v_b = chip.spec.bias.voltage
     bias_rows = np.broadcast_to(np.array([v_b, -v_b]), (batch, 2))
+    n = len(chip.crossbars)
     for k, crossbar in enumerate(chip.crossbars):
         card = crossbar.device
         c_hi = np.asarray(high[k + 1], dtype=np.float64)
@@ -120,6 +123,7 @@ def apply_ep_update(
         factor = -rates[k] / (batch * scale)
         targets = [
             (
+                k,
                 crossbar.conductance,
                 high[k],
                 low[k],
@@ -127,6 +131,7 @@ def apply_ep_update(
                 chip.crossbar_bounds[k],
             ),
             (
+                n + k,
                 chip.bias_conductance[k],
                 bias_rows,
                 bias_rows,
@@ -134,7 +139,7 @@ def apply_ep_update(
                 chip.bias_bounds[k],
             ),
         ]
-        for g, raw_hi, raw_lo, spread, bounds in targets:
+        for index, g, raw_hi, raw_lo, spread, bounds in targets:
             r_hi = np.asarray(raw_hi, dtype=np.float64)
             r_lo = np.asarray(raw_lo, dtype=np.float64)
             if raw_hi is raw_lo:
@@ -144,7 +149,10 @@ def apply_ep_update(
             else:
                 row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
                 cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
-            program_devices(g, card, spread, row_term, col_term, cross, factor, rng, bounds)
+            velocity = chip.velocity(index) if momentum > 0 else None
+            program_devices(
+                g, card, spread, row_term, col_term, cross, factor, rng, bounds, velocity, momentum
+            )
 
 
 def program_devices(
@@ -157,12 +165,15 @@ def program_devices(
     factor: float,
     rng: np.random.Generator,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    velocity: np.ndarray | None = None,
+    momentum: float = 0.0,
 ) -> None:
     """Move every device of array ``g`` by ``factor * (row_i + col_j - 2 cross_ij)`` (S)
     through its card's model, in place (:func:`neuroemu.kernels.update.ep_update`), each
     device within its own range ``bounds`` (device-to-device spread) or the card's; the
     kernel's random stream is seeded from ``rng`` when the card needs draws (stochastic
-    rounding, cycle-to-cycle noise)."""
+    rounding, cycle-to-cycle noise). ``velocity`` and ``momentum``: move each device by its
+    velocity, ``v <- momentum v + change``, instead (``v`` updated in place)."""
     from ..kernels.update import ep_update
 
     pulses = None
@@ -187,6 +198,8 @@ def program_devices(
         pulses,
         spread,
         bounds,
+        velocity=velocity,
+        momentum=momentum,
     )
 
 

@@ -98,10 +98,12 @@ def apply_update(
     rule: str,
     rates: list[float],
     rng: np.random.Generator,
+    momentum: float = 0.0,
 ) -> None:
     """``G <- device(G - rate u^2 dC/dG)`` for every array and bias array, from the phases
     ``low`` and ``high`` (see :func:`estimate`); ``rates`` already include ``u^2`` and the
-    decay. Each device sees only its own pre- and postsynaptic rates."""
+    decay. Each device sees only its own pre- and postsynaptic rates. With ``momentum`` > 0
+    each device moves by its velocity (:meth:`~neuroemu.build.chip.BaseChip.velocity`)."""
     crosses, bias = _crosses(chip, low, high, rule)
     coefficient = chip.spec.inputs.read_voltage * chip.model.v_r / (beta * low[0].shape[0])
     targets = [
@@ -114,12 +116,15 @@ def apply_update(
             zip(chip.bias_conductance, chip.bias_devices, bias, strict=True)
         )
     ]
-    for g, card, cross, rate, spread, bounds in targets:
+    for index, (g, card, cross, rate, spread, bounds) in enumerate(targets):
         # The kernel forms factor * (row + col - 2 cross): rows and columns carry nothing
         # here, so factor = -rate * coefficient / 2 gives dG = rate * coefficient * cross.
         zero_rows, zero_cols = np.zeros(g.shape[0]), np.zeros(g.shape[1])
         factor = -0.5 * rate * coefficient
-        program_devices(g, card, spread, zero_rows, zero_cols, cross, factor, rng, bounds)
+        velocity = chip.velocity(index) if momentum > 0 else None  # device_arrays order
+        program_devices(
+            g, card, spread, zero_rows, zero_cols, cross, factor, rng, bounds, velocity, momentum
+        )
     chip.apply_faults()
     chip.touch()
 
@@ -161,18 +166,18 @@ def train_epoch(
         if algorithm in CONTINUAL:
 
             def learn(t: int, before: list, after: list, beta: float = beta) -> None:
-                apply_update(chip, before, after, beta, rule, rates, pulse_rng)
+                apply_update(chip, before, after, beta, rule, rates, pulse_rng, training.momentum)
 
             chip.settle(xb, beta, target, init=free, dtype=dtype, on_step=learn)
         elif algorithm == "ep-centred":
             plus = chip.settle(xb, beta, target, init=free, dtype=dtype)
             minus = chip.settle(xb, -beta, target, init=free, dtype=dtype)
             low, high = _phase_rates(x_rates, minus), _phase_rates(x_rates, plus)
-            apply_update(chip, low, high, 2 * beta, rule, rates, pulse_rng)
+            apply_update(chip, low, high, 2 * beta, rule, rates, pulse_rng, training.momentum)
         else:
             nudged = chip.settle(xb, beta, target, init=free, dtype=dtype)
             low, high = _phase_rates(x_rates, free), _phase_rates(x_rates, nudged)
-            apply_update(chip, low, high, beta, rule, rates, pulse_rng)
+            apply_update(chip, low, high, beta, rule, rates, pulse_rng, training.momentum)
         wrong += int(np.sum(free.prediction != yb))
         seen += len(yb)
         total_loss += float(0.5 * np.square(free.voltages[-1] - target).sum())

@@ -202,7 +202,7 @@ def _train_resistive(
             phases += 2
             sweeps += free.sweeps + plus.sweeps
         algorithm: Algorithm = training.algorithm  # type: ignore[assignment]
-        apply_ep_update(chip, xb, first, plus, beta, algorithm, rates, pulse_rng)
+        apply_ep_update(chip, xb, first, plus, beta, algorithm, rates, pulse_rng, training.momentum)
         chip.apply_faults()  # stuck devices do not move
         chip.touch()
         wrong += int(np.sum(free.prediction != yb))

@@ -382,6 +382,14 @@ class Training(Strict):
     learning_rate: float | list[float]
     conductance_unit: Conductance = 1e-6
     decay: float = Field(1.0, gt=0, le=1)
+    momentum: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="heavy-ball momentum of SGD (Scellier et al. 2023 use 0.9): each device "
+        "moves by a velocity v <- momentum v + change kept beside the array; 0 (plain SGD, "
+        "nothing stored but the devices) by default",
+    )
     batch_size: int = Field(4, gt=0)
     epochs: int = Field(1, ge=0)
     dataset: str = "mnist5k"

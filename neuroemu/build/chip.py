@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.diode import thermal_voltage
+from ..models.nonideal import has_read_noise, read_pool
 from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
 from ..spec.models import ChipSpec, Initialisation, Layer, LeakyChipSpec, ResistorCard
@@ -132,6 +133,8 @@ class BaseChip:
         ]
         self._version = 0
         self._circuits: dict[Any, Any] = {}
+        if has_read_noise(self):  # the normals its reads draw from, made once per chip
+            read_pool(self)
 
     @property
     def bias_devices(self) -> list[ResistorCard]:

@@ -4,16 +4,34 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit, prange
+
+
+@njit(cache=True, inline="always")
+def _read_block(g, z, relative, absolute, out, start, stop):
+    for k in range(start, stop):
+        value = g[k] + (relative * g[k] + absolute) * z[k]
+        out[k] = value if value > 0.0 else 0.0
+
+
+@njit(cache=True, parallel=True)
+def _noisy_read_parallel(g, z, relative, absolute, out, stuck, stuck_value, blocks):
+    size = (g.size + blocks - 1) // blocks
+    for b in prange(blocks):
+        _read_block(g, z, relative, absolute, out, b * size, min((b + 1) * size, g.size))
+    for s in range(stuck.size):
+        out[stuck[s]] = stuck_value[s]
 
 
 @njit(cache=True)
-def _noisy_read(g, z, relative, absolute, out, stuck, stuck_value):
-    for k in range(g.size):
-        value = g[k] + (relative * g[k] + absolute) * z[k]
-        out[k] = value if value > 0.0 else 0.0
+def _noisy_read_serial(g, z, relative, absolute, out, stuck, stuck_value):
+    _read_block(g, z, relative, absolute, out, 0, g.size)
     for s in range(stuck.size):
         out[stuck[s]] = stuck_value[s]
+
+
+#: Arrays with fewer devices are read on one thread (threads would cost more than they save).
+PARALLEL_MIN_DEVICES = 65536
 
 
 _NONE_STUCK = (np.zeros(0, dtype=np.int64), np.zeros(0))
@@ -38,7 +56,7 @@ def noisy_read(
     index, value = _NONE_STUCK if stuck is None else stuck
     if index.size and (index.min() < 0 or index.max() >= g.size):
         raise ValueError(f"stuck device indices outside the array of {g.size} devices")
-    _noisy_read(
+    args = (
         np.ascontiguousarray(g).reshape(-1),
         np.ascontiguousarray(z).reshape(-1),
         float(relative),
@@ -47,4 +65,8 @@ def noisy_read(
         np.ascontiguousarray(index, dtype=np.int64),
         np.ascontiguousarray(value, dtype=np.float64),
     )
+    if g.size >= PARALLEL_MIN_DEVICES:
+        _noisy_read_parallel(*args, get_num_threads())
+    else:
+        _noisy_read_serial(*args)
     return out

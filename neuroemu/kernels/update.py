@@ -16,9 +16,10 @@ scaled by its own ``spread[i, j]`` when given (device-to-device spread of the st
 clips to ``[g_min, g_max]``, or, when ``bounds = (g_lo, g_hi)`` is given (device-to-device
 spread of the range), to each device's own ``[g_lo[i, j], g_hi[i, j]]``, at which its soft
 bounds then saturate (:mod:`neuroemu.models.update`), in place. Rows run in parallel.
-Random draws (stochastic rounding, cycle-to-cycle noise) are counter-based: a hash of
-``seed``, the device's index and the draw's number, so a given seed gives the same update
-whatever the threads (``seed`` must be >= 0 when draws are needed).
+Random draws (stochastic rounding, cycle-to-cycle noise) are counter-based: word
+``4 device + draw`` of the SplitMix64 sequence of the scrambled ``seed`` (Steele, Lea and
+Flood 2014), so a given seed gives the same update whatever the threads (``seed`` must be
+>= 0 when draws are needed). A device whose change rounds to no pulse is not touched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from numba import njit, prange
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
+#: Arrays with fewer devices are updated on one thread (the serial twin: the same bits).
+PARALLEL_MIN_DEVICES = 16384
+
 
 @njit(cache=True, inline="always")
 def _mix(z):
@@ -40,12 +44,19 @@ def _mix(z):
     return z ^ (z >> np.uint64(31))
 
 
+@njit(cache=True)
+def _scramble(seed):
+    """A seed's key: its mix, so that the sequences of two seeds start far apart."""
+    return _mix(seed)
+
+
 @njit(cache=True, inline="always")
 def _uniform(key, device, draw):
-    """The ``draw``-th uniform in [0, 1) of ``device`` under ``key``: a counter-based
-    generator (a hash of the three), so every device's draws are its own whatever thread
+    """The ``draw``-th uniform in [0, 1) of ``device`` under ``key`` (``draw`` < 4): word
+    ``4 device + draw`` of the SplitMix64 sequence that starts at ``key`` (a scrambled seed,
+    :func:`ep_update`). Counter-based, so every device's draws are its own whatever thread
     updates it, and one seed gives one update."""
-    word = _mix(key ^ _mix(np.uint64(device) * _GOLDEN + np.uint64(draw)))
+    word = _mix(key + (np.uint64(device) * np.uint64(4) + np.uint64(draw + 1)) * _GOLDEN)
     return float(word >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
@@ -96,8 +107,6 @@ def _update_row(
     cols = g.shape[1]
     for j in range(cols):
         device = i * cols + j
-        lo = low[i, j] if bounded else g_min
-        hi = high[i, j] if bounded else g_max
         delta = factor * (row_term[i] + col_term[j] - 2.0 * cross[i, j])
         if accumulates:  # heavy-ball momentum: the change asked for is the running sum
             delta += momentum * velocity[i, j]
@@ -106,8 +115,11 @@ def _update_row(
             rise = delta > 0.0
             nominal = (up if rise else down) * span
             count = _whole(abs(delta) / nominal, stochastic, key, device)
+            if count == 0.0:
+                continue  # no pulse: the device stays where it is, inside its range
             size = nominal
             if soft and bounded:  # saturating at the device's own bounds
+                lo, hi = low[i, j], high[i, j]
                 width = hi - lo
                 room = hi - g[i, j] if rise else g[i, j] - lo
                 size = nominal * room / width if width > 0.0 else 0.0
@@ -116,14 +128,15 @@ def _update_row(
             if spreads:
                 size *= spread[i, j]
             change = count * size
-            if cycle > 0.0 and count > 0.0:
+            if cycle > 0.0:
                 change += size * cycle * math.sqrt(count) * _normal(key, device)
             delta = change if rise else -change
         elif step > 0.0:
             count = _whole(delta / step, stochastic, key, device)
             delta = count * step * (spread[i, j] if spreads else 1.0)
-        value = g[i, j] + delta
-        g[i, j] = min(max(value, lo), hi)
+        lo = low[i, j] if bounded else g_min
+        hi = high[i, j] if bounded else g_max
+        g[i, j] = min(max(g[i, j] + delta, lo), hi)
 
 
 @njit(cache=True, parallel=True)
@@ -263,8 +276,10 @@ def ep_update(
         if array.shape != g.shape or array.dtype != np.float64 or not array.flags.c_contiguous:
             raise ValueError(f"{name}: must be a C-contiguous float64 array of shape {g.shape}")
     up, down, soft, cycle = pulses if pulses is not None else (0.0, 0.0, False, 0.0)
-    key = np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)  # wraps as uint64 does
-    kernel = _ep_update_parallel if parallel else _ep_update_serial
+    key = np.uint64(_scramble(np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)))
+    # Small arrays (bias columns, a 100 x 10 readout) finish before threads would wake.
+    threads = parallel and g.size >= PARALLEL_MIN_DEVICES
+    kernel = _ep_update_parallel if threads else _ep_update_serial
     kernel(
         g,
         np.ascontiguousarray(row_term, dtype=np.float64),

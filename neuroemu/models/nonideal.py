@@ -120,7 +120,10 @@ def read(
 POOL_SIZE = 1 << 22
 
 
-def _read_pool(chip: BaseChip) -> np.ndarray:
+def read_pool(chip: BaseChip) -> np.ndarray:
+    """The chip's pool of :data:`POOL_SIZE` N(0, 1) draws (float32) that its reads take
+    windows of (:func:`read_arrays`), drawn once from stream ``[seed, 0, 7]``: the chip draws
+    it when built, if any of its cards has read noise."""
     pool = getattr(chip, "_read_noise_pool", None)
     if pool is None:
         rng = np.random.default_rng([chip.seed, 0, 7])
@@ -156,7 +159,7 @@ def read_arrays(
     ``reuse``: write into the chip's own read buffers, which the next read with ``reuse``
     overwrites (the engine's way: a read's arrays live until the next read).
     """
-    pool = _read_pool(chip)
+    pool = read_pool(chip)
     buffers: dict[int, np.ndarray] = chip.__dict__.setdefault("_read_buffers", {})
     n = len(chip.crossbars)
     stuck = chip.stuck_devices() + [None] * (len(chip.device_arrays()) - n)

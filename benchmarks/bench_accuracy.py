@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from neuroemu.spec.loader import find_chip
-from neuroemu.spec.sweep import set_path
+from neuroemu.spec.sweep import set_path, split_path
 
 
 def changed_chip(chip: str, changes: list[str], folder: Path) -> str:
@@ -33,7 +33,16 @@ def changed_chip(chip: str, changes: list[str], folder: Path) -> str:
     data = yaml.safe_load(find_chip(chip).read_text())
     for change in changes:
         path, _, value = change.partition("=")
-        set_path(data, path, yaml.safe_load(value))
+        try:
+            set_path(data, path, yaml.safe_load(value))
+        except ValueError:  # perhaps a key the spec leaves at its default: add it
+            parent, _, key = path.rpartition(".")
+            node = data
+            for part in split_path(parent) if parent else []:
+                node = node[part]
+            if not isinstance(node, dict):
+                raise
+            node[key] = yaml.safe_load(value)
     out = folder / f"{Path(chip).stem}.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return str(out)

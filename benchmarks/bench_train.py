@@ -4,8 +4,9 @@ The baseline implements the same algorithm as the primer states it, with nothing
 with neuroemu but the chip's arrays: layered block coordinate descent with
 ``V_j = clip(sum_n g_jn V_n / sum_n g_jn, lo, hi)`` and the same stopping rule, the centred
 EP estimate from each device's squared voltage drops formed explicitly as a
-(batch, rows, columns) array, and clipped SGD updates. It is first checked to give the same
-conductances as neuroemu after a few mini-batches, then both are timed in this process.
+(batch, rows, columns) array, and clipped SGD updates (with the chip's momentum). It is
+first checked to give the same conductances as neuroemu after a few mini-batches, then
+both are timed in this process.
 
 Reported: neuroemu's wall time for one epoch over the whole training part (60,000 images
 of Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else the embedded MNIST
@@ -62,8 +63,9 @@ def baseline_settle(W, B, sources, v_b, v_scale, bounds, beta, target, init, tol
     return v
 
 
-def baseline_step(chip, W, B, x, y, rate_scale):
-    """One centred EP step on a mini-batch, in plain numpy."""
+def baseline_step(chip, W, B, x, y, rate_scale, velocity):
+    """One centred EP step on a mini-batch, in plain numpy; ``velocity`` (a list of zeros
+    like ``W + B`` at first) carries the momentum of ``training.momentum``."""
     t = chip.spec.training
     v_b = chip.spec.bias.voltage
     gain = chip.spec.inputs.gain
@@ -89,8 +91,11 @@ def baseline_step(chip, W, B, x, y, rate_scale):
         grad_b = (bias_p - bias_m).mean(axis=0) / (4 * t.beta)
         card = chip.crossbars[k].device
         rate = t.rates(len(W))[k] * rate_scale
-        W[k] = np.clip(W[k] - rate * grad, card.g_min, card.g_max)
-        B[k] = np.clip(B[k] - rate * grad_b, card.g_min, card.g_max)
+        n = len(W)
+        velocity[k] = t.momentum * velocity[k] - rate * grad
+        velocity[n + k] = t.momentum * velocity[n + k] - rate * grad_b
+        W[k] = np.clip(W[k] + velocity[k], card.g_min, card.g_max)
+        B[k] = np.clip(B[k] + velocity[n + k], card.g_min, card.g_max)
 
 
 def baseline_epoch(chip, W, B, x, y, epoch):
@@ -98,9 +103,10 @@ def baseline_epoch(chip, W, B, x, y, epoch):
     rng = np.random.default_rng([chip.seed, 1, epoch])  # the batch order of neuroemu.learning.train
     rate_scale = t.decay ** (epoch - 1) * t.conductance_unit**2
     order = rng.permutation(len(x))
+    velocity = [np.zeros_like(a) for a in W + B]
     for lo in range(0, len(x), t.batch_size):
         index = order[lo : lo + t.batch_size]
-        baseline_step(chip, W, B, x[index], y[index], rate_scale)
+        baseline_step(chip, W, B, x[index], y[index], rate_scale, velocity)
 
 
 # --------------------------------------------------------------------------- benchmark

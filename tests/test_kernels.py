@@ -362,3 +362,32 @@ def test_update_kernel_momentum_is_the_heavy_ball_sum(parallel):
     assert (g == 20e-6).any() and (g == 0.0).any()  # the bounds were met
     with pytest.raises(ValueError, match="velocity"):
         ep_update(g, r, c, cross, 1.0, 0.0, 1.0, None, velocity=np.zeros((2, 2)), momentum=m)
+
+
+def test_update_kernel_velocity_never_turns_subnormal():
+    """A device with no gradient sees its velocity shrink by the momentum every step; it
+    goes to exactly 0 at VELOCITY_FLOOR instead of into subnormal numbers (20x slower)."""
+    from neuroemu.kernels.update import VELOCITY_FLOOR, ep_update
+
+    g = np.full((3, 4), 1e-6)
+    velocity = np.full((3, 4), 1e-6)
+    zeros = np.zeros((3, 4))
+    smallest = []
+    for _ in range(800):  # 1e-6 * 0.9^800 ~ 1e-43: far past the floor (normal without it)
+        ep_update(
+            g,
+            np.zeros(3),
+            np.zeros(4),
+            zeros,
+            1.0,
+            0.0,
+            1e-4,
+            None,
+            velocity=velocity,
+            momentum=0.9,
+        )
+        nonzero = velocity[velocity != 0]
+        smallest.append(np.abs(nonzero).min() if nonzero.size else 0.0)
+    assert (velocity == 0).all()
+    assert min(s for s in smallest if s > 0) >= VELOCITY_FLOOR
+    assert g[0, 0] == pytest.approx(1e-6 + 1e-6 * 0.9 / 0.1, rel=1e-9)  # the sum it moved

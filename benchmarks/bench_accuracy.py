@@ -87,8 +87,13 @@ def main() -> None:
         curve = " ".join(f"{100 * e:.1f}" for e in errors)
         train_s = [h.get("train_wall_time_s", 0.0) for h in summary["history"]]
         results[label]["train_wall_time_per_epoch_s"] = train_s[1:]
+        train_errors = [h.get("train_error") for h in summary["history"][1:]]
+        results[label]["train_error_per_epoch"] = train_errors
         print(f"{label} on {args.dataset}, {args.epochs} epochs, {wall:.0f} s")
         print(f"  test error % per epoch (0 = untrained): {curve}")
+        if train_errors and None not in train_errors:
+            running = " ".join(f"{100 * e:.1f}" for e in train_errors)
+            print(f"  running train error % per epoch (during the epoch): {running}")
         print(f"  best {100 * min(errors):.2f} %, last {100 * errors[-1]:.2f} %", flush=True)
     print(json.dumps(results))
 

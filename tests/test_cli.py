@@ -216,14 +216,15 @@ def test_training_run_and_resume_match(tmp_path, momentum):
     assert "momentum: 0.9" in text  # with momentum, the velocities must carry over too
     chip = str(tmp_path / "xs_784x100.yaml")
     Path(chip).write_text(text.replace("momentum: 0.9", f"momentum: {momentum}"))
-    common = ("simulate", chip, "--limit", "200", "--quiet", "--json", "--batch-size", "64")
+    common = ("simulate", chip, "--limit", "400", "--quiet", "--json", "--batch-size", "64")
     first = neuroemu(*common, "--epochs", "2", "--out", str(whole))
     assert first.returncode == 0, first.stderr
     figures = json.loads(first.stdout.strip().splitlines()[-1])
     assert [h["epoch"] for h in figures["history"]] == [0, 1, 2]
-    # Training lowers the test error from chance.
+    # Training lowers the test error from chance (with the chip's own momentum: in 26 steps
+    # plain SGD at the same rates barely moves).
     assert figures["history"][0]["error"] > 0.8
-    assert figures["history"][2]["error"] < 0.6
+    assert figures["history"][2]["error"] < (0.6 if momentum else 0.85)
     assert neuroemu(*common, "--epochs", "1", "--out", str(part)).returncode == 0
     resumed = neuroemu(*common, "--epochs", "2", "--resume", str(part))
     assert resumed.returncode == 0, resumed.stderr
@@ -260,7 +261,7 @@ def test_training_bad_input(tmp_path):
     bad = tmp_path / "chips" / "bad.yaml"
     bad.parent.mkdir()
     text = (CHIPS / "xs_784x100.yaml").read_text()
-    negative = text.replace("learning_rate: [0.32, 1.28]", "learning_rate: [-0.32, 1.28]")
+    negative = text.replace("learning_rate: [0.08, 0.32]", "learning_rate: [-0.08, 0.32]")
     assert negative != text  # the chip still says what this test changes
     bad.write_text(negative)
     assert_one_line_error(

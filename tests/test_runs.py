@@ -61,6 +61,7 @@ def replayed():
         epochs.append(
             {
                 "conductance": {c.name: c.conductance.copy() for c in chip.crossbars},
+                "velocity": [v.copy() for v in chip.velocities or []],  # momentum's
                 "bias": {
                     layer.name: bias.copy()
                     for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True)
@@ -257,6 +258,14 @@ def test_round_trip_of_every_field(trained, replayed):
     @check(r"state/(conductance|bias)/([^@]+)")
     def _(m, f):
         same(f[m[0]][()], epochs[2][m[1]][m[2]])
+
+    @check(r"state/velocity/(conductance|bias)/([^@]+)")
+    def _(m, f):
+        names = [f"conductance/{c}" for c in epochs[2]["conductance"]]
+        names += [f"bias/{layer}" for layer in epochs[2]["bias"]]
+        velocity = epochs[2]["velocity"][names.index(f"{m[1]}/{m[2]}")]
+        assert np.abs(velocity).max() > 0  # the chip trains with momentum
+        same(f[m[0]][()], velocity)
 
     @check(r"state@epoch")
     def _(m, f):

@@ -101,6 +101,8 @@ def test_unknown_key_lists_allowed(workspace):
     [
         ("gain: 2 V", "gain: -2 V", "inputs.gain: must be > 0 V (got -2.0 V)"),
         ("gain: 2 V", "gain: 2 uS", "inputs.gain: unit of '2 uS' is not V"),
+        ("gain: 2 V", "gain: 2 V\n  offset: 1", "inputs.offset: Input should be less than 1"),
+        ("gain: 2 V", "gain: 2 V\n  offset: -0.5", "inputs.offset: Input should be greater"),
         ("size: 6\n  gain", "size: ten\n  gain", "inputs.size: Input should be a valid integer"),
         ("readout: differential", "readout: sideways", "layers[2].readout: Input should be"),
         (

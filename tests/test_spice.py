@@ -86,6 +86,26 @@ def test_tiny_shockley_matches_ngspice(arrangement):
 
 
 @needs_ngspice
+def test_offset_inputs_match_ngspice():
+    """Centred inputs (``inputs.offset``): every source at +-gain (x - offset), so dark
+    inputs drive negative voltages; the netlist and the engine must agree on them."""
+    chip = tiny_shockley()
+    data = chip.spec.model_dump(mode="json")
+    data["inputs"]["offset"] = 0.5
+    chip = neuroemu.Chip.from_dict(data, seed=11)
+    x = np.random.default_rng(6).uniform(size=(3, chip.n_inputs))
+    x[:, :2] = 0.0  # dark inputs
+    sources = chip.source_voltages(x)
+    assert sources[0, 0] == -0.5 * chip.spec.inputs.gain
+    assert sources[0, chip.n_inputs] == 0.5 * chip.spec.inputs.gain
+    results = check_spice(chip, x)
+    assert max(r["max_abs_diff_V"] for r in results) <= TOLERANCE_V, results
+    # The offset moves the operating point (else this test would not test it).
+    plain = neuroemu.Chip.from_dict({**data, "inputs": {**data["inputs"], "offset": 0.0}}, seed=11)
+    assert np.abs(plain.settle(x).voltages[0] - chip.settle(x).voltages[0]).max() > 0.05
+
+
+@needs_ngspice
 def test_random_784_100_10_matches_ngspice():
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "kendall_784x100_shockley.yaml")
     x = neuroemu.load_dataset("mnist5k").x_test[:1]

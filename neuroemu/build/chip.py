@@ -3,7 +3,8 @@
 Geometry (every array in SI):
 
 - layer 0 is the input sources: with ``differential`` encoding, source ``i`` of the first
-  half drives ``+gain * x_i`` and source ``n_inputs + i`` drives ``-gain * x_i``;
+  half drives ``+gain * (x_i - offset)`` and source ``n_inputs + i`` drives
+  ``-gain * (x_i - offset)`` (``inputs.offset``, 0 by default);
 - layer ``l`` (1..L) is a layer of free nodes, ``L`` the output layer;
 - ``crossbars[l-1].conductance`` has shape ``(nodes of layer l-1, nodes of layer l)``;
 - ``bias_conductance[l-1]`` has shape ``(2, nodes of layer l)``: row 0 goes to the
@@ -370,10 +371,17 @@ class Chip(BaseChip):
         clipped = np.clip(output_voltages, -out.adc_range, out.adc_range)
         return -out.adc_range + np.rint((clipped + out.adc_range) / step) * step
 
+    def drive(self, x: np.ndarray) -> np.ndarray:
+        """What the input sources are driven by, in units of ``inputs.gain``: the inputs
+        after the DAC, less ``inputs.offset`` (in ``x``'s dtype)."""
+        u = self.dac(x)
+        offset = self.spec.inputs.offset
+        return u - u.dtype.type(offset) if offset else u
+
     def source_voltages(self, x: np.ndarray) -> np.ndarray:
         """Voltages (V) of the input sources for inputs ``x`` of shape (batch, n_inputs),
-        after the input DAC."""
-        v = self.spec.inputs.gain * self.dac(x)
+        after the input DAC and offset."""
+        v = self.spec.inputs.gain * self.drive(x)
         if self.spec.inputs.encoding == "differential":
             v = np.concatenate([v, -v], axis=1)
         return v

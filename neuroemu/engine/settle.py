@@ -280,7 +280,7 @@ def _settle(
     injected = _injection(chip, current, batch)
 
     c = chip.circuit(dtype, read=True)  # a read of the arrays: noisy while chip.reads is set
-    x = chip.dac(x)
+    x = chip.drive(x)  # in units of the input gain
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
     if target is not None:
@@ -514,7 +514,8 @@ def _trace(
 
 def static_power(c: Circuit, x: np.ndarray, v: list[np.ndarray], diodes: bool = True) -> np.ndarray:
     """Power (W) per sample dissipated in every crossbar device, bias conductance and
-    (``diodes``) diode of the chip at node voltages ``v``, inputs ``x`` (0..1).
+    (``diodes``) diode of the chip at node voltages ``v``, inputs ``x`` as they drive the
+    sources (after the DAC and offset, in units of the input gain: :meth:`Chip.drive`).
 
     Expanding ``sum over edges g (V_i - V_j)^2`` node by node gives, with ``G_k`` the
     conductance of the chip's elements at each node of layer ``k``, ``I_in,k`` the current

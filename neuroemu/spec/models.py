@@ -271,13 +271,17 @@ class Initialisation(Strict):
 
 
 class Inputs(Strict):
-    """The input voltage sources: each input ``x in [0, 1]`` drives ``+gain*x`` and, when
-    ``encoding`` is ``differential``, also ``-gain*x`` (so positive conductances realise
-    signed weights)."""
+    """The input voltage sources: each input ``x in [0, 1]`` drives ``+gain*(x - offset)``
+    and, when ``encoding`` is ``differential``, also ``-gain*(x - offset)`` (so positive
+    conductances realise signed weights). With ``offset`` 0 a dark pixel drives 0 V and only
+    loads the nodes; with 0.5 the sources swing both ways about 0 V (centred inputs)."""
 
     size: int = Field(gt=0)
     gain: Voltage = Field(description="volts per unit input")
     encoding: Literal["differential", "single"] = "differential"
+    offset: float = Field(
+        0.0, ge=0, lt=1, description="the input value that drives 0 V (dimensionless, in [0, 1))"
+    )
     dac_bits: int | None = Field(
         None, ge=1, le=32, description="input DAC resolution: x rounded to 2^bits - 1 steps"
     )

@@ -209,13 +209,18 @@ def test_check_spice_runs_ngspice():
     assert summary["mean_ngspice_s"] > summary["mean_engine_s"]
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_training_run_and_resume_match(tmp_path, momentum):
+@pytest.mark.parametrize(("momentum", "augment"), [(0.0, False), (0.9, True)])
+def test_training_run_and_resume_match(tmp_path, momentum, augment):
+    """With momentum the velocities must carry over too; with augmentation, each epoch's
+    flips and moves must be drawn as in an uninterrupted run."""
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
     text = (CHIPS / "xs_784x100.yaml").read_text()
-    assert "momentum: 0.9" in text  # with momentum, the velocities must carry over too
+    assert "momentum: 0.9" in text
+    new = f"momentum: {momentum}"
+    if augment:
+        new += "\n  augment: {flip: true, shift: 1}"
     chip = str(tmp_path / "xs_784x100.yaml")
-    Path(chip).write_text(text.replace("momentum: 0.9", f"momentum: {momentum}"))
+    Path(chip).write_text(text.replace("momentum: 0.9", new))
     common = ("simulate", chip, "--limit", "400", "--quiet", "--json", "--batch-size", "64")
     first = neuroemu(*common, "--epochs", "2", "--out", str(whole))
     assert first.returncode == 0, first.stderr

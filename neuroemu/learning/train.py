@@ -20,6 +20,7 @@ import numpy as np
 
 from ..engine.inference import check_labels
 from ..errors import InputError
+from .augment import augment_epoch
 from .ep import (
     Algorithm,
     apply_ep_update,
@@ -114,9 +115,11 @@ class EpochSetup:
 
 
 def epoch_setup(chip: Any, x: Any, y: Any, training: Training, epoch: int) -> EpochSetup:
-    """Check the epoch's data and draw its order; shared by every chip family."""
+    """Check the epoch's data, augment it (``training.augment``) and draw its order; shared
+    by every chip family."""
     x = chip.check_inputs(x)
     y = check_labels(chip, y)
+    x = augment_epoch(x, training.augment, chip.n_inputs, chip.seed, epoch)
     rng = np.random.default_rng([chip.seed, 1, epoch])
     pulse_rng = np.random.default_rng([chip.seed, 1, epoch, 1])
     scale = training.decay ** (epoch - 1) * training.conductance_unit**2

@@ -358,6 +358,43 @@ LEAKY_ONLY = ("vf", "ep-discrete", "c-ep", "c-vf")
 ASYMMETRIC = ("vf", "c-vf")
 
 
+class Augment(Strict):
+    """Augmentation of the training images, drawn anew every epoch: each image mirrored left
+    to right with probability 1/2 (``flip``) and moved by up to ``shift`` pixels down and
+    across (the pixels moved in are dark). ``shape`` is (height, width) of the images, by
+    default the square the chip's inputs make (28 x 28 for 784 inputs)."""
+
+    flip: bool = False
+    shift: int = Field(0, ge=0, le=8)
+    shape: tuple[int, int] | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _positive_shape(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) < 1:
+            raise ValueError(f"must be two sizes >= 1 (got {list(value)})")
+        return value
+
+
+def _check_augment(training: Training | None, n_inputs: int) -> None:
+    """Augmented images must tile the chip's inputs."""
+    augment = training.augment if training is not None else None
+    if augment is None:
+        return
+    if augment.shape is not None:
+        height, width = augment.shape
+        if height * width != n_inputs:
+            raise ValueError(
+                f"training.augment.shape: {height} x {width} images have {height * width} "
+                f"pixels, the chip {n_inputs} inputs"
+            )
+    elif math.isqrt(n_inputs) ** 2 != n_inputs:
+        raise ValueError(
+            f"training.augment: {n_inputs} inputs are not a square image; give "
+            "training.augment.shape: [height, width]"
+        )
+
+
 class Training(Strict):
     """On-chip learning by equilibrium propagation (see :mod:`neuroemu.learning.ep`).
 
@@ -395,6 +432,9 @@ class Training(Strict):
         "nothing stored but the devices) by default",
     )
     batch_size: int = Field(4, gt=0)
+    augment: Augment | None = Field(
+        None, description="random flips and moves of the training images, every epoch"
+    )
     epochs: int = Field(1, ge=0)
     dataset: str = "mnist5k"
     snapshot_every: int = Field(
@@ -460,6 +500,7 @@ class ChipSpec(Strict):
 
     @model_validator(mode="after")
     def _training_fits(self) -> ChipSpec:
+        _check_augment(self.training, self.inputs.size)
         if self.training is not None and self.training.algorithm in LEAKY_ONLY:
             raise ValueError(
                 f"training.algorithm: {self.training.algorithm} needs a leaky chip "
@@ -568,6 +609,7 @@ class LeakyChipSpec(Strict):
         training = self.training
         if training is None:
             return self
+        _check_augment(training, self.inputs.size)
         algorithm = training.algorithm
         if algorithm in ASYMMETRIC and self.synapses != "asymmetric":
             raise ValueError(

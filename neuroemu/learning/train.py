@@ -4,9 +4,10 @@ Randomness flows from one seed, each use on a stream of its own so that no use c
 another's draws: the chip is programmed from ``default_rng(seed)``; its stuck devices from
 ``[seed, 3]``, step spreads from ``[seed, 4]``, device ranges from ``[seed, 0, 5]``, aging
 from ``[seed, 2]``; epoch ``e`` of training draws its mini-batch order and signs of beta
-from ``[seed, 1, e]`` and the devices' programming draws (stochastic rounding, cycle noise)
-from ``[seed, 1, e, 1]``. So a run resumed after epoch ``e`` continues exactly as an
-uninterrupted one.
+from ``[seed, 1, e]``, the devices' programming draws (stochastic rounding, cycle noise)
+from ``[seed, 1, e, 1]``, its reads from ``[seed, 1, e, 2]`` and its augmentation of the
+training images from ``[seed, 1, e, 3]``. So a run resumed after epoch ``e`` continues
+exactly as an uninterrupted one.
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ def baseline_step(chip, W, B, x, y, rate_scale, velocity):
     like ``W + B`` at first) carries the momentum of ``training.momentum``."""
     t = chip.spec.training
     v_b = chip.spec.bias.voltage
-    gain = chip.spec.inputs.gain
-    sources = np.concatenate([gain * x, -gain * x], axis=1)
+    gain, offset = chip.spec.inputs.gain, chip.spec.inputs.offset
+    sources = np.concatenate([gain * (x - offset), -gain * (x - offset)], axis=1)
     bounds = [chip.node_bounds(layer) for layer in chip.spec.layers]
     finite = [abs(b) for pair in bounds for side in pair for b in side if np.isfinite(b)]
     v_scale = max([gain, v_b, *finite])  # the largest source voltage

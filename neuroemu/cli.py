@@ -242,7 +242,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 if writer is not None:
                     writer.append(0, figures, chip, report.prediction, data.y_test)
                     record_traces(0)
-                if epochs > 0 and not args.json:
+                if epochs > 0:
                     console.print(f"epoch 0/{epochs}: test error {100 * report.error:.2f} %")
                 done = 0
             for epoch in range(done + 1, epochs + 1):
@@ -276,12 +276,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                         epoch, figures, chip, report.prediction, data.y_test, snapshot=snapshot
                     )
                     record_traces(epoch)
-                if not args.json:
-                    console.print(
-                        f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "
-                        f"test error {100 * report.error:.2f} %, "
-                        f"{trained.wall_time:.1f} s training"
-                    )
+                console.print(
+                    f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "
+                    f"test error {100 * report.error:.2f} %, "
+                    f"{trained.wall_time:.1f} s training"
+                )
             aging = []
             if args.infer_at:
                 from .engine.aging import infer_at

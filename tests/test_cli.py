@@ -226,6 +226,10 @@ def test_training_run_and_resume_match(tmp_path, momentum, augment):
     assert first.returncode == 0, first.stderr
     figures = json.loads(first.stdout.strip().splitlines()[-1])
     assert [h["epoch"] for h in figures["history"]] == [0, 1, 2]
+    # The per-epoch log goes to stderr even with --json: a long run shows its progress.
+    logged = [line for line in first.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in logged] == ["epoch 0/2", "epoch 1/2", "epoch 2/2"]
+    assert f"test error {100 * figures['history'][2]['error']:.2f} %" in logged[-1]
     # Training lowers the test error from chance (with the chip's own momentum: in 26 steps
     # plain SGD at the same rates barely moves).
     assert figures["history"][0]["error"] > 0.8

@@ -243,7 +243,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     writer.append(0, figures, chip, report.prediction, data.y_test)
                     record_traces(0)
                 if epochs > 0:
-                    console.print(f"epoch 0/{epochs}: test error {100 * report.error:.2f} %")
+                    console.print(
+                        f"epoch 0/{epochs}: test error {100 * report.error:.2f} %", soft_wrap=True
+                    )
                 done = 0
             for epoch in range(done + 1, epochs + 1):
                 assert training is not None
@@ -279,7 +281,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 console.print(
                     f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "
                     f"test error {100 * report.error:.2f} %, "
-                    f"{trained.wall_time:.1f} s training"
+                    f"{trained.wall_time:.1f} s training",
+                    soft_wrap=True,  # one line each, whatever the width: logs are read per line
                 )
             aging = []
             if args.infer_at:

@@ -222,11 +222,13 @@ def test_training_run_and_resume_match(tmp_path, momentum, augment):
     chip = str(tmp_path / "xs_784x100.yaml")
     Path(chip).write_text(text.replace("momentum: 0.9", new))
     common = ("simulate", chip, "--limit", "400", "--quiet", "--json", "--batch-size", "64")
-    first = neuroemu(*common, "--epochs", "2", "--out", str(whole))
+    # A narrow terminal must not wrap the per-epoch lines checked below.
+    first = neuroemu(*common, "--epochs", "2", "--out", str(whole), env={"COLUMNS": "30"})
     assert first.returncode == 0, first.stderr
     figures = json.loads(first.stdout.strip().splitlines()[-1])
     assert [h["epoch"] for h in figures["history"]] == [0, 1, 2]
-    # The per-epoch log goes to stderr even with --json: a long run shows its progress.
+    # The per-epoch log goes to stderr even with --json, one line per epoch: a long run
+    # shows its progress.
     logged = [line for line in first.stderr.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in logged] == ["epoch 0/2", "epoch 1/2", "epoch 2/2"]
     assert f"test error {100 * figures['history'][2]['error']:.2f} %" in logged[-1]

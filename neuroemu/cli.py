@@ -50,7 +50,8 @@ _non_negative_int = _int_at_least(0)
 def _stderr_console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True)
+    # soft_wrap: a logged line stays one line whatever the width (logs are read per line)
+    return Console(stderr=True, soft_wrap=True)
 
 
 def _progress(console: Any, disable: bool = False) -> Any:
@@ -243,9 +244,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     writer.append(0, figures, chip, report.prediction, data.y_test)
                     record_traces(0)
                 if epochs > 0:
-                    console.print(
-                        f"epoch 0/{epochs}: test error {100 * report.error:.2f} %", soft_wrap=True
-                    )
+                    console.print(f"epoch 0/{epochs}: test error {100 * report.error:.2f} %")
                 done = 0
             for epoch in range(done + 1, epochs + 1):
                 assert training is not None
@@ -281,8 +280,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 console.print(
                     f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "
                     f"test error {100 * report.error:.2f} %, "
-                    f"{trained.wall_time:.1f} s training",
-                    soft_wrap=True,  # one line each, whatever the width: logs are read per line
+                    f"{trained.wall_time:.1f} s training"
                 )
             aging = []
             if args.infer_at:

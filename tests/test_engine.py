@@ -201,6 +201,64 @@ def test_nudged_equilibrium_includes_the_nudging_current():
         chip.settle(x, beta=-1.0, target=target)
 
 
+def grounded_reference(chip, x_row, grounded, **nudge):
+    """``ideal_reference`` with the ``grounded`` nodes (one mask per layer) held at 0 V:
+    their variables eliminated, the rest minimised by BVLS."""
+    a, b, lo, hi, offsets = linear_system(chip, x_row, **nudge)
+    keep = ~np.concatenate(grounded)
+    c = cholesky(a[np.ix_(keep, keep)])
+    d = np.linalg.solve(c.T, b[keep])
+    result = lsq_linear(c, d, bounds=(lo[keep], hi[keep]), method="bvls", tol=1e-15)
+    v = np.zeros(len(b))
+    v[keep] = result.x
+    return split(v, offsets)
+
+
+def test_grounded_nodes_match_bounded_least_squares():
+    """Nodes switched to ground (dropout) sit at 0 V, their conductances still loading the
+    neighbours: the co-content minimised over the other nodes, by an exact active-set method.
+    An output node (linear) is grounded too, and a nudged phase keeps the same switches."""
+    chip = neuroemu.Chip.from_dict(chip_dict(sizes=(8, 6), out=4, readout="single"))
+    x = np.random.default_rng(12).uniform(size=(4, chip.n_inputs))
+    rng = np.random.default_rng(13)
+    grounded = [rng.random(n) < 0.4 for n in chip.layer_sizes]
+    grounded[0][:2] = True  # a node of each diode direction
+    grounded[-1][:] = [False, True, False, False]
+    free = chip.settle(x)
+    eq = chip.settle(x, grounded=grounded)
+    target = np.tile([1.0, -1.0, 0.5, 0.0], (len(x), 1))
+    nudged = chip.settle(x, beta=1e-4, target=target, init=eq, grounded=grounded)
+    assert eq.converged and nudged.converged
+    gain = chip.spec.inputs.gain
+    for b in range(len(x)):
+        for result, nudge in ((eq, {}), (nudged, {"beta": 1e-4, "target": target[b]})):
+            reference = grounded_reference(chip, x[b], grounded, **nudge)
+            for ours, theirs, mask in zip(result.voltages, reference, grounded, strict=True):
+                np.testing.assert_allclose(ours[b], theirs, atol=1e-9 * gain, rtol=0)
+                assert np.all(ours[b][mask] == 0.0)
+    # The switches matter: nodes they hold at 0 V are not at 0 V without them, and the
+    # reported residual counts the switches' currents as the circuit's own.
+    assert np.any(free.voltages[0][:, grounded[0]] != 0.0)
+    assert np.abs(free.output[:, 1]).min() > 1e-3
+    assert eq.relative_residual.max() < eq.tol
+    # No closed switch is the same circuit as no switches.
+    none = chip.settle(x, grounded=[np.zeros(n, bool) for n in chip.layer_sizes])
+    for a, b in zip(none.voltages, free.voltages, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_grounding_bad_arguments():
+    chip = neuroemu.Chip.from_dict(chip_dict(sizes=(6,), out=4))
+    x = np.zeros((2, 6))
+    with pytest.raises(InputError, match="grounded: expected 2 layers, got 1"):
+        chip.settle(x, grounded=[np.ones(6, bool)])
+    with pytest.raises(InputError, match=r"grounded\[0\]: expected booleans of shape \(6,\)"):
+        chip.settle(x, grounded=[np.ones(5, bool), None])
+    shockley = neuroemu.Chip.from_dict(chip_dict("shockley_1n4148", sizes=(6,), out=4))
+    with pytest.raises(InputError, match="only linear or ideal-diode nodes can be grounded"):
+        shockley.settle(x, grounded=[np.ones(6, bool), None])
+
+
 def test_warm_start_and_init_untouched():
     chip = neuroemu.Chip.from_dict(chip_dict(sizes=(8, 6), out=4))
     x = np.random.default_rng(5).uniform(size=(4, chip.n_inputs))

@@ -320,6 +320,18 @@ def test_asymmetric_rules_move_forward_and_feedback_arrays(algorithm):
             "training.learning_rate: 3 rates for 2 device arrays",
         ),
         (
+            {
+                "training": {
+                    "algorithm": "ep-centred",
+                    "beta": "1 uS",
+                    "target_voltage": "1 V",
+                    "learning_rate": 0.1,
+                    "dropout": 0.2,
+                }
+            },
+            "training.dropout: only resistive chips switch hidden nodes off",
+        ),
+        (
             {"dynamics": {"dt": "5 us"}},
             "dynamics.dt: 5e-06 s is too large for stable euler steps of neuron 'leaky_integrator_gated'",
         ),

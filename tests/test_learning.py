@@ -24,14 +24,14 @@ def small_chip(diode: str, offset: float = 0.0) -> neuroemu.Chip:
     return neuroemu.Chip.from_dict(data, seed=3)
 
 
-def finite_difference(chip, x, target, k, i, j, h):
+def finite_difference(chip, x, target, k, i, j, h, **options):
     g = chip.conductances[k]
     saved = g[i, j]
     values = []
     for sign in (1, -1):
         g[i, j] = saved + sign * h
         chip.touch()
-        values.append(loss(chip, chip.settle(x), target).mean())
+        values.append(loss(chip, chip.settle(x, **options), target).mean())
     g[i, j] = saved
     chip.touch()
     return (values[0] - values[1]) / (2 * h)
@@ -78,6 +78,52 @@ def test_ep_matches_finite_differences(diode, offset):
     assert one[0] < 0.1 and centred[0] < one[0] / 10
     assert one[1] / one[0] == pytest.approx(0.5, abs=0.1)
     assert centred[1] / centred[0] == pytest.approx(0.25, abs=0.08)
+
+
+def test_ep_with_grounded_nodes_matches_finite_differences():
+    """Dropout grounds hidden nodes for all three phases of a step: EP then estimates the
+    gradient of the loss of that circuit, and the devices between an input source and a
+    grounded node get none (their drops are the same in every phase)."""
+    chip = small_chip("ideal_diode", 0.5)
+    x = np.random.default_rng(5).uniform(size=(3, chip.n_inputs))
+    target = one_hot_targets(chip, np.array([1, 0, 1]), 1.0)
+    grounded = [np.zeros(n, bool) for n in chip.layer_sizes]
+    grounded[0][[1, 4]] = True
+    grounded[1][2] = True
+    options = {"grounded": grounded}
+    # From sources to grounded nodes: (0, *, 1), (0, *, 4). Between a grounded node and a
+    # free one: (1, 0, 2), (1, 1, 3), (2, 2, 3); the rest join free nodes.
+    into = [(0, 3, 1), (0, 8, 4)]
+    others = [(0, 2, 0), (1, 0, 2), (1, 1, 3), (1, 3, 0), (2, 2, 3), (2, 0, 1)]
+    truth = np.array(
+        [
+            finite_difference(
+                chip, x, target, k, i, j, 1e-3 * chip.conductances[k][i, j], **options
+            )
+            for k, i, j in into + others
+        ]
+    )
+    scale = np.abs(truth).max()
+    assert np.all(np.abs(truth[: len(into)]) < 1e-9 * scale)
+    assert np.all(np.abs(truth[len(into) :]) > 1e-3 * scale)
+    beta = 5e-3 * chip.circuit().node_conductance[-1].mean()
+    free = chip.settle(x, **options)
+    plus = chip.settle(x, beta=beta, target=target, init=free, **options)
+    minus = chip.settle(x, beta=-beta, target=target, init=free, **options)
+    grad = ep_gradient(chip, x, minus, plus, beta, "ep-centred")
+    estimate = np.array([grad.crossbars[k][i, j] for k, i, j in into + others])
+    assert np.abs(estimate - truth).max() < 1e-3 * scale
+    np.testing.assert_array_equal(grad.crossbars[0][:, [1, 4]], 0.0)
+    # Without the switches the same devices do get a gradient.
+    whole = ep_gradient(
+        chip,
+        x,
+        chip.settle(x, beta=-beta, target=target),
+        chip.settle(x, beta=beta, target=target),
+        beta,
+        "ep-centred",
+    )
+    assert np.abs(whole.crossbars[0][:, [1, 4]]).max() > 1e-3 * scale
 
 
 def test_update_moves_quantised_devices_by_whole_pulses():

@@ -142,6 +142,28 @@ def test_chip_errors(workspace, old, new, expected):
     assert message.startswith(expected.replace("Value error, ", "")), message
 
 
+def test_dropout_is_validated(workspace):
+    training = (
+        "training:\n  beta: 1 uS\n  target_voltage: 1 V\n  learning_rate: 0.1\n  dropout: {}\n"
+    )
+    path = workspace / "chips" / "x.yaml"
+    path.write_text(TINY + training.format(0.2))
+    assert load_chip(path).spec.training.dropout == 0.2
+    message = chip_error(workspace, TINY + training.format(1))
+    assert message.startswith("training.dropout: Input should be less than 1"), message
+    message = chip_error(workspace, TINY + training.format(-0.1))
+    assert message.startswith("training.dropout: Input should be greater than or equal to 0")
+    shockley = TINY.replace("diode: ideal_diode", "diode: shockley_1n4148")
+    assert shockley != TINY
+    message = chip_error(workspace, shockley + training.format(0.2))
+    assert message.startswith(
+        "training.dropout: layer hidden1 has Shockley diodes; only linear or ideal-diode "
+        "nodes can be switched to ground"
+    ), message
+    path.write_text(shockley + training.format(0))  # no dropout: no switches needed
+    assert load_chip(path).spec.training.dropout == 0
+
+
 def test_malformed_and_duplicate_yaml(workspace):
     assert "malformed YAML at line 4" in chip_error(workspace, "name: x\ninputs:\n  - [\n")
     assert "duplicate key 'seed'" in chip_error(workspace, TINY + "seed: 3\n")

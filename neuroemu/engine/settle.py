@@ -29,7 +29,7 @@ import numba
 import numpy as np
 
 from ..errors import InputError
-from ..kernels import solve_nodes
+from ..kernels import KIND_IDEAL, KIND_LINEAR, NodeParams, solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
 
 if TYPE_CHECKING:
@@ -199,6 +199,7 @@ def settle(
     *,
     current: Any = None,
     init: Any = None,
+    grounded: Any = None,
     tol: float | None = None,
     max_sweeps: int | None = None,
     dtype: Any = np.float64,
@@ -221,6 +222,11 @@ def settle(
         nudge, used for losses whose gradient is not a pull toward a voltage.
     init
         Starting voltages (an :class:`Equilibrium` or a list of arrays) for a warm start.
+    grounded
+        Nodes held at 0 V by a switch to ground, for every sample of the batch: one boolean
+        array per free layer (nodes,), or ``None`` for a layer without closed switches
+        (dropout in training, :mod:`neuroemu.learning.train`). Their conductances still
+        load their neighbours. Needs linear or ideal-diode nodes in those layers.
     tol, max_sweeps
         Stopping rule (see the module docstring); default from the chip's ``solver``.
         In float32 ``tol`` is raised to at least ``16 eps`` of float32.
@@ -244,7 +250,9 @@ def settle(
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
     threads = numba.get_num_threads() if parallel is None or parallel else 1
-    return _settle(chip, x, beta, target, current, init, tol, max_sweeps, dtype, threads, trace)
+    return _settle(
+        chip, x, beta, target, current, init, tol, max_sweeps, dtype, threads, trace, grounded
+    )
 
 
 @functools.cache
@@ -266,6 +274,7 @@ def _settle(
     dtype: Any,
     threads: int,
     trace: bool = False,
+    grounded: Any = None,
 ) -> Equilibrium:
     x = chip.check_inputs(x)
     batch = x.shape[0]
@@ -280,6 +289,7 @@ def _settle(
     injected = _injection(chip, current, batch)
 
     c = chip.circuit(dtype, read=True)  # a read of the arrays: noisy while chip.reads is set
+    params = _grounded_params(c.params, grounded, chip.layer_sizes)
     x = chip.drive(x)  # in units of the input gain
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
@@ -301,7 +311,7 @@ def _settle(
     n_chunks = max(1, -(-batch // CHUNK_ROWS))
     edges = [i * batch // n_chunks for i in range(n_chunks + 1)]
     chunks = [
-        _Chunk(c, x, v, nudge, node_g, slice(a, b), tol, trace)
+        _Chunk(c, params, x, v, nudge, node_g, slice(a, b), tol, trace)
         for a, b in itertools.pairwise(edges)
     ]
     if len(chunks) == 1:
@@ -363,6 +373,7 @@ class _Chunk:
     def __init__(
         self,
         c: Circuit,
+        params: list[NodeParams],
         x: np.ndarray,
         v: list[np.ndarray],
         nudge: np.ndarray | None,
@@ -371,7 +382,7 @@ class _Chunk:
         tol: float,
         trace: bool,
     ):
-        self.c, self.x, self.node_g = c, x[rows], node_g
+        self.c, self.params, self.x, self.node_g = c, params, x[rows], node_g
         self.v = [a[rows] for a in v]
         self.nudge = None if nudge is None else nudge[rows]
         n = len(self.x)
@@ -419,7 +430,7 @@ class _Chunk:
             solve_nodes(
                 self.i_in[k],
                 self.node_g[k],
-                c.params[k],
+                self.params[k],
                 v[k],
                 self.change,
                 const=self.const[k],
@@ -447,7 +458,7 @@ class _Chunk:
             report_nodes(
                 self.i_in[k],
                 self.node_g[k],
-                c.params[k],
+                self.params[k],
                 v[k],
                 self.figures,
                 scale=c.v_scale,
@@ -458,6 +469,36 @@ class _Chunk:
         self.power = _add_source_power(c, self.x, self.figures[2])
         if self.recording:
             self.trace = _trace(c, self.x, self.states, self.changes)
+
+
+def _grounded_params(params: list[NodeParams], grounded: Any, sizes: list[int]) -> list[NodeParams]:
+    """The layers' node parameters with the ``grounded`` nodes held at 0 V: an ideal clamp
+    from both sides, ``lo = hi = 0`` (a linear node becomes an ideal one with infinite
+    bounds elsewhere, the same node)."""
+    if grounded is None:
+        return params
+    if len(grounded) != len(sizes):
+        raise InputError(f"grounded: expected {len(sizes)} layers, got {len(grounded)}")
+    out = []
+    for k, (p, mask, n) in enumerate(zip(params, grounded, sizes, strict=True)):
+        if mask is None:
+            out.append(p)
+            continue
+        mask = np.asarray(mask)
+        if mask.shape != (n,) or mask.dtype != np.bool_:
+            raise InputError(f"grounded[{k}]: expected booleans of shape ({n},), got {mask.shape}")
+        if not mask.any():
+            out.append(p)
+            continue
+        if p.kind not in (KIND_LINEAR, KIND_IDEAL):
+            raise InputError(
+                f"grounded[{k}]: only linear or ideal-diode nodes can be grounded "
+                "(this layer has Shockley diodes)"
+            )
+        lo = np.where(mask, 0.0, p.lo)
+        hi = np.where(mask, 0.0, p.hi)
+        out.append(NodeParams(KIND_IDEAL, lo, hi))
+    return out
 
 
 def _order(n_layers: int) -> list[int]:

@@ -5,9 +5,9 @@ another's draws: the chip is programmed from ``default_rng(seed)``; its stuck de
 ``[seed, 3]``, step spreads from ``[seed, 4]``, device ranges from ``[seed, 0, 5]``, aging
 from ``[seed, 2]``; epoch ``e`` of training draws its mini-batch order and signs of beta
 from ``[seed, 1, e]``, the devices' programming draws (stochastic rounding, cycle noise)
-from ``[seed, 1, e, 1]``, its reads from ``[seed, 1, e, 2]`` and its augmentation of the
-training images from ``[seed, 1, e, 3]``. So a run resumed after epoch ``e`` continues
-exactly as an uninterrupted one.
+from ``[seed, 1, e, 1]``, its reads from ``[seed, 1, e, 2]``, its augmentation of the
+training images from ``[seed, 1, e, 3]`` and its dropout masks from ``[seed, 1, e, 4]``.
+So a run resumed after epoch ``e`` continues exactly as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..engine.inference import check_labels
-from ..errors import InputError
 from .augment import augment_epoch
 from .ep import (
     Algorithm,
@@ -74,17 +73,6 @@ def trace_phases(
     }
 
 
-def check_training(chip: Chip, training: Training | None) -> Training:
-    if training is None:
-        raise InputError(f"chip {chip.name}: has no training section")
-    rates = training.rates(len(chip.crossbars))
-    if len(rates) != len(chip.crossbars):
-        raise InputError(
-            f"training.learning_rate: {len(rates)} rates for {len(chip.crossbars)} crossbars"
-        )
-    return training
-
-
 def _nudged(
     chip: Chip,
     x: np.ndarray,
@@ -93,12 +81,24 @@ def _nudged(
     target: np.ndarray,
     pull: np.ndarray | None,
     dtype: Any,
+    grounded: list[np.ndarray | None] | None,
 ) -> Any:
     """A nudged phase warm-started from the free one: a conductance ``beta`` to the target
     sources (squared error), or the current ``beta * pull`` (cross-entropy)."""
     if pull is not None:
-        return chip.settle(x, current=beta * pull, init=free, dtype=dtype)
-    return chip.settle(x, beta=beta, target=target, init=free, dtype=dtype)
+        return chip.settle(x, current=beta * pull, init=free, dtype=dtype, grounded=grounded)
+    return chip.settle(x, beta=beta, target=target, init=free, dtype=dtype, grounded=grounded)
+
+
+def dropout_masks(
+    chip: Chip, rate: float, rng: np.random.Generator
+) -> list[np.ndarray | None] | None:
+    """The hidden nodes switched to ground for one mini-batch, each with chance ``rate``
+    (none of the output nodes); ``None`` when ``rate`` is 0 (no draws)."""
+    if rate == 0.0:
+        return None
+    hidden = [rng.random(n) < rate for n in chip.layer_sizes[:-1]]
+    return [*hidden, None]
 
 
 @dataclass
@@ -178,6 +178,7 @@ def _train_resistive(
         setup.rates,
         setup.order,
     )
+    drop_rng = np.random.default_rng([chip.seed, 1, epoch, 4])
     wrong = 0
     seen = 0
     total_loss = 0.0
@@ -189,16 +190,17 @@ def _train_resistive(
         xb, yb = x[index], y[index]
         target = one_hot_targets(chip, yb, training.target_voltage)
         chip.next_read()  # the phases of one step see one read of the arrays
-        free = chip.settle(xb, dtype=dtype)
+        grounded = dropout_masks(chip, training.dropout, drop_rng)  # the same for every phase
+        free = chip.settle(xb, dtype=dtype, grounded=grounded)
         beta = training.beta
         if training.random_sign and rng.random() < 0.5:
             beta = -beta
         pull = None
         if training.loss == "cross-entropy":
             pull = cross_entropy_pull(chip, free, yb, training.temperature)
-        plus = _nudged(chip, xb, free, beta, target, pull, dtype)
+        plus = _nudged(chip, xb, free, beta, target, pull, dtype, grounded)
         if training.algorithm == "ep-centred":
-            first = _nudged(chip, xb, free, -beta, target, pull, dtype)
+            first = _nudged(chip, xb, free, -beta, target, pull, dtype, grounded)
             phases += 3
             sweeps += free.sweeps + plus.sweeps + first.sweeps
         else:

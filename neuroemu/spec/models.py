@@ -432,6 +432,15 @@ class Training(Strict):
         "nothing stored but the devices) by default",
     )
     batch_size: int = Field(4, gt=0)
+    dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="chance that a hidden node is switched to ground (0 V) for a mini-batch's "
+        "phases, drawn node by node for every mini-batch (batchwise dropout; Srivastava et al. "
+        "2014, Graham et al. 2015); evaluation grounds none. Resistive chips with linear or "
+        "ideal-diode hidden nodes",
+    )
     augment: Augment | None = Field(
         None, description="random flips and moves of the training images, every epoch"
     )
@@ -511,6 +520,13 @@ class ChipSpec(Strict):
             raise ValueError(
                 f"training.learning_rate: {len(rates)} rates for {len(self.layers)} crossbars"
             )
+        if self.training is not None and self.training.dropout > 0:
+            for layer in self.layers[:-1]:
+                if layer.diode is not None and layer.diode.model != "ideal":
+                    raise ValueError(
+                        f"training.dropout: layer {layer.name} has Shockley diodes; only "
+                        "linear or ideal-diode nodes can be switched to ground"
+                    )
         return self
 
     @property
@@ -629,6 +645,8 @@ class LeakyChipSpec(Strict):
             )
         if training.loss != "mse":
             raise ValueError("training.loss: a leaky chip learns the squared error (mse)")
+        if training.dropout > 0:
+            raise ValueError("training.dropout: only resistive chips switch hidden nodes off")
         rates = training.learning_rate
         n_arrays = len(self.layers) * (2 if self.synapses == "asymmetric" else 1) - (
             1 if self.synapses == "asymmetric" else 0

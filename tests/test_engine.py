@@ -214,16 +214,24 @@ def grounded_reference(chip, x_row, grounded, **nudge):
     return split(v, offsets)
 
 
-def test_grounded_nodes_match_bounded_least_squares():
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_grounded_nodes_match_bounded_least_squares(per_sample, monkeypatch):
     """Nodes switched to ground (dropout) sit at 0 V, their conductances still loading the
     neighbours: the co-content minimised over the other nodes, by an exact active-set method.
-    An output node (linear) is grounded too, and a nudged phase keeps the same switches."""
+    An output node (linear) is grounded too, and a nudged phase keeps the same switches.
+    Switches set sample by sample are cut into chunks with their rows."""
+    engine = importlib.import_module("neuroemu.engine.settle")
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 2)  # 4 samples: two chunks
     chip = neuroemu.Chip.from_dict(chip_dict(sizes=(8, 6), out=4, readout="single"))
     x = np.random.default_rng(12).uniform(size=(4, chip.n_inputs))
     rng = np.random.default_rng(13)
-    grounded = [rng.random(n) < 0.4 for n in chip.layer_sizes]
-    grounded[0][:2] = True  # a node of each diode direction
-    grounded[-1][:] = [False, True, False, False]
+    shape = (len(x),) if per_sample else ()
+    grounded = [rng.random((*shape, n)) < 0.4 for n in chip.layer_sizes]
+    grounded[0][..., :2] = True  # a node of each diode direction
+    grounded[-1][...] = [False, True, False, False]
+    rows = [[mask[b] if per_sample else mask for mask in grounded] for b in range(len(x))]
+    if per_sample:
+        assert not np.array_equal(grounded[0][0], grounded[0][1])
     free = chip.settle(x)
     eq = chip.settle(x, grounded=grounded)
     target = np.tile([1.0, -1.0, 0.5, 0.0], (len(x), 1))
@@ -232,13 +240,13 @@ def test_grounded_nodes_match_bounded_least_squares():
     gain = chip.spec.inputs.gain
     for b in range(len(x)):
         for result, nudge in ((eq, {}), (nudged, {"beta": 1e-4, "target": target[b]})):
-            reference = grounded_reference(chip, x[b], grounded, **nudge)
-            for ours, theirs, mask in zip(result.voltages, reference, grounded, strict=True):
+            reference = grounded_reference(chip, x[b], rows[b], **nudge)
+            for ours, theirs, mask in zip(result.voltages, reference, rows[b], strict=True):
                 np.testing.assert_allclose(ours[b], theirs, atol=1e-9 * gain, rtol=0)
                 assert np.all(ours[b][mask] == 0.0)
     # The switches matter: nodes they hold at 0 V are not at 0 V without them, and the
     # reported residual counts the switches' currents as the circuit's own.
-    assert np.any(free.voltages[0][:, grounded[0]] != 0.0)
+    assert np.any(free.voltages[0][np.broadcast_to(grounded[0], free.voltages[0].shape)] != 0)
     assert np.abs(free.output[:, 1]).min() > 1e-3
     assert eq.relative_residual.max() < eq.tol
     # No closed switch is the same circuit as no switches.
@@ -254,6 +262,8 @@ def test_grounding_bad_arguments():
         chip.settle(x, grounded=[np.ones(6, bool)])
     with pytest.raises(InputError, match=r"grounded\[0\]: expected booleans of shape \(6,\)"):
         chip.settle(x, grounded=[np.ones(5, bool), None])
+    with pytest.raises(InputError, match=r"or \(2, 6\), got float64 \(2, 6\)"):
+        chip.settle(x, grounded=[np.ones((2, 6)), None])
     shockley = neuroemu.Chip.from_dict(chip_dict("shockley_1n4148", sizes=(6,), out=4))
     with pytest.raises(InputError, match="only linear or ideal-diode nodes can be grounded"):
         shockley.settle(x, grounded=[np.ones(6, bool), None])

@@ -223,10 +223,11 @@ def settle(
     init
         Starting voltages (an :class:`Equilibrium` or a list of arrays) for a warm start.
     grounded
-        Nodes held at 0 V by a switch to ground, for every sample of the batch: one boolean
-        array per free layer (nodes,), or ``None`` for a layer without closed switches
-        (dropout in training, :mod:`neuroemu.learning.train`). Their conductances still
-        load their neighbours. Needs linear or ideal-diode nodes in those layers.
+        Nodes held at 0 V by a switch to ground: one boolean array per free layer, (nodes,)
+        for every sample of the batch or (batch, nodes) sample by sample, or ``None`` for a
+        layer without closed switches (dropout in training, :mod:`neuroemu.learning.train`).
+        Their conductances still load their neighbours. Needs linear or ideal-diode nodes
+        in those layers.
     tol, max_sweeps
         Stopping rule (see the module docstring); default from the chip's ``solver``.
         In float32 ``tol`` is raised to at least ``16 eps`` of float32.
@@ -289,7 +290,7 @@ def _settle(
     injected = _injection(chip, current, batch)
 
     c = chip.circuit(dtype, read=True)  # a read of the arrays: noisy while chip.reads is set
-    params = _grounded_params(c.params, grounded, chip.layer_sizes)
+    params = _grounded_params(c.params, grounded, chip.layer_sizes, batch)
     x = chip.drive(x)  # in units of the input gain
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
@@ -382,7 +383,16 @@ class _Chunk:
         tol: float,
         trace: bool,
     ):
-        self.c, self.params, self.x, self.node_g = c, params, x[rows], node_g
+        self.c, self.x, self.node_g = c, x[rows], node_g
+        # The bounds as rows, as the kernels take them, once per settle rather than once
+        # per sweep; bounds that differ sample by sample (grounded nodes) are cut like the
+        # batch.
+        self.params = [
+            p._replace(lo=p.lo.reshape(1, -1), hi=p.hi.reshape(1, -1))
+            if p.lo.ndim == 1
+            else p._replace(lo=p.lo[rows], hi=p.hi[rows])
+            for p in params
+        ]
         self.v = [a[rows] for a in v]
         self.nudge = None if nudge is None else nudge[rows]
         n = len(self.x)
@@ -471,10 +481,13 @@ class _Chunk:
             self.trace = _trace(c, self.x, self.states, self.changes)
 
 
-def _grounded_params(params: list[NodeParams], grounded: Any, sizes: list[int]) -> list[NodeParams]:
+def _grounded_params(
+    params: list[NodeParams], grounded: Any, sizes: list[int], batch: int
+) -> list[NodeParams]:
     """The layers' node parameters with the ``grounded`` nodes held at 0 V: an ideal clamp
     from both sides, ``lo = hi = 0`` (a linear node becomes an ideal one with infinite
-    bounds elsewhere, the same node)."""
+    bounds elsewhere, the same node); bounds of shape (batch, nodes) for masks that differ
+    sample by sample."""
     if grounded is None:
         return params
     if len(grounded) != len(sizes):
@@ -485,8 +498,11 @@ def _grounded_params(params: list[NodeParams], grounded: Any, sizes: list[int]) 
             out.append(p)
             continue
         mask = np.asarray(mask)
-        if mask.shape != (n,) or mask.dtype != np.bool_:
-            raise InputError(f"grounded[{k}]: expected booleans of shape ({n},), got {mask.shape}")
+        if mask.shape not in ((n,), (batch, n)) or mask.dtype != np.bool_:
+            raise InputError(
+                f"grounded[{k}]: expected booleans of shape ({n},) or ({batch}, {n}), "
+                f"got {mask.dtype} {mask.shape}"
+            )
         if not mask.any():
             out.append(p)
             continue

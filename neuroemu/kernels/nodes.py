@@ -44,7 +44,9 @@ _NEWTON_MAX_ITER = 200
 
 
 class NodeParams(NamedTuple):
-    """The nonlinearity of one layer's nodes (arrays of shape ``(nodes,)``, float64)."""
+    """The nonlinearity of one layer's nodes, float64. The bounds are ``(nodes,)``, the
+    same for every sample, or rows of the batch ``(batch, nodes)`` (nodes grounded sample by
+    sample, :func:`neuroemu.engine.settle`)."""
 
     kind: int
     lo: np.ndarray  # V, -inf where there is no lower diode
@@ -165,13 +167,14 @@ def _solve_row(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, b, d):
     ``d``: float64 scratch of a row."""
     n = v.shape[1]
     c = b if b < const.shape[0] else 0
+    r = b if b < lo.shape[0] else 0
     if kind == KIND_SHOCKLEY:
         change = 0.0
         for j in range(n):
             i_in[b, j] = i_in[b, j] + const[c, j]
             old = float(v[b, j])
             v[b, j] = shockley_node(
-                float(i_in[b, j]), float(g[j]), lo[j], hi[j], i_s, n_vt, gmin, old
+                float(i_in[b, j]), float(g[j]), lo[r, j], hi[r, j], i_s, n_vt, gmin, old
             )
             change = max(change, abs(float(v[b, j]) - old))
         return change
@@ -179,8 +182,8 @@ def _solve_row(kind, i_in, const, g, lo, hi, i_s, n_vt, gmin, v, b, d):
         i_in[b, j] = i_in[b, j] + const[c, j]
         new = float(i_in[b, j]) / float(g[j])
         if kind == KIND_IDEAL:  # the clip, letting a NaN through
-            new = lo[j] if new < lo[j] else new
-            new = hi[j] if new > hi[j] else new
+            new = lo[r, j] if new < lo[r, j] else new
+            new = hi[r, j] if new > hi[r, j] else new
         old = float(v[b, j])
         v[b, j] = new
         d[j] = abs(float(v[b, j]) - old)
@@ -206,12 +209,13 @@ def _clamped_residual(kind, i_in, g, lo, hi, v):
 @njit(cache=True, inline="always", error_model="numpy")
 def _residual_row(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v, out, b):
     """KCL residual current (A) of every node of row ``b`` into ``out``."""
+    r = b if b < lo.shape[0] else 0
     for j in range(v.shape[1]):
         vj, ij, gj = float(v[b, j]), float(i_in[b, j]), float(g[j])
         if kind == KIND_SHOCKLEY:
-            out[b, j] = _shockley_f(vj, ij, gj, lo[j], hi[j], i_s, n_vt, gmin)[0]
+            out[b, j] = _shockley_f(vj, ij, gj, lo[r, j], hi[r, j], i_s, n_vt, gmin)[0]
         else:
-            out[b, j] = _clamped_residual(kind, ij, gj, lo[j], hi[j], vj)
+            out[b, j] = _clamped_residual(kind, ij, gj, lo[r, j], hi[r, j], vj)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -232,23 +236,25 @@ def _report_row(
     ``r_rel``, ``p``: float64 scratch rows."""
     n = v.shape[1]
     c = b if b < source.shape[0] else 0
+    k = b if b < lo.shape[0] else 0
     # The kinds get loops of their own: the Shockley branch inside would keep the other
     # from vectorising.
     if kind == KIND_SHOCKLEY:
         for j in range(n):
             vj, ij, gj = float(v[b, j]), float(i_in[b, j]), float(g[j])
-            r = abs(_shockley_f(vj, ij, gj, lo[j], hi[j], i_s, n_vt, gmin)[0])
+            lj, hj = lo[k, j], hi[k, j]
+            r = abs(_shockley_f(vj, ij, gj, lj, hj, i_s, n_vt, gmin)[0])
             r_abs[j] = r
             r_rel[j] = r * inv[j]
             p[j] = vj * (g_chip[j] * vj - ij - float(source[c, j]))
-            if diodes and lo[j] > -np.inf:
-                p[j] += diode_current(lo[j] - vj, i_s, n_vt, gmin)[0] * (lo[j] - vj)
-            if diodes and hi[j] < np.inf:
-                p[j] += diode_current(vj - hi[j], i_s, n_vt, gmin)[0] * (vj - hi[j])
+            if diodes and lj > -np.inf:
+                p[j] += diode_current(lj - vj, i_s, n_vt, gmin)[0] * (lj - vj)
+            if diodes and hj < np.inf:
+                p[j] += diode_current(vj - hj, i_s, n_vt, gmin)[0] * (vj - hj)
     else:
         for j in range(n):
             vj, ij, gj = float(v[b, j]), float(i_in[b, j]), float(g[j])
-            r = abs(_clamped_residual(kind, ij, gj, lo[j], hi[j], vj))
+            r = abs(_clamped_residual(kind, ij, gj, lo[k, j], hi[k, j], vj))
             r_abs[j] = r
             r_rel[j] = r * inv[j]
             p[j] = vj * (g_chip[j] * vj - ij - float(source[c, j]))
@@ -355,9 +361,14 @@ def _check(i_in: np.ndarray, g: np.ndarray, params: NodeParams, v: np.ndarray) -
     if i_in.ndim != 2 or v.shape != i_in.shape:
         raise InputError(f"i_in and v must be (batch, nodes) of one shape: {i_in.shape}, {v.shape}")
     nodes = v.shape[1]
-    for name, arr in (("g", g), ("lo", params.lo), ("hi", params.hi)):
-        if arr.shape != (nodes,):
-            raise InputError(f"{name} must have shape ({nodes},), got {arr.shape}")
+    if g.shape != (nodes,):
+        raise InputError(f"g must have shape ({nodes},), got {g.shape}")
+    for name, arr in (("lo", params.lo), ("hi", params.hi)):
+        if arr.shape != (nodes,) and arr.shape not in ((1, nodes), (v.shape[0], nodes)):
+            raise InputError(
+                f"{name} must have shape ({nodes},) or ({v.shape[0]} or 1, {nodes}), "
+                f"got {arr.shape}"
+            )
     if not (v.flags.c_contiguous and i_in.flags.c_contiguous):
         raise InputError("i_in and v must be C-contiguous")
     if v.dtype != i_in.dtype or g.dtype != v.dtype:
@@ -365,8 +376,12 @@ def _check(i_in: np.ndarray, g: np.ndarray, params: NodeParams, v: np.ndarray) -
 
 
 def _physics(params: NodeParams) -> tuple:
-    """The node parameters in the order the kernels take them, after ``i_in`` and ``g``."""
-    return params.lo, params.hi, params.i_s, params.n_vt, params.gmin
+    """The node parameters in the order the kernels take them, after ``i_in`` and ``g``:
+    the bounds as rows, float64 (one row standing for every row of the batch)."""
+    lo, hi = params.lo, params.hi
+    if lo.ndim == 1:
+        lo, hi = lo.reshape(1, -1), hi.reshape(1, -1)
+    return lo, hi, params.i_s, params.n_vt, params.gmin
 
 
 def _rows(name: str, a: np.ndarray | None, v: np.ndarray) -> np.ndarray:

@@ -91,13 +91,14 @@ def _nudged(
 
 
 def dropout_masks(
-    chip: Chip, rate: float, rng: np.random.Generator
+    chip: Chip, rate: float, batch: int, rng: np.random.Generator
 ) -> list[np.ndarray | None] | None:
-    """The hidden nodes switched to ground for one mini-batch, each with chance ``rate``
-    (none of the output nodes); ``None`` when ``rate`` is 0 (no draws)."""
+    """The hidden nodes switched to ground for each sample of a mini-batch, (batch, nodes)
+    per hidden layer, each with chance ``rate`` (none of the output nodes); ``None`` when
+    ``rate`` is 0 (no draws)."""
     if rate == 0.0:
         return None
-    hidden = [rng.random(n) < rate for n in chip.layer_sizes[:-1]]
+    hidden = [rng.random((batch, n)) < rate for n in chip.layer_sizes[:-1]]
     return [*hidden, None]
 
 
@@ -190,7 +191,7 @@ def _train_resistive(
         xb, yb = x[index], y[index]
         target = one_hot_targets(chip, yb, training.target_voltage)
         chip.next_read()  # the phases of one step see one read of the arrays
-        grounded = dropout_masks(chip, training.dropout, drop_rng)  # the same for every phase
+        grounded = dropout_masks(chip, training.dropout, len(xb), drop_rng)  # for all 3 phases
         free = chip.settle(xb, dtype=dtype, grounded=grounded)
         beta = training.beta
         if training.random_sign and rng.random() < 0.5:

@@ -436,10 +436,10 @@ class Training(Strict):
         0.0,
         ge=0,
         lt=1,
-        description="chance that a hidden node is switched to ground (0 V) for a mini-batch's "
-        "phases, drawn node by node for every mini-batch (batchwise dropout; Srivastava et al. "
-        "2014, Graham et al. 2015); evaluation grounds none. Resistive chips with linear or "
-        "ideal-diode hidden nodes",
+        description="chance that a hidden node is switched to ground (0 V) for a training "
+        "sample's phases, drawn node by node for every sample (dropout; Srivastava et al. "
+        "2014); evaluation grounds none. Resistive chips with linear or ideal-diode hidden "
+        "nodes",
     )
     augment: Augment | None = Field(
         None, description="random flips and moves of the training images, every epoch"

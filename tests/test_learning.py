@@ -256,3 +256,47 @@ def test_cross_entropy_nudge_matches_finite_differences():
         errors.append(np.abs(estimate - truth).max() / np.abs(truth).max())
     assert errors[0] < 1e-3
     assert errors[1] / errors[0] == pytest.approx(0.25, abs=0.08)  # O(beta^2)
+
+
+def test_dropout_grounds_each_samples_hidden_nodes_for_all_its_phases(monkeypatch):
+    """Every settle of a training step gets the step's switches, drawn sample by sample
+    from the epoch's own stream."""
+    from neuroemu.learning.train import dropout_masks, train_epoch
+
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["layers"][-1]["readout"] = "single"
+    data["training"] = {
+        "beta": "1 uS",
+        "target_voltage": "0.1 V",
+        "learning_rate": 0.1,
+        "batch_size": 4,
+        "dropout": 0.3,
+    }
+    chip = neuroemu.Chip.from_dict(data)
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(size=(10, chip.n_inputs)), rng.integers(0, 4, 10)
+    seen = []
+    settle = chip.settle
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("grounded"))
+        return settle(*args, **kwargs)
+
+    monkeypatch.setattr(chip, "settle", recording)
+    train_epoch(chip, x, y, chip.spec.training, 2)
+    assert len(seen) == 3 * 3  # batches of 4, 4 and 2; free, +beta, -beta
+    draws = np.random.default_rng([chip.seed, 1, 2, 4])
+    for step, batch in enumerate((4, 4, 2)):
+        expected = dropout_masks(chip, 0.3, batch, draws)
+        phases = seen[3 * step : 3 * step + 3]
+        for masks in phases:
+            assert masks is phases[0]  # one set of switches for the step's phases
+            assert masks[-1] is None  # the output nodes are never grounded
+            for ours, theirs in zip(masks[:-1], expected[:-1], strict=True):
+                assert ours.shape == (batch, len(ours[0]))
+                np.testing.assert_array_equal(ours, theirs)
+    # The draw is Bernoulli(rate) node by node and sample by sample.
+    masks = dropout_masks(chip, 0.3, 20000, np.random.default_rng(1))
+    assert [m.shape for m in masks[:-1]] == [(20000, 6), (20000, 4)]
+    assert np.mean(masks[0]) == pytest.approx(0.3, abs=0.005)
+    assert dropout_masks(chip, 0.0, 4, np.random.default_rng(1)) is None

@@ -191,7 +191,7 @@ def _train_resistive(
         xb, yb = x[index], y[index]
         target = one_hot_targets(chip, yb, training.target_voltage)
         chip.next_read()  # the phases of one step see one read of the arrays
-        grounded = dropout_masks(chip, training.dropout, len(xb), drop_rng)  # for all 3 phases
+        grounded = dropout_masks(chip, training.dropout, len(xb), drop_rng)  # for every phase
         free = chip.settle(xb, dtype=dtype, grounded=grounded)
         beta = training.beta
         if training.random_sign and rng.random() < 0.5:

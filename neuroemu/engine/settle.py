@@ -384,14 +384,9 @@ class _Chunk:
         trace: bool,
     ):
         self.c, self.x, self.node_g = c, x[rows], node_g
-        # The bounds as rows, as the kernels take them, once per settle rather than once
-        # per sweep; bounds that differ sample by sample (grounded nodes) are cut like the
-        # batch.
+        # Bounds that differ sample by sample (grounded nodes) are cut like the batch.
         self.params = [
-            p._replace(lo=p.lo.reshape(1, -1), hi=p.hi.reshape(1, -1))
-            if p.lo.ndim == 1
-            else p._replace(lo=p.lo[rows], hi=p.hi[rows])
-            for p in params
+            p if p.lo.ndim == 1 else p._replace(lo=p.lo[rows], hi=p.hi[rows]) for p in params
         ]
         self.v = [a[rows] for a in v]
         self.nudge = None if nudge is None else nudge[rows]

@@ -209,8 +209,10 @@ def test_check_spice_runs_ngspice():
     assert summary["mean_ngspice_s"] > summary["mean_engine_s"]
 
 
-@pytest.mark.parametrize(("momentum", "augment"), [(0.0, False), (0.9, True)])
-def test_training_run_and_resume_match(tmp_path, momentum, augment):
+@pytest.mark.parametrize(
+    ("momentum", "augment", "dropout"), [(0.0, False, 0.0), (0.9, True, 0.0), (0.9, False, 0.2)]
+)
+def test_training_run_and_resume_match(tmp_path, momentum, augment, dropout):
     """With momentum the velocities must carry over too; with augmentation and dropout,
     each epoch's flips, moves and grounded nodes must be drawn as in an uninterrupted run."""
     whole, part = tmp_path / "whole.h5", tmp_path / "part.h5"
@@ -218,7 +220,9 @@ def test_training_run_and_resume_match(tmp_path, momentum, augment):
     assert "momentum: 0.9" in text
     new = f"momentum: {momentum}"
     if augment:
-        new += "\n  augment: {flip: true, shift: 1}\n  dropout: 0.2"
+        new += "\n  augment: {flip: true, shift: 1}"
+    if dropout:
+        new += f"\n  dropout: {dropout}"
     chip = str(tmp_path / "xs_784x100.yaml")
     Path(chip).write_text(text.replace("momentum: 0.9", new))
     common = ("simulate", chip, "--limit", "400", "--quiet", "--json", "--batch-size", "64")
@@ -233,9 +237,9 @@ def test_training_run_and_resume_match(tmp_path, momentum, augment):
     assert [line.split(":")[0] for line in logged] == ["epoch 0/2", "epoch 1/2", "epoch 2/2"]
     assert f"test error {100 * figures['history'][2]['error']:.2f} %" in logged[-1]
     # Training lowers the test error from chance (with the chip's own momentum: in 26 steps
-    # plain SGD at the same rates barely moves; augmented images on a thinned chip, slower).
+    # plain SGD at the same rates barely moves).
     assert figures["history"][0]["error"] > 0.8
-    assert figures["history"][2]["error"] < (0.85 if not momentum else 0.7 if augment else 0.6)
+    assert figures["history"][2]["error"] < (0.6 if momentum else 0.85)
     assert neuroemu(*common, "--epochs", "1", "--out", str(part)).returncode == 0
     resumed = neuroemu(*common, "--epochs", "2", "--resume", str(part))
     assert resumed.returncode == 0, resumed.stderr

@@ -292,8 +292,10 @@ def test_dropout_grounds_each_samples_hidden_nodes_for_all_its_phases(monkeypatc
         for masks in phases:
             assert masks is phases[0]  # one set of switches for the step's phases
             assert masks[-1] is None  # the output nodes are never grounded
-            for ours, theirs in zip(masks[:-1], expected[:-1], strict=True):
-                assert ours.shape == (batch, len(ours[0]))
+            for ours, theirs, n in zip(
+                masks[:-1], expected[:-1], chip.layer_sizes[:-1], strict=True
+            ):
+                assert ours.shape == (batch, n)
                 np.testing.assert_array_equal(ours, theirs)
     # The draw is Bernoulli(rate) node by node and sample by sample.
     masks = dropout_masks(chip, 0.3, 20000, np.random.default_rng(1))

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def _int_at_least(minimum: int) -> Any:
@@ -166,6 +167,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from .build.chip import Chip
     from .engine.inference import evaluate
+    from .interrupts import deferred_interrupts
     from .io.hdf5 import RunWriter, check_output_path, now
 
     started = now()
@@ -241,8 +243,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 figures = report.figures()
                 history.append({"epoch": 0, **figures})
                 if writer is not None:
-                    writer.append(0, figures, chip, report.prediction, data.y_test)
-                    record_traces(0)
+                    with deferred_interrupts():  # the epoch and its traces, whole
+                        writer.append(0, figures, chip, report.prediction, data.y_test)
+                        record_traces(0)
                 if epochs > 0:
                     console.print(f"epoch 0/{epochs}: test error {100 * report.error:.2f} %")
                 done = 0
@@ -273,10 +276,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 history.append({"epoch": epoch, **figures})
                 if writer is not None:
                     snapshot = epoch % training.snapshot_every == 0 or epoch == epochs
-                    writer.append(
-                        epoch, figures, chip, report.prediction, data.y_test, snapshot=snapshot
-                    )
-                    record_traces(epoch)
+                    with deferred_interrupts():
+                        writer.append(
+                            epoch, figures, chip, report.prediction, data.y_test, snapshot=snapshot
+                        )
+                        record_traces(epoch)
                 console.print(
                     f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "
                     f"test error {100 * report.error:.2f} %, "
@@ -659,12 +663,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import NeuroemuError
+    from .interrupts import Terminated, sigterm_interrupts
 
     try:
-        return int(args.func(args))
+        with sigterm_interrupts():
+            return int(args.func(args))
     except NeuroemuError as exc:
         print(f"neuroemu: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("neuroemu: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("neuroemu: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -287,17 +287,24 @@ def test_training_bad_input(tmp_path):
     assert_one_line_error(neuroemu("simulate", str(bad)), "training.beta", "must be > 0 S")
 
 
-def test_interrupted_training_leaves_a_valid_file(tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [("SIGINT", 130, "neuroemu: interrupted"), ("SIGTERM", 143, "neuroemu: terminated")],
+)
+def test_interrupted_training_leaves_a_valid_file(tmp_path, signum, code, said):
+    """Ctrl-C, or SIGTERM from a batch scheduler or ``kill``: the run file is closed as
+    interrupted, with every finished epoch."""
     import signal
 
     out = tmp_path / "run.h5"
     proc = start_training(out, until_epoch=2)
     try:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
+        proc.send_signal(getattr(signal, signum))
+        _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == code
+    assert said in err and "Traceback" not in err
     with h5py.File(out) as f:
         assert not f["meta"].attrs["complete"]
         epochs = f["metrics/epoch"][()]

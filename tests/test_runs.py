@@ -16,6 +16,7 @@ import pytest
 
 import neuroemu
 from neuroemu.errors import RunFileError
+from neuroemu.interrupts import Terminated, deferred_interrupts, sigterm_interrupts
 from neuroemu.spec.loader import load_card
 
 from .conftest import run_cli, start_training
@@ -503,6 +504,61 @@ def test_killed_writer_leaves_finished_epochs(tmp_path):
     assert not run.meta["complete"]
     assert run.metrics["epoch"].values[:3].tolist() == [0, 1, 2]
     assert run.conductance.sizes["epoch"] >= 3
+
+
+class _SignalOnRead:
+    """A metric that sends this process ``signum`` when the writer reads it, as if Ctrl-C or
+    a scheduler's SIGTERM came in the middle of an append."""
+
+    def __init__(self, value: float, signum: int):
+        self.value, self.signum = value, signum
+
+    def __float__(self) -> float:
+        signal.raise_signal(self.signum)
+        return self.value
+
+
+@pytest.mark.parametrize(
+    ("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)]
+)
+def test_a_signal_during_an_append_waits_for_it(tmp_path, signum, raised):
+    from neuroemu.build.chip import Chip
+    from neuroemu.io.hdf5 import RunWriter
+
+    chip = Chip.from_yaml("xs_784x100")
+    out = tmp_path / "run.h5"
+    writer = RunWriter.create(out, chip, dataset="d", dataset_source="s", started="now")
+    writer.append(0, {"error": 0.9}, chip)
+    with sigterm_interrupts():
+        chip.crossbars[0].conductance[...] *= 2  # "epoch 1" changed the conductances
+        with pytest.raises(raised):
+            writer.append(1, {"error": _SignalOnRead(0.5, signum)}, chip)
+    writer.close(complete=False)
+    with h5py.File(out) as f:  # the epoch's metrics, state and snapshot are all there
+        assert f["metrics/epoch"][()].tolist() == [0, 1]
+        assert f["metrics/error"][()].tolist() == [0.9, 0.5]
+        assert f["state"].attrs["epoch"] == 1
+        assert f["snapshot_epoch"][()].tolist() == [0, 1]
+        state = f["state/conductance/input->hidden"][()]
+        np.testing.assert_array_equal(state, chip.crossbars[0].conductance)
+        np.testing.assert_array_equal(f["conductance/input->hidden"][1], state)
+    # The handlers in place before are back: SIGTERM is Python's default again.
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_deferred_signals_nest_and_arrive_once():
+    arrived = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: arrived.append(signum))
+    try:
+        with deferred_interrupts():
+            with deferred_interrupts():
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+                assert arrived == []
+            assert arrived == []  # the inner block handed it to the outer one
+        assert arrived == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_traces_round_trip(trained):

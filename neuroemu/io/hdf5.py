@@ -30,7 +30,9 @@ have no ``/state``, are read and resumed as well):
 An inference run is written under a temporary name and renamed into place when complete. A
 training run grows epoch by epoch and is flushed after each, so an interrupted run leaves a
 file that opens and holds every finished epoch (``complete`` false); ``--resume`` continues
-it. An existing file is only replaced when the caller says so.
+it. Ctrl-C and SIGTERM wait for an append under way to finish (:mod:`neuroemu.interrupts`),
+so an epoch is in the file whole or not at all. An existing file is only replaced when the
+caller says so.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import RunFileError
+from ..interrupts import uninterrupted
 
 if TYPE_CHECKING:
     from ..build.chip import Chip
@@ -275,6 +278,7 @@ class RunWriter:
         return cls(f, path), int(epochs[-1])
 
     # ------------------------------------------------------------------ writing
+    @uninterrupted
     def append(
         self,
         epoch: int,
@@ -342,6 +346,7 @@ class RunWriter:
                 data.attrs["unit"] = "class"
         f.flush()
 
+    @uninterrupted
     def append_traces(
         self, epoch: int, samples: list[int], traces: dict[str, Any], chip: Chip
     ) -> None:
@@ -362,6 +367,7 @@ class RunWriter:
             ).attrs["unit"] = "S"
         self.file.flush()
 
+    @uninterrupted
     def append_aging(self, entries: list[dict[str, Any]]) -> None:
         """Write inference results at times after programming (``/aging``)."""
         if "aging" in self.file:
@@ -375,6 +381,7 @@ class RunWriter:
             data.attrs["unit"] = unit
         self.file.flush()
 
+    @uninterrupted
     def close(self, complete: bool = True) -> Path:
         """Close the file; ``complete`` marks a run that ended normally."""
         if not self.file:

@@ -227,25 +227,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     progress.remove_task(task)
                 return report
 
-            def record_traces(epoch: int) -> None:
-                if writer is None or training is None or not training.trace_samples:
+            def record(epoch: int, figures: dict[str, Any], report: Any, snapshot: bool) -> None:
+                """Write an evaluated epoch and its traces: settle the traced samples first,
+                then write both with Ctrl-C and SIGTERM held, so the epoch lands whole."""
+                if writer is None:
                     return
-                from .learning.train import trace_phases
+                traces = None
+                if training is not None and training.trace_samples:
+                    from .learning.train import trace_phases
 
-                samples = training.trace_samples
-                x, y = data.x_test[samples], data.y_test[samples]
-                writer.append_traces(
-                    epoch, samples, trace_phases(chip, x, y, training, epoch), chip
-                )
+                    samples = training.trace_samples
+                    x, y = data.x_test[samples], data.y_test[samples]
+                    traces = trace_phases(chip, x, y, training, epoch)
+                with deferred_interrupts():
+                    writer.append(
+                        epoch, figures, chip, report.prediction, data.y_test, snapshot=snapshot
+                    )
+                    if traces is not None:
+                        writer.append_traces(epoch, samples, traces, chip)
 
             if done < 0:
                 report = run_test(f"inference {chip.name}")
                 figures = report.figures()
                 history.append({"epoch": 0, **figures})
-                if writer is not None:
-                    with deferred_interrupts():  # the epoch and its traces, whole
-                        writer.append(0, figures, chip, report.prediction, data.y_test)
-                        record_traces(0)
+                record(0, figures, report, snapshot=True)
                 if epochs > 0:
                     console.print(f"epoch 0/{epochs}: test error {100 * report.error:.2f} %")
                 done = 0
@@ -274,13 +279,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                     "train_wall_time_s": trained.wall_time,
                 }
                 history.append({"epoch": epoch, **figures})
-                if writer is not None:
-                    snapshot = epoch % training.snapshot_every == 0 or epoch == epochs
-                    with deferred_interrupts():
-                        writer.append(
-                            epoch, figures, chip, report.prediction, data.y_test, snapshot=snapshot
-                        )
-                        record_traces(epoch)
+                snapshot = epoch % training.snapshot_every == 0 or epoch == epochs
+                record(epoch, figures, report, snapshot)
                 console.print(
                     f"epoch {epoch}/{epochs}: train error {100 * trained.train_error:.2f} %, "
                     f"test error {100 * report.error:.2f} %, "

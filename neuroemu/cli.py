@@ -17,6 +17,12 @@ from typing import Any
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
+#: The run file's metric for each training loss (units in neuroemu.io.hdf5).
+LOSS_METRIC = {
+    "mse": "train_loss_V2",
+    "cross-entropy": "train_cross_entropy",
+    "hinge": "train_hinge_V2",
+}
 
 
 def _int_at_least(minimum: int) -> Any:
@@ -272,9 +278,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 figures = {
                     **report.figures(),
                     "train_error": trained.train_error,
-                    (
-                        "train_loss_V2" if training.loss == "mse" else "train_cross_entropy"
-                    ): trained.train_loss,
+                    LOSS_METRIC[training.loss]: trained.train_loss,
                     "train_mean_sweeps": trained.mean_sweeps,
                     "train_wall_time_s": trained.wall_time,
                 }

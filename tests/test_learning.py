@@ -258,6 +258,108 @@ def test_cross_entropy_nudge_matches_finite_differences():
     assert errors[1] / errors[0] == pytest.approx(0.25, abs=0.08)  # O(beta^2)
 
 
+def test_hinge_nudge_matches_finite_differences():
+    """Sources at the target for the output nodes on its wrong side, at their own free
+    voltages for the rest: EP then estimates the gradient of the squared hinge, O(beta^2)
+    centred, and a node on the right side of its target adds nothing."""
+    from neuroemu.learning.ep import hinge_loss, hinge_targets
+
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["inputs"].update(gain="10 V", offset=0.5)
+    data["layers"][-1]["readout"] = "single"
+    data["solver"] = {"tol": 1e-13}
+    chip = neuroemu.Chip.from_dict(data, seed=4)
+    x = np.random.default_rng(4).uniform(size=(3, chip.n_inputs))
+    free = chip.settle(x)  # outputs from -0.1 to 0.2 V: nodes on both sides of 0 and 0.1 V
+    target = one_hot_targets(chip, np.array([0, 3, 1]), 0.1)
+    pulled = hinge_targets(chip, free.output, target)
+    missed = pulled == target
+    assert 0 < np.sum(missed & (target > 0)) and 0 < np.sum(missed & (target == 0))
+    assert np.sum(~missed) >= 3  # nodes on the right side, held at their free voltage
+
+    def cost():
+        return hinge_loss(chip, chip.settle(x).output, target).mean()
+
+    devices = [(0, 2, 1), (0, 7, 4), (1, 4, 2), (2, 1, 3), (2, 3, 0)]
+    truth = []
+    for k, i, j in devices:
+        g = chip.conductances[k]
+        saved, h = g[i, j], 1e-3 * g[i, j]
+        values = []
+        for sign in (1, -1):
+            g[i, j] = saved + sign * h
+            chip.touch()
+            values.append(cost())
+        g[i, j] = saved
+        chip.touch()
+        truth.append((values[0] - values[1]) / (2 * h))
+    truth = np.array(truth)
+    # The squared error toward the same targets differs: the hinge's gradient is its own.
+    squared = np.array(
+        [
+            finite_difference(chip, x, target, k, i, j, 1e-3 * chip.conductances[k][i, j])
+            for k, i, j in devices
+        ]
+    )
+    assert np.abs(squared - truth).max() > 0.1 * np.abs(truth).max()
+    errors = []
+    for fraction in (1e-2, 5e-3):
+        beta = fraction * chip.circuit().node_conductance[-1].mean()
+        plus = chip.settle(x, beta=beta, target=pulled, init=free)
+        minus = chip.settle(x, beta=-beta, target=pulled, init=free)
+        grad = ep_gradient(chip, x, minus, plus, beta, "ep-centred")
+        estimate = np.array([grad.crossbars[k][i, j] for k, i, j in devices])
+        errors.append(np.abs(estimate - truth).max() / np.abs(truth).max())
+    assert errors[0] < 2e-3
+    assert errors[1] / errors[0] == pytest.approx(0.25, abs=0.08)  # O(beta^2)
+
+
+def test_hinge_training_step_nudges_toward_the_hinge_targets():
+    """A training step with ``loss: hinge`` settles the free phase, moves the sources of
+    the nodes on the right side of their targets to their free voltages, and reports the
+    free phase's squared hinge."""
+    from neuroemu.learning.ep import apply_ep_update, hinge_loss, hinge_targets
+    from neuroemu.learning.train import epoch_setup, train_epoch
+
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["inputs"]["offset"] = 0.5
+    data["layers"][-1]["readout"] = "single"
+    data["training"] = {
+        "beta": "2 uS",
+        "target_voltage": "0.1 V",
+        "learning_rate": 20.0,
+        "batch_size": 8,
+        "loss": "hinge",
+    }
+    rng = np.random.default_rng(0)
+    chip = neuroemu.Chip.from_dict(data, seed=4)
+    x, y = rng.uniform(size=(8, chip.n_inputs)), rng.integers(0, 4, 8)
+    training = chip.spec.training
+    twin = neuroemu.Chip.from_dict(data, seed=4)
+    setup = epoch_setup(twin, x, y, training, 1)
+    xb, yb = setup.x[setup.order], setup.y[setup.order]
+    free = twin.settle(xb)
+    target = one_hot_targets(twin, yb, 0.1)
+    pulled = hinge_targets(twin, free.output, target)
+    assert 0 < np.sum(pulled != target) < pulled.size  # some nodes pulled, some not
+    plus = twin.settle(xb, beta=2e-6, target=pulled, init=free)
+    minus = twin.settle(xb, beta=-2e-6, target=pulled, init=free)
+    apply_ep_update(twin, xb, minus, plus, 2e-6, "ep-centred", setup.rates, setup.pulse_rng)
+
+    report = train_epoch(chip, x, y, training, 1)
+    assert report.train_loss == pytest.approx(hinge_loss(twin, free.output, target).mean())
+    assert report.train_loss < loss(twin, free, target).mean()  # not the squared error
+    for ours, theirs in zip(chip.conductances, twin.conductances, strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-18)
+    moved = [
+        np.abs(g - h).max()
+        for g, h in zip(
+            chip.conductances, neuroemu.Chip.from_dict(data, seed=4).conductances, strict=True
+        )
+    ]
+    assert min(moved) > 0
+
+
 def test_dropout_grounds_each_samples_hidden_nodes_for_all_its_phases(monkeypatch):
     """Every settle of a training step gets the step's switches, drawn sample by sample
     from the epoch's own stream."""

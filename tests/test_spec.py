@@ -164,6 +164,21 @@ def test_dropout_is_validated(workspace):
     assert load_chip(path).spec.training.dropout == 0
 
 
+def test_hinge_loss_needs_a_single_readout(workspace):
+    training = (
+        "training:\n  beta: 1 uS\n  target_voltage: 1 V\n  learning_rate: 0.1\n  loss: hinge\n"
+    )
+    assert "readout: differential" in TINY
+    message = chip_error(workspace, TINY + training)
+    assert message.startswith(
+        "training.loss: hinge bounds each output node on one side of its target, so it "
+        "needs a single readout"
+    ), message
+    path = workspace / "chips" / "x.yaml"
+    path.write_text(TINY.replace("readout: differential", "readout: single") + training)
+    assert load_chip(path).spec.training.loss == "hinge"
+
+
 def test_malformed_and_duplicate_yaml(workspace):
     assert "malformed YAML at line 4" in chip_error(workspace, "name: x\ninputs:\n  - [\n")
     assert "duplicate key 'seed'" in chip_error(workspace, TINY + "seed: 3\n")

@@ -77,6 +77,7 @@ UNITS = {
     "train_error": "1",
     "train_loss_V2": "V^2",
     "train_cross_entropy": "1",
+    "train_hinge_V2": "V^2",
     "train_mean_sweeps": "1",
     "train_wall_time_s": "s",
 }

@@ -27,6 +27,8 @@ from .ep import (
     cross_entropy,
     cross_entropy_pull,
     ep_gradient,
+    hinge_loss,
+    hinge_targets,
     loss,
     one_hot_targets,
 )
@@ -48,8 +50,8 @@ class EpochReport:
 def trace_phases(
     chip: Chip, x: np.ndarray, y: np.ndarray, training: Training, epoch: int
 ) -> dict[str, Any]:
-    """Settle samples ``x`` free, then nudged by ``+beta`` and ``-beta`` (warm-started from
-    the free phase), recording every sweep, and the conductance change (S) their centred
+    """Settle samples ``x`` free, then nudged by ``+beta`` and ``-beta`` as the training
+    loss nudges (warm-started from the free phase), recording every sweep, and the conductance change (S) their centred
     EP estimate would make at ``epoch`` (computed through no device model, and not applied).
     """
     if chip.family == "leaky":
@@ -59,8 +61,9 @@ def trace_phases(
         return leaky.trace_phases(leaky_chip, x, y, training, epoch)
     target = one_hot_targets(chip, y, training.target_voltage)
     free = chip.settle(x, trace=True)
-    plus = chip.settle(x, beta=training.beta, target=target, init=free, trace=True)
-    minus = chip.settle(x, beta=-training.beta, target=target, init=free, trace=True)
+    pulled, pull = nudge_for_loss(chip, free, y, target, training)
+    plus = _nudged(chip, x, free, training.beta, pulled, pull, np.float64, None, trace=True)
+    minus = _nudged(chip, x, free, -training.beta, pulled, pull, np.float64, None, trace=True)
     grad = ep_gradient(chip, x, minus, plus, training.beta, "ep-centred")
     scale = training.decay ** max(epoch - 1, 0) * training.conductance_unit**2
     rates = training.rates(len(chip.crossbars))
@@ -82,12 +85,29 @@ def _nudged(
     pull: np.ndarray | None,
     dtype: Any,
     grounded: list[np.ndarray | None] | None,
+    trace: bool = False,
 ) -> Any:
     """A nudged phase warm-started from the free one: a conductance ``beta`` to the target
-    sources (squared error), or the current ``beta * pull`` (cross-entropy)."""
+    sources (squared error, squared hinge), or the current ``beta * pull``
+    (cross-entropy)."""
+    options = {"init": free, "dtype": dtype, "grounded": grounded, "trace": trace}
     if pull is not None:
-        return chip.settle(x, current=beta * pull, init=free, dtype=dtype, grounded=grounded)
-    return chip.settle(x, beta=beta, target=target, init=free, dtype=dtype, grounded=grounded)
+        return chip.settle(x, current=beta * pull, **options)
+    return chip.settle(x, beta=beta, target=target, **options)
+
+
+def nudge_for_loss(
+    chip: Chip, free: Any, y: np.ndarray, target: np.ndarray, training: Training
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """What the nudged phases pull toward, from the free phase ``free``: the voltages of
+    the target sources, and for the cross-entropy the current per unit beta instead
+    (``None`` otherwise). The squared error pulls every output node toward ``target``, the
+    squared hinge only those on the wrong side of it (:func:`~.ep.hinge_targets`)."""
+    if training.loss == "cross-entropy":
+        return target, cross_entropy_pull(chip, free, y, training.temperature)
+    if training.loss == "hinge":
+        return hinge_targets(chip, free.output, target), None
+    return target, None
 
 
 def dropout_masks(
@@ -196,12 +216,10 @@ def _train_resistive(
         beta = training.beta
         if training.random_sign and rng.random() < 0.5:
             beta = -beta
-        pull = None
-        if training.loss == "cross-entropy":
-            pull = cross_entropy_pull(chip, free, yb, training.temperature)
-        plus = _nudged(chip, xb, free, beta, target, pull, dtype, grounded)
+        pulled, pull = nudge_for_loss(chip, free, yb, target, training)
+        plus = _nudged(chip, xb, free, beta, pulled, pull, dtype, grounded)
         if training.algorithm == "ep-centred":
-            first = _nudged(chip, xb, free, -beta, target, pull, dtype, grounded)
+            first = _nudged(chip, xb, free, -beta, pulled, pull, dtype, grounded)
             phases += 3
             sweeps += free.sweeps + plus.sweeps + first.sweeps
         else:
@@ -216,6 +234,8 @@ def _train_resistive(
         seen += len(yb)
         if training.loss == "cross-entropy":
             total_loss += float(cross_entropy(chip, free, yb, training.temperature).sum())
+        elif training.loss == "hinge":
+            total_loss += float(hinge_loss(chip, free.output, target).sum())
         else:
             total_loss += float(loss(chip, free, target).sum())
         if progress is not None:

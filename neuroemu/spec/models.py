@@ -410,11 +410,14 @@ class Training(Strict):
         description="ep-centred, ep-one-sided (any chip); on leaky chips also vf, "
         "ep-discrete, c-ep, c-vf",
     )
-    loss: Literal["mse", "cross-entropy"] = Field(
+    loss: Literal["mse", "cross-entropy", "hinge"] = Field(
         "mse",
         description="mse: C = 1/2 sum (V - y)^2, nudged by a conductance beta to target "
         "sources; cross-entropy: of softmax(scores / temperature), nudged by the current "
-        "beta * temperature * (onehot - p) (Laborieux et al. 2021)",
+        "beta * temperature * (onehot - p) (Laborieux et al. 2021); hinge: the squared "
+        "hinge 1/2 sum relu(s (y - V))^2, the right class's node held at or above its target "
+        "and the others at or below 0 V (single readout), nudged by a conductance beta to "
+        "the target for a node on the wrong side and to its own free voltage for the rest",
     )
     temperature: Voltage = Field(0.05, description="softmax temperature of cross-entropy")
     beta: Conductance = Field(description="nudging conductance to the target sources")
@@ -527,6 +530,15 @@ class ChipSpec(Strict):
                         f"training.dropout: layer {layer.name} has Shockley diodes; only "
                         "linear or ideal-diode nodes can be switched to ground"
                     )
+        if (
+            self.training is not None
+            and self.training.loss == "hinge"
+            and self.output.readout == "differential"
+        ):
+            raise ValueError(
+                "training.loss: hinge bounds each output node on one side of its target, "
+                "so it needs a single readout (this chip reads classes differentially)"
+            )
         return self
 
     @property

@@ -3,7 +3,8 @@
 The baseline implements the same algorithm as the primer states it, with nothing shared
 with neuroemu but the chip's arrays: layered block coordinate descent with
 ``V_j = clip(sum_n g_jn V_n / sum_n g_jn, lo, hi)`` and the same stopping rule, the centred
-EP estimate from each device's squared voltage drops formed explicitly as a
+EP estimate (toward the targets of the squared error or, with ``loss: hinge``, of the
+squared hinge) from each device's squared voltage drops formed explicitly as a
 (batch, rows, columns) array, and clipped SGD updates (with the chip's momentum). It is
 first checked to give the same conductances as neuroemu after a few mini-batches, then
 both are timed in this process.
@@ -77,6 +78,10 @@ def baseline_step(chip, W, B, x, y, rate_scale, velocity):
     tol, sweeps = chip.spec.solver.tol, chip.spec.solver.max_sweeps
     zeros = [np.zeros((len(x), n)) for n in chip.layer_sizes]
     free = baseline_settle(W, B, sources, v_b, v_scale, bounds, 0.0, target, zeros, tol, sweeps)
+    if t.loss == "hinge":  # pull only the outputs on the wrong side; hold the rest
+        right = target > 0
+        wrong_side = np.where(right, free[-1] < target, free[-1] > 0)
+        target = np.where(wrong_side, target, free[-1])
     plus = baseline_settle(W, B, sources, v_b, v_scale, bounds, t.beta, target, free, tol, sweeps)
     minus = baseline_settle(W, B, sources, v_b, v_scale, bounds, -t.beta, target, free, tol, sweeps)
     for k in range(len(W)):
@@ -135,6 +140,7 @@ def main() -> None:
     chip = neuroemu.Chip.from_yaml(path)
     training = chip.spec.training
     assert training is not None and training.algorithm == "ep-centred"
+    assert training.loss in ("mse", "hinge") and chip.spec.output.readout == "single"
     W = [g.copy() for g in chip.conductances]
     B = [b.copy() for b in chip.bias_conductance]
     xs, ys = x[: args.baseline_samples], y[: args.baseline_samples]

@@ -3,7 +3,9 @@
 
 The loss is ``C = 1/2 sum_k (V_k - y_k)^2`` over output nodes. The nudged phase adds
 ``beta * C`` to the circuit's energy: physically a conductance ``beta`` from each output node
-to a source at ``y_k`` (see :func:`neuroemu.engine.settle`). Since the energy holds
+to a source at ``y_k`` (see :func:`neuroemu.engine.settle`); for the squared hinge the
+same sources, moved to the free voltages of the nodes that meet their margin
+(:func:`hinge_targets`). Since the energy holds
 ``1/2 g_ij dV_ij^2`` for every device, the gradient of the loss at equilibrium with respect
 to one conductance is estimated from the voltage drop across that one device:
 
@@ -226,7 +228,7 @@ def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
 
 def hinge_sides(chip: Chip, target: np.ndarray) -> np.ndarray:
     """+1 where an output node must stay at or above its target (the right class's node,
-    and the positive node of a differential pair), -1 where at or below (every other)."""
+    whose target is positive), -1 where at or below it (every other node, target 0 V)."""
     sides = -np.ones_like(target)
     sides[target > 0] = 1.0
     return sides

@@ -51,9 +51,9 @@ def trace_phases(
     chip: Chip, x: np.ndarray, y: np.ndarray, training: Training, epoch: int
 ) -> dict[str, Any]:
     """Settle samples ``x`` free, then nudged by ``+beta`` and ``-beta`` as the training
-    loss nudges (warm-started from the free phase), recording every sweep, and the conductance change (S) their centred
-    EP estimate would make at ``epoch`` (computed through no device model, and not applied).
-    """
+    loss nudges (warm-started from the free phase), recording every sweep, and the
+    conductance change (S) their centred EP estimate would make at ``epoch`` (computed
+    through no device model, and not applied)."""
     if chip.family == "leaky":
         from . import leaky
 
@@ -108,6 +108,18 @@ def nudge_for_loss(
     if training.loss == "hinge":
         return hinge_targets(chip, free.output, target), None
     return target, None
+
+
+def free_loss(
+    chip: Chip, free: Any, y: np.ndarray, target: np.ndarray, training: Training
+) -> np.ndarray:
+    """The training loss of each sample in the free phase: V^2 for the squared error and
+    the squared hinge, dimensionless for the cross-entropy."""
+    if training.loss == "cross-entropy":
+        return cross_entropy(chip, free, y, training.temperature)
+    if training.loss == "hinge":
+        return hinge_loss(chip, free.output, target)
+    return loss(chip, free, target)
 
 
 def dropout_masks(
@@ -232,12 +244,7 @@ def _train_resistive(
         chip.touch()
         wrong += int(np.sum(free.prediction != yb))
         seen += len(yb)
-        if training.loss == "cross-entropy":
-            total_loss += float(cross_entropy(chip, free, yb, training.temperature).sum())
-        elif training.loss == "hinge":
-            total_loss += float(hinge_loss(chip, free.output, target).sum())
-        else:
-            total_loss += float(loss(chip, free, target).sum())
+        total_loss += float(free_loss(chip, free, yb, target, training).sum())
         if progress is not None:
             progress(len(yb), wrong / seen)
     return EpochReport(

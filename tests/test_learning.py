@@ -24,17 +24,40 @@ def small_chip(diode: str, offset: float = 0.0) -> neuroemu.Chip:
     return neuroemu.Chip.from_dict(data, seed=3)
 
 
-def finite_difference(chip, x, target, k, i, j, h, **options):
+def central_difference(chip, cost, k, i, j, h):
+    """``(cost(g + h) - cost(g - h)) / 2h`` for device ``(i, j)`` of crossbar ``k``."""
     g = chip.conductances[k]
     saved = g[i, j]
     values = []
     for sign in (1, -1):
         g[i, j] = saved + sign * h
         chip.touch()
-        values.append(loss(chip, chip.settle(x, **options), target).mean())
+        values.append(cost())
     g[i, j] = saved
     chip.touch()
     return (values[0] - values[1]) / (2 * h)
+
+
+def finite_difference(chip, x, target, k, i, j, h, **options):
+    """Of the squared error at equilibrium."""
+    return central_difference(
+        chip, lambda: loss(chip, chip.settle(x, **options), target).mean(), k, i, j, h
+    )
+
+
+def centred_errors(chip, x, free, devices, truth, fractions, nudge):
+    """Largest relative error of the centred EP estimate for ``devices`` against ``truth``,
+    at each ``beta = fraction x`` the mean output node conductance; ``nudge(beta)`` gives
+    ``settle``'s nudging arguments."""
+    errors = []
+    for fraction in fractions:
+        beta = fraction * chip.circuit().node_conductance[-1].mean()
+        plus = chip.settle(x, init=free, **nudge(beta))
+        minus = chip.settle(x, init=free, **nudge(-beta))
+        grad = ep_gradient(chip, x, minus, plus, beta, "ep-centred")
+        estimate = np.array([grad.crossbars[k][i, j] for k, i, j in devices])
+        errors.append(np.abs(estimate - truth).max() / np.abs(truth).max())
+    return errors
 
 
 def test_mean_squared_drops_is_per_device():
@@ -229,31 +252,19 @@ def test_cross_entropy_nudge_matches_finite_differences():
         return temperature**2 * cross_entropy(chip, chip.settle(x), labels, temperature).mean()
 
     devices = [(0, 2, 1), (1, 4, 2), (2, 1, 3)]
-    truth = []
-    for k, i, j in devices:
-        g = chip.conductances[k]
-        saved, h = g[i, j], 1e-3 * g[i, j]
-        values = []
-        for sign in (1, -1):
-            g[i, j] = saved + sign * h
-            chip.touch()
-            values.append(cost())
-        g[i, j] = saved
-        chip.touch()
-        truth.append((values[0] - values[1]) / (2 * h))
-    truth = np.array(truth)
+    truth = np.array(
+        [
+            central_difference(chip, cost, k, i, j, 1e-3 * chip.conductances[k][i, j])
+            for k, i, j in devices
+        ]
+    )
     free = chip.settle(x)
     pull = cross_entropy_pull(chip, free, labels, temperature)
-    errors = []
     # The linearised cost makes the centred estimate very accurate: large nudges show its
     # O(beta^2) error above the finite differences' own (about 1e-7 here).
-    for fraction in (0.4, 0.2):
-        beta = fraction * chip.circuit().node_conductance[-1].mean()
-        plus = chip.settle(x, current=beta * pull, init=free)
-        minus = chip.settle(x, current=-beta * pull, init=free)
-        grad = ep_gradient(chip, x, minus, plus, beta, "ep-centred")
-        estimate = np.array([grad.crossbars[k][i, j] for k, i, j in devices])
-        errors.append(np.abs(estimate - truth).max() / np.abs(truth).max())
+    errors = centred_errors(
+        chip, x, free, devices, truth, (0.4, 0.2), lambda beta: {"current": beta * pull}
+    )
     assert errors[0] < 1e-3
     assert errors[1] / errors[0] == pytest.approx(0.25, abs=0.08)  # O(beta^2)
 
@@ -281,19 +292,12 @@ def test_hinge_nudge_matches_finite_differences():
         return hinge_loss(chip, chip.settle(x).output, target).mean()
 
     devices = [(0, 2, 1), (0, 7, 4), (1, 4, 2), (2, 1, 3), (2, 3, 0)]
-    truth = []
-    for k, i, j in devices:
-        g = chip.conductances[k]
-        saved, h = g[i, j], 1e-3 * g[i, j]
-        values = []
-        for sign in (1, -1):
-            g[i, j] = saved + sign * h
-            chip.touch()
-            values.append(cost())
-        g[i, j] = saved
-        chip.touch()
-        truth.append((values[0] - values[1]) / (2 * h))
-    truth = np.array(truth)
+    truth = np.array(
+        [
+            central_difference(chip, cost, k, i, j, 1e-3 * chip.conductances[k][i, j])
+            for k, i, j in devices
+        ]
+    )
     # The squared error toward the same targets differs: the hinge's gradient is its own.
     squared = np.array(
         [
@@ -302,14 +306,9 @@ def test_hinge_nudge_matches_finite_differences():
         ]
     )
     assert np.abs(squared - truth).max() > 0.1 * np.abs(truth).max()
-    errors = []
-    for fraction in (1e-2, 5e-3):
-        beta = fraction * chip.circuit().node_conductance[-1].mean()
-        plus = chip.settle(x, beta=beta, target=pulled, init=free)
-        minus = chip.settle(x, beta=-beta, target=pulled, init=free)
-        grad = ep_gradient(chip, x, minus, plus, beta, "ep-centred")
-        estimate = np.array([grad.crossbars[k][i, j] for k, i, j in devices])
-        errors.append(np.abs(estimate - truth).max() / np.abs(truth).max())
+    errors = centred_errors(
+        chip, x, free, devices, truth, (1e-2, 5e-3), lambda b: {"beta": b, "target": pulled}
+    )
     assert errors[0] < 2e-3
     assert errors[1] / errors[0] == pytest.approx(0.25, abs=0.08)  # O(beta^2)
 

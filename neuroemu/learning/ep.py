@@ -226,19 +226,17 @@ def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
     return 0.5 * np.square(eq.output - target).sum(axis=1)
 
 
-def hinge_sides(chip: Chip, target: np.ndarray) -> np.ndarray:
-    """+1 where an output node must stay at or above its target (the right class's node,
-    whose target is positive), -1 where at or below it (every other node, target 0 V)."""
-    sides = -np.ones_like(target)
-    sides[target > 0] = 1.0
-    return sides
+def hinge_shortfall(output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """How far (V) each output node falls short of its side of the target: ``y - V`` for
+    the right class's node (target positive; it should be at or above it), ``V - y`` for
+    every other node (target 0 V; at or below it). Positive where the node misses."""
+    return np.where(target > 0, target - output, output - target)
 
 
 def hinge_loss(chip: Chip, output: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Squared hinge ``C = 1/2 sum_k relu(s_k (y_k - V_k))^2`` (V^2) per sample: a node
-    on the right side of its target (``s_k`` from :func:`hinge_sides`) costs nothing."""
-    miss = np.maximum(hinge_sides(chip, target) * (target - output), 0.0)
-    return 0.5 * np.square(miss).sum(axis=1)
+    """Squared hinge ``C = 1/2 sum_k relu(shortfall_k)^2`` (V^2) per sample: a node on the
+    right side of its target (:func:`hinge_shortfall`) costs nothing."""
+    return 0.5 * np.square(np.maximum(hinge_shortfall(output, target), 0.0)).sum(axis=1)
 
 
 def hinge_targets(chip: Chip, output: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -246,8 +244,7 @@ def hinge_targets(chip: Chip, output: np.ndarray, target: np.ndarray) -> np.ndar
     target for a node on the wrong side of it, at the node's own free voltage (no pull at
     the free equilibrium) for one on the right side. Nudged so, the energy gains ``beta``
     times a cost whose gradient at the free equilibrium is that of :func:`hinge_loss`."""
-    miss = hinge_sides(chip, target) * (target - output) > 0
-    return np.where(miss, target, output)
+    return np.where(hinge_shortfall(output, target) > 0, target, output)
 
 
 def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:

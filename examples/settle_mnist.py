@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 import neuroemu
-from neuroemu.spec.units import format_quantity
+from neuroemu.units import format_quantity
 
 chip = neuroemu.Chip.from_yaml("chips/crossbar_784x500.yaml")
 data = neuroemu.load_dataset("mnist5k")

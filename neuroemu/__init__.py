@@ -20,7 +20,7 @@ __all__ = ["Chip", "Equilibrium", "NeuroemuError", "__version__", "load_dataset"
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import neuroemu` (and `neuroemu --help`) stays instant.
     if name == "Chip":
-        from .build.chip import Chip
+        from .chip.base import Chip
 
         return Chip
     if name == "Equilibrium":

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import RunFileError
-from .spec.units import format_quantity
+from .units import format_quantity
 
 if TYPE_CHECKING:
     from .io.runs import Run

@@ -42,7 +42,7 @@ def _int_at_least(minimum: int) -> Any:
 
 def _durations(text: str) -> list[float]:
     """``1s,1h,1d,1y`` -> seconds after programming."""
-    from .spec.units import parse_duration
+    from .units import parse_duration
 
     try:
         return [parse_duration(part.strip()) for part in text.split(",") if part.strip()]
@@ -101,7 +101,7 @@ def _load_matching_dataset(name: str | None, chip: Any) -> Any:
 
 
 def _report_lines(chip: Any, report: Any, data_name: str, dtype: str) -> list[tuple[str, str]]:
-    from .spec.units import format_quantity as q
+    from .units import format_quantity as q
 
     sizes = "-".join(str(s) for s in [chip.n_inputs, *chip.layer_sizes])
     if chip.family == "leaky":
@@ -137,7 +137,7 @@ def _report_lines(chip: Any, report: Any, data_name: str, dtype: str) -> list[tu
 def _leaky_report_lines(
     chip: Any, report: Any, data_name: str, dtype: str, sizes: str
 ) -> list[tuple[str, str]]:
-    from .spec.units import format_quantity as q
+    from .units import format_quantity as q
 
     d = chip.spec.dynamics
     return [
@@ -171,7 +171,7 @@ def _leaky_report_lines(
 def cmd_simulate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .build.chip import Chip
+    from .chip.base import Chip
     from .engine.inference import evaluate
     from .interrupts import deferred_interrupts
     from .io.hdf5 import RunWriter, check_output_path, now
@@ -350,7 +350,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _duration_text(seconds: float) -> str:
-    from .spec.units import DURATIONS
+    from .units import DURATIONS
 
     for unit in ("y", "d", "h", "min", "s"):
         if seconds >= DURATIONS[unit]:
@@ -380,7 +380,7 @@ def _sample_row(args: argparse.Namespace, chip: Any, index: int) -> Any:
 
 
 def cmd_export_spice(args: argparse.Namespace) -> int:
-    from .build.chip import Chip
+    from .chip.base import Chip
     from .errors import RunFileError
 
     chip = Chip.from_yaml(args.chip, seed=args.seed)
@@ -401,7 +401,7 @@ def cmd_export_spice(args: argparse.Namespace) -> int:
 def cmd_check_spice(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .build.chip import Chip
+    from .chip.base import Chip
     from .errors import SpiceError
     from .io.datasets import load_dataset
     from .io.spice import check_spice, ngspice_available
@@ -478,7 +478,7 @@ def cmd_library(args: argparse.Namespace) -> int:
         raise_input(f"{kind} show: name a {kind[:-1]} (see `neuroemu {kind} list`)")
     if kind == "chips":
         loaded = load_chip(args.name)
-        from .build.chip import build_chip
+        from .chip.base import build_chip
 
         chip = build_chip(loaded.spec, source=loaded)
         print(loaded.text.rstrip())

@@ -13,7 +13,7 @@ import yaml
 import neuroemu
 from neuroemu.errors import SpecError
 from neuroemu.learning.augment import augment_epoch, augment_images
-from neuroemu.spec.models import Augment
+from neuroemu.spec.training import Augment
 
 ROOT = Path(__file__).resolve().parents[1]
 

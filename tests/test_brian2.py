@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from neuroemu import Chip
-from neuroemu.build.leaky import reference
+from neuroemu.chip.leaky import reference
 from neuroemu.engine.brian2_backend import simulate
 from neuroemu.errors import InputError
 

@@ -162,7 +162,7 @@ def test_input_dac_and_output_adc():
 
 
 def pulse_card(**pulses):
-    from neuroemu.spec.models import ResistorCard
+    from neuroemu.spec.cards import ResistorCard
 
     return ResistorCard(kind="resistor", name="p", g_min=1e-6, g_max=11e-6, pulses=pulses)
 

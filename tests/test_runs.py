@@ -522,7 +522,7 @@ class _SignalOnRead:
     ("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)]
 )
 def test_a_signal_during_an_append_waits_for_it(tmp_path, signum, raised):
-    from neuroemu.build.chip import Chip
+    from neuroemu.chip.base import Chip
     from neuroemu.io.hdf5 import RunWriter
 
     chip = Chip.from_yaml("xs_784x100")

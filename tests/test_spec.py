@@ -11,7 +11,7 @@ import pytest
 from neuroemu.errors import SpecError
 from neuroemu.spec import load_card, load_chip
 from neuroemu.spec.loader import iter_validate, list_library
-from neuroemu.spec.units import format_quantity, parse_quantity
+from neuroemu.units import format_quantity, parse_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,7 +19,7 @@ from ..models.nonideal import drift_exponents, drifted, program, reading
 from .inference import InferenceReport, evaluate
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
+    from ..chip.base import Chip
 
 
 def infer_at(

@@ -30,7 +30,7 @@ Every sample of a batch is one copy of the network, connected only within itself
   read at a rate of 1.
 
 The weights and biases are computed here from the chip's conductances and cards, not from
-:meth:`~neuroemu.build.leaky.LeakyChip.network`, so the comparison with
+:meth:`~neuroemu.chip.leaky.LeakyChip.network`, so the comparison with
 :func:`neuroemu.engine.leaky.run` also checks the engine's arrays.
 
 Scheduling. Brian2 runs a summed variable's updater in the ``groups`` slot with the order of
@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from ..build.leaky import LeakyChip, reference
+from ..chip.leaky import LeakyChip, reference
 from ..errors import InputError
 from ..models.neurons import _brian2
 from .settle import _initial_voltages, _nudge

@@ -21,7 +21,7 @@ from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
+    from ..chip.base import Chip
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..build.chip import BaseChip, Chip
+    from ..chip.base import BaseChip, Chip
 
 
 @dataclass

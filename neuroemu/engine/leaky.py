@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..build.leaky import reference
+from ..chip.leaky import reference
 from ..errors import InputError
 from ..kernels.leaky import step as step_layer
 from .settle import Equilibrium, Trace, _initial_voltages, _nudge
 
 if TYPE_CHECKING:
-    from ..build.leaky import LeakyChip, Network
+    from ..chip.leaky import LeakyChip, Network
 
 #: Relative change of v per step (over v_r) below which the state counts as steady.
 STEADY = 1e-3

@@ -33,7 +33,7 @@ from ..kernels import KIND_IDEAL, KIND_LINEAR, NodeParams, solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
 
 if TYPE_CHECKING:
-    from ..build.chip import BaseChip, Chip
+    from ..chip.base import BaseChip, Chip
     from .circuit import Circuit
 
 

@@ -52,7 +52,7 @@ from ..errors import RunFileError
 from ..interrupts import uninterrupted
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
+    from ..chip.base import Chip
 
 FORMAT = "neuroemu-run"
 FORMAT_VERSION = 2  # 2: /state for resuming, /snapshot_epoch (snapshots every k epochs)

@@ -45,7 +45,7 @@ from .. import __version__
 from ..errors import SpiceError
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
+    from ..chip.base import Chip
 
 ZERO_CELSIUS = 273.15
 OPTIONS = "RELTOL=1e-12 VNTOL=1e-15 ABSTOL=1e-18 ITL1=1000"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import RunFileError
-from ..spec.units import parse_any_quantity
+from ..units import parse_any_quantity
 
 if TYPE_CHECKING:
     from ..spec.sweep import LoadedSweep

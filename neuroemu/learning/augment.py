@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ..spec.models import Augment
+    from ..spec.training import Augment
 
 
 def augment_images(

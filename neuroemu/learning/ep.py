@@ -27,9 +27,9 @@ import numpy as np
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
+    from ..chip.base import Chip
     from ..engine.settle import Equilibrium
-    from ..spec.models import ResistorCard
+    from ..spec.cards import ResistorCard
 
 Algorithm = Literal["ep-one-sided", "ep-centred"]
 
@@ -109,7 +109,7 @@ def apply_ep_update(
     the EP estimate of :func:`ep_gradient`, fused into one pass per crossbar (the kernel
     :func:`neuroemu.kernels.update.ep_update`; each device still uses only its own two
     terminals' voltages). With ``momentum`` > 0 each device is asked to move by its
-    velocity (:meth:`~neuroemu.build.chip.BaseChip.velocity`) instead."""
+    velocity (:meth:`~neuroemu.chip.base.BaseChip.velocity`) instead."""
     scale = {"ep-one-sided": 2.0 * beta, "ep-centred": 4.0 * beta}[algorithm]
     batch = len(x)
     high = [chip.source_voltages(x), *second.voltages]

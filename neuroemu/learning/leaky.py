@@ -36,8 +36,8 @@ from .ep import program_devices
 from .train import EpochReport, epoch_setup
 
 if TYPE_CHECKING:
-    from ..build.leaky import LeakyChip
-    from ..spec.models import Training
+    from ..chip.leaky import LeakyChip
+    from ..spec.training import Training
 
 #: Algorithms whose estimate pairs presynaptic rates of the first phase with the change of
 #: postsynaptic rates (vector-field); the others take the change of the product.
@@ -103,7 +103,7 @@ def apply_update(
     """``G <- device(G - rate u^2 dC/dG)`` for every array and bias array, from the phases
     ``low`` and ``high`` (see :func:`estimate`); ``rates`` already include ``u^2`` and the
     decay. Each device sees only its own pre- and postsynaptic rates. With ``momentum`` > 0
-    each device moves by its velocity (:meth:`~neuroemu.build.chip.BaseChip.velocity`)."""
+    each device moves by its velocity (:meth:`~neuroemu.chip.base.BaseChip.velocity`)."""
     crosses, bias = _crosses(chip, low, high, rule)
     coefficient = chip.spec.inputs.read_voltage * chip.model.v_r / (beta * low[0].shape[0])
     targets = [

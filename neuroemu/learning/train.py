@@ -34,8 +34,8 @@ from .ep import (
 )
 
 if TYPE_CHECKING:
-    from ..build.chip import Chip
-    from ..spec.models import Training
+    from ..chip.base import Chip
+    from ..spec.training import Training
 
 
 @dataclass

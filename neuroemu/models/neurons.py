@@ -1,6 +1,6 @@
 """Neuron models written as Brian2 equations, read by Brian2 itself.
 
-A neuron card (:class:`~neuroemu.spec.models.NeuronCard`) holds equations such as
+A neuron card (:class:`~neuroemu.spec.cards.NeuronCard`) holds equations such as
 
     dv/dt = (-g_L * v + I_syn) / C : volt
     rate = clip(v / v_r, 0, 1) : 1
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from ..spec.models import NeuronCard
-from ..spec.units import parse_any_quantity
+from ..spec.cards import NeuronCard
+from ..units import parse_any_quantity
 from .diode import thermal_voltage
 
 #: Brian2's names of the SI base units neuron parameters may have.

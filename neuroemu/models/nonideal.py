@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError
-from ..spec.models import ResistorCard
+from ..spec.cards import ResistorCard
 from .update import Bounds
 
 if TYPE_CHECKING:
-    from ..build.chip import BaseChip
+    from ..chip.base import BaseChip
 
 MICROSIEMENS = 1e-6
 PCM_REFERENCE_G_MAX = 25e-6  # S, the scale the PCM polynomial was fitted on

@@ -6,7 +6,7 @@ pulses of one level step ``(g_max - g_min) / (n_levels - 1)`` (the pulse count r
 the nearest integer, or stochastically: up with probability equal to the fractional part),
 and every device stays within its range. A device with ``pulses`` counts pulses of its
 nominal size at ``g_min`` (up) or ``g_max`` (down) and applies them with soft bounds,
-up/down asymmetry and cycle-to-cycle noise (:class:`~neuroemu.spec.models.Pulses`; the
+up/down asymmetry and cycle-to-cycle noise (:class:`~neuroemu.spec.cards.Pulses`; the
 first-order effect of ``n`` pulses: ``n`` times one pulse at the present state).
 Vectorised over the whole array.
 
@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec.models import ResistorCard
+from ..spec.cards import ResistorCard
 
 #: A device array's own bounds ``(g_lo, g_hi)`` (S, each shaped like the array), or
 #: ``None`` for an array whose devices all have the card's range.

@@ -1,18 +1,33 @@
-"""Spec layer: YAML device cards and chip specs as validated models, quantities in SI."""
+"""Spec layer: YAML device cards, chip specs and sweep specs as validated models, in SI."""
 
+from .cards import DiodeCard, Drift, NeuronCard, ProgrammingNoise, Pulses, ReadNoise, ResistorCard
+from .leaky import Dynamics, LeakyChipSpec, LeakyInputs, LeakyLayer
 from .loader import LoadedChip, chip_from_dict, load_card, load_chip
-from .models import ChipSpec, DiodeCard, Layer, ResistorCard
-from .units import format_quantity, parse_quantity
+from .resistive import Bias, ChipSpec, Initialisation, Inputs, Layer, Solver
+from .training import Augment, Training
 
 __all__ = [
+    "Augment",
+    "Bias",
     "ChipSpec",
     "DiodeCard",
+    "Drift",
+    "Dynamics",
+    "Initialisation",
+    "Inputs",
     "Layer",
+    "LeakyChipSpec",
+    "LeakyInputs",
+    "LeakyLayer",
     "LoadedChip",
+    "NeuronCard",
+    "ProgrammingNoise",
+    "Pulses",
+    "ReadNoise",
     "ResistorCard",
+    "Solver",
+    "Training",
     "chip_from_dict",
-    "format_quantity",
     "load_card",
     "load_chip",
-    "parse_quantity",
 ]

@@ -18,8 +18,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import SpecError
-from .models import ChipSpec, DiodeCard, LeakyChipSpec, NeuronCard, ResistorCard
-from .units import format_quantity
+from ..units import format_quantity
+from .cards import DiodeCard, NeuronCard, ResistorCard
+from .leaky import LeakyChipSpec
+from .resistive import ChipSpec
 
 DeviceCard = ResistorCard | DiodeCard | NeuronCard
 AnyChipSpec = ChipSpec | LeakyChipSpec

@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..errors import SpecError
+from .base import Strict
 from .loader import AnyChipSpec, chip_from_dict, display_path, find_chip, read_yaml, validate
-from .models import Strict
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
@@ -72,7 +72,7 @@ class SweepSpec(Strict):
 
     @model_validator(mode="after")
     def _durations(self) -> SweepSpec:
-        from .units import parse_duration
+        from ..units import parse_duration
 
         for text in self.infer_at:
             parse_duration(text)  # ValueError names the bad duration
@@ -80,7 +80,7 @@ class SweepSpec(Strict):
 
     @property
     def times(self) -> list[float]:
-        from .units import parse_duration
+        from ..units import parse_duration
 
         return [parse_duration(text) for text in self.infer_at]
 

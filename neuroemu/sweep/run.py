@@ -27,7 +27,7 @@ def run_point(
 ) -> dict[str, Any]:
     """Build one point's chip from its spec, train it (``mode == "train"``) and evaluate
     it on the test part; return its figures. Runs in a worker process."""
-    from ..build.chip import build_chip
+    from ..chip.base import build_chip
     from ..engine.inference import evaluate
     from ..io.datasets import load_dataset
     from ..learning.train import train_epoch

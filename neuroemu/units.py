@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
-
-from pydantic import BeforeValidator, PlainSerializer
+from typing import Any
 
 PREFIXES: dict[str, float] = {
     "f": 1e-15,
@@ -131,20 +129,3 @@ def format_quantity(value: float, unit: str, like: float | None = None) -> str:
         exponent
     ]
     return f"{value / 10.0**exponent:.4g} {prefix}{unit}"
-
-
-def _quantity_type(unit: str) -> Any:
-    return Annotated[
-        float,
-        BeforeValidator(lambda v: parse_quantity(v, unit)),
-        # JSON keeps full precision as a bare SI number, which reads back unchanged.
-        PlainSerializer(lambda v: float(v), return_type=float, when_used="json"),
-    ]
-
-
-Conductance = _quantity_type("S")
-Voltage = _quantity_type("V")
-Current = _quantity_type("A")
-Time = _quantity_type("s")
-Capacitance = _quantity_type("F")
-Temperature = _quantity_type("K")

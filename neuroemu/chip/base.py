@@ -27,8 +27,10 @@ from ..errors import InputError
 from ..models.diode import thermal_voltage
 from ..models.nonideal import has_read_noise, read_pool
 from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
+from ..spec.cards import ResistorCard
+from ..spec.leaky import LeakyChipSpec
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
-from ..spec.models import ChipSpec, Initialisation, Layer, LeakyChipSpec, ResistorCard
+from ..spec.resistive import ChipSpec, Initialisation, Layer
 
 if TYPE_CHECKING:
     from ..engine.circuit import Circuit
@@ -73,7 +75,7 @@ class BaseChip:
     """What every chip has: device arrays programmed from one seed, their stuck devices and
     device-to-device spread, the input DAC, and input checks. :class:`Chip` (resistive
     networks settling to a DC operating point) and
-    :class:`~neuroemu.build.leaky.LeakyChip` (leaky-integrating neurons) build on it.
+    :class:`~neuroemu.chip.leaky.LeakyChip` (leaky-integrating neurons) build on it.
 
     Subclasses set ``spec``, ``seed``, ``source``, ``crossbars`` (every device array) and
     ``bias_conductance`` (one bias array per layer), then call :meth:`_finish_devices`.
@@ -216,7 +218,7 @@ class BaseChip:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], seed: int | None = None) -> Any:
         """Build the chip of a spec file (or of a library chip given by name): a
-        :class:`Chip` for a resistive spec, a :class:`~neuroemu.build.leaky.LeakyChip` for
+        :class:`Chip` for a resistive spec, a :class:`~neuroemu.chip.leaky.LeakyChip` for
         one with ``kind: leaky``."""
         loaded = load_chip(path)
         return build_chip(loaded.spec, seed=seed, source=loaded)
@@ -437,7 +439,7 @@ class Chip(BaseChip):
 
 def build_chip(spec: Any, seed: int | None = None, source: LoadedChip | None = None) -> Any:
     """The chip a validated spec describes: a :class:`Chip`, or a
-    :class:`~neuroemu.build.leaky.LeakyChip` for a leaky spec."""
+    :class:`~neuroemu.chip.leaky.LeakyChip` for a leaky spec."""
     if isinstance(spec, LeakyChipSpec):
         from .leaky import LeakyChip
 

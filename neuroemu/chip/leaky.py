@@ -28,9 +28,11 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.neurons import NeuronModel, neuron_model
+from ..spec.cards import ResistorCard
+from ..spec.leaky import LeakyChipSpec
 from ..spec.loader import LoadedChip
-from ..spec.models import Initialisation, LeakyChipSpec, ResistorCard
-from .chip import BaseChip, Crossbar, program
+from ..spec.resistive import Initialisation
+from .base import BaseChip, Crossbar, program
 
 if TYPE_CHECKING:
     from ..engine.settle import Equilibrium
@@ -55,7 +57,7 @@ class Network:
 
 
 class LeakyChip(BaseChip):
-    """A chip of leaky neurons built from a :class:`~neuroemu.spec.models.LeakyChipSpec`.
+    """A chip of leaky neurons built from a :class:`~neuroemu.spec.leaky.LeakyChipSpec`.
 
     Parameters
     ----------

@@ -1,0 +1,190 @@
+"""Specs of resistive chips: input sources, layers of diode nodes joined by crossbars, outputs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from ..units import format_quantity
+from .base import Capacitance, Conductance, Strict, Voltage, positive
+from .cards import DiodeCard, ResistorCard
+from .training import LEAKY_ONLY, Training, check_augment
+
+
+class Initialisation(Strict):
+    """How a crossbar's conductances are first programmed (clipped to the device range).
+
+    ``uniform``: ``U(low, high)``; ``normal``: ``N(mean, std)``; ``constant``: ``value``.
+    ``low``/``value`` default to the device's ``g_min``.
+    """
+
+    distribution: Literal["uniform", "normal", "constant"] = "uniform"
+    low: Conductance | None = None
+    high: Conductance | None = None
+    mean: Conductance | None = None
+    std: Conductance | None = None
+    value: Conductance | None = None
+
+    @model_validator(mode="after")
+    def _parameters_fit_distribution(self) -> Initialisation:
+        needed = {"uniform": ("high",), "normal": ("mean", "std"), "constant": ()}
+        for key in needed[self.distribution]:
+            if getattr(self, key) is None:
+                raise ValueError(f"distribution {self.distribution} needs {key}")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(
+                f"low must not exceed high ({format_quantity(self.low, 'S')} > "
+                f"{format_quantity(self.high, 'S')})"
+            )
+        if self.std is not None and self.std < 0:
+            raise ValueError("std must be >= 0 S")
+        return self
+
+
+class Inputs(Strict):
+    """The input voltage sources: each input ``x in [0, 1]`` drives ``+gain*(x - offset)``
+    and, when ``encoding`` is ``differential``, also ``-gain*(x - offset)`` (so positive
+    conductances realise signed weights). With ``offset`` 0 a dark pixel drives 0 V and only
+    loads the nodes; with 0.5 the sources swing both ways about 0 V (centred inputs)."""
+
+    size: int = Field(gt=0)
+    gain: Voltage = Field(description="volts per unit input")
+    encoding: Literal["differential", "single"] = "differential"
+    offset: float = Field(
+        0.0, ge=0, lt=1, description="the input value that drives 0 V (dimensionless, in [0, 1))"
+    )
+    dac_bits: int | None = Field(
+        None, ge=1, le=32, description="input DAC resolution: x rounded to 2^bits - 1 steps"
+    )
+
+    _positive_gain = field_validator("gain")(lambda value: positive(value, "V"))
+
+    @property
+    def n_sources(self) -> int:
+        return 2 * self.size if self.encoding == "differential" else self.size
+
+
+class Bias(Strict):
+    """The bias sources ``+voltage`` and ``-voltage``; every hidden and output node has a
+    conductance to each (a signed bias from positive conductances)."""
+
+    voltage: Voltage = 1.0
+    init: Initialisation = Initialisation(distribution="constant")
+
+    _positive_voltage = field_validator("voltage")(lambda value: positive(value, "V"))
+
+
+class Layer(Strict):
+    """A layer of nodes and the crossbar that feeds it from the layer before."""
+
+    name: str
+    size: int = Field(gt=0)
+    device: ResistorCard
+    diode: DiodeCard | None = None
+    arrangement: Literal["alternate", "pair"] = Field(
+        "alternate",
+        description="alternate: the first half of the nodes clamped V >= v_lo, the second "
+        "half V <= v_hi (Scellier 2024); pair: every node has both diodes, V in [v_lo, v_hi] "
+        "(Kendall et al. 2020)",
+    )
+    v_lo: Voltage = 0.0
+    v_hi: Voltage = 0.0
+    init: Initialisation
+    readout: Literal["single", "differential"] | None = None
+    adc_bits: int | None = Field(None, ge=1, le=32, description="output ADC resolution")
+    adc_range: Voltage = Field(1.0, description="ADC full scale: -adc_range .. +adc_range")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Layer:
+        if self.arrangement == "pair" and not self.v_lo < self.v_hi:
+            raise ValueError(f"pair arrangement needs v_lo < v_hi (got {self.v_lo}, {self.v_hi})")
+        if self.arrangement == "alternate" and self.diode is not None and self.size < 2:
+            raise ValueError("alternate arrangement needs at least 2 nodes")
+        if self.readout == "differential" and self.size % 2:
+            raise ValueError(f"differential readout needs an even size (got {self.size})")
+        if not self.adc_range > 0:
+            raise ValueError(f"adc_range must be > 0 V (got {self.adc_range} V)")
+        return self
+
+
+class Solver(Strict):
+    """When the equilibrium counts as reached.
+
+    ``tol`` bounds the relative KCL residual ``max_j |r_j| / (G_j V_scale)``: the residual
+    current at a node over the current its conductances ``G_j`` would carry at the circuit's
+    voltage scale (the largest source voltage). It is the voltage correction a node still
+    wants, as a fraction of ``V_scale``.
+    """
+
+    tol: float = Field(1e-10, gt=0, lt=1)
+    max_sweeps: int = Field(10_000, gt=0)
+
+
+class ChipSpec(Strict):
+    """A crossbar chip: input sources, layers of diode nodes joined by crossbars, outputs."""
+
+    name: str
+    description: str = ""
+    seed: int = Field(0, ge=0)
+    inputs: Inputs
+    bias: Bias = Bias()
+    layers: list[Layer] = Field(min_length=1)
+    solver: Solver = Solver()
+    node_capacitance: Capacitance = Field(1e-12, description="per node, for energy estimates")
+    training: Training | None = None
+
+    @field_validator("layers")
+    @classmethod
+    def _layer_roles(cls, layers: list[Layer]) -> list[Layer]:
+        for index, layer in enumerate(layers[:-1]):
+            if layer.diode is None:
+                raise ValueError(f"[{index}] ({layer.name}): a hidden layer needs a diode")
+            if layer.readout is not None or layer.adc_bits is not None:
+                raise ValueError(
+                    f"[{index}] ({layer.name}): only the last layer has a readout and an ADC"
+                )
+        names = [layer.name for layer in layers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"layer names must be unique (got {names})")
+        return layers
+
+    @model_validator(mode="after")
+    def _training_fits(self) -> ChipSpec:
+        check_augment(self.training, self.inputs.size)
+        if self.training is not None and self.training.algorithm in LEAKY_ONLY:
+            raise ValueError(
+                f"training.algorithm: {self.training.algorithm} needs a leaky chip "
+                "(kind: leaky); a resistive chip learns by ep-centred or ep-one-sided"
+            )
+        rates = self.training.learning_rate if self.training else None
+        if isinstance(rates, list) and len(rates) != len(self.layers):
+            raise ValueError(
+                f"training.learning_rate: {len(rates)} rates for {len(self.layers)} crossbars"
+            )
+        if self.training is not None and self.training.dropout > 0:
+            for layer in self.layers[:-1]:
+                if layer.diode is not None and layer.diode.model != "ideal":
+                    raise ValueError(
+                        f"training.dropout: layer {layer.name} has Shockley diodes; only "
+                        "linear or ideal-diode nodes can be switched to ground"
+                    )
+        if (
+            self.training is not None
+            and self.training.loss == "hinge"
+            and self.output.readout == "differential"
+        ):
+            raise ValueError(
+                "training.loss: hinge bounds each output node on one side of its target, "
+                "so it needs a single readout (this chip reads classes differentially)"
+            )
+        return self
+
+    @property
+    def output(self) -> Layer:
+        return self.layers[-1]
+
+    @property
+    def n_classes(self) -> int:
+        out = self.output
+        return out.size // 2 if out.readout == "differential" else out.size

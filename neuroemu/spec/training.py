@@ -1,0 +1,142 @@
+"""The ``training:`` section of a chip spec: on-chip learning by equilibrium propagation."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .base import Conductance, Strict, Voltage, positive
+
+#: Learning rules of :class:`Training`: EP (centred or one-sided) for every chip; on leaky
+#: chips also vector-field EP (``vf``, asymmetric synapses), discrete-time EP
+#: (``ep-discrete``, Euler steps of a primitive-function transition), and the continual
+#: variants ``c-ep`` and ``c-vf`` (Ernoult et al. 2020).
+Algorithm = Literal["ep-centred", "ep-one-sided", "vf", "ep-discrete", "c-ep", "c-vf"]
+LEAKY_ONLY = ("vf", "ep-discrete", "c-ep", "c-vf")
+ASYMMETRIC = ("vf", "c-vf")
+
+
+class Augment(Strict):
+    """Augmentation of the training images, drawn anew every epoch: each image mirrored left
+    to right with probability 1/2 (``flip``) and moved by up to ``shift`` pixels down and
+    across (the pixels moved in are dark). ``shape`` is (height, width) of the images, by
+    default the square the chip's inputs make (28 x 28 for 784 inputs)."""
+
+    flip: bool = False
+    shift: int = Field(0, ge=0, le=8)
+    shape: tuple[int, int] | None = None
+
+    @field_validator("shape")
+    @classmethod
+    def _positive_shape(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) < 1:
+            raise ValueError(f"must be two sizes >= 1 (got {list(value)})")
+        return value
+
+
+def check_augment(training: Training | None, n_inputs: int) -> None:
+    """Augmented images must tile the chip's inputs."""
+    augment = training.augment if training is not None else None
+    if augment is None:
+        return
+    if augment.shape is not None:
+        height, width = augment.shape
+        if height * width != n_inputs:
+            raise ValueError(
+                f"training.augment.shape: {height} x {width} images have {height * width} "
+                f"pixels, the chip {n_inputs} inputs"
+            )
+    elif math.isqrt(n_inputs) ** 2 != n_inputs:
+        raise ValueError(
+            f"training.augment: {n_inputs} inputs are not a square image; give "
+            "training.augment.shape: [height, width]"
+        )
+
+
+class Training(Strict):
+    """On-chip learning by equilibrium propagation (see :mod:`neuroemu.learning.ep`).
+
+    Each step settles a mini-batch free, then nudged by ``+beta`` and (centred) ``-beta``,
+    and moves every conductance by ``dg = -lr u^2 dC/dg``: plain SGD on conductances
+    measured in units of ``u`` (``conductance_unit``), so ``learning_rate`` is dimensionless.
+    ``learning_rate`` is one value or one per crossbar (a layer's bias conductances use its
+    crossbar's); it is multiplied by ``decay`` after every epoch (Scellier 2024).
+    """
+
+    algorithm: Algorithm = Field(
+        "ep-centred",
+        description="ep-centred, ep-one-sided (any chip); on leaky chips also vf, "
+        "ep-discrete, c-ep, c-vf",
+    )
+    loss: Literal["mse", "cross-entropy", "hinge"] = Field(
+        "mse",
+        description="mse: C = 1/2 sum (V - y)^2, nudged by a conductance beta to target "
+        "sources; cross-entropy: of softmax(scores / temperature), nudged by the current "
+        "beta * temperature * (onehot - p) (Laborieux et al. 2021); hinge: the squared "
+        "hinge 1/2 sum relu(s (y - V))^2, the right class's node held at or above its target "
+        "and the others at or below 0 V (single readout), nudged by a conductance beta to "
+        "the target for a node on the wrong side and to its own free voltage for the rest",
+    )
+    temperature: Voltage = Field(0.05, description="softmax temperature of cross-entropy")
+    beta: Conductance = Field(description="nudging conductance to the target sources")
+    random_sign: bool = Field(False, description="draw the sign of beta per mini-batch")
+    target_voltage: Voltage = Field(description="target of the right class's output node")
+    learning_rate: float | list[float]
+    conductance_unit: Conductance = 1e-6
+    decay: float = Field(1.0, gt=0, le=1)
+    momentum: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="heavy-ball momentum of SGD (Scellier et al. 2023 use 0.9): each device "
+        "moves by a velocity v <- momentum v + change kept beside the array; 0 (plain SGD, "
+        "nothing stored but the devices) by default",
+    )
+    batch_size: int = Field(4, gt=0)
+    dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="chance that a hidden node is switched to ground (0 V) for a training "
+        "sample's phases, drawn node by node for every sample (dropout; Srivastava et al. "
+        "2014); evaluation grounds none. Resistive chips with linear or ideal-diode hidden "
+        "nodes",
+    )
+    augment: Augment | None = Field(
+        None, description="random flips and moves of the training images, every epoch"
+    )
+    epochs: int = Field(1, ge=0)
+    dataset: str = "mnist5k"
+    snapshot_every: int = Field(
+        1, ge=1, description="conductance snapshots in the run file every k epochs"
+    )
+    trace_samples: list[int] = Field(
+        default_factory=list,
+        description="test samples whose free and nudged phases are recorded sweep by sweep "
+        "in the run file after every evaluated epoch, with the update they would produce",
+    )
+
+    @field_validator("trace_samples")
+    @classmethod
+    def _sample_indices(cls, value: list[int]) -> list[int]:
+        if any(i < 0 for i in value) or len(set(value)) != len(value):
+            raise ValueError(f"must be distinct test sample indices >= 0 (got {value})")
+        return value
+
+    _positive_beta = field_validator("beta", "conductance_unit")(lambda v: positive(v, "S"))
+    _positive_target = field_validator("target_voltage", "temperature")(lambda v: positive(v, "V"))
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _rates(cls, value: float | list[float]) -> float | list[float]:
+        for rate in value if isinstance(value, list) else [value]:
+            if not (math.isfinite(rate) and rate > 0):
+                raise ValueError(f"learning rates must be finite and > 0 (got {rate})")
+        return value
+
+    def rates(self, n_crossbars: int) -> list[float]:
+        if isinstance(self.learning_rate, list):
+            return list(self.learning_rate)
+        return [self.learning_rate] * n_crossbars

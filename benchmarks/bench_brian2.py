@@ -7,7 +7,7 @@ of ``--batch`` samples:
 
 - the Numba engine, ``chip.settle(x, trace=True)`` (every step recorded, as Brian2's
   monitors do) and without the trace; a batch is one call;
-- Brian2 (:mod:`neuroemu.engine.brian2_backend`) with each target that works here: the
+- Brian2 (:mod:`neuroemu.io.brian2`) with each target that works here: the
   C++ standalone device (``cpp_standalone``, compiled by the first call, then reused as
   only the data change) and the runtime device's ``cython`` and ``numpy`` code generation;
   a batch is that many copies of the network in one Brian2 network.
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 import neuroemu
-from neuroemu.engine.brian2_backend import build
+from neuroemu.io.brian2 import build
 
 ROOT = Path(__file__).resolve().parents[1]
 

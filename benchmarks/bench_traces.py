@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import neuroemu
-from neuroemu.engine.inference import evaluate
+from neuroemu.run.evaluate import evaluate
 from neuroemu.io.hdf5 import RunWriter, now
 from neuroemu.learning.train import trace_phases, train_epoch
 

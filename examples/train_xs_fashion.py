@@ -11,18 +11,13 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 import neuroemu
-from neuroemu.engine.inference import evaluate
-from neuroemu.learning.train import train_epoch
+from neuroemu.run import Event
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--epochs", type=int, default=5)
@@ -31,35 +26,29 @@ parser.add_argument("--dataset", default="fashion-mnist")
 parser.add_argument("--out", default="xs_fashion.png")
 args = parser.parse_args()
 
-chip = neuroemu.Chip.from_yaml(Path(__file__).resolve().parents[1] / "chips" / "xs_784x100.yaml")
-data = neuroemu.load_dataset(args.dataset).subset(args.limit, args.limit)
-training = chip.spec.training
-assert training is not None
-epochs, train_errors, test_errors = (
-    [0],
-    [float("nan")],
-    [evaluate(chip, data.x_test, data.y_test).error],
-)
-print(f"epoch 0: test error {100 * test_errors[0]:.2f} %")
-for epoch in range(1, args.epochs + 1):
-    start = time.perf_counter()
-    report = train_epoch(chip, data.x_train, data.y_train, training, epoch)
-    test = evaluate(chip, data.x_test, data.y_test)
-    epochs.append(epoch)
-    train_errors.append(report.train_error)
-    test_errors.append(test.error)
-    print(
-        f"epoch {epoch}: train error {100 * report.train_error:.2f} %, "
-        f"test error {100 * test.error:.2f} %, {time.perf_counter() - start:.1f} s"
-    )
 
-fig, ax = plt.subplots(figsize=(6, 4))
-ax.plot(epochs, [100 * e for e in train_errors], "o-", label="train (free phase, during epoch)")
-ax.plot(epochs, [100 * e for e in test_errors], "s-", label="test")
+def report(event: Event) -> None:
+    """Print each evaluated epoch as the run goes."""
+    if event.kind == "epoch":
+        f = event.figures
+        train = f" train error {100 * f['train_error']:.2f} %," if "train_error" in f else ""
+        print(f"epoch {f['epoch']}:{train} test error {100 * f['error']:.2f} %")
+
+
+chip = Path(__file__).resolve().parents[1] / "chips" / "xs_784x100.yaml"
+run = neuroemu.simulate(
+    chip, dataset=args.dataset, epochs=args.epochs, limit=args.limit, progress=report
+)
+
+metrics = run.metrics
+fig = Figure(figsize=(6, 4))
+ax = fig.subplots()
+ax.plot(metrics.epoch, 100 * metrics.train_error, "o-", label="train (free phase, during epoch)")
+ax.plot(metrics.epoch, 100 * metrics.error, "s-", label="test")
 ax.set_xlabel("epoch")
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.set_ylabel("error (%)")
-ax.set_title(f"{chip.name} on {data.name}: centred EP on chip")
+ax.set_title(f"{run.chip.name} on {run.meta['dataset']}: centred EP on chip")
 ax.set_ylim(0, 100)
 ax.grid(alpha=0.3)
 ax.legend()

@@ -35,6 +35,9 @@ class Metric:
     over_samples: Literal["mean", "max", "count", "all", "none"]
     over_epochs: Literal["last", "min", "sum"] = "last"
     percent: bool = False  # a fraction, shown in % on plots and reports
+    #: What reports it: ``test`` (an inference pass), ``train`` (a training epoch),
+    #: ``index`` (numbers the rows) or ``aging`` (a pass at a time after programming).
+    group: Literal["test", "train", "index", "aging"] = "test"
 
     def axis_label(self) -> str:
         """``label (unit)``, the way a plot's axis names this figure."""
@@ -68,6 +71,7 @@ METRICS: dict[str, Metric] = _table(
         "epoch",
         "training epochs done (0: the chip as first programmed)",
         "none",
+        group="index",
     ),
     # One pass over the test part of a data set.
     Metric("samples", "1", "int", "samples", "samples in the pass", "count"),
@@ -194,6 +198,7 @@ METRICS: dict[str, Metric] = _table(
         "fraction of training samples the free phase classified wrong, during the epoch",
         "mean",
         percent=True,
+        group="train",
     ),
     Metric(
         "train_loss_V2",
@@ -202,6 +207,7 @@ METRICS: dict[str, Metric] = _table(
         "squared error",
         "mean squared-error loss 1/2 sum (V - y)^2 of the free phase",
         "mean",
+        group="train",
     ),
     Metric(
         "train_cross_entropy",
@@ -210,6 +216,7 @@ METRICS: dict[str, Metric] = _table(
         "cross-entropy",
         "mean cross-entropy of softmax(scores / temperature) in the free phase",
         "mean",
+        group="train",
     ),
     Metric(
         "train_hinge_V2",
@@ -218,6 +225,7 @@ METRICS: dict[str, Metric] = _table(
         "squared hinge",
         "mean squared-hinge loss 1/2 sum relu(shortfall)^2 of the free phase",
         "mean",
+        group="train",
     ),
     Metric(
         "train_mean_sweeps",
@@ -226,6 +234,7 @@ METRICS: dict[str, Metric] = _table(
         "training sweeps per phase",
         "sweeps (time steps) per settled phase of training",
         "mean",
+        group="train",
     ),
     Metric(
         "train_wall_time_s",
@@ -235,6 +244,7 @@ METRICS: dict[str, Metric] = _table(
         "wall time of the training epoch",
         "none",
         "sum",
+        group="train",
     ),
     # Inference at times after programming.
     Metric(
@@ -244,6 +254,7 @@ METRICS: dict[str, Metric] = _table(
         "time after programming",
         "time since the conductances were programmed",
         "none",
+        group="index",
     ),
     Metric(
         "error_after_programming",
@@ -253,6 +264,7 @@ METRICS: dict[str, Metric] = _table(
         "test error at each time after programming (programming noise, drift, read noise)",
         "mean",
         percent=True,
+        group="aging",
     ),
 )
 
@@ -263,6 +275,11 @@ def metric(name: str) -> Metric:
         return METRICS[name]
     except KeyError:
         raise NeuroemuError(f"metric {name!r}: unknown (known: {', '.join(METRICS)})") from None
+
+
+def group(name: str) -> list[str]:
+    """The names of the metrics of one group, in the table's order."""
+    return [m.name for m in METRICS.values() if m.group == name]
 
 
 def ordered(figures: dict[str, Any]) -> dict[str, Any]:

@@ -235,13 +235,15 @@ def test_leaky_training_learns_and_is_reproducible():
     data = neuroemu.load_dataset("mnist5k").subset(600, 200)
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "leaky_784x500.yaml")
     twin = copy.deepcopy(chip)
-    before = neuroemu.engine.inference.evaluate(chip, data.x_test, data.y_test).error
     from neuroemu.learning.train import train_epoch
+    from neuroemu.run.evaluate import evaluate
+
+    before = evaluate(chip, data.x_test, data.y_test).error
 
     for epoch in (1, 2):
         train_epoch(chip, data.x_train, data.y_train, chip.spec.training, epoch)
         train_epoch(twin, data.x_train, data.y_train, twin.spec.training, epoch)
-    after = neuroemu.engine.inference.evaluate(chip, data.x_test, data.y_test).error
+    after = evaluate(chip, data.x_test, data.y_test).error
     assert before > 0.8 and after < 0.4
     for a, b in zip(chip.crossbars, twin.crossbars, strict=True):
         np.testing.assert_array_equal(a.conductance, b.conductance)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import neuroemu
-from neuroemu.learning.ep import ep_gradient, loss, mean_squared_drops, one_hot_targets
+from neuroemu.learning.ep import ep_gradient, loss, mean_squared_drops
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,15 +26,14 @@ def small_chip(diode: str, offset: float = 0.0) -> neuroemu.Chip:
 
 def central_difference(chip, cost, k, i, j, h):
     """``(cost(g + h) - cost(g - h)) / 2h`` for device ``(i, j)`` of crossbar ``k``."""
-    g = chip.conductances[k]
-    saved = g[i, j]
+    saved = [g.copy() for g in chip.conductances]
     values = []
     for sign in (1, -1):
-        g[i, j] = saved + sign * h
-        chip.touch()
+        moved = [g.copy() for g in saved]
+        moved[k][i, j] += sign * h
+        chip.set_conductances(moved)
         values.append(cost())
-    g[i, j] = saved
-    chip.touch()
+    chip.set_conductances(saved)
     return (values[0] - values[1]) / (2 * h)
 
 
@@ -74,7 +73,7 @@ def test_ep_matches_finite_differences(diode, offset):
     """Centred inputs (offset 0.5) drive the input devices from negative voltages too."""
     chip = small_chip(diode, offset)
     x = np.random.default_rng(1).uniform(size=(3, chip.n_inputs))
-    target = one_hot_targets(chip, np.array([0, 1, 1]), 1.0)
+    target = chip.target_voltages(np.array([0, 1, 1]), 1.0)
     free = chip.settle(x)
     g_node = chip.circuit().node_conductance[-1].mean()
     devices = [(0, 1, 2), (0, 9, 4), (1, 3, 0), (2, 2, 3), (2, 3, 1)]
@@ -109,7 +108,7 @@ def test_ep_with_grounded_nodes_matches_finite_differences():
     grounded node get none (their drops are the same in every phase)."""
     chip = small_chip("ideal_diode", 0.5)
     x = np.random.default_rng(5).uniform(size=(3, chip.n_inputs))
-    target = one_hot_targets(chip, np.array([1, 0, 1]), 1.0)
+    target = chip.target_voltages(np.array([1, 0, 1]), 1.0)
     grounded = [np.zeros(n, bool) for n in chip.layer_sizes]
     grounded[0][[1, 4]] = True
     grounded[1][2] = True
@@ -191,9 +190,9 @@ def test_analog_update_is_exact_and_bounded():
     np.testing.assert_allclose(g, [0.0, 50.1e-6, 100e-6], rtol=1e-12)
 
 
-def test_one_hot_targets():
+def test_target_voltages():
     chip = small_chip("ideal_diode")  # differential readout, 2 classes
-    target = one_hot_targets(chip, np.array([1, 0]), 0.4)
+    target = chip.target_voltages(np.array([1, 0]), 0.4)
     np.testing.assert_array_equal(target, [[0, 0, 0.2, -0.2], [0.2, -0.2, 0, 0]])
 
 
@@ -214,7 +213,7 @@ def test_fused_update_matches_reference(device, algorithm):
         layer["init"] = {"distribution": "uniform", "low": "2 uS", "high": "30 uS"}
     chip = neuroemu.Chip.from_dict(data, seed=5)
     x = np.random.default_rng(2).uniform(size=(4, chip.n_inputs)).astype(np.float32)
-    target = one_hot_targets(chip, np.array([0, 1, 1, 0]), 1.0)
+    target = chip.target_voltages(np.array([0, 1, 1, 0]), 1.0)
     beta = 1e-5
     free = chip.settle(x)
     plus = chip.settle(x, beta=beta, target=target)
@@ -282,7 +281,7 @@ def test_hinge_nudge_matches_finite_differences():
     chip = neuroemu.Chip.from_dict(data, seed=4)
     x = np.random.default_rng(4).uniform(size=(3, chip.n_inputs))
     free = chip.settle(x)  # outputs from -0.1 to 0.2 V: nodes on both sides of 0 and 0.1 V
-    target = one_hot_targets(chip, np.array([0, 3, 1]), 0.1)
+    target = chip.target_voltages(np.array([0, 3, 1]), 0.1)
     pulled = hinge_targets(chip, free.output, target)
     missed = pulled == target
     assert 0 < np.sum(missed & (target > 0)) and 0 < np.sum(missed & (target == 0))
@@ -318,7 +317,8 @@ def test_hinge_training_step_nudges_toward_the_hinge_targets():
     the nodes on the right side of their targets to their free voltages, and reports the
     free phase's squared hinge."""
     from neuroemu.learning.ep import apply_ep_update, hinge_loss, hinge_targets
-    from neuroemu.learning.train import epoch_setup, train_epoch
+    from neuroemu.learning.train import epoch_rates, train_epoch
+    from neuroemu.streams import stream
 
     data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
     data["inputs"]["offset"] = 0.5
@@ -335,15 +335,17 @@ def test_hinge_training_step_nudges_toward_the_hinge_targets():
     x, y = rng.uniform(size=(8, chip.n_inputs)), rng.integers(0, 4, 8)
     training = chip.spec.training
     twin = neuroemu.Chip.from_dict(data, seed=4)
-    setup = epoch_setup(twin, x, y, training, 1)
-    xb, yb = setup.x[setup.order], setup.y[setup.order]
+    order = stream(twin.seed, "epoch", 1).permutation(len(x))
+    xb, yb = x[order], y[order]
     free = twin.settle(xb)
-    target = one_hot_targets(twin, yb, 0.1)
+    target = twin.target_voltages(yb, 0.1)
     pulled = hinge_targets(twin, free.output, target)
     assert 0 < np.sum(pulled != target) < pulled.size  # some nodes pulled, some not
     plus = twin.settle(xb, beta=2e-6, target=pulled, init=free)
     minus = twin.settle(xb, beta=-2e-6, target=pulled, init=free)
-    apply_ep_update(twin, xb, minus, plus, 2e-6, "ep-centred", setup.rates, setup.pulse_rng)
+    rates = epoch_rates(training, len(twin.crossbars), 1)
+    pulses = stream(twin.seed, "epoch_pulses", 1)
+    apply_ep_update(twin, xb, minus, plus, 2e-6, "ep-centred", rates, pulses)
 
     report = train_epoch(chip, x, y, training, 1)
     assert report.train_loss == pytest.approx(hinge_loss(twin, free.output, target).mean())
@@ -362,7 +364,8 @@ def test_hinge_training_step_nudges_toward_the_hinge_targets():
 def test_dropout_grounds_each_samples_hidden_nodes_for_all_its_phases(monkeypatch):
     """Every settle of a training step gets the step's switches, drawn sample by sample
     from the epoch's own stream."""
-    from neuroemu.learning.train import dropout_masks, train_epoch
+    from neuroemu.learning.ep import dropout_masks
+    from neuroemu.learning.train import train_epoch
 
     data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
     data["layers"][-1]["readout"] = "single"

@@ -70,8 +70,8 @@ def small_chip(device: str):
 
 
 def test_infer_at_ideal_devices_does_not_age():
-    from neuroemu.engine.aging import infer_at
-    from neuroemu.engine.inference import evaluate
+    from neuroemu.run.evaluate import infer_at
+    from neuroemu.run.evaluate import evaluate
 
     chip = small_chip("ideal_resistor")
     x = np.random.default_rng(0).uniform(size=(40, chip.n_inputs))
@@ -83,7 +83,7 @@ def test_infer_at_ideal_devices_does_not_age():
 
 
 def test_infer_at_pcm_follows_the_drift_formula():
-    from neuroemu.engine.aging import infer_at
+    from neuroemu.run.evaluate import infer_at
 
     chip = small_chip("pcm")
     before = [g.copy() for g in chip.conductances]
@@ -342,7 +342,7 @@ def test_updates_stay_in_each_devices_own_bounds(device):
     low, high = chip.crossbar_bounds[0]
     spread = chip.crossbar_spread[0]
     rng = np.random.default_rng(7)
-    g = chip.conductances[0]
+    g = chip.conductances[0].copy()  # the kernel moves this array, not the chip
     reference = g.copy()
     pulses = None
     if card.pulses is not None:
@@ -413,7 +413,7 @@ def test_a_quantised_device_has_exactly_n_levels_states(rounding):
     updates of the fused kernel, is one of g_min + k (g_max - g_min) / (n_levels - 1),
     and every one of those states is reached."""
     import neuroemu
-    from neuroemu.kernels.update import ep_update
+    from neuroemu.chip import DeviceUpdate
 
     device = {"g_min": "1 uS", "g_max": "8 uS", "n_levels": 8, "rounding": rounding}
     chip = neuroemu.Chip.from_dict(xs_data(device))
@@ -426,11 +426,7 @@ def test_a_quantised_device_has_exactly_n_levels_states(rounding):
     for _ in range(20):  # changes of -3..3 steps (fractions included), then clipped
         cross = rng.uniform(-3.5, 3.5, g.shape) * step
         zeros_r, zeros_c = np.zeros(g.shape[0]), np.zeros(g.shape[1])
-        seed = int(rng.integers(2**31))
-        ep_update(
-            g, zeros_r, zeros_c, cross, -0.5, card.g_min, card.g_max, step,
-            rounding == "stochastic", seed,
-        )  # fmt: skip
+        chip.update_devices([DeviceUpdate(0, zeros_r, zeros_c, cross, -0.5)], rng)
         seen.update(float(v) for v in np.unique(g))
     levels = np.array(sorted(seen))
     k = (levels - card.g_min) / step
@@ -454,16 +450,15 @@ def test_read_arrays_draw_once_per_device_and_read():
     generator passed in); stuck devices read their stuck value, arrays of cards without read
     noise are the chip's own, and the chip is unchanged."""
     import neuroemu
-    from neuroemu.models.nonideal import has_read_noise, read_arrays
 
     data = xs_data(NOISY)
     data["layers"][0]["init"] = {"distribution": "uniform", "low": "5 uS", "high": "20 uS"}
     chip = neuroemu.Chip.from_dict(data)
-    assert has_read_noise(chip)
+    assert chip.reads_noisily
     before = [g.copy() for g in chip.conductances]
     rng = np.random.default_rng(5)
-    first_x, first_b = read_arrays(chip, rng)
-    second_x, _ = read_arrays(chip, rng)
+    first_x, first_b = chip.read_arrays(rng)
+    second_x, _ = chip.read_arrays(rng)
     g = chip.conductances[0]
     stuck = chip.faults[0][1]
     sigma = 0.05 * g + 0.2e-6
@@ -481,7 +476,7 @@ def test_read_arrays_draw_once_per_device_and_read():
     for g_now, g_then in zip(chip.conductances, before, strict=True):
         np.testing.assert_array_equal(g_now, g_then)
     # The generator fixes the read: the same seed reads the same conductances.
-    again, _ = read_arrays(chip, np.random.default_rng(5))
+    again, _ = chip.read_arrays(np.random.default_rng(5))
     np.testing.assert_array_equal(again[0], first_x[0])
     # One offset per noisy array, in device_arrays() order: the input crossbar first, its
     # draws the pool's from there on (the pool: POOL_SIZE float32 normals of [seed, 0, 7]).
@@ -493,9 +488,9 @@ def test_read_arrays_draw_once_per_device_and_read():
     expected = np.maximum(g + sigma * z, 0.0)
     np.testing.assert_array_equal(first_x[0][~stuck], expected[~stuck])
     quiet = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
-    assert not has_read_noise(quiet)
+    assert not quiet.reads_noisily
     state = rng.bit_generator.state
-    crossbars, _ = read_arrays(quiet, rng)
+    crossbars, _ = quiet.read_arrays(rng)
     assert rng.bit_generator.state == state
     assert all(a is b for a, b in zip(crossbars, quiet.conductances, strict=True))
 
@@ -503,21 +498,21 @@ def test_read_arrays_draw_once_per_device_and_read():
 def test_a_settle_on_one_read_is_the_settle_of_the_read_conductances():
     """How the engine uses a read: the chip's circuit built from the read arrays. Relative
     read noise of 5 % moves the operating point, and the same read gives the same point."""
-    import copy
-
     import neuroemu
-    from neuroemu.models.nonideal import read_arrays
 
     data = xs_data({"g_min": "0 uS", "g_max": "25 uS", "read_noise": {"relative": 0.05}})
     chip = neuroemu.Chip.from_dict(data)
     x = neuroemu.load_dataset().x_test[:16]
-    crossbars, biases = read_arrays(chip, np.random.default_rng(0))
-    seen = copy.deepcopy(chip)
-    for crossbar, g in zip(seen.crossbars, crossbars, strict=True):
-        crossbar.conductance = g
-    seen.bias_conductance = biases
-    seen.touch()
-    noisy, exact = seen.settle(x), chip.settle(x)
+    from neuroemu.engine.settle import settle
+
+    crossbars, biases = chip.read_arrays(np.random.default_rng(0))
+    circuit = chip._lay_out(np.dtype(np.float64), crossbars, biases)  # what the read sees
+    seen = settle(circuit, chip.drive(x), chip.scores, tol=1e-10, max_sweeps=10_000)
+    with chip.reading(np.random.default_rng(0)):  # the same read, by the chip
+        noisy = chip.settle(x)
+    for ours, theirs in zip(noisy.voltages, seen.voltages, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    exact = chip.settle(x)
     drop = np.abs(noisy.output - exact.output).max()
     assert 1e-4 < drop < 0.1  # V: a visible change, far from a broken circuit
 
@@ -526,13 +521,12 @@ def test_reads_are_fresh_per_batch_shared_within_a_step_and_seeded():
     """While reading, settles see noisy arrays: the same read until next_read(), a new one
     after; outside the block the chip reads exactly; evaluate is reproducible."""
     import neuroemu
-    from neuroemu.engine.inference import evaluate
-    from neuroemu.models.nonideal import reading
+    from neuroemu.run.evaluate import evaluate
 
     chip = neuroemu.Chip.from_dict(xs_data(NOISY))
     x = neuroemu.load_dataset("mnist5k").x_test[:4]
     exact = chip.settle(x).voltages[-1]
-    with reading(chip, np.random.default_rng(1)):
+    with chip.reading(np.random.default_rng(1)):
         first = chip.settle(x).voltages[-1]
         same = chip.settle(x).voltages[-1]
         chip.next_read()
@@ -546,13 +540,12 @@ def test_reads_are_fresh_per_batch_shared_within_a_step_and_seeded():
     b = evaluate(chip, data.x_test, data.y_test, batch_size=20)
     np.testing.assert_array_equal(a.prediction, b.prediction)  # seeded: [seed, 6]
     quiet = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
-    with reading(quiet, np.random.default_rng(1)):
+    with quiet.reading(np.random.default_rng(1)):
         assert quiet.reads is None  # no card reads noisily: nothing to draw
 
 
 def test_leaky_chips_read_their_arrays_too():
     import neuroemu
-    from neuroemu.models.nonideal import reading
     from neuroemu.spec.loader import read_yaml
 
     data, _ = read_yaml(ROOT / "chips" / "leaky_tiny.yaml")
@@ -564,7 +557,7 @@ def test_leaky_chips_read_their_arrays_too():
     chip = neuroemu.Chip.from_dict(data)
     x = np.random.default_rng(0).random((3, 6))
     exact = chip.settle(x).voltages[-1]
-    with reading(chip, np.random.default_rng(2)):
+    with chip.reading(np.random.default_rng(2)):
         noisy = chip.settle(x).voltages[-1]
     assert np.abs(noisy - exact).max() > 1e-4
     np.testing.assert_array_equal(chip.settle(x).voltages[-1], exact)
@@ -603,12 +596,11 @@ def test_fused_read_sets_stuck_devices_in_the_same_pass():
 
 def test_a_read_of_a_faulty_chip_reads_stuck_devices_at_their_value():
     import neuroemu
-    from neuroemu.models.nonideal import read_arrays
 
     card = {"g_min": "1 uS", "g_max": "40 uS", "range_spread": 0.2, "stuck_at_min": 0.05}
     card.update(stuck_at_max=0.05, read_noise={"relative": 0.05})
     chip = neuroemu.Chip.from_dict(xs_data(card))
-    crossbars, _ = read_arrays(chip, np.random.default_rng(3), reuse=True)
+    crossbars, _ = chip.read_arrays(np.random.default_rng(3))
     low, high = chip.faults[0]
     g_lo, g_hi = chip.crossbar_bounds[0]
     np.testing.assert_array_equal(crossbars[0][low], g_lo[low])

@@ -46,8 +46,7 @@ def trained(tmp_path_factory):
 def replayed():
     """The run of ``trained`` done again in this process, step by step, through the public
     API: the chip at every epoch, its evaluations, traces and aged evaluations."""
-    from neuroemu.engine.aging import infer_at
-    from neuroemu.engine.inference import evaluate
+    from neuroemu.run.evaluate import evaluate, infer_at
     from neuroemu.learning.train import trace_phases, train_epoch
 
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
@@ -168,6 +167,10 @@ def test_round_trip_of_every_field(trained, replayed):
             "dataset_source": data.source,
             "host": platform.node(),
             "complete": True,
+            "chip_file": "xs_784x100",  # the chip as the command named it
+            "dtype": "float64",
+            "epochs": 2,
+            "limit": 120,
         }
         if name in expected:
             assert value == expected[name], name
@@ -291,7 +294,7 @@ def test_round_trip_of_every_field(trained, replayed):
     @check(r"traces/epoch_(\d)/(free|plus|minus)/(voltage/\w+|residual|power|energy)")
     def _(m, f):
         epoch, phase, key = int(m[1]), m[2], m[3]
-        recorded = epochs[epoch]["traces"]["phases"][phase]
+        recorded = epochs[epoch]["traces"].phases[phase]
         layers = [layer.name for layer in replayed["chip"].spec.layers]
         trace = run.trace(epoch)
         if key.startswith("voltage/"):
@@ -312,7 +315,7 @@ def test_round_trip_of_every_field(trained, replayed):
 
     @check(r"traces/epoch_(\d)/update/([^@]+)")
     def _(m, f):
-        expected = epochs[int(m[1])]["traces"]["update"][m[2]].astype(np.float32)
+        expected = epochs[int(m[1])]["traces"].update[m[2]].astype(np.float32)
         np.testing.assert_allclose(f[m[0]][()], expected, rtol=1e-6, atol=1e-30)
         np.testing.assert_array_equal(run.trace(int(m[1]))[f"update:{m[2]}"].values, f[m[0]][()])
 
@@ -522,26 +525,26 @@ class _SignalOnRead:
     ("signum", "raised"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)]
 )
 def test_a_signal_during_an_append_waits_for_it(tmp_path, signum, raised):
-    from neuroemu.chip.base import Chip
+    from neuroemu.chip import Chip
     from neuroemu.io.hdf5 import RunWriter
 
     chip = Chip.from_yaml("xs_784x100")
     out = tmp_path / "run.h5"
     writer = RunWriter.create(out, chip, dataset="d", dataset_source="s", started="now")
-    writer.append(0, {"error": 0.9}, chip)
+    writer.append(0, {"error": 0.9}, chip.state())
     with sigterm_interrupts():
-        chip.crossbars[0].conductance[...] *= 2  # "epoch 1" changed the conductances
+        state = chip.state()
+        state.conductances[0] *= 2  # "epoch 1" changed the conductances
         with pytest.raises(raised):
-            writer.append(1, {"error": _SignalOnRead(0.5, signum)}, chip)
+            writer.append(1, {"error": _SignalOnRead(0.5, signum)}, state)
     writer.close(complete=False)
     with h5py.File(out) as f:  # the epoch's metrics, state and snapshot are all there
         assert f["metrics/epoch"][()].tolist() == [0, 1]
         assert f["metrics/error"][()].tolist() == [0.9, 0.5]
         assert f["state"].attrs["epoch"] == 1
         assert f["snapshot_epoch"][()].tolist() == [0, 1]
-        state = f["state/conductance/input->hidden"][()]
-        np.testing.assert_array_equal(state, chip.crossbars[0].conductance)
-        np.testing.assert_array_equal(f["conductance/input->hidden"][1], state)
+        np.testing.assert_array_equal(f["state/conductance/input->hidden"][()], state.conductances[0])
+        np.testing.assert_array_equal(f["conductance/input->hidden"][1], state.conductances[0])
     # The handlers in place before are back: SIGTERM is Python's default again.
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
@@ -572,15 +575,11 @@ def test_traces_round_trip(trained):
     assert trace["voltage:hidden"].attrs["units"] == "V"
     # The free phase's last state is the operating point of the chip as the file left it.
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
-    for name in run.conductance.data_vars:
-        if name.startswith("bias:"):
-            layer = name.split(":", 1)[1]
-            index = [layer_.name for layer_ in chip.spec.layers].index(layer)
-            chip.bias_conductance[index][...] = run.conductance[name].isel(epoch=-1).values
-        else:
-            index = [c.name for c in chip.crossbars].index(name)
-            chip.crossbars[index].conductance[...] = run.conductance[name].isel(epoch=-1).values
-    chip.touch()
+    last = run.conductance.isel(epoch=-1)
+    chip.set_conductances(
+        [last[c.name].values for c in chip.crossbars],
+        [last[f"bias:{layer.name}"].values for layer in chip.spec.layers],
+    )
     x = neuroemu.load_dataset().x_test[:3]
     eq = chip.settle(x)
     free = trace["voltage:output"].sel(phase="free")

@@ -1,5 +1,20 @@
-"""Chips: the device arrays a spec describes, programmed from one seed."""
+"""Chips: the device arrays a spec describes, programmed from one seed, and the one owner of
+their state. Each family registers the spec it is built from: resistive networks
+(:class:`Chip`) and chips of leaky neurons (:class:`LeakyChip`)."""
 
-from .base import Chip, Crossbar
+from .base import FAMILIES, BaseChip, Crossbar, build_chip
+from .leaky import LeakyChip
+from .resistive import Chip
+from .state import ChipState, DeviceUpdate, ReadOnlyArray
 
-__all__ = ["Chip", "Crossbar"]
+__all__ = [
+    "FAMILIES",
+    "BaseChip",
+    "Chip",
+    "ChipState",
+    "Crossbar",
+    "DeviceUpdate",
+    "LeakyChip",
+    "ReadOnlyArray",
+    "build_chip",
+]

@@ -1,49 +1,58 @@
-"""A chip: the conductance arrays its spec describes, programmed from one seed.
+"""What every chip has, and the one owner of its state.
 
-Geometry (every array in SI):
+A chip is the device arrays its spec describes, programmed from one seed
+(:mod:`neuroemu.streams`), with each device's own range, step and faults. Its state, the
+conductances, the momentum velocities, the read-noise pool and the drift clock, changes
+only through the methods of :class:`BaseChip`, so the arrays the engine lays out from them
+are never stale:
 
-- layer 0 is the input sources: with ``differential`` encoding, source ``i`` of the first
-  half drives ``+gain * (x_i - offset)`` and source ``n_inputs + i`` drives
-  ``-gain * (x_i - offset)`` (``inputs.offset``, 0 by default);
-- layer ``l`` (1..L) is a layer of free nodes, ``L`` the output layer;
-- ``crossbars[l-1].conductance`` has shape ``(nodes of layer l-1, nodes of layer l)``;
-- ``bias_conductance[l-1]`` has shape ``(2, nodes of layer l)``: row 0 goes to the
-  ``+V_b`` source, row 1 to the ``-V_b`` source;
-- diodes: with ``alternate`` arrangement the first half of a layer's nodes has a diode that
-  keeps ``V >= v_lo`` and the second half one that keeps ``V <= v_hi``; with ``pair`` every
-  node has both.
+- ``chip.conductances`` and ``chip.bias_conductance`` are read-only views
+  (:class:`~neuroemu.chip.state.ReadOnlyArray`);
+- :meth:`BaseChip.set_conductances` writes new values, checked (shapes, finite, ``>= 0``,
+  each device's range); :meth:`BaseChip.state` and :meth:`BaseChip.load_state` save and
+  restore everything training changes (run files and ``--resume`` use them);
+- :meth:`BaseChip.update_devices` moves devices through their cards' models (learning);
+- :meth:`BaseChip.reading` reads the arrays with read noise;
+- :meth:`BaseChip.programmed` and :meth:`BaseChip.drift_to` program the devices once and
+  let them drift (inference after programming).
+
+Each family of chips (resistive networks, leaky neurons) registers the spec it is built
+from (:func:`register_family`), and :func:`build_chip` looks the family up.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
 from ..errors import InputError
-from ..models.diode import thermal_voltage
-from ..models.nonideal import has_read_noise, read_pool
+from ..models.nonideal import drift_exponents, drifted, normal_pool
+from ..models.nonideal import program as program_noisily
 from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
 from ..spec.cards import ResistorCard
-from ..spec.leaky import LeakyChipSpec
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
-from ..spec.resistive import ChipSpec, Initialisation, Layer
+from ..spec.resistive import Initialisation
+from ..streams import stream
+from ..units import format_quantity
+from .reads import read_arrays
+from .state import ChipState, DeviceUpdate, DriftClock, ReadOnlyArray, frozen, read_only
 
-if TYPE_CHECKING:
-    from ..engine.circuit import Circuit
-    from ..engine.settle import Equilibrium
 
-
-@dataclass
+@dataclass(frozen=True)
 class Crossbar:
-    """A full crossbar of devices between two layers."""
+    """A full array of devices between two layers: its name (``"input->hidden"``), card,
+    and a read-only view of its conductances (S, rows = the presynaptic layer's nodes)."""
 
     name: str
     device: ResistorCard
-    conductance: np.ndarray  # S, (rows, columns)
+    conductance: ReadOnlyArray
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -71,164 +80,173 @@ def program(
     return g
 
 
+ChipT = TypeVar("ChipT", bound="BaseChip")
+
+
 class BaseChip:
     """What every chip has: device arrays programmed from one seed, their stuck devices and
-    device-to-device spread, the input DAC, and input checks. :class:`Chip` (resistive
-    networks settling to a DC operating point) and
-    :class:`~neuroemu.chip.leaky.LeakyChip` (leaky-integrating neurons) build on it.
+    device-to-device spread, the input DAC, input checks, and the one owner of the state.
 
-    Subclasses set ``spec``, ``seed``, ``source``, ``crossbars`` (every device array) and
-    ``bias_conductance`` (one bias array per layer), then call :meth:`_finish_devices`.
+    A family (:class:`~neuroemu.chip.resistive.Chip`,
+    :class:`~neuroemu.chip.leaky.LeakyChip`) programs its arrays with :meth:`_add_array`
+    and :meth:`_add_bias` in the order of its seed's draws, then calls :meth:`_finish`.
     """
 
+    #: The family's name, for lookups in registries (learning rules, reports).
+    family: ClassVar[str] = "resistive"
     spec: Any
     seed: int
     source: LoadedChip | None
-    crossbars: list[Crossbar]
-    bias_conductance: list[np.ndarray]
-    family = "resistive"
-    #: While set (by :func:`neuroemu.models.nonideal.reading`), every settle reads the
-    #: arrays anew, with read noise drawn from this stream; ``None``: reads are exact.
-    reads: np.random.Generator | None = None
 
-    def _begin(
-        self, spec: Any, seed: int | None, source: LoadedChip | None, first_rows: int
-    ) -> np.random.Generator:
-        """Keep the spec, seed and source, and program the forward crossbars (layer
-        ``k - 1`` to ``k``; the first has ``first_rows`` rows) from the seed. Returns the
-        seed's generator, for the arrays a family programs next."""
+    # ------------------------------------------------------------------ construction
+    def _begin(self, spec: Any, seed: int | None, source: LoadedChip | None) -> np.random.Generator:
+        """Keep the spec, seed and source; return the generator the arrays are programmed
+        from, in order (stream ``program``)."""
         self.spec = spec
         self.seed = spec.seed if seed is None else int(seed)
         self.source = source
-        self.velocities: list[np.ndarray] | None = None  # momentum (see velocity())
-        rng = np.random.default_rng(self.seed)
-        sizes = [first_rows] + [layer.size for layer in spec.layers]
-        names = ["input"] + [layer.name for layer in spec.layers]
-        self.crossbars = []
-        for k, layer in enumerate(spec.layers):
-            g = program(layer.init, layer.device, (sizes[k], sizes[k + 1]), rng)
-            self.crossbars.append(Crossbar(f"{names[k]}->{names[k + 1]}", layer.device, g))
-        return rng
+        self._arrays: list[np.ndarray] = []  # crossbars, then biases (device_arrays order)
+        self._names: list[str] = []
+        self._cards: list[ResistorCard] = []
+        self._n_crossbars = 0
+        return stream(self.seed, "program")
 
-    def _finish_devices(self) -> None:
+    def _add_array(self, name: str, card: ResistorCard, g: np.ndarray) -> None:
+        """Add a programmed crossbar (before any bias)."""
+        assert self._n_crossbars == len(self._arrays), "crossbars come before biases"
+        self._arrays.append(np.ascontiguousarray(g, dtype=np.float64))
+        self._names.append(name)
+        self._cards.append(card)
+        self._n_crossbars += 1
+
+    def _add_bias(self, name: str, card: ResistorCard, g: np.ndarray) -> None:
+        """Add a programmed bias array (after every crossbar)."""
+        self._arrays.append(np.ascontiguousarray(g, dtype=np.float64))
+        self._names.append(name)
+        self._cards.append(card)
+
+    def _finish(self) -> None:
         """Draw each device's own range, stuck devices and step spreads (each from its own
         stream of the seed), hold the programmed conductances to the devices' own ranges and
         apply the faults; called once every array is programmed."""
-        # [seed, 0, 5]: apart from every other stream (see neuroemu.learning.train), so a
-        # range spread changes no other draw.
-        range_rng = np.random.default_rng([self.seed, 0, 5])
-        self.crossbar_bounds: list[Bounds] = [
-            range_bounds(c.shape, c.device, range_rng) for c in self.crossbars
+        n = self._n_crossbars
+        range_rng = stream(self.seed, "range_spread")
+        bounds = [range_bounds(g.shape, card, range_rng) for g, card in self._device_pairs()]
+        self._bounds: list[Bounds] = [
+            None if b is None else (frozen(b[0]), frozen(b[1])) for b in bounds
         ]
-        self.bias_bounds: list[Bounds] = [
-            range_bounds(b.shape, card, range_rng)
-            for b, card in zip(self.bias_conductance, self.bias_devices, strict=True)
-        ]
-        for (g, card), bounds in zip(self.device_arrays(), self.device_bounds(), strict=True):
-            fit_to_range(g, card, bounds)
+        for (g, card), own in zip(self._device_pairs(), self._bounds, strict=True):
+            fit_to_range(g, card, own)
         self.faults = self._draw_faults()
-        self.apply_faults()
-        spread_rng = np.random.default_rng([self.seed, 4])
-        self.crossbar_spread = [step_spread(c.shape, c.device, spread_rng) for c in self.crossbars]
-        self.bias_spread = [
-            step_spread(b.shape, card, spread_rng)
-            for b, card in zip(self.bias_conductance, self.bias_devices, strict=True)
+        self._stuck = self._stuck_values()
+        self._apply_faults()
+        spread_rng = stream(self.seed, "step_spread")
+        self._spread = [
+            frozen(step_spread(g.shape, card, spread_rng)) for g, card in self._device_pairs()
         ]
-        self._version = 0
-        self._circuits: dict[Any, Any] = {}
-        if has_read_noise(self):  # the normals its reads draw from, made once per chip
-            read_pool(self)
-
-    @property
-    def bias_devices(self) -> list[ResistorCard]:
-        """The device card of each layer's bias array (its first crossbar's)."""
-        return [self.crossbars[k].device for k in range(len(self.bias_conductance))]
-
-    def device_arrays(self) -> list[tuple[np.ndarray, ResistorCard]]:
-        """Every programmable array with its card: crossbars, then biases."""
-        return [(c.conductance, c.device) for c in self.crossbars] + list(
-            zip(self.bias_conductance, self.bias_devices, strict=True)
+        self.crossbar_bounds, self.bias_bounds = self._bounds[:n], self._bounds[n:]
+        self.crossbar_spread, self.bias_spread = self._spread[:n], self._spread[n:]
+        self._velocities: list[np.ndarray] | None = None
+        self._clock: DriftClock | None = None
+        self._reads: np.random.Generator | None = None
+        self._read_pool = (
+            normal_pool(stream(self.seed, "read_pool")) if self.reads_noisily else None
         )
+        self._views()
 
-    def velocity(self, index: int) -> np.ndarray:
-        """The momentum velocity (S) of device array ``index`` (in :meth:`device_arrays`
-        order): each device's last requested change, zero until training with momentum
-        first moves it. It lives beside the array, not in it (a digital accumulator per
-        device, as SGD with momentum needs); run files keep it for ``--resume``."""
-        if self.velocities is None:
-            self.velocities = [np.zeros(g.shape) for g, _ in self.device_arrays()]
-        return self.velocities[index]
+    def _views(self) -> None:
+        """The read-only views others see, and the caches (empty)."""
+        n = self._n_crossbars
+        views = [read_only(g) for g in self._arrays]
+        self.crossbars: tuple[Crossbar, ...] = tuple(
+            Crossbar(name, card, view)
+            for name, card, view in zip(self._names[:n], self._cards[:n], views[:n], strict=True)
+        )
+        self._conductance_views = tuple(views[:n])
+        self._bias_views = tuple(views[n:])
+        self._circuits: dict[Any, Any] = {}
+        self._read_buffers: dict[int, np.ndarray] = {}
 
-    def device_bounds(self) -> list[Bounds]:
-        """Each array's own device ranges ``(g_lo, g_hi)`` (or ``None``: the card's range),
-        in the order of :meth:`device_arrays`."""
-        return self.crossbar_bounds + self.bias_bounds
+    def _device_pairs(self) -> list[tuple[np.ndarray, ResistorCard]]:
+        return list(zip(self._arrays, self._cards, strict=True))
 
     # ------------------------------------------------------------------ faults
     def _draw_faults(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """Per crossbar, the devices stuck at ``g_min`` and at ``g_max`` (boolean masks), or
-        ``None`` without faults. Drawn from their own stream of the chip's seed
-        (``default_rng([seed, 3])``), so adding faults changes no other draw."""
-        rng = np.random.default_rng([self.seed, 3])
+        ``None`` without faults, drawn from stream ``faults``."""
+        rng = stream(self.seed, "faults")
         faults: list[tuple[np.ndarray, np.ndarray] | None] = []
-        for crossbar in self.crossbars:
-            card = crossbar.device
+        for g, card in self._device_pairs()[: self._n_crossbars]:
             if card.stuck_at_min == 0 and card.stuck_at_max == 0:
                 faults.append(None)
                 continue
-            u = rng.random(crossbar.shape)
+            u = rng.random(g.shape)
             low = u < card.stuck_at_min
             high = (u >= card.stuck_at_min) & (u < card.stuck_at_min + card.stuck_at_max)
-            faults.append((low, high))
+            faults.append((frozen(low), frozen(high)))
         return faults
 
-    def stuck_devices(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
-        """Per crossbar, its stuck devices as ``(flat indices, stuck conductances)`` (S):
-        each its own ``g_min`` or ``g_max`` (with ``range_spread``, its own bound); ``None``
-        for a crossbar without faults. Flat indices are far cheaper to apply than masks."""
-        if not hasattr(self, "_stuck"):
-            self._stuck: list[tuple[np.ndarray, np.ndarray] | None] = []
-            for crossbar, fault, bounds in zip(
-                self.crossbars, self.faults, self.crossbar_bounds, strict=True
-            ):
-                if fault is None:
-                    self._stuck.append(None)
-                    continue
-                low, high = np.flatnonzero(fault[0]), np.flatnonzero(fault[1])
-                card = crossbar.device
-                if bounds is None:
-                    values = (np.full(low.size, card.g_min), np.full(high.size, card.g_max))
-                else:
-                    values = (bounds[0].reshape(-1)[low], bounds[1].reshape(-1)[high])
-                self._stuck.append((np.concatenate([low, high]), np.concatenate(values)))
-        return self._stuck
+    def _stuck_values(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Per device array, its stuck devices as ``(flat indices, stuck conductances)``
+        (S), each its own ``g_min`` or ``g_max`` (with ``range_spread``, its own bound), or
+        ``None``; bias arrays have none. Flat indices are far cheaper to apply than masks."""
+        stuck: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for card, fault, bounds in zip(self._cards, self.faults, self._bounds, strict=False):
+            if fault is None:
+                stuck.append(None)
+                continue
+            low, high = np.flatnonzero(fault[0]), np.flatnonzero(fault[1])
+            if bounds is None:
+                values = (np.full(low.size, card.g_min), np.full(high.size, card.g_max))
+            else:
+                values = (bounds[0].reshape(-1)[low], bounds[1].reshape(-1)[high])
+            stuck.append((np.concatenate([low, high]), np.concatenate(values)))
+        return stuck + [None] * (len(self._arrays) - len(stuck))
 
-    def apply_faults(self, arrays: list[np.ndarray | None] | None = None) -> None:
-        """Put every stuck device back at its stuck conductance (after any programming).
-        ``arrays``: put them into these arrays instead of the crossbars (one per crossbar,
-        ``None`` to skip one)."""
-        if arrays is None:
-            arrays = [crossbar.conductance for crossbar in self.crossbars]
-        for g, stuck in zip(arrays, self.stuck_devices(), strict=True):
-            if stuck is not None and g is not None:
-                assert g.flags.c_contiguous  # so reshape is a view
+    def stuck_devices(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """Per crossbar, its stuck devices as ``(flat indices, stuck conductances)`` (S), or
+        ``None`` for a crossbar without faults."""
+        return self._stuck[: self._n_crossbars]
+
+    def _apply_faults(self) -> None:
+        """Put every stuck device back at its stuck conductance (after any programming)."""
+        for g, stuck in zip(self._arrays, self._stuck, strict=True):
+            if stuck is not None:
                 g.reshape(-1)[stuck[0]] = stuck[1]
 
-    # ------------------------------------------------------------------ construction
+    # ------------------------------------------------------------------ building
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], seed: int | None = None) -> Any:
         """Build the chip of a spec file (or of a library chip given by name): a
-        :class:`Chip` for a resistive spec, a :class:`~neuroemu.chip.leaky.LeakyChip` for
-        one with ``kind: leaky``."""
+        :class:`~neuroemu.chip.resistive.Chip` for a resistive spec, a
+        :class:`~neuroemu.chip.leaky.LeakyChip` for one with ``kind: leaky``."""
         loaded = load_chip(path)
         return build_chip(loaded.spec, seed=seed, source=loaded)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], seed: int | None = None, base: Path | None = None):
+    def from_dict(
+        cls, data: dict[str, Any], seed: int | None = None, base: Path | None = None
+    ) -> Any:
         """Build from a mapping shaped like a chip YAML (card names resolve in the library,
         or beside ``base``)."""
         spec = chip_from_dict(data, "<dict>", base)
         return build_chip(spec, seed=seed)
+
+    def copy(self: ChipT) -> ChipT:
+        """An independent copy of the chip, its state included."""
+        return copy.deepcopy(self)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Copies and pickles leave the views and caches out; __setstate__ makes them anew
+        # over the copied arrays.
+        state = dict(self.__dict__)
+        for key in ("crossbars", "_conductance_views", "_bias_views", "_circuits", "_read_buffers"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._views()
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -251,14 +269,43 @@ class BaseChip:
         return [layer.size for layer in self.spec.layers]
 
     @property
-    def conductances(self) -> list[np.ndarray]:
-        """The crossbars' conductance arrays (S), input side first."""
-        return [crossbar.conductance for crossbar in self.crossbars]
+    def conductances(self) -> tuple[ReadOnlyArray, ...]:
+        """The crossbars' conductances (S), input side first: read-only views."""
+        return self._conductance_views
+
+    @property
+    def bias_conductance(self) -> tuple[ReadOnlyArray, ...]:
+        """Each free layer's bias conductances (S): read-only views."""
+        return self._bias_views
+
+    @property
+    def bias_devices(self) -> list[ResistorCard]:
+        """The device card of each layer's bias array (its first crossbar's)."""
+        return self._cards[self._n_crossbars :]
 
     @property
     def n_devices(self) -> int:
-        return sum(g.size for g in self.conductances) + sum(b.size for b in self.bias_conductance)
+        return sum(g.size for g in self._arrays)
 
+    def device_arrays(self) -> list[tuple[ReadOnlyArray, ResistorCard]]:
+        """Every programmable array (read-only view) with its card: crossbars, then biases."""
+        views = [*self.conductances, *self.bias_conductance]
+        return list(zip(views, self._cards, strict=True))
+
+    def device_bounds(self) -> list[Bounds]:
+        """Each array's own device ranges ``(g_lo, g_hi)`` (or ``None``: the card's range),
+        in the order of :meth:`device_arrays`."""
+        return list(self._bounds)
+
+    @property
+    def velocities(self) -> tuple[ReadOnlyArray, ...] | None:
+        """Each device's momentum velocity (S), in :meth:`device_arrays` order, as read-only
+        views; ``None`` until training with momentum first moves a device."""
+        if self._velocities is None:
+            return None
+        return tuple(read_only(v) for v in self._velocities)
+
+    # ------------------------------------------------------------------ inputs
     def dac(self, x: np.ndarray) -> np.ndarray:
         """The inputs the input DAC produces: ``x`` rounded to ``2^bits - 1`` steps of
         [0, 1] with ``inputs.dac_bits``, else ``x`` itself."""
@@ -289,159 +336,301 @@ class BaseChip:
                 raise InputError(f"{name}: values must lie in [0, 1] (got {low:g} to {high:g})")
         return x
 
-    def touch(self) -> None:
-        """Say that conductances changed, so cached circuits (and the current read) are
-        rebuilt."""
-        self._version += 1
+    def check_labels(self, y: Any, name: str = "labels") -> np.ndarray:
+        """``y`` as a 1-D array of integer classes that fit the chip's outputs."""
+        y = np.asarray(y)
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise InputError(f"{name}: expected a 1-D array of integer class labels")
+        if y.size and (y.min() < 0 or y.max() >= self.n_outputs):
+            raise InputError(
+                f"{name}: classes {y.min()}..{y.max()} do not fit chip {self.name}'s "
+                f"{self.n_outputs} outputs"
+            )
+        return y
+
+    # ------------------------------------------------------------------ state
+    def set_conductances(
+        self,
+        conductances: Iterable[Any] | None = None,
+        biases: Iterable[Any] | None = None,
+    ) -> None:
+        """Program new conductances (S): one array per crossbar (``conductances``, shaped
+        like ``chip.conductances``) and/or per bias array (``biases``); ``None`` keeps that
+        part as it is. Every value must be finite, ``>= 0`` and within its device's range
+        (its own with ``range_spread``), else nothing is written and
+        :class:`~neuroemu.errors.InputError` says which array and value is at fault. Stuck
+        devices keep their stuck conductance whatever is written to them."""
+        new = list(self._arrays)
+        n = self._n_crossbars
+        if conductances is not None:
+            new[:n] = self._checked("conductances", list(conductances), 0, n)
+        if biases is not None:
+            new[n:] = self._checked("biases", list(biases), n, len(self._arrays))
+        self._write(new)
+
+    def state(self) -> ChipState:
+        """A copy of everything training changes (see :class:`~neuroemu.chip.state.ChipState`)."""
+        n = self._n_crossbars
+        arrays = [g.copy() for g in self._arrays]
+        velocities = None if self._velocities is None else [v.copy() for v in self._velocities]
+        return ChipState(arrays[:n], arrays[n:], velocities)
+
+    def load_state(self, state: ChipState) -> None:
+        """Restore a state saved by :meth:`state` (or read from a run file), checked as
+        :meth:`set_conductances` checks conductances; velocities must match the arrays'
+        shapes and be finite."""
+        n = self._n_crossbars
+        new = self._checked("conductances", list(state.conductances), 0, n)
+        new += self._checked("biases", list(state.biases), n, len(self._arrays))
+        velocities = None
+        if state.velocities is not None:
+            velocities = [np.array(v, dtype=np.float64) for v in state.velocities]
+            shapes = [g.shape for g in self._arrays]
+            if [v.shape for v in velocities] != shapes:
+                raise InputError(
+                    f"velocities: expected arrays of shapes {shapes}, "
+                    f"got {[v.shape for v in velocities]}"
+                )
+            if not all(np.all(np.isfinite(v)) for v in velocities):
+                raise InputError("velocities: contain NaN or infinite values")
+        self._write(new)
+        self._velocities = velocities
+
+    def _checked(self, what: str, arrays: list[Any], first: int, stop: int) -> list[np.ndarray]:
+        """``arrays`` as float64 copies, checked against device arrays ``first..stop-1``."""
+        if len(arrays) != stop - first:
+            raise InputError(f"{what}: expected {stop - first} arrays, got {len(arrays)}")
+        out = []
+        for offset, value in enumerate(arrays):
+            index = first + offset
+            name = f"{what}[{offset}] ({self._names[index]})"
+            g = np.array(value, dtype=np.float64)
+            if g.shape != self._arrays[index].shape:
+                raise InputError(
+                    f"{name}: expected shape {self._arrays[index].shape}, got {g.shape}"
+                )
+            if not np.all(np.isfinite(g)):
+                raise InputError(f"{name}: contains NaN or infinite values")
+            card, bounds = self._cards[index], self._bounds[index]
+            low, high = (card.g_min, card.g_max) if bounds is None else bounds
+            below, above = g < low, g > high
+            if np.any(below) or np.any(above):
+                at = np.unravel_index(int(np.argmax(below | above)), g.shape)
+                bound = np.broadcast_to(low if below[at] else high, g.shape)[at]
+                side = "below the device's g_min" if below[at] else "above the device's g_max"
+                raise InputError(
+                    f"{name}: {format_quantity(float(g[at]), 'S')} at {tuple(int(i) for i in at)} "
+                    f"is {side} ({format_quantity(float(bound), 'S')}; device {card.name})"
+                )
+            out.append(g)
+        return out
+
+    def _write(self, arrays: list[np.ndarray]) -> None:
+        """Write checked arrays into the chip's own (the views stay valid), hold the stuck
+        devices and drop every cache."""
+        for own, new in zip(self._arrays, arrays, strict=True):
+            if new is not own:
+                own[...] = new
+        self._apply_faults()
+        self._changed()
+
+    def _changed(self) -> None:
+        """The conductances changed: every array laid out from them is stale."""
         self._circuits.clear()
 
+    # ------------------------------------------------------------------ learning
+    def update_devices(
+        self, updates: Iterable[DeviceUpdate], rng: np.random.Generator, momentum: float = 0.0
+    ) -> None:
+        """Move devices as :class:`~neuroemu.chip.state.DeviceUpdate` asks, one array at a
+        time in the order given, each through its card's model (bounds, levels, pulses,
+        cycle noise; :func:`neuroemu.kernels.update.ep_update`) within its own range and
+        with its own step spread; the kernel's random stream is seeded from ``rng`` for each
+        array whose card draws (stochastic rounding, cycle noise). With ``momentum`` > 0
+        every device moves by its velocity ``v <- momentum v + change`` instead. Stuck
+        devices do not move."""
+        from ..kernels.update import ep_update
+
+        for u in updates:
+            g, card = self._arrays[u.index], self._cards[u.index]
+            pulses = None
+            if card.pulses is not None:
+                p = card.pulses
+                pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
+            quantised = card.level_step is not None or card.pulses is not None
+            stochastic = quantised and card.rounding == "stochastic"
+            draws = stochastic or (pulses is not None and pulses[3] > 0)
+            seed = int(rng.integers(2**31)) if draws else -1
+            velocity = self._velocity(u.index) if momentum > 0 else None
+            ep_update(
+                g,
+                u.rows,
+                u.cols,
+                u.cross,
+                u.factor,
+                card.g_min,
+                card.g_max,
+                card.level_step,
+                stochastic,
+                seed,
+                pulses,
+                self._spread[u.index],
+                self._bounds[u.index],
+                velocity=velocity,
+                momentum=momentum,
+            )
+        self._apply_faults()
+        self._changed()
+
+    def _velocity(self, index: int) -> np.ndarray:
+        """The velocity (S) of device array ``index``: each device's last requested change,
+        zero until momentum first moves it; it lives beside the array (a digital
+        accumulator per device, as SGD with momentum needs)."""
+        if self._velocities is None:
+            self._velocities = [np.zeros(g.shape) for g in self._arrays]
+        return self._velocities[index]
+
+    # ------------------------------------------------------------------ reads
+    @property
+    def reads_noisily(self) -> bool:
+        """Whether any device array reads with read noise (then every settle while
+        :meth:`reading` reads the arrays anew; otherwise the arrays are what reads see)."""
+        return any(card.read_noise is not None for card in self._cards)
+
+    @property
+    def reads(self) -> np.random.Generator | None:
+        """The stream reads draw their noise from while :meth:`reading`, else ``None``."""
+        return self._reads
+
+    @contextmanager
+    def reading(self, rng: np.random.Generator) -> Iterator[None]:
+        """Within the block the chip's settles see its arrays as read with read noise drawn
+        from ``rng``, a new read at every :meth:`next_read` (training: each mini-batch,
+        whose phases share a read; inference: each batch), when a card has read noise; a
+        chip without any reads exactly and pays nothing. A block inside another keeps the
+        outer stream."""
+        previous = self._reads
+        if previous is None and self.reads_noisily:
+            self._reads = rng
+            self.next_read()
+        try:
+            yield
+        finally:
+            self._reads = previous
+            self.next_read()
+
     def next_read(self) -> None:
-        """Start a new read of the arrays: while a read stream is set (:attr:`reads`), the
-        settles that follow see a fresh draw of read noise (training starts one per
-        mini-batch, whose phases follow each other far faster than the noise changes;
-        inference one per batch). Until then they share the present one."""
+        """Start a new read of the arrays: while :meth:`reading`, the settles that follow
+        see a fresh draw of read noise; until then they share the present one."""
         for key in [k for k in self._circuits if isinstance(k, tuple)]:
             del self._circuits[key]
 
-    def _read(self, key: Any, build: Any) -> Any:
-        """The arrays of the current read, laid out by ``build(conductances, biases)``."""
-        from ..models.nonideal import read_arrays
+    def read_arrays(self, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The conductances (S) one read of the chip sees, ``(crossbars, biases)``, noise
+        drawn from ``rng`` (:func:`neuroemu.models.nonideal.read_arrays`): new arrays for
+        the noisy cards, the chip's own (read-only views) for the others."""
+        arrays = self._read(rng, None)
+        views = [*self.conductances, *self.bias_conductance]
+        arrays = [
+            view if a is g else a for a, g, view in zip(arrays, self._arrays, views, strict=True)
+        ]
+        return arrays[: self._n_crossbars], arrays[self._n_crossbars :]
 
-        assert self.reads is not None
-        tag = ("read", key)
+    def _read(self, rng: np.random.Generator, buffers: dict[int, np.ndarray] | None) -> list:
+        pool = self._read_pool
+        if pool is None:
+            return list(self._arrays)
+        return read_arrays(self._arrays, self._cards, self._stuck, pool, rng, buffers)
+
+    def _laid_out(
+        self,
+        key: Any,
+        lay_out: Callable[[list[np.ndarray], list[np.ndarray]], Any],
+        read: bool = True,
+    ) -> Any:
+        """``lay_out(conductances, biases)`` of the arrays as the engine should see them,
+        cached until they change: with ``read`` while :meth:`reading`, of the current read
+        (cached until :meth:`next_read`), else of the chip's own arrays."""
+        read = read and self._reads is not None
+        tag = ("read", key) if read else key
         if tag not in self._circuits:
-            self._circuits[tag] = build(*read_arrays(self, self.reads, reuse=True))
+            if read:
+                assert self._reads is not None
+                arrays = self._read(self._reads, self._read_buffers)
+            else:
+                arrays = self._arrays
+            n = self._n_crossbars
+            self._circuits[tag] = lay_out(arrays[:n], arrays[n:])
         return self._circuits[tag]
 
+    # ------------------------------------------------------------------ programming
+    def programmed(self: ChipT, rng: np.random.Generator) -> ChipT:
+        """A copy of the chip whose devices were programmed once to its conductances:
+        programming noise (each device within its own range) and each device's drift
+        exponent drawn from ``rng``, in that order, array by array. Its drift clock starts
+        at the cards' ``t0``; :meth:`drift_to` moves it. This chip is not changed."""
+        g0 = [
+            program_noisily(g, card, rng, bounds)
+            for (g, card), bounds in zip(self._device_pairs(), self._bounds, strict=True)
+        ]
+        nu = [drift_exponents(g.shape, card, rng) for g, card in self._device_pairs()]
+        chip = self.copy()
+        chip._clock = DriftClock(g0, nu)
+        return chip
 
-class Chip(BaseChip):
-    """A crossbar chip built from a :class:`~neuroemu.spec.ChipSpec`.
-
-    Parameters
-    ----------
-    spec
-        The validated chip spec.
-    seed
-        Seed of every random draw made while building (initial conductances); ``None``
-        takes the spec's ``seed``.
-    source
-        The loaded file, kept so run files can store the exact YAML.
-    """
-
-    def __init__(self, spec: ChipSpec, seed: int | None = None, source: LoadedChip | None = None):
-        rng = self._begin(spec, seed, source, spec.inputs.n_sources)
-        self.bias_conductance: list[np.ndarray] = []
-        for layer in spec.layers:
-            self.bias_conductance.append(
-                program(spec.bias.init, layer.device, (2, layer.size), rng)
-            )
-        self._finish_devices()
-
-    # ------------------------------------------------------------------ geometry
     @property
-    def n_sources(self) -> int:
-        return self.spec.inputs.n_sources
+    def time_since_programming(self) -> float | None:
+        """Seconds since :meth:`programmed` (set by :meth:`drift_to`), or ``None``."""
+        return None if self._clock is None else self._clock.time
 
-    def node_bounds(self, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
-        """Diode bounds ``(lo, hi)`` (V) of a layer's nodes; +/-inf where there is none."""
-        lo = np.full(layer.size, -np.inf)
-        hi = np.full(layer.size, np.inf)
-        if layer.diode is None:
-            return lo, hi
-        if layer.arrangement == "pair":
-            lo[:] = layer.v_lo
-            hi[:] = layer.v_hi
-        else:
-            half = layer.size // 2
-            lo[:half] = layer.v_lo
-            hi[half:] = layer.v_hi
-        return lo, hi
+    def drift_to(self, time: float) -> None:
+        """The conductances ``time`` s after programming, ``G(t) = G(t0) (t / t0)^(-nu)``
+        (:func:`neuroemu.models.nonideal.drifted`); stuck devices do not drift. Needs a chip
+        from :meth:`programmed`."""
+        if self._clock is None:
+            raise InputError(
+                f"chip {self.name}: drift_to needs a chip programmed onto its devices "
+                "(chip.programmed(rng))"
+            )
+        for g, g0, nu, card in zip(
+            self._arrays, self._clock.programmed, self._clock.exponents, self._cards, strict=True
+        ):
+            g[...] = drifted(g0, nu, time, card)
+        self._clock.time = float(time)
+        self._apply_faults()
+        self._changed()
 
-    def thermal_voltage(self, layer: Layer) -> float:
-        """``V_T = k T / q`` (V) of a layer's diodes."""
-        assert layer.diode is not None
-        return thermal_voltage(layer.diode.temperature)
-
-    def adc(self, output_voltages: np.ndarray) -> np.ndarray:
-        """Output voltages (V) as the output ADC reads them: clipped to the full scale
-        ``[-adc_range, adc_range]`` and rounded to ``2^bits - 1`` steps of it, with
-        ``adc_bits`` on the output layer, else as they are."""
-        out = self.spec.output
-        if out.adc_bits is None:
-            return output_voltages
-        step = 2 * out.adc_range / (2**out.adc_bits - 1)
-        clipped = np.clip(output_voltages, -out.adc_range, out.adc_range)
-        return -out.adc_range + np.rint((clipped + out.adc_range) / step) * step
-
-    def drive(self, x: np.ndarray) -> np.ndarray:
-        """What the input sources are driven by, in units of ``inputs.gain``: the inputs
-        after the DAC, less ``inputs.offset`` (in ``x``'s dtype)."""
-        u = self.dac(x)
-        offset = self.spec.inputs.offset
-        return u - u.dtype.type(offset) if offset else u
-
-    def source_voltages(self, x: np.ndarray) -> np.ndarray:
-        """Voltages (V) of the input sources for inputs ``x`` of shape (batch, n_inputs),
-        after the input DAC and offset."""
-        v = self.spec.inputs.gain * self.drive(x)
-        if self.spec.inputs.encoding == "differential":
-            v = np.concatenate([v, -v], axis=1)
-        return v
+    # ------------------------------------------------------------------ family
+    def settle(self, x: Any, beta: float = 0.0, target: Any = None, **options: Any) -> Any:
+        raise NotImplementedError
 
     def scores(self, output_voltages: np.ndarray) -> np.ndarray:
-        """Class scores (V) from output node voltages as the ADC reads them: the node
-        itself, or ``V+ - V-`` of each pair of consecutive nodes with differential readout."""
-        output_voltages = self.adc(output_voltages)
-        if self.spec.output.readout == "differential":
-            return output_voltages[:, 0::2] - output_voltages[:, 1::2]
-        return output_voltages
+        raise NotImplementedError
 
-    # ------------------------------------------------------------------ engine
-    def circuit(self, dtype: Any = np.float64, read: bool = False) -> Circuit:
-        """The chip's arrays prepared for the engine in ``dtype`` (cached until
-        :meth:`touch`); with ``read`` and a read stream set (:attr:`reads`), the arrays as
-        the current read sees them (:meth:`next_read`)."""
-        from ..engine.circuit import Circuit
+    def target_voltages(self, labels: np.ndarray, voltage: float) -> np.ndarray:
+        raise NotImplementedError
 
-        key = np.dtype(dtype)
-        if read and self.reads is not None:
-            return self._read(key, lambda g, b: Circuit.from_chip(self, key, g, b))
-        if key not in self._circuits:
-            self._circuits[key] = Circuit.from_chip(self, key)
-        return self._circuits[key]
 
-    def settle(
-        self,
-        x: Any,
-        beta: float = 0.0,
-        target: Any = None,
-        **options: Any,
-    ) -> Equilibrium:
-        """Settle the chip to its DC operating point for inputs ``x`` (batch, n_inputs).
+#: Each family's chip class, by the type of spec it is built from.
+FAMILIES: dict[type, type[BaseChip]] = {}
 
-        See :func:`neuroemu.engine.settle` for ``beta``, ``target`` and the options
-        (``init``, ``tol``, ``max_sweeps``, ``dtype``, ``parallel``).
-        """
-        from ..engine.settle import settle
+FamilyT = TypeVar("FamilyT", bound=type[BaseChip])
 
-        return settle(self, x, beta=beta, target=target, **options)
 
-    def to_spice(self, x_row: Any, **options: Any) -> str:
-        """An ngspice netlist of the chip with input ``x_row`` (see :mod:`neuroemu.io.spice`)."""
-        from ..io.spice import netlist
+def register_family(spec_type: type) -> Callable[[FamilyT], FamilyT]:
+    """Class decorator: the chip class builds chips of specs of ``spec_type``."""
 
-        return netlist(self, x_row, **options)
+    def register(chip_type: FamilyT) -> FamilyT:
+        FAMILIES[spec_type] = chip_type
+        return chip_type
 
-    def __repr__(self) -> str:
-        sizes = "-".join(str(s) for s in [self.n_inputs, *self.layer_sizes])
-        return f"Chip({self.name!r}, {sizes}, {self.n_devices} devices, seed={self.seed})"
+    return register
 
 
 def build_chip(spec: Any, seed: int | None = None, source: LoadedChip | None = None) -> Any:
-    """The chip a validated spec describes: a :class:`Chip`, or a
-    :class:`~neuroemu.chip.leaky.LeakyChip` for a leaky spec."""
-    if isinstance(spec, LeakyChipSpec):
-        from .leaky import LeakyChip
-
-        return LeakyChip(spec, seed=seed, source=source)
-    return Chip(spec, seed=seed, source=source)
+    """The chip a validated spec describes, built by its family's class."""
+    try:
+        family = FAMILIES[type(spec)]
+    except KeyError:
+        raise InputError(f"no chip family builds a {type(spec).__name__}") from None
+    return family(spec, seed=seed, source=source)

@@ -21,41 +21,25 @@ carries the signed weight ``G - G_ref``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ..engine.leaky import Network, run
+from ..engine.states import Equilibrium
 from ..errors import InputError
 from ..models.neurons import NeuronModel, neuron_model
-from ..spec.cards import ResistorCard
+from ..models.synapse import reference
 from ..spec.leaky import LeakyChipSpec
 from ..spec.loader import LoadedChip
 from ..spec.resistive import Initialisation
-from .base import BaseChip, Crossbar, program
+from .base import BaseChip, program, register_family
+from .resistive import check_dtype
 
-if TYPE_CHECKING:
-    from ..engine.settle import Equilibrium
-
-
-def reference(card: ResistorCard) -> float:
-    """``G_ref`` (S) of an array of this card: the middle of its range."""
-    return 0.5 * (card.g_min + card.g_max)
+__all__ = ["LeakyChip", "reference"]
 
 
-@dataclass(frozen=True)
-class Network:
-    """A leaky chip's arrays for the engine in one dtype: every weight in A per unit rate,
-    ``read_voltage * (G - G_ref)``."""
-
-    dtype: np.dtype
-    forward: list[np.ndarray]  # (nodes k, nodes k+1), into layer k+1
-    backward: list[np.ndarray | None]  # backward[k] (nodes k+1, nodes k) into layer k, or None
-    bias: list[np.ndarray]  # (nodes,) A
-    read_rows: list[np.ndarray]  # per array, its row sums plus G_ref (S), for the read power
-    read_cols: list[np.ndarray]  # symmetric arrays 1.. (read backwards): column sums + G_ref
-
-
+@register_family(LeakyChipSpec)
 class LeakyChip(BaseChip):
     """A chip of leaky neurons built from a :class:`~neuroemu.spec.leaky.LeakyChipSpec`.
 
@@ -74,25 +58,29 @@ class LeakyChip(BaseChip):
     def __init__(
         self, spec: LeakyChipSpec, seed: int | None = None, source: LoadedChip | None = None
     ):
-        rng = self._begin(spec, seed, source, spec.inputs.size)
+        rng = self._begin(spec, seed, source)
         sizes = [spec.inputs.size] + [layer.size for layer in spec.layers]
         names = ["input"] + [layer.name for layer in spec.layers]
+        for k, layer in enumerate(spec.layers):
+            g = program(layer.init, layer.device, (sizes[k], sizes[k + 1]), rng)
+            self._add_array(f"{names[k]}->{names[k + 1]}", layer.device, g)
         if spec.synapses == "asymmetric":
             for k in range(1, len(spec.layers)):
                 layer = spec.layers[k]
                 card = layer.backward_device or layer.device
                 init = layer.backward_init or layer.init
                 g = program(init, card, (sizes[k + 1], sizes[k]), rng)
-                self.crossbars.append(Crossbar(f"{names[k + 1]}->{names[k]}", card, g))
-        self.bias_conductance: list[np.ndarray] = []
+                self._add_array(f"{names[k + 1]}->{names[k]}", card, g)
         for layer in spec.layers:
             init = spec.bias_init or Initialisation(
                 distribution="constant", value=reference(layer.device)
             )
-            self.bias_conductance.append(program(init, layer.device, (1, layer.size), rng))
+            self._add_bias(
+                layer.name, layer.device, program(init, layer.device, (1, layer.size), rng)
+            )
         self._model: NeuronModel | None = None
         self._kernels: tuple[Any, Any] | None = None
-        self._finish_devices()
+        self._finish()
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -138,28 +126,21 @@ class LeakyChip(BaseChip):
 
     # ------------------------------------------------------------------ engine
     def network(self, dtype: Any = np.float64) -> Network:
-        """The arrays as the engine uses them, in ``dtype`` (cached until :meth:`touch`);
-        while a read stream is set (:attr:`reads`), as the current read sees them
-        (:meth:`next_read`)."""
+        """The arrays as the engine uses them, in ``dtype`` (cached until they change);
+        while :meth:`reading`, as the current read sees them (:meth:`next_read`)."""
         key = np.dtype(dtype)
-        if self.reads is not None:
-            return self._read(key, lambda g, b: self._network(key, g, b))
-        if key not in self._circuits:
-            self._circuits[key] = self._network(key)
-        return self._circuits[key]
+        return self._laid_out(key, lambda g, b: self._lay_out(key, g, b))
 
-    def _network(
-        self,
-        dtype: np.dtype,
-        conductances: list[np.ndarray] | None = None,
-        biases: list[np.ndarray] | None = None,
+    def _lay_out(
+        self, dtype: np.dtype, arrays: list[np.ndarray], bias_g: list[np.ndarray]
     ) -> Network:
+        """The :class:`~neuroemu.engine.leaky.Network` of conductances ``arrays`` (S, one per
+        device array) and biases ``bias_g`` (S, one per layer)."""
         read = self.spec.inputs.read_voltage
-        arrays = self.conductances if conductances is None else conductances
-        bias_g = self.bias_conductance if biases is None else biases
+        cards = [c.device for c in self.crossbars]
         weights = [
-            np.ascontiguousarray(read * (g - reference(c.device)), dtype=dtype)
-            for g, c in zip(arrays, self.crossbars, strict=True)
+            np.ascontiguousarray(read * (g - reference(card)), dtype=dtype)
+            for g, card in zip(arrays, cards, strict=True)
         ]
         n = self.n_forward
         backward: list[np.ndarray | None] = []
@@ -175,26 +156,66 @@ class LeakyChip(BaseChip):
             (read * (b[0] - reference(card))).astype(dtype)
             for b, card in zip(bias_g, self.bias_devices, strict=True)
         ]
-        pairs = list(zip(arrays, self.crossbars, strict=True))
-        rows = [g.sum(axis=1) + reference(c.device) for g, c in pairs]
+        rows = [g.sum(axis=1) + reference(card) for g, card in zip(arrays, cards, strict=True)]
         cols = []
         if self.spec.synapses == "symmetric":  # read backwards too, but for the input array
-            cols = [g.sum(axis=0) + reference(c.device) for g, c in pairs[1:n]]
-        return Network(dtype, weights[:n], backward, bias, rows, cols)
+            cols = [
+                g.sum(axis=0) + reference(card)
+                for g, card in zip(arrays[1:n], cards[1:n], strict=True)
+            ]
+        # The bias rows' read power at a rate of 1: each bias array's sum and G_ref (of the
+        # programmed conductances, as a read of them would show them on average).
+        bias_rows = [
+            float(b.sum()) + reference(card)
+            for b, card in zip(self.bias_conductance, self.bias_devices, strict=True)
+        ]
+        return Network(dtype, weights[:n], backward, bias, rows, cols, read, bias_rows)
 
     def settle(
         self,
         x: Any,
         beta: float = 0.0,
         target: Any = None,
-        **options: Any,
+        *,
+        init: Any = None,
+        steps: int | None = None,
+        dtype: Any = np.float64,
+        parallel: bool | None = None,
+        trace: bool = False,
+        on_step: Any = None,
+        **unused: Any,
     ) -> Equilibrium:
         """Run the neurons from rest (or ``init``) for the free phase's steps, nudged by a
         conductance ``beta`` (S) toward ``target`` (V) when ``beta != 0``, and return the
-        state reached. See :func:`neuroemu.engine.leaky.run` for the options."""
-        from ..engine.leaky import run
-
-        return run(self, x, beta=beta, target=target, **options)
+        state reached. See :func:`neuroemu.engine.leaky.run` for the options; ``on_step``
+        may change the chip's conductances (continual learning rules), and the steps after
+        it see them."""
+        for key in unused:
+            if key not in ("tol", "max_sweeps", "current"):
+                raise InputError(f"{key}: not an option of a leaky chip's run")
+        if unused.get("current") is not None:
+            raise InputError("current: a leaky chip is nudged by beta and target")
+        dtype = check_dtype(dtype)
+        x = self.check_inputs(x)
+        dynamics = self.spec.dynamics
+        if steps is None:
+            steps = dynamics.free_steps if beta == 0 else dynamics.nudged_steps
+        return run(
+            self.network(dtype),
+            self.dac(x).astype(dtype, copy=False),
+            self.kernels(),
+            self.model.v_r,
+            dynamics.dt,
+            self.scores,
+            beta,
+            target,
+            init=init,
+            steps=steps,
+            parallel=parallel,
+            trace=trace,
+            on_step=on_step,
+            refresh=None if on_step is None else lambda: self.network(dtype),
+        )
 
     def to_spice(self, x_row: Any, **options: Any) -> str:
         raise InputError(
@@ -203,10 +224,9 @@ class LeakyChip(BaseChip):
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        # Copies and pickles (aging, Dask) leave the compiled kernels and cached arrays out.
-        state = dict(self.__dict__)
+        # Copies and pickles (aging, Dask) leave the compiled kernels out.
+        state = super().__getstate__()
         state["_kernels"] = None
-        state["_circuits"] = {}
         return state
 
     def __repr__(self) -> str:

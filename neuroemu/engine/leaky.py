@@ -1,4 +1,4 @@
-"""Run a chip of leaky neurons through time, as Brian2 would.
+"""Run a network of leaky neurons through time, as Brian2 would.
 
 Each step of length ``dt`` first computes every neuron's input current from the rates at
 the start of the step (all layers at once, as Brian2 updates summed variables before its
@@ -23,32 +23,45 @@ reference device into virtual ground, ``P = read_voltage^2 sum_i r_i^2 (sum_j G_
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..chip.leaky import reference
 from ..errors import InputError
 from ..kernels.leaky import step as step_layer
-from .settle import Equilibrium, Trace, _initial_voltages, _nudge
-
-if TYPE_CHECKING:
-    from ..chip.leaky import LeakyChip, Network
+from .states import Equilibrium, Trace, check_target, initial_voltages
 
 #: Relative change of v per step (over v_r) below which the state counts as steady.
 STEADY = 1e-3
 
 
+@dataclass(frozen=True)
+class Network:
+    """A leaky chip's arrays for the engine in one dtype (the chip lays them out:
+    :meth:`neuroemu.chip.leaky.LeakyChip.network`): every weight in A per unit rate,
+    ``read_voltage * (G - G_ref)``."""
+
+    dtype: np.dtype
+    forward: list[np.ndarray]  # (nodes k, nodes k+1), into layer k+1
+    backward: list[np.ndarray | None]  # backward[k] (nodes k+1, nodes k) into layer k, or None
+    bias: list[np.ndarray]  # (nodes,) A
+    read_rows: list[np.ndarray]  # per array, its row sums plus G_ref (S), for the read power
+    read_cols: list[np.ndarray]  # symmetric arrays 1.. (read backwards): column sums + G_ref
+    read_voltage: float  # V, a row's voltage at a rate of 1
+    bias_rows: list[float]  # S, per layer: its bias conductances' sum plus G_ref
+
+
 def read_power(
-    chip: LeakyChip, net: Network, rates: list[np.ndarray], constant: np.ndarray | None = None
+    net: Network, rates: list[np.ndarray], constant: np.ndarray | None = None
 ) -> np.ndarray:
     """Read power (W) per sample of every array (see the module docs); ``rates[0]`` are the
     input rows' rates. ``constant``: the part from the input rows and the bias rows, which
     does not change during a phase (:func:`constant_power`), if already known."""
-    read2 = chip.spec.inputs.read_voltage**2
+    read2 = net.read_voltage**2
     f64 = np.float64
-    power = constant_power(chip, net, rates[0]) if constant is None else constant.copy()
-    n = chip.n_forward
+    power = constant_power(net, rates[0]) if constant is None else constant.copy()
+    n = len(net.forward)
     for index in range(1, len(net.read_rows)):  # arrays whose rows are free neurons
         pre = rates[index] if index < n else rates[index - n + 2]
         power += read2 * np.einsum("bi,bi,i->b", pre, pre, net.read_rows[index], dtype=f64)
@@ -58,30 +71,37 @@ def read_power(
     return power
 
 
-def constant_power(chip: LeakyChip, net: Network, x_rates: np.ndarray) -> np.ndarray:
+def constant_power(net: Network, x_rates: np.ndarray) -> np.ndarray:
     """Read power (W) per sample of the input rows and the bias rows (at a rate of 1)."""
-    read2 = chip.spec.inputs.read_voltage**2
+    read2 = net.read_voltage**2
     power = read2 * np.einsum("bi,bi,i->b", x_rates, x_rates, net.read_rows[0], dtype=np.float64)
-    for b, card in zip(chip.bias_conductance, chip.bias_devices, strict=True):
-        power += read2 * (float(b.sum()) + reference(card))
+    for bias_row in net.bias_rows:
+        power += read2 * bias_row
     return power
 
 
 def run(
-    chip: LeakyChip,
-    x: Any,
+    net: Network,
+    x_rates: np.ndarray,
+    kernels: tuple[Any, Any],
+    v_r: float,
+    dt: float,
+    readout: Callable[[np.ndarray], np.ndarray],
     beta: float = 0.0,
     target: Any = None,
     *,
     init: Any = None,
-    steps: int | None = None,
-    dtype: Any = np.float64,
+    steps: int,
     parallel: bool | None = None,
     trace: bool = False,
     on_step: Callable[[int, list[np.ndarray], list[np.ndarray]], None] | None = None,
-    **unused: Any,
+    refresh: Callable[[], Network] | None = None,
 ) -> Equilibrium:
-    """Integrate the chip's neurons for inputs ``x`` (batch, n_inputs) in [0, 1].
+    """Integrate the neurons of ``net`` for ``steps`` steps of ``dt`` (s), the input rows
+    at rates ``x_rates`` (batch, n_inputs) (the chip's inputs after its DAC), in ``net``'s
+    dtype; ``kernels`` are the neuron's compiled step kernels (hidden, output), ``v_r`` (V)
+    the voltage over which its rate rises from 0 to 1, and ``readout`` turns output
+    voltages into class scores.
 
     Parameters
     ----------
@@ -91,65 +111,48 @@ def run(
     init
         Starting membrane voltages (an :class:`Equilibrium` or a list of arrays), else rest
         (0 V).
-    steps
-        Steps of ``dt``; default ``dynamics.free_steps`` (free) or ``nudged_steps``.
-    dtype
-        ``numpy.float64`` or ``numpy.float32``.
     parallel
         Spread the batch over Numba's threads (bitwise identical to the serial path).
         ``None`` (default) runs the neurons serially: the matrix products dominate, and
         BLAS's threads and Numba's busy-waiting on the same cores slow each other down.
     trace
-        Record every step (:class:`~neuroemu.engine.settle.Trace`).
+        Record every step (:class:`~neuroemu.engine.states.Trace`).
     on_step
         ``on_step(t, rates_before, rates_after)`` after each step (rates per layer, input
-        rows first): where continual learning rules change the weights. Its changes to the
-        conductances take effect at the next step (call ``chip.touch()`` in it).
+        rows first): where continual learning rules change the weights. The steps after it
+        run on ``refresh()``, the network as it then is.
     """
-    for key in unused:
-        if key not in ("tol", "max_sweeps", "current"):
-            raise InputError(f"{key}: not an option of a leaky chip's run")
-    if unused.get("current") is not None:
-        raise InputError("current: a leaky chip is nudged by beta and target")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
-    x = chip.check_inputs(x)
-    batch = x.shape[0]
-    dynamics = chip.spec.dynamics
-    if steps is None:
-        steps = dynamics.free_steps if beta == 0 else dynamics.nudged_steps
     if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
         raise InputError(f"steps: must be a whole number >= 1 (got {steps!r})")
     steps = int(steps)
-    target = _nudge(chip, float(beta), target, batch)
+    dtype = net.dtype
+    batch = x_rates.shape[0]
+    sizes = [len(b) for b in net.bias]
+    target = check_target(float(beta), target, batch, sizes[-1])
     parallel = bool(parallel)
-    hidden_kernel, output_kernel = chip.kernels()
-    sizes = chip.layer_sizes
+    hidden_kernel, output_kernel = kernels
     n = len(sizes)
-    model = chip.model
 
-    x_rates = chip.dac(x).astype(dtype, copy=False)
-    v = _initial_voltages(init, sizes, batch, dtype)
+    v = initial_voltages(init, sizes, batch, dtype)
     rates = [np.empty((batch, m), dtype=dtype) for m in sizes]
     scratch = [np.empty((batch, m), dtype=dtype) for m in sizes]
     change = np.empty(batch, dtype=dtype)
     largest = np.zeros(batch)
     target_arr = None if target is None else np.ascontiguousarray(target, dtype=dtype)
-    net = chip.network(dtype)
     for k in range(n):
-        model_rates(chip, v[k], rates[k])
+        hidden_kernel.rates(v[k], rates[k])
     i_in = [np.empty((batch, m), dtype=dtype) for m in sizes]
     first = x_rates @ net.forward[0] + net.bias[0]
     states = [[a.copy() for a in v]] if trace else []
     changes, powers = [], []
-    constant = constant_power(chip, net, x_rates)
+    constant = constant_power(net, x_rates)
     if trace:
-        powers.append(read_power(chip, net, [x_rates, *rates], constant))
+        powers.append(read_power(net, [x_rates, *rates], constant))
     for t in range(steps):
         if on_step is not None:
             before = [a.copy() for a in rates]
-            net = chip.network(dtype)
+            if refresh is not None:
+                net = refresh()
             first = x_rates @ net.forward[0] + net.bias[0]
         for k in range(n):  # every input current from the rates at the start of the step
             out = i_in[k]
@@ -180,14 +183,14 @@ def run(
         rates, scratch = scratch, rates
         if trace:
             states.append([a.copy() for a in v])
-            changes.append(largest / model.v_r)
-            powers.append(read_power(chip, net, [x_rates, *rates], constant))
+            changes.append(largest / v_r)
+            powers.append(read_power(net, [x_rates, *rates], constant))
         if on_step is not None:
             on_step(t, [x_rates, *before], [x_rates, *rates])
 
-    power = read_power(chip, net, [x_rates, *rates])  # on the arrays as last read
-    duration = steps * dynamics.dt
-    relative = largest / model.v_r
+    power = read_power(net, [x_rates, *rates])  # on the arrays as last read
+    duration = steps * dt
+    relative = largest / v_r
     recorded = None
     if trace:
         power_steps = np.array(powers)
@@ -195,19 +198,17 @@ def run(
             voltages=[np.stack([state[k] for state in states]) for k in range(n)],
             residual=np.array(changes),
             power=power_steps,
-            energy=np.concatenate(
-                [np.zeros((1, batch)), np.cumsum(power_steps[1:], axis=0) * dynamics.dt]
-            ),
+            energy=np.concatenate([np.zeros((1, batch)), np.cumsum(power_steps[1:], axis=0) * dt]),
             energy_unit="J",
         )
-    scores = chip.scores(v[-1])
+    scores = readout(v[-1])
     return Equilibrium(
         voltages=v,
         scores=scores,
         prediction=np.argmax(scores, axis=1),
         sweeps=steps,
         sweeps_per_sample=np.full(batch, steps, dtype=np.int64),
-        residual=largest / dynamics.dt,
+        residual=largest / dt,
         relative_residual=relative,
         power=power,
         energy=power * duration,
@@ -218,9 +219,3 @@ def run(
         rates=rates,
         residual_unit="V/s",
     )
-
-
-def model_rates(chip: LeakyChip, v: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """The rates of neurons at membrane voltages ``v`` (the neuron's ``rate``)."""
-    chip.kernels()[0].rates(v, out)
-    return out

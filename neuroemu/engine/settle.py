@@ -1,4 +1,4 @@
-"""Settle a chip to its DC operating point.
+"""Settle a resistive circuit to its DC operating point.
 
 The free layers of a layered resistive network form a bipartite graph: given the even
 layers the odd ones are independent, and the other way round. Solving all odd layers, then
@@ -19,11 +19,9 @@ side by side; the chunks stop together, as the batch in one piece would.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import itertools
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numba
 import numpy as np
@@ -31,127 +29,17 @@ import numpy as np
 from ..errors import InputError
 from ..kernels import KIND_IDEAL, KIND_LINEAR, NodeParams, solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
-
-if TYPE_CHECKING:
-    from ..chip.base import BaseChip, Chip
-    from .circuit import Circuit
-
-
-@dataclass
-class Trace:
-    """How a settle went, sweep by sweep (recorded when ``settle(..., trace=True)``).
-
-    ``voltages[k]`` is (sweeps + 1, batch, nodes) in V: the starting voltages, then those
-    after each sweep. ``residual`` is (sweeps, batch): the largest relative KCL residual
-    ``|r_j| / (G_j V_scale)`` at the start of each sweep (the largest node correction it
-    made, over ``V_scale``). ``power`` is (sweeps + 1, batch) in W: the static power of
-    each recorded state. ``energy`` is (sweeps + 1, batch) in W: the energy (co-content)
-    ``E(V) = 1/2 sum g (V_i - V_j)^2`` of the chip's resistive part, the function the
-    sweeps descend (for ideal diodes exactly; with Shockley diodes their co-content adds).
-    """
-
-    voltages: list[np.ndarray]
-    residual: np.ndarray
-    power: np.ndarray
-    energy: np.ndarray
-    energy_unit: str = "W"  # co-content; a leaky chip records the read energy so far (J)
+from .circuit import Circuit
+from .states import Equilibrium, Trace, check_target, initial_voltages
+from .threads import each, one_blas_thread, sweep_threads
 
 
-@dataclass
-class Equilibrium:
-    """The operating point of a batch, with the figures that make it physical.
-
-    Attributes
-    ----------
-    voltages
-        One array per free layer (hidden layers, then output), each (batch, nodes), in V.
-    scores
-        Class scores (V): output voltages, or differences of output pairs.
-    prediction
-        Predicted class per sample (argmax of ``scores``).
-    sweeps
-        Sweeps the batch ran; ``sweeps_per_sample`` the sweep at which each sample met
-        the tolerance.
-    residual
-        Largest KCL residual current (A) per sample at the returned voltages;
-        ``relative_residual`` the largest ``|r_j| / (G_j V_scale)``. (A leaky chip: the
-        largest ``|dv/dt|``, in ``residual_unit`` V/s, and the last step's change over
-        ``v_r``.)
-    power
-        Static power (W) per sample: dissipated in every conductance and diode of the chip
-        (the nudging element excluded).
-    energy
-        Energy per inference (J): ``power * settle_time``.
-    settle_time
-        RC estimate of the settling time (s): ``5 C_node / min_j G_j``.
-    converged
-        Whether every sample met ``tol`` within ``max_sweeps``.
-    """
-
-    voltages: list[np.ndarray]
-    scores: np.ndarray
-    prediction: np.ndarray
-    sweeps: int
-    sweeps_per_sample: np.ndarray
-    residual: np.ndarray
-    relative_residual: np.ndarray
-    power: np.ndarray
-    energy: np.ndarray
-    settle_time: float
-    converged: bool
-    tol: float
-    trace: Trace | None = None
-    rates: list[np.ndarray] | None = None  # leaky chips: each layer's rates
-    residual_unit: str = "A"  # leaky chips: V/s, the largest |dv/dt|
-
-    @property
-    def output(self) -> np.ndarray:
-        """Output node voltages (V), (batch, output nodes)."""
-        return self.voltages[-1]
-
-
-def _initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) -> list:
-    if init is None:
-        return [np.zeros((batch, n), dtype=dtype) for n in sizes]
-    arrays = init.voltages if isinstance(init, Equilibrium) else list(init)
-    if len(arrays) != len(sizes):
-        raise InputError(f"init: expected {len(sizes)} layers of voltages, got {len(arrays)}")
-    out = []
-    for k, (a, n) in enumerate(zip(arrays, sizes, strict=True)):
-        a = np.asarray(a)
-        if a.shape != (batch, n):
-            raise InputError(f"init[{k}]: expected shape ({batch}, {n}), got {a.shape}")
-        if not np.all(np.isfinite(a)):
-            raise InputError(f"init[{k}]: contains NaN or infinite values")
-        out.append(np.array(a, dtype=dtype, order="C"))  # a copy: init is never modified
-    return out
-
-
-def _nudge(chip: BaseChip, beta: float, target: Any, batch: int) -> np.ndarray | None:
-    """Check the nudging arguments; return the target voltages (V) or None."""
-    if not np.isfinite(beta):
-        raise InputError(f"beta: must be finite (got {beta})")
-    if beta == 0.0:
-        return None
-    if target is None:
-        raise InputError("target: required when beta is not 0")
-    target = np.asarray(target, dtype=np.float64)
-    shape = (batch, chip.layer_sizes[-1])
-    if target.shape != shape:
-        raise InputError(
-            f"target: expected shape {shape} (output node voltages), got {target.shape}"
-        )
-    if not np.all(np.isfinite(target)):
-        raise InputError("target: contains NaN or infinite values")
-    return target
-
-
-def _injection(chip: Chip, current: Any, batch: int) -> np.ndarray | None:
+def _injection(current: Any, batch: int, outputs: int) -> np.ndarray | None:
     """Check an injected output current (A) of shape (batch, output nodes)."""
     if current is None:
         return None
     current = np.asarray(current, dtype=np.float64)
-    shape = (batch, chip.layer_sizes[-1])
+    shape = (batch, outputs)
     if current.shape != shape:
         raise InputError(f"current: expected shape {shape} (output nodes), got {current.shape}")
     if not np.all(np.isfinite(current)):
@@ -174,39 +62,24 @@ def _neighbour_currents(c: Circuit, k: int, v: list[np.ndarray], out: np.ndarray
     return out
 
 
-#: Below this many multiply-adds (batch x rows x columns) a product is too small for a
-#: second BLAS thread to pay for waking it; see :func:`_sweep_threads`.
-SMALL_PRODUCT = 1 << 22
-
-
-def _sweep_threads(c: Circuit, batch: int) -> Any:
-    """The BLAS threads for the sweeps of a batch in one chunk: one when every per-sweep
-    product is small (on a machine with a few cores, shared with other work, BLAS threads
-    that spin and wait on small products cost far more than they share), else BLAS as
-    configured. The input product, the one large product, runs before and keeps every
-    thread."""
-    largest = max((batch * w.size for w in c.weights[1:]), default=0)
-    if largest < SMALL_PRODUCT:
-        return _blas_controller().limit(limits=1, user_api="blas")
-    return contextlib.nullcontext()
-
-
 def settle(
-    chip: Chip,
-    x: Any,
+    c: Circuit,
+    drive: np.ndarray,
+    readout: Callable[[np.ndarray], np.ndarray],
     beta: float = 0.0,
     target: Any = None,
     *,
     current: Any = None,
     init: Any = None,
     grounded: Any = None,
-    tol: float | None = None,
-    max_sweeps: int | None = None,
-    dtype: Any = np.float64,
+    tol: float,
+    max_sweeps: int,
     parallel: bool | None = None,
     trace: bool = False,
 ) -> Equilibrium:
-    """Settle ``chip`` for inputs ``x`` (batch, n_inputs), values in [0, 1].
+    """Settle the circuit ``c`` with its input sources driven by ``drive`` (batch, inputs),
+    in units of the input gain (the chip's inputs after its DAC and offset), in ``c``'s
+    dtype; ``readout`` turns output voltages (V) into class scores.
 
     Parameters
     ----------
@@ -229,10 +102,8 @@ def settle(
         Their conductances still load their neighbours. Needs linear or ideal-diode nodes
         in those layers.
     tol, max_sweeps
-        Stopping rule (see the module docstring); default from the chip's ``solver``.
-        In float32 ``tol`` is raised to at least ``16 eps`` of float32.
-    dtype
-        ``numpy.float64`` or ``numpy.float32`` for the arrays and matrix products.
+        Stopping rule (see the module docstring). In float32 ``tol`` is raised to at least
+        ``16 eps`` of float32.
     parallel
         Settle the chunks of a batch of more than ``CHUNK_ROWS`` samples side by side, on up
         to ``numba.get_num_threads()`` threads (``None``, the default, or ``True``), or one
@@ -242,56 +113,24 @@ def settle(
         busy with other work slows a settle down about as much as it slows a serial one. A
         batch of one chunk runs on the calling thread: its input product with BLAS as
         configured, its sweeps' products on one BLAS thread when they are small
-        (:func:`_sweep_threads`).
+        (:func:`neuroemu.engine.threads.sweep_threads`).
     trace
         Record every sweep (:class:`Trace`): meant for a few samples, it costs a copy of the
         voltages per sweep and a power evaluation per recorded state.
     """
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
-    threads = numba.get_num_threads() if parallel is None or parallel else 1
-    return _settle(
-        chip, x, beta, target, current, init, tol, max_sweeps, dtype, threads, trace, grounded
-    )
-
-
-@functools.cache
-def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def _settle(
-    chip: Chip,
-    x: Any,
-    beta: float,
-    target: Any,
-    current: Any,
-    init: Any,
-    tol: float | None,
-    max_sweeps: int | None,
-    dtype: Any,
-    threads: int,
-    trace: bool = False,
-    grounded: Any = None,
-) -> Equilibrium:
-    x = chip.check_inputs(x)
-    batch = x.shape[0]
-    tol = chip.spec.solver.tol if tol is None else float(tol)
+    dtype = c.dtype
     if not 0 < tol < 1:
         raise InputError(f"tol: must lie in (0, 1) (got {tol})")
-    tol = max(tol, 16 * float(np.finfo(dtype).eps))
-    max_sweeps = chip.spec.solver.max_sweeps if max_sweeps is None else int(max_sweeps)
+    tol = max(float(tol), 16 * float(np.finfo(dtype).eps))
+    max_sweeps = int(max_sweeps)
     if max_sweeps < 1:
         raise InputError(f"max_sweeps: must be >= 1 (got {max_sweeps})")
-    target = _nudge(chip, float(beta), target, batch)
-    injected = _injection(chip, current, batch)
-
-    c = chip.circuit(dtype, read=True)  # a read of the arrays: noisy while chip.reads is set
-    params = _grounded_params(c.params, grounded, chip.layer_sizes, batch)
-    x = chip.drive(x)  # in units of the input gain
+    threads = numba.get_num_threads() if parallel is None or parallel else 1
+    batch = drive.shape[0]
+    sizes = [len(g) for g in c.node_conductance]
+    target = check_target(float(beta), target, batch, sizes[-1])
+    injected = _injection(current, batch, sizes[-1])
+    params = _grounded_params(c.params, grounded, sizes, batch)
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
     if target is not None:
@@ -304,7 +143,7 @@ def _settle(
         nudge = beta * target
     if injected is not None:
         nudge = injected if nudge is None else nudge + injected
-    v = _initial_voltages(init, chip.layer_sizes, batch, dtype)
+    v = initial_voltages(init, sizes, batch, dtype)
 
     # Samples are independent circuits: the batch is cut into chunks, the same whatever the
     # threads, and the chunks settle on threads of their own. A chunk sweeps until its
@@ -312,22 +151,23 @@ def _settle(
     n_chunks = max(1, -(-batch // CHUNK_ROWS))
     edges = [i * batch // n_chunks for i in range(n_chunks + 1)]
     chunks = [
-        _Chunk(c, params, x, v, nudge, node_g, slice(a, b), tol, trace)
+        _Chunk(c, params, drive, v, nudge, node_g, slice(a, b), tol, trace)
         for a, b in itertools.pairwise(edges)
     ]
     if len(chunks) == 1:
         chunk = chunks[0]
         chunk.inputs()  # the one large product, with BLAS as configured
-        with _sweep_threads(c, batch):
+        largest = max((batch * w.size for w in c.weights[1:]), default=0)
+        with sweep_threads(largest):
             chunk.run(max_sweeps)
             chunk.finish(chunk.sweeps)
     else:
         # Every product of a chunk on one BLAS thread: the same calls on threads or not, so
         # the same bits, and no BLAS threads waiting on each other on a busy machine.
-        with _blas_controller().limit(limits=1, user_api="blas"):
-            _each(chunks, lambda chunk: (chunk.inputs(), chunk.run(max_sweeps)), threads)
+        with one_blas_thread():
+            each(chunks, lambda chunk: (chunk.inputs(), chunk.run(max_sweeps)), threads)
             sweeps = max(chunk.sweeps for chunk in chunks)
-            _each(chunks, lambda chunk: chunk.finish(sweeps), threads)
+            each(chunks, lambda chunk: chunk.finish(sweeps), threads)
     sweeps = max(chunk.sweeps for chunk in chunks)
     figures = np.concatenate([chunk.figures for chunk in chunks], axis=1)
     power = np.concatenate([chunk.power for chunk in chunks])
@@ -344,7 +184,7 @@ def _settle(
                 for key in ("residual", "power", "energy")
             },
         )
-    scores = chip.scores(v[-1])
+    scores = readout(v[-1])
     return Equilibrium(
         voltages=v,
         scores=scores,
@@ -515,22 +355,6 @@ def _grounded_params(
 def _order(n_layers: int) -> list[int]:
     """The layers in the order a sweep solves them: even ones, then odd ones."""
     return list(range(0, n_layers, 2)) + list(range(1, n_layers, 2))
-
-
-def _each(chunks: list[_Chunk], work: Any, threads: int) -> None:
-    """``work(chunk)`` for every chunk, on ``threads`` threads."""
-    if threads <= 1:
-        for chunk in chunks:
-            work(chunk)
-    else:
-        list(_pool(threads).map(work, chunks))  # re-raises a chunk's exception
-
-
-@functools.cache
-def _pool(threads: int) -> Any:
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(threads, thread_name_prefix="neuroemu-settle")
 
 
 def _chip_sources(sources: list[np.ndarray], nudge: np.ndarray | None, k: int) -> np.ndarray:

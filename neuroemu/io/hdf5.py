@@ -8,9 +8,13 @@ have no ``/state``, are read and resumed as well):
   validated cards as JSON), ``device_cards_yaml`` (JSON: card name -> the exact text of its
   YAML file; an inline card's YAML dump), ``dataset``, ``dataset_source``, ``command``,
   ``started``, ``finished`` (ISO 8601, UTC; empty while running), ``host``, ``complete``
-  (false until the run ends normally);
+  (false until the run ends normally), and the run's settings: ``chip_file`` (the chip as
+  it was named), ``dtype`` and ``epochs`` (the epochs asked for; files without them were
+  written before they were kept);
 - ``/metrics/<name>``: one value per evaluated epoch (epoch 0 is the chip as first
-  programmed), each dataset with a ``unit`` attribute; ``/metrics/epoch`` numbers them;
+  programmed), each dataset with a ``unit`` attribute; ``/metrics/epoch`` numbers them.
+  Names and units are those of :mod:`neuroemu.metrics`; NaN where an epoch did not report
+  a metric (epoch 0 has no training figures);
 - ``/conductance/<crossbar>`` (snapshots, rows, columns) and ``/bias/<layer>`` (snapshots,
   2, nodes): snapshots in S every ``snapshot_every`` evaluated epochs (and of epoch 0 and
   the last), chunked per snapshot and compressed; ``/snapshot_epoch`` numbers them;
@@ -41,46 +45,42 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from .. import __version__
+from ..chip.state import ChipState
 from ..errors import RunFileError
+from ..files import AtomicFile
 from ..interrupts import uninterrupted
-
-if TYPE_CHECKING:
-    from ..chip.base import Chip
+from ..learning.registry import Traced
+from ..metrics import metric
+from ..spec.loader import LoadedChip
+from ..version import __version__
 
 FORMAT = "neuroemu-run"
 FORMAT_VERSION = 2  # 2: /state for resuming, /snapshot_epoch (snapshots every k epochs)
 
-UNITS = {
-    "epoch": "1",
-    "samples": "1",
-    "accuracy": "1",
-    "error": "1",
-    "mean_sweeps": "1",
-    "max_sweeps": "1",
-    "max_residual_A": "A",
-    "max_residual_V_per_s": "V/s",
-    "max_relative_residual": "1",
-    "mean_power_W": "W",
-    "energy_per_inference_J": "J",
-    "settle_time_s": "s",
-    "wall_time_s": "s",
-    "samples_per_s": "1/s",
-    "converged": "1",
-    "tol": "1",
-    "train_error": "1",
-    "train_loss_V2": "V^2",
-    "train_cross_entropy": "1",
-    "train_hinge_V2": "V^2",
-    "train_mean_sweeps": "1",
-    "train_wall_time_s": "s",
-}
+
+class RecordedChip(Protocol):
+    """What a run file needs of a chip: its identity, the names and shapes of its arrays,
+    and its state (:meth:`~neuroemu.chip.base.BaseChip.state`)."""
+
+    name: str
+    seed: int
+    source: LoadedChip | None
+    spec: Any
+
+    @property
+    def crossbars(self) -> Sequence[Any]: ...
+
+    @property
+    def bias_conductance(self) -> Sequence[np.ndarray]: ...
+
+    def state(self) -> ChipState: ...
 
 
 def now() -> str:
@@ -131,13 +131,13 @@ def open_run_file(path: str | os.PathLike[str], mode: str = "r") -> Any:
     return f
 
 
-def _card_files(chip: Chip) -> str:
+def _card_files(chip: RecordedChip) -> str:
     """The YAML text of every card the chip uses, by card name, as JSON (empty for a chip
     not read from a file)."""
     return json.dumps(dict(chip.source.cards) if chip.source else {})
 
 
-def _cards(chip: Chip) -> str:
+def _cards(chip: RecordedChip) -> str:
     """Every card the chip uses (device arrays, diodes, the neuron), as JSON."""
     cards = {}
     found: list[Any] = [crossbar.device for crossbar in chip.crossbars]
@@ -152,33 +152,45 @@ def _cards(chip: Chip) -> str:
 class RunWriter:
     """An open run file that grows by one evaluated epoch at a time."""
 
-    def __init__(self, file: Any, path: Path, partial: Path | None = None):
+    def __init__(
+        self,
+        file: Any,
+        path: Path,
+        arrays: list[str],
+        pending: AtomicFile | None = None,
+    ):
         self.file = file
         self.path = path
-        self.partial = partial
+        self.arrays = arrays  # names of the conductance datasets: crossbars, then biases
+        self.pending = pending
 
     # ------------------------------------------------------------------ opening
     @classmethod
     def create(
         cls,
         path: str | os.PathLike[str],
-        chip: Chip,
+        chip: RecordedChip,
         *,
         dataset: str,
         dataset_source: str,
         started: str,
+        settings: dict[str, Any] | None = None,
         command: str | None = None,
         force: bool = False,
         atomic: bool = False,
     ) -> RunWriter:
-        """Start a run file. ``atomic``: write under a temporary name until :meth:`close`."""
+        """Start a run file. ``settings``: the run's ``chip_file``, ``dtype`` and ``epochs``
+        (``/meta``). ``atomic``: write under a temporary name until :meth:`close`."""
         import h5py
 
         path = check_output_path(path, force)
-        target = path.with_name(f".{path.name}.partial-{os.getpid()}") if atomic else path
+        pending = AtomicFile(path) if atomic else None
+        target = pending.partial if pending is not None else path
         try:
             f = h5py.File(target, "w")
         except OSError as exc:
+            if pending is not None:
+                pending.abandon()
             raise RunFileError(f"{path}: cannot write ({exc})") from None
         meta = f.create_group("meta")
         meta.attrs.update(
@@ -198,6 +210,7 @@ class RunWriter:
                 "finished": "",
                 "host": platform.node(),
                 "complete": False,
+                **(settings or {}),
             }
         )
         for group in ("metrics", "conductance", "bias", "inference"):
@@ -217,12 +230,21 @@ class RunWriter:
             f["bias"].create_dataset(
                 layer.name, shape=(0, *bias.shape), maxshape=(None, *bias.shape), dtype="f8"
             ).attrs["unit"] = "S"
-        return cls(f, path, target if atomic else None)
+        return cls(f, path, array_names(chip), pending)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str], chip: Chip) -> tuple[RunWriter, int]:
-        """Reopen a training run, load its last conductances into ``chip`` and return the
-        writer and the last finished epoch."""
+    def resume(
+        cls,
+        path: str | os.PathLike[str],
+        chip: RecordedChip,
+        dataset: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[RunWriter, int, ChipState]:
+        """Reopen a training run of ``chip`` on data set ``dataset`` cut to ``limit``
+        samples per part (``None``: all), checked to be the chip and the data the run used
+        (files that do not say their limit are taken at their word): the writer, the last
+        finished epoch and the chip's state after it. A run that does not fit is left as
+        it was."""
         path = Path(path)
         f = open_run_file(path, "a")
         try:
@@ -246,25 +268,21 @@ class RunWriter:
                 raise RunFileError(
                     f"{path}: run used seed {int(meta['seed'])}, not {chip.seed} (drop --seed)"
                 )
+            if dataset is not None and meta.get("dataset") != dataset:
+                raise RunFileError(
+                    f"{path}: the run trained on data set {meta.get('dataset')}, not {dataset}"
+                )
+            asked = -1 if limit is None else int(limit)
+            kept = int(meta.get("limit", asked))
+            if kept != asked:
+                said = "all samples" if kept < 0 else f"--limit {kept}"
+                raise RunFileError(f"{path}: the run trained with {said}; resume it with the same")
             epochs = f["metrics/epoch"][()] if "epoch" in f["metrics"] else np.zeros(0)
             if len(epochs) == 0:
                 raise RunFileError(f"{path}: holds no finished epoch to resume from")
-            # Version 2 keeps the latest state apart from the snapshots; version 1 files
-            # snapshot every epoch, so their last snapshot is the state.
-            source = f["state"] if "state" in f else None
-            for crossbar in chip.crossbars:
-                name = f"conductance/{crossbar.name}"
-                crossbar.conductance[...] = source[name] if source else f[name][-1]
-            for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
-                name = f"bias/{layer.name}"
-                bias[...] = source[name] if source else f[name][-1]
-            if source is not None and "velocity" in source:  # trained with momentum
-                names = [f"conductance/{c.name}" for c in chip.crossbars]
-                names += [f"bias/{layer.name}" for layer in chip.spec.layers]
-                chip.velocities = [source[f"velocity/{name}"][()] for name in names]
-            chip.touch()
+            state = read_state(f, array_names(chip), len(chip.crossbars))
             if "snapshot_epoch" not in f:  # migrate a version 1 file: snapshots numbered
-                n = f[f"conductance/{chip.crossbars[0].name}"].shape[0]
+                n = f[array_names(chip)[0]].shape[0]
                 numbers = epochs[:n].astype("i8")
                 data = f.create_dataset("snapshot_epoch", data=numbers, maxshape=(None,))
                 data.attrs["unit"] = "1"
@@ -276,7 +294,7 @@ class RunWriter:
         except RunFileError:
             f.close()
             raise
-        return cls(f, path), int(epochs[-1])
+        return cls(f, path, array_names(chip)), int(epochs[-1]), state
 
     # ------------------------------------------------------------------ writing
     @uninterrupted
@@ -284,47 +302,43 @@ class RunWriter:
         self,
         epoch: int,
         metrics: dict[str, Any],
-        chip: Chip,
+        state: ChipState,
         prediction: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         snapshot: bool = True,
     ) -> None:
-        """Add one evaluated epoch: its metrics, the chip's state (for ``--resume``) and,
-        when ``snapshot``, a snapshot of every conductance."""
+        """Add one evaluated epoch: its metrics (each named in :mod:`neuroemu.metrics`),
+        the chip's state (for ``--resume``) and, when ``snapshot``, a snapshot of every
+        conductance."""
         f = self.file
         n = f["metrics/epoch"].shape[0] if "epoch" in f["metrics"] else 0
         for key, value in {"epoch": epoch, **metrics}.items():
-            if key not in UNITS:
-                continue
+            unit = metric(key).unit  # an unknown name is an error, never dropped
             if key not in f["metrics"]:
                 data = f["metrics"].create_dataset(
                     key, shape=(n,), maxshape=(None,), dtype="f8", fillvalue=np.nan
                 )
-                data.attrs["unit"] = UNITS[key]
+                data.attrs["unit"] = unit
             data = f["metrics"][key]
             data.resize((n + 1,))
             data[n] = float(value)
         for key in f["metrics"]:  # metrics this epoch did not report stay NaN
             if f["metrics"][key].shape[0] < n + 1:
                 f["metrics"][key].resize((n + 1,))
-        arrays = [(f"conductance/{c.name}", c.conductance) for c in chip.crossbars]
-        arrays += [
-            (f"bias/{layer.name}", bias)
-            for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True)
-        ]
-        state = f.require_group("state")
+        arrays = list(zip(self.arrays, state.arrays, strict=True))
+        group = f.require_group("state")
         kept = list(arrays)
-        if chip.velocities is not None:  # training with momentum: its velocities too
+        if state.velocities is not None:  # training with momentum: its velocities too
             kept += [
                 (f"velocity/{name}", v)
-                for (name, _), v in zip(arrays, chip.velocities, strict=True)
+                for name, v in zip(self.arrays, state.velocities, strict=True)
             ]
         for name, array in kept:
-            if name in state:
-                state[name][...] = array
+            if name in group:
+                group[name][...] = array
             else:
-                state.create_dataset(name, data=array).attrs["unit"] = "S"
-        state.attrs["epoch"] = epoch
+                group.create_dataset(name, data=array).attrs["unit"] = "S"
+        group.attrs["epoch"] = epoch
         if snapshot:
             for name, array in arrays:
                 data = f[name]
@@ -349,20 +363,21 @@ class RunWriter:
 
     @uninterrupted
     def append_traces(
-        self, epoch: int, samples: list[int], traces: dict[str, Any], chip: Chip
+        self, epoch: int, samples: list[int], traced: Traced, layers: Sequence[str]
     ) -> None:
-        """Write the per-sweep record of the traced samples at ``epoch`` (see module docs)."""
+        """Write the per-sweep record of the traced samples at ``epoch`` (see module docs);
+        ``layers`` names the free layers."""
         group = self.file.require_group("traces").create_group(f"epoch_{epoch}")
         group.attrs["epoch"] = epoch
         group.create_dataset("samples", data=np.asarray(samples)).attrs["unit"] = "index"
-        for phase, trace in traces["phases"].items():
+        for phase, trace in traced.phases.items():
             g = group.create_group(phase)
-            for layer, voltages in zip(chip.spec.layers, trace.voltages, strict=True):
-                g.create_dataset(f"voltage/{layer.name}", data=voltages).attrs["unit"] = "V"
+            for layer, voltages in zip(layers, trace.voltages, strict=True):
+                g.create_dataset(f"voltage/{layer}", data=voltages).attrs["unit"] = "V"
             g.create_dataset("residual", data=trace.residual).attrs["unit"] = "1"
             g.create_dataset("power", data=trace.power).attrs["unit"] = "W"
             g.create_dataset("energy", data=trace.energy).attrs["unit"] = trace.energy_unit
-        for name, update in traces["update"].items():
+        for name, update in traced.update.items():
             group.create_dataset(
                 f"update/{name}", data=update.astype(np.float32), compression="gzip"
             ).attrs["unit"] = "S"
@@ -375,9 +390,7 @@ class RunWriter:
             del self.file["aging"]
         group = self.file.create_group("aging")
         for key in entries[0]:
-            unit = "s" if key == "time_s" else UNITS.get(key)
-            if unit is None:
-                continue
+            unit = metric(key).unit
             data = group.create_dataset(key, data=np.array([e[key] for e in entries], dtype="f8"))
             data.attrs["unit"] = unit
         self.file.flush()
@@ -392,9 +405,27 @@ class RunWriter:
             self.file["meta"].attrs["finished"] = now() if complete else ""
         finally:
             self.file.close()
-        if self.partial is not None:
+        if self.pending is not None:
             if complete:
-                os.replace(self.partial, self.path)
-            elif self.partial.exists():
-                self.partial.unlink()
+                self.pending.commit()
+            else:
+                self.pending.abandon()
         return self.path
+
+
+def array_names(chip: RecordedChip) -> list[str]:
+    """The datasets of a chip's conductances: ``conductance/<crossbar>``, then
+    ``bias/<layer>``, in the order of :class:`~neuroemu.chip.state.ChipState`."""
+    names = [f"conductance/{c.name}" for c in chip.crossbars]
+    return names + [f"bias/{layer.name}" for layer in chip.spec.layers]
+
+
+def read_state(f: Any, names: list[str], n_crossbars: int) -> ChipState:
+    """The chip state a run file holds after its last evaluated epoch: ``/state`` (format
+    version 2), else the last snapshot (version 1 snapshots every epoch)."""
+    source = f["state"] if "state" in f else None
+    arrays = [source[name][()] if source is not None else f[name][-1] for name in names]
+    velocities = None
+    if source is not None and "velocity" in source:  # trained with momentum
+        velocities = [source[f"velocity/{name}"][()] for name in names]
+    return ChipState(arrays[:n_crossbars], arrays[n_crossbars:], velocities)

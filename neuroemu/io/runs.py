@@ -1,5 +1,5 @@
-"""Reading run files: ``neuroemu.open_run(path)`` gives xarray objects with named dimensions
-and coordinates.
+"""Runs: what ``neuroemu.simulate`` returns and ``neuroemu.open_run(path)`` reads back, a
+:class:`Run` with xarray objects of named dimensions and coordinates.
 
 The layout is described in :mod:`neuroemu.io.hdf5` and ``docs/run-file.md``. Files of an
 older format version are read as they are (version 1 is the first); a newer version fails
@@ -16,29 +16,32 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import RunFileError
-from .hdf5 import open_run_file
+from ..metrics import METRICS, metric
+from .hdf5 import array_names, open_run_file, read_state
 
 
-@dataclass
 class Run:
-    """A run file's contents.
+    """A run of a chip: its settings, its figures epoch by epoch and what it recorded.
+
+    ``neuroemu.simulate`` returns one; ``neuroemu.open_run(path)`` reads one back from a
+    run file, and the two look alike (``open_run(path).to_json()`` is what the run that
+    wrote the file returned, ``out`` included).
 
     Attributes
     ----------
     path
-        Where it was read from.
+        The run file, or ``None`` for a run that wrote none.
     meta
-        The ``/meta`` attributes (chip YAML, seed, data set, times, ``complete``, ...).
+        The ``/meta`` attributes (chip YAML, seed, data set, settings, times, ``complete``).
     metrics
         ``xarray.Dataset`` over dimension ``epoch`` (0 = the chip as first programmed); each
-        variable carries its ``units`` attribute.
+        variable carries its ``units`` attribute (:mod:`neuroemu.metrics`).
     conductance
         ``xarray.Dataset`` of one variable per crossbar (``input->hidden``, ...) in S with
         dimensions ``(epoch, <row layer>, <column layer>)``, named after the layers whose
@@ -47,7 +50,7 @@ class Run:
         ``(epoch, source, <layer>)`` (``source`` is ``+V_b`` or ``-V_b``). With
         differential inputs the ``input`` dimension also carries ``input_feature`` (the
         input each source node is driven by) and ``input_sign`` (+1 for ``+a x``, -1 for
-        ``-a x``).
+        ``-a x``). A run without a file holds its last state only.
     prediction, label
         The last evaluation's predicted and true classes per test sample (``sample``).
     traces
@@ -57,14 +60,154 @@ class Run:
         programming noise, drift and read noise, or ``None``.
     """
 
-    path: Path
-    meta: dict[str, Any]
-    metrics: Any
-    conductance: Any
-    prediction: Any
-    label: Any
-    traces: dict[int, Any]
-    aging: Any = None
+    def __init__(
+        self,
+        path: Path | None,
+        meta: dict[str, Any],
+        *,
+        history: list[dict[str, Any]] | None = None,
+        metrics: Any = None,
+        prediction: np.ndarray | None = None,
+        label: np.ndarray | None = None,
+        aging: Any = None,
+        figures: dict[str, Any] | None = None,
+        infer_at: list[dict[str, Any]] | None = None,
+        chip: Any = None,
+    ):
+        self.path = path
+        self.meta = meta
+        self._history = history
+        self._metrics = metrics
+        self._prediction = prediction
+        self._label = label
+        self._aging = aging
+        self._figures = figures
+        self._infer_at = infer_at
+        self._chip = chip
+        self._conductance: Any = None
+        self._traces: dict[int, Any] | None = None
+
+    # ------------------------------------------------------------------ figures
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One dict per evaluated epoch: ``epoch`` and every figure that epoch reported
+        (its test pass and, after epoch 0, its training), named and typed as in
+        :mod:`neuroemu.metrics`."""
+        if self._history is None:
+            self._history = _rows(self.metrics, "epoch")
+        return self._history
+
+    @property
+    def figures(self) -> dict[str, Any]:
+        """The figures of the run's last test pass (the trained chip)."""
+        if self._figures is None:
+            last = self.history[-1] if self.history else {}
+            self._figures = {k: v for k, v in last.items() if metric(k).group == "test"}
+        return self._figures
+
+    @property
+    def error(self) -> float:
+        """The test error (fraction) of the last test pass."""
+        return float(self.figures["error"])
+
+    @property
+    def infer_at(self) -> list[dict[str, Any]]:
+        """The test passes at times after programming, one dict per time (``time_s`` and
+        the pass's figures); empty without them."""
+        if self._infer_at is None:
+            self._infer_at = [] if self._aging is None else _rows(self._aging, "time")
+        return self._infer_at
+
+    @property
+    def epochs_done(self) -> int:
+        return int(self.history[-1]["epoch"]) if self.history else -1
+
+    @property
+    def epochs(self) -> int:
+        """The epochs the run was asked for (files that do not say: the epochs done)."""
+        return int(self.meta.get("epochs", max(self.epochs_done, 0)))
+
+    def summary(self) -> dict[str, Any]:
+        """The run as ``neuroemu simulate --json`` prints it: chip, seed, data set and
+        settings, the last test pass's figures, ``history`` (when it trained),
+        ``infer_at`` (when evaluated after programming) and ``out`` (its run file)."""
+        meta = self.meta
+        summary: dict[str, Any] = {
+            "chip": meta.get("chip_name"),
+            "chip_file": meta.get("chip_file", ""),
+            "seed": int(meta["seed"]),
+            "dataset": meta.get("dataset"),
+            "dataset_part": "test",
+            "dtype": meta.get("dtype", "float64"),
+            "epochs": self.epochs,
+            **self.figures,
+        }
+        if self.epochs > 0:
+            summary["history"] = self.history
+        if self.infer_at:
+            summary["infer_at"] = self.infer_at
+        if self.path is not None:
+            summary["out"] = str(self.path)
+        return summary
+
+    def to_json(self) -> str:
+        """:meth:`summary` as one line of JSON."""
+        return json.dumps(self.summary())
+
+    # ------------------------------------------------------------------ arrays
+    @property
+    def metrics(self) -> Any:
+        if self._metrics is None:
+            self._metrics = _dataset(self.history, "epoch")
+        return self._metrics
+
+    @property
+    def aging(self) -> Any:
+        if self._aging is None and self._infer_at:
+            self._aging = _dataset(self._infer_at, "time")
+        return self._aging
+
+    @property
+    def conductance(self) -> Any:
+        if self._conductance is None:
+            if self.path is not None:
+                with open_run_file(self.path) as f:
+                    self._conductance = _read_conductance(f, self.meta)
+            elif self._chip is not None:  # a run without a file: its last state
+                state = self._chip.state()
+                names = array_names(self._chip)
+                arrays = {name: a[None] for name, a in zip(names, state.arrays, strict=True)}
+                epochs = np.array([max(self.epochs_done, 0)])
+                self._conductance = conductance_dataset(arrays, epochs, self.meta)
+        return self._conductance
+
+    @property
+    def prediction(self) -> Any:
+        return None if self._prediction is None else _per_sample(self._prediction)
+
+    @property
+    def label(self) -> Any:
+        return None if self._label is None else _per_sample(self._label)
+
+    @property
+    def traces(self) -> dict[int, Any]:
+        """The per-sweep records of the traced samples, by epoch (see :meth:`trace`)."""
+        if self._traces is None:
+            self._traces = {}
+            if self.path is not None:
+                with open_run_file(self.path) as f:
+                    groups = f.get("traces", {}).values()
+                    self._traces = {int(g.attrs["epoch"]): _read_trace(g) for g in groups}
+        return self._traces
+
+    @property
+    def chip(self) -> Any:
+        """The chip as the run left it: the trained chip of a run just made; for a run read
+        from its file, the chip rebuilt from the spec and cards the file keeps, with the
+        conductances (and velocities) of its last evaluated epoch."""
+        if self._chip is None:
+            self._chip = _rebuild_chip(self)
+        return self._chip
 
     @property
     def traced_epochs(self) -> list[int]:
@@ -79,18 +222,13 @@ class Run:
         ``update:<crossbar>`` (<row layer>, <column layer>) in S. Coordinates: the phase
         names, sweep numbers, test sample indices, layer names, node indices and, as a
         scalar, ``epoch`` (so ``xr.concat`` over epochs stacks them)."""
+        where = self.path if self.path is not None else "run"
         if not self.traces:
-            raise RunFileError(f"{self.path}: holds no per-sweep traces")
+            raise RunFileError(f"{where}: holds no per-sweep traces")
         epoch = self.traced_epochs[-1] if epoch is None else epoch
         if epoch not in self.traces:
-            raise RunFileError(
-                f"{self.path}: no traces at epoch {epoch} (has {self.traced_epochs})"
-            )
+            raise RunFileError(f"{where}: no traces at epoch {epoch} (has {self.traced_epochs})")
         return self.traces[epoch]
-
-    @property
-    def epochs_done(self) -> int:
-        return int(self.metrics["epoch"].max()) if self.metrics.sizes.get("epoch") else -1
 
     @property
     def cards(self) -> dict[str, Any]:
@@ -103,6 +241,87 @@ class Run:
         files written before it was kept)."""
         return json.loads(self.meta.get("device_cards_yaml", "{}"))
 
+    def __repr__(self) -> str:
+        where = f", {self.path}" if self.path is not None else ""
+        done = self.epochs_done
+        error = self.figures.get("error")
+        tail = "" if error is None else f", test error {100 * error:.2f} %"
+        return (
+            f"Run({self.meta.get('chip_name')!r} on {self.meta.get('dataset')}, "
+            f"{max(done, 0)} epochs{tail}{where})"
+        )
+
+
+def _rows(data: Any, dim: str) -> list[dict[str, Any]]:
+    """The rows of a Dataset over ``dim`` as dicts in the metrics table's order, each value
+    typed by its metric; NaN (not reported) left out."""
+    index = "epoch" if dim == "epoch" else "time_s"
+    names = [name for name in METRICS if name in data.data_vars and name != index]
+    rows = []
+    for i in range(data.sizes.get(dim, 0)):
+        row: dict[str, Any] = {index: metric(index).typed(data[dim].values[i])}
+        for name in names:
+            value = data[name].values[i]
+            if not (isinstance(value, float | np.floating) and np.isnan(value)):
+                row[name] = metric(name).typed(value)
+        rows.append(row)
+    return rows
+
+
+def _dataset(rows: list[dict[str, Any]], dim: str) -> Any:
+    """Rows of figures (:func:`_rows`' form) as a Dataset over ``dim`` with units."""
+    import xarray as xr
+
+    index = "epoch" if dim == "epoch" else "time_s"
+    names = [name for name in METRICS if name != index and any(name in r for r in rows)]
+    variables = {
+        name: xr.Variable(
+            dim,
+            np.array([float(r.get(name, np.nan)) for r in rows]),
+            {"units": metric(name).unit},
+        )
+        for name in names
+    }
+    coordinate = np.array([r[index] for r in rows])
+    coords = {dim: coordinate} if dim == "epoch" else {dim: (dim, coordinate, {"units": "s"})}
+    return xr.Dataset(variables, coords=coords)
+
+
+def _rebuild_chip(run: Run) -> Any:
+    """The chip of a run file: its spec with every card as the file keeps it, its seed, and
+    its state after the last evaluated epoch."""
+    import yaml
+
+    from ..chip import build_chip
+    from ..spec.loader import chip_from_dict
+
+    if run.path is None:
+        raise RunFileError("run: keeps no chip")
+    data = _chip_yaml(run.meta)
+    cards = run.cards
+    if not data or not cards:
+        raise RunFileError(f"{run.path}: keeps no chip spec to rebuild the chip from")
+
+    def card(value: Any) -> Any:
+        return cards.get(value, value) if isinstance(value, str) else value
+
+    if data.get("neuron") is not None:
+        data["neuron"] = card(data["neuron"])
+    for layer in data.get("layers") or []:
+        if isinstance(layer, dict):
+            for key in ("device", "diode", "backward_device"):
+                if layer.get(key) is not None:
+                    layer[key] = card(layer[key])
+    try:
+        spec = chip_from_dict(data, f"{run.path}: /meta/chip_yaml")
+    except yaml.YAMLError as exc:  # pragma: no cover (the text was read once already)
+        raise RunFileError(f"{run.path}: chip_yaml: {exc}") from None
+    chip = build_chip(spec, seed=int(run.meta["seed"]))
+    with open_run_file(run.path) as f:
+        state = read_state(f, array_names(chip), len(chip.crossbars))
+    chip.load_state(state)
+    return chip
+
 
 def _attr(value: Any) -> Any:
     if isinstance(value, bytes):
@@ -113,7 +332,9 @@ def _attr(value: Any) -> Any:
 
 
 def open_run(path: str | os.PathLike[str]) -> Run:
-    """Read a run file written by ``neuroemu simulate --out``."""
+    """Read a run file written by ``neuroemu simulate --out`` (``neuroemu.simulate(...,
+    out=...)``). Metrics, predictions and test passes after programming are read at once;
+    conductance snapshots and traces when first asked for."""
     import xarray as xr
 
     path = Path(path)
@@ -127,30 +348,10 @@ def open_run(path: str | os.PathLike[str]) -> Run:
             if name != "epoch"
         }
         metrics = xr.Dataset(variables, coords={"epoch": np.asarray(epochs)})
-        conductance_vars = {}
-        for name, data in f["conductance"].items():
-            rows, _, cols = name.partition("->")  # dimensions named after the layers
-            conductance_vars[name] = xr.Variable(("epoch", rows, cols), data[()], {"units": "S"})
-        bias_rows = {"source": ["+V_b", "-V_b"]}  # a resistive chip's two bias sources
-        for name, data in f["bias"].items():
-            # A leaky chip has one bias row per layer, read at a rate of 1.
-            dim = "source" if data.shape[1] == 2 else "bias_row"
-            bias_rows.setdefault(dim, ["rate 1"])
-            conductance_vars[f"bias:{name}"] = xr.Variable(
-                ("epoch", dim, name), data[()], {"units": "S"}
-            )
-        if "snapshot_epoch" in f:
-            snapshot_epochs = f["snapshot_epoch"][()]
-        else:  # version 1: a snapshot per evaluated epoch
-            snapshot_epochs = np.asarray(epochs)[: _snapshots(f)]
-        conductance = xr.Dataset(conductance_vars, coords={"epoch": snapshot_epochs, **bias_rows})
-        conductance = conductance.assign_coords(_node_coords(conductance, meta))
         inference = f["inference"]
         prediction, label = (
-            _per_sample(inference[key][()]) if key in inference else None
-            for key in ("prediction", "label")
+            inference[key][()] if key in inference else None for key in ("prediction", "label")
         )
-        traces = {int(g.attrs["epoch"]): _read_trace(g) for g in f.get("traces", {}).values()}
         aging = None
         if "aging" in f:
             group = f["aging"]
@@ -162,10 +363,45 @@ def open_run(path: str | os.PathLike[str]) -> Run:
                 },
                 coords={"time": ("time", group["time_s"][()], {"units": "s"})},
             )
-    return Run(path, meta, metrics, conductance, prediction, label, traces, aging)
+    return Run(path, meta, metrics=metrics, prediction=prediction, label=label, aging=aging)
+
+
+def _read_conductance(f: Any, meta: dict[str, Any]) -> Any:
+    """The conductance snapshots of an open run file (:attr:`Run.conductance`)."""
+    if "snapshot_epoch" in f:
+        snapshot_epochs = f["snapshot_epoch"][()]
+    else:  # version 1: a snapshot per evaluated epoch
+        snapshot_epochs = f["metrics/epoch"][()].astype(int)[: _snapshots(f)]
+    arrays = {f"conductance/{name}": data[()] for name, data in f["conductance"].items()}
+    arrays.update({f"bias/{name}": data[()] for name, data in f["bias"].items()})
+    return conductance_dataset(arrays, snapshot_epochs, meta)
 
 
 PHASES = ("free", "plus", "minus")
+
+
+def conductance_dataset(
+    arrays: dict[str, np.ndarray], epochs: np.ndarray, meta: dict[str, Any]
+) -> Any:
+    """The ``conductance`` Dataset of :class:`Run` from snapshots ``arrays`` (S, each
+    (snapshots, rows, columns)) named as in a run file (``conductance/<crossbar>``,
+    ``bias/<layer>``), taken at ``epochs``."""
+    import xarray as xr
+
+    variables = {}
+    bias_rows = {"source": ["+V_b", "-V_b"]}  # a resistive chip's two bias sources
+    for key, data in arrays.items():
+        kind, _, name = key.partition("/")
+        if kind == "conductance":
+            rows, _, cols = name.partition("->")  # dimensions named after the layers
+            variables[name] = xr.Variable(("epoch", rows, cols), data, {"units": "S"})
+        else:
+            # A leaky chip has one bias row per layer, read at a rate of 1.
+            dim = "source" if data.shape[1] == 2 else "bias_row"
+            bias_rows.setdefault(dim, ["rate 1"])
+            variables[f"bias:{name}"] = xr.Variable(("epoch", dim, name), data, {"units": "S"})
+    conductance = xr.Dataset(variables, coords={"epoch": np.asarray(epochs), **bias_rows})
+    return conductance.assign_coords(_node_coords(conductance, meta))
 
 
 def _per_sample(values: np.ndarray) -> Any:

@@ -19,17 +19,20 @@ device, only the voltages of its own two terminals.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..chip.resistive import Chip
+from ..chip.state import DeviceUpdate
 from ..errors import InputError
+from .registry import EpochDraws, Step, Traced, register_rule
 
 if TYPE_CHECKING:
-    from ..chip.base import Chip
-    from ..engine.settle import Equilibrium
-    from ..spec.cards import ResistorCard
+    from ..engine.states import Equilibrium
+    from ..spec.training import Training
 
 Algorithm = Literal["ep-one-sided", "ep-centred"]
 
@@ -94,6 +97,44 @@ def ep_gradient(
     )
 
 
+def ep_updates(
+    chip: Chip,
+    x: np.ndarray,
+    first: Equilibrium,
+    second: Equilibrium,
+    beta: float,
+    algorithm: Algorithm,
+    rates: list[float],
+) -> Iterator[DeviceUpdate]:
+    """The change ``-rate * dC/dg`` every crossbar and bias array is asked for, with
+    ``dC/dg`` the EP estimate of :func:`ep_gradient` in the form the device update kernel
+    takes it (``factor * (row_i + col_j - 2 cross_ij)``; each device still uses only its own
+    two terminals' voltages): crossbar ``k``, then layer ``k``'s biases, for each ``k``."""
+    scale = {"ep-one-sided": 2.0 * beta, "ep-centred": 4.0 * beta}[algorithm]
+    batch = len(x)
+    high = [chip.source_voltages(x), *second.voltages]
+    low = [high[0], *first.voltages]
+    v_b = chip.spec.bias.voltage
+    bias_rows = np.broadcast_to(np.array([v_b, -v_b]), (batch, 2))
+    n = len(chip.crossbars)
+    for k in range(n):
+        c_hi = np.asarray(high[k + 1], dtype=np.float64)
+        c_lo = np.asarray(low[k + 1], dtype=np.float64)
+        col_term = np.square(c_hi).sum(axis=0) - np.square(c_lo).sum(axis=0)
+        factor = -rates[k] / (batch * scale)
+        for index, raw_hi, raw_lo in ((k, high[k], low[k]), (n + k, bias_rows, bias_rows)):
+            r_hi = np.asarray(raw_hi, dtype=np.float64)
+            r_lo = np.asarray(raw_lo, dtype=np.float64)
+            if raw_hi is raw_lo:
+                # Source rows are the same in both phases: one product suffices.
+                row_term = np.zeros(r_hi.shape[1])
+                cross = r_hi.T @ (c_hi - c_lo)
+            else:
+                row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
+                cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
+            yield DeviceUpdate(index, row_term, col_term, cross, factor)
+
+
 def apply_ep_update(
     chip: Chip,
     x: np.ndarray,
@@ -105,120 +146,12 @@ def apply_ep_update(
     rng: np.random.Generator,
     momentum: float = 0.0,
 ) -> None:
-    """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array, with ``dC/dg``
-    the EP estimate of :func:`ep_gradient`, fused into one pass per crossbar (the kernel
-    :func:`neuroemu.kernels.update.ep_update`; each device still uses only its own two
-    terminals' voltages). With ``momentum`` > 0 each device is asked to move by its
-    velocity (:meth:`~neuroemu.chip.base.BaseChip.velocity`) instead."""
-    scale = {"ep-one-sided": 2.0 * beta, "ep-centred": 4.0 * beta}[algorithm]
-    batch = len(x)
-    high = [chip.source_voltages(x), *second.voltages]
-    low = [high[0], *first.voltages]
-    v_b = chip.spec.bias.voltage
-    bias_rows = np.broadcast_to(np.array([v_b, -v_b]), (batch, 2))
-    n = len(chip.crossbars)
-    for k, crossbar in enumerate(chip.crossbars):
-        card = crossbar.device
-        c_hi = np.asarray(high[k + 1], dtype=np.float64)
-        c_lo = np.asarray(low[k + 1], dtype=np.float64)
-        col_term = np.square(c_hi).sum(axis=0) - np.square(c_lo).sum(axis=0)
-        factor = -rates[k] / (batch * scale)
-        targets = [
-            (
-                k,
-                crossbar.conductance,
-                high[k],
-                low[k],
-                chip.crossbar_spread[k],
-                chip.crossbar_bounds[k],
-            ),
-            (
-                n + k,
-                chip.bias_conductance[k],
-                bias_rows,
-                bias_rows,
-                chip.bias_spread[k],
-                chip.bias_bounds[k],
-            ),
-        ]
-        for index, g, raw_hi, raw_lo, spread, bounds in targets:
-            r_hi = np.asarray(raw_hi, dtype=np.float64)
-            r_lo = np.asarray(raw_lo, dtype=np.float64)
-            if raw_hi is raw_lo:
-                # Source rows are the same in both phases: one product suffices.
-                row_term = np.zeros(g.shape[0])
-                cross = r_hi.T @ (c_hi - c_lo)
-            else:
-                row_term = np.square(r_hi).sum(axis=0) - np.square(r_lo).sum(axis=0)
-                cross = np.concatenate([r_hi, -r_lo]).T @ np.concatenate([c_hi, c_lo])
-            velocity = chip.velocity(index) if momentum > 0 else None
-            program_devices(
-                g, card, spread, row_term, col_term, cross, factor, rng, bounds, velocity, momentum
-            )
-
-
-def program_devices(
-    g: np.ndarray,
-    card: ResistorCard,
-    spread: np.ndarray | None,
-    row_term: np.ndarray,
-    col_term: np.ndarray,
-    cross: np.ndarray,
-    factor: float,
-    rng: np.random.Generator,
-    bounds: tuple[np.ndarray, np.ndarray] | None = None,
-    velocity: np.ndarray | None = None,
-    momentum: float = 0.0,
-) -> None:
-    """Move every device of array ``g`` by ``factor * (row_i + col_j - 2 cross_ij)`` (S)
-    through its card's model, in place (:func:`neuroemu.kernels.update.ep_update`), each
-    device within its own range ``bounds`` (device-to-device spread) or the card's; the
-    kernel's random stream is seeded from ``rng`` when the card needs draws (stochastic
-    rounding, cycle-to-cycle noise). ``velocity`` and ``momentum``: move each device by its
-    velocity, ``v <- momentum v + change``, instead (``v`` updated in place)."""
-    from ..kernels.update import ep_update
-
-    pulses = None
-    if card.pulses is not None:
-        p = card.pulses
-        pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
-    quantised = card.level_step is not None or card.pulses is not None
-    stochastic = quantised and card.rounding == "stochastic"
-    draws = stochastic or (pulses is not None and pulses[3] > 0)
-    seed = int(rng.integers(2**31)) if draws else -1
-    ep_update(
-        g,
-        row_term,
-        col_term,
-        cross,
-        factor,
-        card.g_min,
-        card.g_max,
-        card.level_step,
-        stochastic,
-        seed,
-        pulses,
-        spread,
-        bounds,
-        velocity=velocity,
-        momentum=momentum,
-    )
-
-
-def one_hot_targets(chip: Chip, labels: np.ndarray, voltage: float) -> np.ndarray:
-    """Target output node voltages (V) for class ``labels``: ``voltage`` on the node of the
-    right class and 0 V elsewhere; with differential readout ``+voltage/2`` and
-    ``-voltage/2`` on the right pair, 0 V on the others."""
-    labels = np.asarray(labels)
-    n_nodes = chip.layer_sizes[-1]
-    target = np.zeros((len(labels), n_nodes))
-    rows = np.arange(len(labels))
-    if chip.spec.output.readout == "differential":
-        target[rows, 2 * labels] = voltage / 2
-        target[rows, 2 * labels + 1] = -voltage / 2
-    else:
-        target[rows, labels] = voltage
-    return target
+    """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array
+    (:func:`ep_updates`), each through its device model in one pass
+    (:meth:`~neuroemu.chip.base.BaseChip.update_devices`); with ``momentum`` > 0 each
+    device moves by its velocity instead."""
+    updates = ep_updates(chip, x, first, second, beta, algorithm, rates)
+    chip.update_devices(updates, rng, momentum)
 
 
 def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
@@ -280,3 +213,124 @@ def cross_entropy_pull(
         pull[:, 1::2] = -per_class
         return pull
     return per_class
+
+
+def dropout_masks(
+    chip: Chip, rate: float, batch: int, rng: np.random.Generator
+) -> list[np.ndarray | None] | None:
+    """The hidden nodes switched to ground for each sample of a mini-batch, (batch, nodes)
+    per hidden layer, each with chance ``rate`` (none of the output nodes); ``None`` when
+    ``rate`` is 0 (no draws)."""
+    if rate == 0.0:
+        return None
+    hidden = [rng.random((batch, n)) < rate for n in chip.layer_sizes[:-1]]
+    return [*hidden, None]
+
+
+#: The run file's metric of each training loss (:mod:`neuroemu.metrics`).
+LOSS_METRIC = {
+    "mse": "train_loss_V2",
+    "cross-entropy": "train_cross_entropy",
+    "hinge": "train_hinge_V2",
+}
+
+
+@register_rule("resistive", "ep-centred", "ep-one-sided")
+class ResistiveEP:
+    """Equilibrium propagation on a resistive chip: a free phase, then one nudged phase
+    (``ep-one-sided``) or two of opposite signs (``ep-centred``), warm-started from the free
+    one, and every device moved by the EP estimate from its own voltage drops.
+
+    Its settings, from the ``training:`` section: ``beta`` (S) and ``random_sign``, the
+    loss (``mse``, ``cross-entropy`` with its ``temperature``, ``hinge``) and its
+    ``target_voltage``, ``dropout`` and ``momentum``.
+    """
+
+    def __init__(self, training: Training):
+        self.algorithm: Algorithm = training.algorithm  # type: ignore[assignment]
+        self.beta = training.beta
+        self.random_sign = training.random_sign
+        self.target_voltage = training.target_voltage
+        self.loss = training.loss
+        self.temperature = training.temperature
+        self.dropout = training.dropout
+        self.momentum = training.momentum
+        self.loss_metric = LOSS_METRIC[training.loss]
+
+    def step(self, chip: Chip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
+        target = chip.target_voltages(y, self.target_voltage)
+        grounded = dropout_masks(chip, self.dropout, len(x), draws.dropout)  # every phase
+        free = chip.settle(x, dtype=draws.dtype, grounded=grounded)
+        beta = self.beta
+        if self.random_sign and draws.rng.random() < 0.5:
+            beta = -beta
+        pulled, pull = self.pull(chip, free, y, target)
+        plus = self._nudged(chip, x, free, beta, pulled, pull, draws.dtype, grounded)
+        if self.algorithm == "ep-centred":
+            first = self._nudged(chip, x, free, -beta, pulled, pull, draws.dtype, grounded)
+            phases, sweeps = 3, free.sweeps + plus.sweeps + first.sweeps
+        else:
+            first = free
+            phases, sweeps = 2, free.sweeps + plus.sweeps
+        apply_ep_update(
+            chip, x, first, plus, beta, self.algorithm, draws.rates, draws.pulses, self.momentum
+        )
+        loss = float(self.free_loss(chip, free, y, target).sum())
+        return Step(free, loss, sweeps, phases)
+
+    def trace(self, chip: Chip, x: np.ndarray, y: np.ndarray, rates: list[float]) -> Traced:
+        """The free and the ``+beta`` and ``-beta`` phases, nudged as the training loss
+        nudges, and the change (S) their centred estimate would make."""
+        target = chip.target_voltages(y, self.target_voltage)
+        free = chip.settle(x, trace=True)
+        pulled, pull = self.pull(chip, free, y, target)
+        plus = self._nudged(chip, x, free, self.beta, pulled, pull, np.float64, None, True)
+        minus = self._nudged(chip, x, free, -self.beta, pulled, pull, np.float64, None, True)
+        grad = ep_gradient(chip, x, minus, plus, self.beta, "ep-centred")
+        phases = {"free": free.trace, "plus": plus.trace, "minus": minus.trace}
+        update = {c.name: -rates[k] * grad.crossbars[k] for k, c in enumerate(chip.crossbars)}
+        return Traced(phases, update)  # type: ignore[arg-type]
+
+    def pull(
+        self, chip: Chip, free: Equilibrium, y: np.ndarray, target: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """What the nudged phases pull toward, from the free phase ``free``: the voltages of
+        the target sources, and for the cross-entropy the current per unit beta instead
+        (``None`` otherwise). The squared error pulls every output node toward ``target``,
+        the squared hinge only those on the wrong side of it (:func:`hinge_targets`)."""
+        if self.loss == "cross-entropy":
+            return target, cross_entropy_pull(chip, free, y, self.temperature)
+        if self.loss == "hinge":
+            return hinge_targets(chip, free.output, target), None
+        return target, None
+
+    def free_loss(
+        self, chip: Chip, free: Equilibrium, y: np.ndarray, target: np.ndarray
+    ) -> np.ndarray:
+        """The training loss of each sample in the free phase: V^2 for the squared error
+        and the squared hinge, dimensionless for the cross-entropy."""
+        if self.loss == "cross-entropy":
+            return cross_entropy(chip, free, y, self.temperature)
+        if self.loss == "hinge":
+            return hinge_loss(chip, free.output, target)
+        return loss(chip, free, target)
+
+    @staticmethod
+    def _nudged(
+        chip: Chip,
+        x: np.ndarray,
+        free: Equilibrium,
+        beta: float,
+        target: np.ndarray,
+        pull: np.ndarray | None,
+        dtype: Any,
+        grounded: list[np.ndarray | None] | None,
+        trace: bool = False,
+    ) -> Equilibrium:
+        """A nudged phase warm-started from the free one: a conductance ``beta`` to the
+        target sources (squared error, squared hinge), or the current ``beta * pull``
+        (cross-entropy)."""
+        options = {"init": free, "dtype": dtype, "grounded": grounded, "trace": trace}
+        if pull is not None:
+            return chip.settle(x, current=beta * pull, **options)
+        return chip.settle(x, beta=beta, target=target, **options)

@@ -26,17 +26,16 @@ bounds, pulses, noise), ``dG = -lr u^2 dC/dG``, as on a resistive chip.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .ep import program_devices
-from .train import EpochReport, epoch_setup
+from ..chip.leaky import LeakyChip
+from ..chip.state import DeviceUpdate
+from .registry import EpochDraws, Step, Traced, register_rule
 
 if TYPE_CHECKING:
-    from ..chip.leaky import LeakyChip
     from ..spec.training import Training
 
 #: Algorithms whose estimate pairs presynaptic rates of the first phase with the change of
@@ -103,122 +102,93 @@ def apply_update(
     """``G <- device(G - rate u^2 dC/dG)`` for every array and bias array, from the phases
     ``low`` and ``high`` (see :func:`estimate`); ``rates`` already include ``u^2`` and the
     decay. Each device sees only its own pre- and postsynaptic rates. With ``momentum`` > 0
-    each device moves by its velocity (:meth:`~neuroemu.chip.base.BaseChip.velocity`)."""
+    each device moves by its velocity instead: all arrays, then all biases
+    (:meth:`~neuroemu.chip.base.BaseChip.update_devices`)."""
     crosses, bias = _crosses(chip, low, high, rule)
     coefficient = chip.spec.inputs.read_voltage * chip.model.v_r / (beta * low[0].shape[0])
-    targets = [
-        (c.conductance, c.device, cross, rates[k], chip.crossbar_spread[k], chip.crossbar_bounds[k])
-        for k, (c, cross) in enumerate(zip(chip.crossbars, crosses, strict=True))
-    ]
-    targets += [
-        (b, card, cross, rates[k], chip.bias_spread[k], chip.bias_bounds[k])
-        for k, (b, card, cross) in enumerate(
-            zip(chip.bias_conductance, chip.bias_devices, bias, strict=True)
-        )
-    ]
-    for index, (g, card, cross, rate, spread, bounds) in enumerate(targets):
-        # The kernel forms factor * (row + col - 2 cross): rows and columns carry nothing
-        # here, so factor = -rate * coefficient / 2 gives dG = rate * coefficient * cross.
-        zero_rows, zero_cols = np.zeros(g.shape[0]), np.zeros(g.shape[1])
-        factor = -0.5 * rate * coefficient
-        velocity = chip.velocity(index) if momentum > 0 else None  # device_arrays order
-        program_devices(
-            g, card, spread, zero_rows, zero_cols, cross, factor, rng, bounds, velocity, momentum
-        )
-    chip.apply_faults()
-    chip.touch()
+    n = len(chip.crossbars)
+    shapes = [g.shape for g, _ in chip.device_arrays()]
+
+    def updates() -> Iterator[DeviceUpdate]:
+        for index, cross in enumerate([*crosses, *bias]):
+            # The kernel forms factor * (row + col - 2 cross): rows and columns carry
+            # nothing here, so factor = -rate * coefficient / 2 gives dG = rate * coef * cross.
+            rows, cols = shapes[index]
+            rate = rates[index if index < n else index - n]
+            factor = -0.5 * rate * coefficient
+            yield DeviceUpdate(index, np.zeros(rows), np.zeros(cols), cross, factor)
+
+    chip.update_devices(updates(), rng, momentum)
 
 
 def _phase_rates(x_rates: np.ndarray, eq: Any) -> list[np.ndarray]:
     return [x_rates, *eq.rates]
 
 
-def train_epoch(
-    chip: LeakyChip,
-    x: np.ndarray,
-    y: np.ndarray,
-    training: Training,
-    epoch: int,
-    *,
-    dtype: Any = np.float64,
-    progress: Callable[[int, float], None] | None = None,
-) -> EpochReport:
-    """One epoch of ``training.algorithm`` over ``(x, y)``; ``epoch`` counts from 1 (it
-    sets the decay and the random streams, as on a resistive chip)."""
-    setup = epoch_setup(chip, x, y, training, epoch)
-    x, y, rng, pulse_rng, rates = setup.x, setup.y, setup.rng, setup.pulse_rng, setup.rates
-    algorithm = training.algorithm
-    rule = "vf" if algorithm in VECTOR_FIELD else "ep"
-    order = setup.order
-    wrong = seen = 0
-    total_loss = 0.0
-    start = time.perf_counter()
-    for lo in range(0, len(x), training.batch_size):
-        index = order[lo : lo + training.batch_size]
-        xb, yb = x[index], y[index]
-        target = chip.target_voltages(yb, training.target_voltage)
-        x_rates = chip.dac(xb).astype(dtype, copy=False)
-        chip.next_read()  # the phases of one step see one read of the arrays
-        free = chip.settle(xb, dtype=dtype)
-        beta = training.beta
-        if training.random_sign and rng.random() < 0.5:
+@register_rule("leaky", "ep-centred", "ep-one-sided", "ep-discrete", "vf", "c-ep", "c-vf")
+class LeakyEP:
+    """EP and its variants on a chip of leaky neurons: a free phase, then nudged phases
+    warm-started from it (one; two of opposite signs for ``ep-centred``), every device moved
+    by the estimate of its rule (``ep``: the change of ``rho_i rho_j``; ``vf``, ``c-vf``:
+    presynaptic rate times the change of the postsynaptic one). The continual variants
+    (``c-ep``, ``c-vf``) move the devices at every step of the nudged phase.
+
+    Its settings, from the ``training:`` section: ``algorithm``, ``beta`` (S) and
+    ``random_sign``, ``target_voltage`` and ``momentum``.
+    """
+
+    loss_metric = "train_loss_V2"
+
+    def __init__(self, training: Training):
+        self.algorithm = training.algorithm
+        self.rule = "vf" if training.algorithm in VECTOR_FIELD else "ep"
+        self.beta = training.beta
+        self.random_sign = training.random_sign
+        self.target_voltage = training.target_voltage
+        self.momentum = training.momentum
+
+    def step(self, chip: LeakyChip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
+        dtype, rates, pulses = draws.dtype, draws.rates, draws.pulses
+        target = chip.target_voltages(y, self.target_voltage)
+        x_rates = chip.dac(x).astype(dtype, copy=False)
+        free = chip.settle(x, dtype=dtype)
+        beta = self.beta
+        if self.random_sign and draws.rng.random() < 0.5:
             beta = -beta
-        if algorithm in CONTINUAL:
+        if self.algorithm in CONTINUAL:
 
             def learn(t: int, before: list, after: list, beta: float = beta) -> None:
-                apply_update(chip, before, after, beta, rule, rates, pulse_rng, training.momentum)
+                apply_update(chip, before, after, beta, self.rule, rates, pulses, self.momentum)
 
-            chip.settle(xb, beta, target, init=free, dtype=dtype, on_step=learn)
-        elif algorithm == "ep-centred":
-            plus = chip.settle(xb, beta, target, init=free, dtype=dtype)
-            minus = chip.settle(xb, -beta, target, init=free, dtype=dtype)
+            nudged = chip.settle(x, beta, target, init=free, dtype=dtype, on_step=learn)
+            phases, sweeps = 2, free.sweeps + nudged.sweeps
+        elif self.algorithm == "ep-centred":
+            plus = chip.settle(x, beta, target, init=free, dtype=dtype)
+            minus = chip.settle(x, -beta, target, init=free, dtype=dtype)
             low, high = _phase_rates(x_rates, minus), _phase_rates(x_rates, plus)
-            apply_update(chip, low, high, 2 * beta, rule, rates, pulse_rng, training.momentum)
+            apply_update(chip, low, high, 2 * beta, self.rule, rates, pulses, self.momentum)
+            phases, sweeps = 3, free.sweeps + plus.sweeps + minus.sweeps
         else:
-            nudged = chip.settle(xb, beta, target, init=free, dtype=dtype)
+            nudged = chip.settle(x, beta, target, init=free, dtype=dtype)
             low, high = _phase_rates(x_rates, free), _phase_rates(x_rates, nudged)
-            apply_update(chip, low, high, beta, rule, rates, pulse_rng, training.momentum)
-        wrong += int(np.sum(free.prediction != yb))
-        seen += len(yb)
-        total_loss += float(0.5 * np.square(free.voltages[-1] - target).sum())
-        if progress is not None:
-            progress(len(yb), wrong / seen)
-    return EpochReport(
-        epoch=epoch,
-        train_error=wrong / max(seen, 1),
-        train_loss=total_loss / max(seen, 1),
-        mean_sweeps=_mean_steps(chip, algorithm),
-        wall_time=time.perf_counter() - start,
-    )
+            apply_update(chip, low, high, beta, self.rule, rates, pulses, self.momentum)
+            phases, sweeps = 2, free.sweeps + nudged.sweeps
+        loss = float(0.5 * np.square(free.voltages[-1] - target).sum())
+        return Step(free, loss, sweeps, phases)
 
-
-def _mean_steps(chip: LeakyChip, algorithm: str) -> float:
-    """Time steps per phase of one training step."""
-    d = chip.spec.dynamics
-    nudged = 2 if algorithm == "ep-centred" else 1
-    return (d.free_steps + nudged * d.nudged_steps) / (1 + nudged)
-
-
-def trace_phases(
-    chip: LeakyChip, x: np.ndarray, y: np.ndarray, training: Training, epoch: int
-) -> dict[str, Any]:
-    """The free and nudged phases of samples ``x`` step by step, and the change (S) their
-    estimate would make at ``epoch`` (through no device model, not applied)."""
-    target = chip.target_voltages(y, training.target_voltage)
-    x_rates = chip.dac(chip.check_inputs(x))
-    free = chip.settle(x, trace=True)
-    plus = chip.settle(x, training.beta, target, init=free, trace=True)
-    phases = {"free": free.trace, "plus": plus.trace}
-    low, high, beta = _phase_rates(x_rates, free), _phase_rates(x_rates, plus), training.beta
-    if training.algorithm == "ep-centred":
-        minus = chip.settle(x, -training.beta, target, init=free, trace=True)
-        phases["minus"] = minus.trace
-        low, beta = _phase_rates(x_rates, minus), 2 * training.beta
-    rule = "vf" if training.algorithm in VECTOR_FIELD else "ep"
-    grads, _ = estimate(chip, low, high, beta, rule)
-    scale = training.decay ** max(epoch - 1, 0) * training.conductance_unit**2
-    rates = training.rates(len(chip.crossbars))
-    return {
-        "phases": phases,
-        "update": {c.name: -rates[k] * scale * grads[k] for k, c in enumerate(chip.crossbars)},
-    }
+    def trace(self, chip: LeakyChip, x: np.ndarray, y: np.ndarray, rates: list[float]) -> Traced:
+        """The free and nudged phases step by step, and the change (S) their estimate would
+        make (through no device model, not applied)."""
+        target = chip.target_voltages(y, self.target_voltage)
+        x_rates = chip.dac(chip.check_inputs(x))
+        free = chip.settle(x, trace=True)
+        plus = chip.settle(x, self.beta, target, init=free, trace=True)
+        phases = {"free": free.trace, "plus": plus.trace}
+        low, high, beta = _phase_rates(x_rates, free), _phase_rates(x_rates, plus), self.beta
+        if self.algorithm == "ep-centred":
+            minus = chip.settle(x, -self.beta, target, init=free, trace=True)
+            phases["minus"] = minus.trace
+            low, beta = _phase_rates(x_rates, minus), 2 * self.beta
+        grads, _ = estimate(chip, low, high, beta, self.rule)
+        update = {c.name: -rates[k] * grads[k] for k, c in enumerate(chip.crossbars)}
+        return Traced(phases, update)  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import NeuroemuError
+from ..errors import NeuroemuError, one_line
 from ..io.sweepfile import DONE, open_for_sweep
 from ..spec.sweep import LoadedSweep
 
@@ -26,42 +26,39 @@ def run_point(
     times: list[float] | None = None,
 ) -> dict[str, Any]:
     """Build one point's chip from its spec, train it (``mode == "train"``) and evaluate
-    it on the test part; return its figures. Runs in a worker process."""
-    from ..chip.base import build_chip
-    from ..engine.inference import evaluate
-    from ..io.datasets import load_dataset
-    from ..learning.train import train_epoch
+    it on the test part, by :func:`neuroemu.simulate`; return the figures the sweep file
+    records. Runs in a worker process."""
+    from ..chip import build_chip
+    from ..run.simulate import simulate
     from ..spec.loader import chip_from_dict
 
     start = time.perf_counter()
     chip = build_chip(chip_from_dict(spec_data, "<sweep point>"), seed=seed)
-    training = chip.spec.training
-    name = dataset or (training.dataset if training is not None else None)
-    data = load_dataset(name)
-    if data.n_features != chip.n_inputs:
-        raise NeuroemuError(
-            f"data set {data.name} has {data.n_features} values per sample, chip takes "
-            f"{chip.n_inputs}"
-        )
-    if limit is not None:
-        data = data.subset(limit, limit)
-    figures: dict[str, Any] = {}
-    if mode == "train":
-        assert training is not None
-        for epoch in range(1, (training.epochs if epochs is None else epochs) + 1):
-            report = train_epoch(chip, data.x_train, data.y_train, training, epoch)
-            figures["train_error"] = report.train_error
-    test = evaluate(chip, data.x_test, data.y_test).figures()
-    figures.update({k: test[k] for k in ("error", "accuracy", "mean_sweeps")})
-    figures.update({k: test[k] for k in ("max_residual_A", "mean_power_W") if k in test})
-    figures["energy_per_inference_J"] = test["energy_per_inference_J"]
+    run = simulate(
+        chip,
+        dataset=dataset,
+        epochs=epochs if mode == "train" else 0,
+        limit=limit,
+        infer_at=times or None,
+    )
+    last = run.history[-1]
+    figures = {name: last[name] for name in POINT_FIGURES if name in last}
     if times:
-        from ..engine.aging import infer_at
-
-        aged = infer_at(chip, times, data.x_test, data.y_test)
-        figures["error_after_programming"] = [report.error for report in aged]
+        figures["error_after_programming"] = [entry["error"] for entry in run.infer_at]
     figures["wall_time_s"] = time.perf_counter() - start
     return figures
+
+
+#: The figures of a point's last epoch that the sweep file records.
+POINT_FIGURES = (
+    "error",
+    "accuracy",
+    "mean_sweeps",
+    "max_residual_A",
+    "mean_power_W",
+    "energy_per_inference_J",
+    "train_error",
+)
 
 
 def connect(scheduler: str | None = None, workers: int = 2) -> tuple[Any, Any]:
@@ -92,12 +89,12 @@ def connect(scheduler: str | None = None, workers: int = 2) -> tuple[Any, Any]:
         return Client(scheduler, timeout=CONNECT_TIMEOUT), None
     except (OSError, TimeoutError) as exc:
         raise NeuroemuError(
-            f"--scheduler {scheduler}: cannot connect ({_first_line(exc)})"
+            f"--scheduler {scheduler}: cannot connect ({one_line(exc)})"
         ) from None
     except Exception as exc:  # something answered, but not in Dask's protocol
         raise NeuroemuError(
             f"--scheduler {scheduler}: something answers there, but not a Dask scheduler "
-            f"(reading its reply: {type(exc).__name__}: {_first_line(exc)[:80]})"
+            f"(reading its reply: {type(exc).__name__}: {one_line(exc)[:80]})"
         ) from None
 
 
@@ -126,11 +123,6 @@ def check_address(scheduler: str) -> None:
             f"--scheduler {scheduler}: not a scheduler address ({exc}); give "
             "tcp://HOST:PORT, e.g. tcp://127.0.0.1:8786"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def run_sweep(
@@ -163,8 +155,7 @@ def run_sweep(
             try:
                 result = future.result()
             except Exception as exc:  # a failed point must not stop the rest
-                message = str(exc).splitlines()[0] if str(exc) else ""
-                results.record(index, None, f"{type(exc).__name__}: {message}")
+                results.record(index, None, f"{type(exc).__name__}: {one_line(exc)}")
                 counts["failed"] += 1
             else:
                 results.record(index, result)

@@ -1,4 +1,5 @@
-"""Inference of a chip as programmed over a labelled data set, in batches."""
+"""Inference passes: a chip over a labelled data set in batches, as programmed or at times
+after programming (programming noise, drift and read noise)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
+from ..metrics import ordered
+from ..streams import stream
 
 if TYPE_CHECKING:
-    from ..chip.base import BaseChip, Chip
+    from ..chip.base import BaseChip
 
 
 @dataclass
@@ -39,38 +42,28 @@ class InferenceReport:
     def figures(self) -> dict[str, Any]:
         """The scalar figures, JSON-ready, with units in the key names."""
         residual_key = "max_residual_A" if self.residual_unit == "A" else "max_residual_V_per_s"
-        return {
-            "samples": self.samples,
-            "accuracy": self.accuracy,
-            "error": self.error,
-            "mean_sweeps": self.mean_sweeps,
-            "max_sweeps": self.max_sweeps,
-            residual_key: self.max_residual,
-            "max_relative_residual": self.max_relative_residual,
-            "mean_power_W": self.mean_power,
-            "energy_per_inference_J": self.energy_per_inference,
-            "settle_time_s": self.settle_time,
-            "wall_time_s": self.wall_time,
-            "samples_per_s": self.samples_per_second,
-            "converged": self.converged,
-            "tol": self.tol,
-        }
-
-
-def check_labels(chip: BaseChip, y: np.ndarray, name: str = "labels") -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise InputError(f"{name}: expected a 1-D array of integer class labels")
-    if y.size and (y.min() < 0 or y.max() >= chip.n_outputs):
-        raise InputError(
-            f"{name}: classes {y.min()}..{y.max()} do not fit chip {chip.name}'s "
-            f"{chip.n_outputs} outputs"
+        return ordered(
+            {
+                "samples": self.samples,
+                "accuracy": self.accuracy,
+                "error": self.error,
+                "mean_sweeps": self.mean_sweeps,
+                "max_sweeps": self.max_sweeps,
+                residual_key: self.max_residual,
+                "max_relative_residual": self.max_relative_residual,
+                "mean_power_W": self.mean_power,
+                "energy_per_inference_J": self.energy_per_inference,
+                "settle_time_s": self.settle_time,
+                "wall_time_s": self.wall_time,
+                "samples_per_s": self.samples_per_second,
+                "converged": self.converged,
+                "tol": self.tol,
+            }
         )
-    return y
 
 
 def evaluate(
-    chip: Chip,
+    chip: BaseChip,
     x: np.ndarray,
     y: np.ndarray,
     *,
@@ -83,17 +76,15 @@ def evaluate(
 
     ``progress(n)`` is called after each batch with the number of samples it held. Each
     batch is one read of the arrays: with read noise drawn from the chip's stream
-    ``[seed, 6]`` (or the stream of a :func:`~neuroemu.models.nonideal.reading` block
-    around the call).
+    ``inference`` (:mod:`neuroemu.streams`), or from the stream of a
+    :meth:`~neuroemu.chip.base.BaseChip.reading` block around the call.
     """
-    from ..models.nonideal import reading
-
-    with reading(chip, np.random.default_rng([chip.seed, 6])):
+    with chip.reading(stream(chip.seed, "inference")):
         return _evaluate(chip, x, y, batch_size, dtype, progress, settle_options)
 
 
 def _evaluate(
-    chip: Chip,
+    chip: BaseChip,
     x: np.ndarray,
     y: np.ndarray,
     batch_size: int,
@@ -102,7 +93,7 @@ def _evaluate(
     settle_options: dict[str, Any],
 ) -> InferenceReport:
     x = chip.check_inputs(x)
-    y = check_labels(chip, y)
+    y = chip.check_labels(y)
     if len(y) != len(x):
         raise InputError(f"labels: {len(y)} labels for {len(x)} samples")
     if batch_size < 1:
@@ -152,3 +143,30 @@ def _evaluate(
         prediction=prediction,
         residual_unit=residual_unit,
     )
+
+
+def infer_at(
+    chip: BaseChip,
+    times: list[float],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    progress: Callable[[int], None] | None = None,
+    **options: Any,
+) -> list[InferenceReport]:
+    """Evaluate ``chip`` at each time (s) after programming; ``chip`` is left unchanged.
+
+    The chip's conductances (as trained) are programmed once onto the devices (programming
+    noise), each device draws its drift exponent
+    (:meth:`~neuroemu.chip.base.BaseChip.programmed`), and at each time ``t`` the
+    conductances ``G(t) = G(t0) (t / t0)^(-nu)`` are what the test set runs through, every
+    batch a read of them (read noise). Every draw comes from the chip's stream ``aging``.
+    """
+    rng = stream(chip.seed, "aging")
+    aged = chip.programmed(rng)
+    reports = []
+    for t in times:
+        aged.drift_to(t)
+        with aged.reading(rng):  # every batch a read, with read noise
+            reports.append(evaluate(aged, x, y, progress=progress, **options))
+    return reports

@@ -58,10 +58,11 @@ from typing import Any
 
 import numpy as np
 
-from ..chip.leaky import LeakyChip, reference
+from ..chip.leaky import LeakyChip
+from ..engine.states import check_target, initial_voltages
 from ..errors import InputError
 from ..models.neurons import _brian2
-from .settle import _initial_voltages, _nudge
+from ..models.synapse import reference
 
 #: The Brian2 targets :func:`simulate` accepts: ``prefs.codegen.target`` of the runtime
 #: device, or the C++ standalone device.
@@ -238,9 +239,9 @@ def build(
     if int(steps) != steps or steps < 1:
         raise InputError(f"steps: must be an integer >= 1 (got {steps})")
     steps = int(steps)
-    targets = _nudge(chip, beta, target, batch)
+    targets = check_target(beta, target, batch, chip.layer_sizes[-1])
     sizes = chip.layer_sizes
-    v0 = _initial_voltages(init, sizes, batch, np.dtype(np.float64))
+    v0 = initial_voltages(init, sizes, batch, np.dtype(np.float64))
 
     model = chip.model
     taken = set(RESERVED) & (set(model.equations.names) | set(model.quantities))

@@ -1,0 +1,266 @@
+"""A resistive chip: crossbars of devices joining layers of diode nodes, settling to its DC
+operating point.
+
+Geometry (every array in SI):
+
+- layer 0 is the input sources: with ``differential`` encoding, source ``i`` of the first
+  half drives ``+gain * (x_i - offset)`` and source ``n_inputs + i`` drives
+  ``-gain * (x_i - offset)`` (``inputs.offset``, 0 by default);
+- layer ``l`` (1..L) is a layer of free nodes, ``L`` the output layer;
+- ``crossbars[l-1].conductance`` has shape ``(nodes of layer l-1, nodes of layer l)``;
+- ``bias_conductance[l-1]`` has shape ``(2, nodes of layer l)``: row 0 goes to the
+  ``+V_b`` source, row 1 to the ``-V_b`` source;
+- diodes: with ``alternate`` arrangement the first half of a layer's nodes has a diode that
+  keeps ``V >= v_lo`` and the second half one that keeps ``V <= v_hi``; with ``pair`` every
+  node has both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..engine.circuit import Circuit
+from ..engine.netlist import netlist
+from ..engine.settle import settle
+from ..engine.states import Equilibrium
+from ..errors import InputError
+from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
+from ..kernels.layout import crossbar_sums, differential_layout
+from ..models.diode import thermal_voltage
+from ..spec.loader import LoadedChip
+from ..spec.resistive import ChipSpec, Layer
+from .base import BaseChip, program, register_family
+
+
+def check_dtype(dtype: Any) -> np.dtype:
+    """``dtype`` as a numpy dtype, float32 or float64."""
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
+    return dtype
+
+
+@register_family(ChipSpec)
+class Chip(BaseChip):
+    """A crossbar chip built from a :class:`~neuroemu.spec.ChipSpec`.
+
+    Parameters
+    ----------
+    spec
+        The validated chip spec.
+    seed
+        Seed of every random draw made while building (initial conductances); ``None``
+        takes the spec's ``seed``.
+    source
+        The loaded file, kept so run files can store the exact YAML.
+    """
+
+    family = "resistive"
+
+    def __init__(self, spec: ChipSpec, seed: int | None = None, source: LoadedChip | None = None):
+        rng = self._begin(spec, seed, source)
+        sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
+        names = ["input"] + [layer.name for layer in spec.layers]
+        for k, layer in enumerate(spec.layers):
+            g = program(layer.init, layer.device, (sizes[k], sizes[k + 1]), rng)
+            self._add_array(f"{names[k]}->{names[k + 1]}", layer.device, g)
+        for layer in spec.layers:
+            g = program(spec.bias.init, layer.device, (2, layer.size), rng)
+            self._add_bias(layer.name, layer.device, g)
+        self._finish()
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def n_sources(self) -> int:
+        return self.spec.inputs.n_sources
+
+    def node_bounds(self, layer: Layer) -> tuple[np.ndarray, np.ndarray]:
+        """Diode bounds ``(lo, hi)`` (V) of a layer's nodes; +/-inf where there is none."""
+        lo = np.full(layer.size, -np.inf)
+        hi = np.full(layer.size, np.inf)
+        if layer.diode is None:
+            return lo, hi
+        if layer.arrangement == "pair":
+            lo[:] = layer.v_lo
+            hi[:] = layer.v_hi
+        else:
+            half = layer.size // 2
+            lo[:half] = layer.v_lo
+            hi[half:] = layer.v_hi
+        return lo, hi
+
+    def thermal_voltage(self, layer: Layer) -> float:
+        """``V_T = k T / q`` (V) of a layer's diodes."""
+        assert layer.diode is not None
+        return thermal_voltage(layer.diode.temperature)
+
+    # ------------------------------------------------------------------ periphery
+    def adc(self, output_voltages: np.ndarray) -> np.ndarray:
+        """Output voltages (V) as the output ADC reads them: clipped to the full scale
+        ``[-adc_range, adc_range]`` and rounded to ``2^bits - 1`` steps of it, with
+        ``adc_bits`` on the output layer, else as they are."""
+        out = self.spec.output
+        if out.adc_bits is None:
+            return output_voltages
+        step = 2 * out.adc_range / (2**out.adc_bits - 1)
+        clipped = np.clip(output_voltages, -out.adc_range, out.adc_range)
+        return -out.adc_range + np.rint((clipped + out.adc_range) / step) * step
+
+    def drive(self, x: np.ndarray) -> np.ndarray:
+        """What the input sources are driven by, in units of ``inputs.gain``: the inputs
+        after the DAC, less ``inputs.offset`` (in ``x``'s dtype)."""
+        u = self.dac(x)
+        offset = self.spec.inputs.offset
+        return u - u.dtype.type(offset) if offset else u
+
+    def source_voltages(self, x: np.ndarray) -> np.ndarray:
+        """Voltages (V) of the input sources for inputs ``x`` of shape (batch, n_inputs),
+        after the input DAC and offset."""
+        v = self.spec.inputs.gain * self.drive(x)
+        if self.spec.inputs.encoding == "differential":
+            v = np.concatenate([v, -v], axis=1)
+        return v
+
+    def scores(self, output_voltages: np.ndarray) -> np.ndarray:
+        """Class scores (V) from output node voltages as the ADC reads them: the node
+        itself, or ``V+ - V-`` of each pair of consecutive nodes with differential readout."""
+        output_voltages = self.adc(output_voltages)
+        if self.spec.output.readout == "differential":
+            return output_voltages[:, 0::2] - output_voltages[:, 1::2]
+        return output_voltages
+
+    def target_voltages(self, labels: np.ndarray, voltage: float) -> np.ndarray:
+        """Target output node voltages (V) for class ``labels``: ``voltage`` on the node of
+        the right class and 0 V elsewhere; with differential readout ``+voltage/2`` and
+        ``-voltage/2`` on the right pair, 0 V on the others."""
+        labels = np.asarray(labels)
+        target = np.zeros((len(labels), self.layer_sizes[-1]))
+        rows = np.arange(len(labels))
+        if self.spec.output.readout == "differential":
+            target[rows, 2 * labels] = voltage / 2
+            target[rows, 2 * labels + 1] = -voltage / 2
+        else:
+            target[rows, labels] = voltage
+        return target
+
+    # ------------------------------------------------------------------ engine
+    def circuit(self, dtype: Any = np.float64, read: bool = False) -> Circuit:
+        """The chip's arrays laid out for the engine in ``dtype`` (cached until they
+        change); with ``read`` while :meth:`reading`, as the current read sees them
+        (:meth:`next_read`)."""
+        key = np.dtype(dtype)
+        return self._laid_out(key, lambda g, b: self._lay_out(key, g, b), read)
+
+    def _lay_out(self, dtype: np.dtype, w64: list[np.ndarray], bias_g: list[np.ndarray]) -> Circuit:
+        """The arrays of :class:`~neuroemu.engine.circuit.Circuit` from the conductances
+        ``w64`` (S, one per crossbar) and biases ``bias_g`` (S, one per layer)."""
+        spec = self.spec
+        v_b = spec.bias.voltage
+        gain, n_in = spec.inputs.gain, spec.inputs.size
+        # Row and column sums of every crossbar, and the input transfer, one pass each.
+        if spec.inputs.encoding == "differential":
+            transfer, rows, cols = differential_layout(w64[0], gain)
+        else:
+            rows, cols = crossbar_sums(w64[0])
+            transfer = gain * w64[0]
+        sums = [(rows, cols)] + [crossbar_sums(w) for w in w64[1:]]
+        node_g, bias_i, params = [], [], []
+        for k, layer in enumerate(spec.layers):
+            g = sums[k][1] + bias_g[k].sum(axis=0)
+            if k + 1 < len(w64):
+                g = g + sums[k + 1][0]
+            node_g.append(g)
+            bias_i.append((bias_g[k][0] - bias_g[k][1]) * v_b)
+            lo, hi = self.node_bounds(layer)
+            if layer.diode is None:
+                params.append(NodeParams(KIND_LINEAR, lo, hi))
+            elif layer.diode.model == "ideal":
+                params.append(NodeParams(KIND_IDEAL, lo, hi))
+            else:
+                d = layer.diode
+                assert d.i_s is not None and d.n is not None
+                n_vt = d.n * self.thermal_voltage(layer)
+                params.append(NodeParams(KIND_SHOCKLEY, lo, hi, d.i_s, n_vt, d.gmin))
+        bounds = np.concatenate([np.concatenate([p.lo, p.hi]) for p in params])
+        bounds = np.abs(bounds[np.isfinite(bounds)])
+        v_scale = max(spec.inputs.gain, v_b, float(bounds.max(initial=0.0)))
+        g_min = min(float(g.min()) for g in node_g)
+        settle_time = 5.0 * spec.node_capacitance / g_min if g_min > 0 else np.inf
+        if spec.inputs.encoding == "differential":
+            input_power = gain**2 * (rows[:n_in] + rows[n_in:])
+        else:
+            input_power = gain**2 * rows
+        return Circuit(
+            dtype=dtype,
+            weights=[np.ascontiguousarray(w, dtype=dtype) for w in w64],
+            input_transfer=np.ascontiguousarray(transfer, dtype=dtype),
+            input_power=input_power,
+            node_conductance=[g.astype(dtype) for g in node_g],
+            bias_current=[i.astype(dtype) for i in bias_i],
+            params=params,
+            node_conductance64=node_g,
+            bias_power=v_b**2 * sum(float(b.sum()) for b in bias_g),
+            v_scale=float(v_scale),
+            settle_time=float(settle_time),
+        )
+
+    def settle(
+        self,
+        x: Any,
+        beta: float = 0.0,
+        target: Any = None,
+        *,
+        current: Any = None,
+        init: Any = None,
+        grounded: Any = None,
+        tol: float | None = None,
+        max_sweeps: int | None = None,
+        dtype: Any = np.float64,
+        parallel: bool | None = None,
+        trace: bool = False,
+    ) -> Equilibrium:
+        """Settle the chip to its DC operating point for inputs ``x`` (batch, n_inputs),
+        values in [0, 1], as the current read sees its arrays.
+
+        ``tol`` and ``max_sweeps`` default to the spec's ``solver``; ``dtype`` is
+        ``numpy.float64`` or ``numpy.float32`` for the arrays and matrix products. See
+        :func:`neuroemu.engine.settle.settle` for ``beta`` (S), ``target`` (V), ``current``
+        (A), ``init``, ``grounded``, ``parallel`` and ``trace``.
+        """
+        dtype = check_dtype(dtype)
+        x = self.check_inputs(x)
+        solver = self.spec.solver
+        return settle(
+            self.circuit(dtype, read=True),
+            self.drive(x),
+            self.scores,
+            beta,
+            target,
+            current=current,
+            init=init,
+            grounded=grounded,
+            tol=solver.tol if tol is None else float(tol),
+            max_sweeps=solver.max_sweeps if max_sweeps is None else max_sweeps,
+            parallel=parallel,
+            trace=trace,
+        )
+
+    def to_spice(self, x_row: Any, *, title: str | None = None) -> str:
+        """An ngspice netlist of the chip with input ``x_row`` (n_inputs,)
+        (:func:`neuroemu.engine.netlist.netlist`)."""
+        x = self.check_inputs(np.asarray(x_row, dtype=np.float64).reshape(1, -1), "x_row")
+        return netlist(
+            self.spec,
+            list(self.conductances),
+            list(self.bias_conductance),
+            self.source_voltages(x)[0],
+            [self.node_bounds(layer) for layer in self.spec.layers],
+            self.seed,
+            title=title,
+        )
+
+    def __repr__(self) -> str:
+        sizes = "-".join(str(s) for s in [self.n_inputs, *self.layer_sizes])
+        return f"Chip({self.name!r}, {sizes}, {self.n_devices} devices, seed={self.seed})"

@@ -1,0 +1,123 @@
+"""What a chip lets others see of its state, and the state it can save and restore.
+
+A chip's conductances, momentum velocities, read-noise pool and drift clock are its own:
+they change only through its methods (:class:`~neuroemu.chip.base.BaseChip`), which keep
+every cache in step. Others read them through :class:`ReadOnlyArray` views, which refuse
+writes with a message that says what to call instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+
+class ReadOnlyArray(np.ndarray):
+    """A read-only view of one of a chip's arrays (S).
+
+    Reading, slicing and arithmetic work as on any array (arithmetic gives plain arrays);
+    writing into it raises :class:`~neuroemu.errors.InputError`: a chip's conductances
+    change through ``chip.set_conductances(...)`` or ``chip.load_state(...)``, which check
+    the values and keep the chip's caches in step. A copy (``np.array(view)``,
+    ``view.copy()``) is an ordinary array to change at will.
+    """
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if not self.flags.writeable:
+            raise InputError(_REFUSAL)
+        super().__setitem__(key, value)
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        out = kwargs.get("out")
+        if out is not None:
+            for target in out:
+                if isinstance(target, ReadOnlyArray) and not target.flags.writeable:
+                    raise InputError(_REFUSAL)
+            kwargs["out"] = tuple(_plain(a) for a in out)
+        return getattr(ufunc, method)(*[_plain(a) for a in inputs], **kwargs)
+
+    def copy(self, order: Any = "C") -> np.ndarray:  # type: ignore[override]
+        return np.array(self, order=order, copy=True)
+
+
+_REFUSAL = (
+    "a chip's arrays are read-only views: change conductances with "
+    "chip.set_conductances(...) or chip.load_state(...)"
+)
+
+
+def _plain(a: Any) -> Any:
+    return a.view(np.ndarray) if isinstance(a, ReadOnlyArray) else a
+
+
+def read_only(array: np.ndarray) -> ReadOnlyArray:
+    """A read-only view of ``array`` (which stays writable for its owner)."""
+    view = array.view(ReadOnlyArray)
+    view.flags.writeable = False
+    return view
+
+
+def frozen(array: np.ndarray | None) -> Any:
+    """``array`` itself, made read-only (for arrays fixed when the chip is built)."""
+    if array is not None:
+        array.flags.writeable = False
+    return array
+
+
+@dataclass
+class ChipState:
+    """What training changes in a chip: what run files keep and ``--resume`` restores.
+
+    Attributes
+    ----------
+    conductances
+        One array per device array (crossbars, input side first; on an asymmetric leaky
+        chip the feedback arrays follow the forward ones), in S.
+    biases
+        One bias conductance array per free layer, in S.
+    velocities
+        With momentum: each device's velocity (S), one array per device array in the
+        order of ``conductances`` then ``biases``; ``None`` when nothing moved with
+        momentum.
+    """
+
+    conductances: list[np.ndarray]
+    biases: list[np.ndarray]
+    velocities: list[np.ndarray] | None = None
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        """Every conductance array: crossbars, then biases."""
+        return [*self.conductances, *self.biases]
+
+
+@dataclass
+class DeviceUpdate:
+    """A change asked of every device ``(i, j)`` of one device array (S):
+
+        dG_ij = factor * (rows_i + cols_j - 2 cross_ij)
+
+    ``index`` names the array in the chip's :meth:`~neuroemu.chip.base.BaseChip.device_arrays`
+    order (crossbars, then biases). The device model decides what the device makes of it
+    (bounds, levels, pulses, noise).
+    """
+
+    index: int
+    rows: np.ndarray
+    cols: np.ndarray
+    cross: np.ndarray
+    factor: float
+
+
+@dataclass
+class DriftClock:
+    """A chip as programmed onto its devices once: the conductances programming left (S,
+    read at ``t0``), each device's drift exponent, and the time (s) since programming."""
+
+    programmed: list[np.ndarray]
+    exponents: list[np.ndarray]
+    time: float | None = None

@@ -1,0 +1,86 @@
+"""What every command shares: the parser class, argument types, the console on stderr."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the same one-line errors as the commands (``--help`` shows usage)."""
+
+    def error(self, message: str) -> Any:
+        command = self.prog.removeprefix("neuroemu").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"neuroemu: error: {where}{message}\n")
+
+
+def int_at_least(minimum: int) -> Any:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def durations(text: str) -> list[float]:
+    """``1s,1h,1d,1y`` -> seconds after programming."""
+    from ..units import parse_duration
+
+    try:
+        return [parse_duration(part.strip()) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def dataset_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dataset",
+        default=None,
+        metavar="NAME|PATH",
+        help="mnist5k (embedded, default), fashion-mnist (Debian's dataset-fashion-mnist) "
+        "or a folder with the four MNIST-format IDX files",
+    )
+
+
+def stderr_console() -> Any:
+    from rich.console import Console
+
+    # soft_wrap: a logged line stays one line whatever the width (logs are read per line)
+    return Console(stderr=True, soft_wrap=True)
+
+
+def progress_bars(console: Any, disable: bool = False) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+        transient=False,
+    )

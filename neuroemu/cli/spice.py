@@ -1,0 +1,117 @@
+"""``neuroemu export-spice`` and ``neuroemu check-spice``: a chip's ngspice netlist, and
+the cross-check of ``settle`` against ngspice."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .arguments import (
+    dataset_argument,
+    non_negative_int,
+    positive_int,
+    progress_bars,
+    stderr_console,
+)
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("export-spice", help="write an ngspice netlist of a chip with one input")
+    p.add_argument("chip", metavar="CHIP")
+    dataset_argument(p)
+    p.add_argument("--sample", type=non_negative_int, default=0, help="test sample index")
+    p.add_argument("--out", required=True, metavar="NET.cir")
+    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=export)
+
+    p = sub.add_parser("check-spice", help="compare settle with ngspice .op on test samples")
+    p.add_argument("chip", metavar="CHIP")
+    dataset_argument(p)
+    p.add_argument("--samples", type=positive_int, default=3)
+    p.add_argument("--seed", type=non_negative_int)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=check)
+
+
+def _test_samples(args: argparse.Namespace, chip: Any) -> Any:
+    """The test part of ``--dataset``, checked to fit the chip's inputs."""
+    from ..errors import InputError
+    from ..io.datasets import load_dataset
+
+    data = load_dataset(args.dataset)
+    if data.n_features != chip.n_inputs:
+        raise InputError(
+            f"--dataset {data.name}: samples have {data.n_features} values but chip "
+            f"{chip.name} takes {chip.n_inputs} inputs"
+        )
+    return data
+
+
+def export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..chip import Chip
+    from ..errors import InputError, RunFileError
+    from ..files import write_text_atomic
+
+    chip = Chip.from_yaml(args.chip, seed=args.seed)
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise RunFileError(f"{out}: already exists (pass --force to overwrite it)")
+    if not out.parent.is_dir():
+        raise RunFileError(f"{out}: folder {out.parent} does not exist")
+    data = _test_samples(args, chip)
+    if args.sample >= len(data.x_test):
+        raise InputError(
+            f"--sample {args.sample}: data set {data.name} has {len(data.x_test)} test samples"
+        )
+    text = chip.to_spice(data.x_test[args.sample])
+    write_text_atomic(out, text)
+    lines = text.count("\n")
+    print(f"wrote {out}: {lines:,} lines, chip {chip.name}, test sample {args.sample}")
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..chip import Chip
+    from ..errors import SpiceError
+    from ..io.spice import check_spice, ngspice_available
+
+    if not ngspice_available():
+        raise SpiceError("ngspice not found on PATH (install Debian's package ngspice)")
+    chip = Chip.from_yaml(args.chip, seed=args.seed)
+    x = _test_samples(args, chip).x_test[: args.samples]
+    console = stderr_console()
+    with progress_bars(console, disable=args.json) as bars:
+        task = bars.add_task(f"ngspice {chip.name}", total=len(x), status="")
+        results = check_spice(chip, x, progress=lambda: bars.advance(task))
+    worst = max(r["max_abs_diff_V"] for r in results)
+    mean_ngspice = float(np.mean([r["ngspice_s"] for r in results]))
+    mean_engine = float(np.mean([r["engine_s"] for r in results]))
+    summary = {
+        "chip": chip.name,
+        "samples": len(results),
+        "max_abs_diff_V": worst,
+        "mean_ngspice_s": mean_ngspice,
+        "mean_engine_s": mean_engine,
+        "per_sample": results,
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"{'sample':>6}  {'max |dV| (V)':>13}  {'engine (s)':>10}  {'ngspice (s)':>11}")
+        for i, r in enumerate(results):
+            print(
+                f"{i:>6}  {r['max_abs_diff_V']:>13.3e}  {r['engine_s']:>10.5f}  "
+                f"{r['ngspice_s']:>11.3f}"
+            )
+        ratio = mean_ngspice / max(mean_engine, 1e-12)
+        print(
+            f"largest difference {worst:.3e} V over {len(results)} samples; "
+            f"engine {ratio:,.0f}x faster than ngspice per sample"
+        )
+    return 0

@@ -1,0 +1,126 @@
+"""Node voltages: where a settle starts from and what it returns.
+
+Both families of chips report their state alike: a resistive chip's operating point
+(:func:`neuroemu.engine.settle.settle`) and a leaky chip's state after its time steps
+(:func:`neuroemu.engine.leaky.run`) are an :class:`Equilibrium`, with a :class:`Trace` of
+every sweep (step) on request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass
+class Trace:
+    """How a settle went, sweep by sweep (recorded when ``settle(..., trace=True)``).
+
+    ``voltages[k]`` is (sweeps + 1, batch, nodes) in V: the starting voltages, then those
+    after each sweep. ``residual`` is (sweeps, batch): the largest relative KCL residual
+    ``|r_j| / (G_j V_scale)`` at the start of each sweep (the largest node correction it
+    made, over ``V_scale``). ``power`` is (sweeps + 1, batch) in W: the static power of
+    each recorded state. ``energy`` is (sweeps + 1, batch) in W: the energy (co-content)
+    ``E(V) = 1/2 sum g (V_i - V_j)^2`` of the chip's resistive part, the function the
+    sweeps descend (for ideal diodes exactly; with Shockley diodes their co-content adds).
+    """
+
+    voltages: list[np.ndarray]
+    residual: np.ndarray
+    power: np.ndarray
+    energy: np.ndarray
+    energy_unit: str = "W"  # co-content; a leaky chip records the read energy so far (J)
+
+
+@dataclass
+class Equilibrium:
+    """The operating point of a batch, with the figures that make it physical.
+
+    Attributes
+    ----------
+    voltages
+        One array per free layer (hidden layers, then output), each (batch, nodes), in V.
+    scores
+        Class scores (V): output voltages, or differences of output pairs.
+    prediction
+        Predicted class per sample (argmax of ``scores``).
+    sweeps
+        Sweeps the batch ran; ``sweeps_per_sample`` the sweep at which each sample met
+        the tolerance.
+    residual
+        Largest KCL residual current (A) per sample at the returned voltages;
+        ``relative_residual`` the largest ``|r_j| / (G_j V_scale)``. (A leaky chip: the
+        largest ``|dv/dt|``, in ``residual_unit`` V/s, and the last step's change over
+        ``v_r``.)
+    power
+        Static power (W) per sample: dissipated in every conductance and diode of the chip
+        (the nudging element excluded).
+    energy
+        Energy per inference (J): ``power * settle_time``.
+    settle_time
+        RC estimate of the settling time (s): ``5 C_node / min_j G_j``.
+    converged
+        Whether every sample met ``tol`` within ``max_sweeps``.
+    """
+
+    voltages: list[np.ndarray]
+    scores: np.ndarray
+    prediction: np.ndarray
+    sweeps: int
+    sweeps_per_sample: np.ndarray
+    residual: np.ndarray
+    relative_residual: np.ndarray
+    power: np.ndarray
+    energy: np.ndarray
+    settle_time: float
+    converged: bool
+    tol: float
+    trace: Trace | None = None
+    rates: list[np.ndarray] | None = None  # leaky chips: each layer's rates
+    residual_unit: str = "A"  # leaky chips: V/s, the largest |dv/dt|
+
+    @property
+    def output(self) -> np.ndarray:
+        """Output node voltages (V), (batch, output nodes)."""
+        return self.voltages[-1]
+
+
+def initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) -> list:
+    if init is None:
+        return [np.zeros((batch, n), dtype=dtype) for n in sizes]
+    arrays = init.voltages if isinstance(init, Equilibrium) else list(init)
+    if len(arrays) != len(sizes):
+        raise InputError(f"init: expected {len(sizes)} layers of voltages, got {len(arrays)}")
+    out = []
+    for k, (a, n) in enumerate(zip(arrays, sizes, strict=True)):
+        a = np.asarray(a)
+        if a.shape != (batch, n):
+            raise InputError(f"init[{k}]: expected shape ({batch}, {n}), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"init[{k}]: contains NaN or infinite values")
+        out.append(np.array(a, dtype=dtype, order="C"))  # a copy: init is never modified
+    return out
+
+
+def check_target(beta: float, target: Any, batch: int, outputs: int) -> np.ndarray | None:
+    """Check the nudging arguments (``outputs`` output nodes); return the target voltages
+    (V), or ``None`` for the free phase."""
+    if not np.isfinite(beta):
+        raise InputError(f"beta: must be finite (got {beta})")
+    if beta == 0.0:
+        return None
+    if target is None:
+        raise InputError("target: required when beta is not 0")
+    target = np.asarray(target, dtype=np.float64)
+    shape = (batch, outputs)
+    if target.shape != shape:
+        raise InputError(
+            f"target: expected shape {shape} (output node voltages), got {target.shape}"
+        )
+    if not np.all(np.isfinite(target)):
+        raise InputError("target: contains NaN or infinite values")
+    return target

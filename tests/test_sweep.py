@@ -247,6 +247,66 @@ def test_a_second_writer_is_refused(tmp_path):
         assert second.status.tolist() == [[0, 1]]
 
 
+def test_sweep_file_units_are_the_metrics_tables(tmp_path):
+    from neuroemu.io.sweepfile import open_for_sweep
+    from neuroemu.metrics import metric
+
+    body = BASE.format(path="inputs.gain", values='["2 V"]') + "    infer_at: [1s, 1h]\n"
+    out = tmp_path / "s.h5"
+    with open_for_sweep(out, load_sweep(write(tmp_path, body))):
+        pass
+    ds = open_sweep(out)
+    figures = {
+        "error",
+        "accuracy",
+        "mean_sweeps",
+        "max_residual_A",
+        "mean_power_W",
+        "energy_per_inference_J",
+        "train_error",
+        "wall_time_s",
+        "error_after_programming",
+    }
+    assert set(ds.data_vars) == figures | {"status", "message"}
+    for name in figures:
+        assert ds[name].attrs["units"] == metric(name).unit, name
+    assert ds["mean_power_W"].attrs["units"] == "W"
+    assert ds["time"].attrs["units"] == metric("time_s").unit == "s"
+    assert ds["error_after_programming"].dims == ("inputs.gain", "seed", "time")
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "message"),
+    [
+        (
+            {"error": 0.25, "eror": 0.5},
+            "NeuroemuError",
+            "metric 'eror': unknown (known: epoch, samples, accuracy, error,",
+        ),
+        (
+            {"error": 0.25, "samples": 40},
+            "RunFileError",
+            "a sweep point records no samples (it records: error, accuracy, mean_sweeps,",
+        ),
+    ],
+)
+def test_recording_a_figure_a_sweep_does_not_hold_is_refused(tmp_path, result, error, message):
+    from neuroemu.errors import NeuroemuError
+    from neuroemu.io.sweepfile import open_for_sweep
+
+    sweep = load_sweep(write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]')))
+    out = tmp_path / "s.h5"
+    with open_for_sweep(out, sweep) as results:
+        before = out.read_bytes()
+        with pytest.raises(NeuroemuError) as info:
+            results.record((0, 0), result)
+        assert type(info.value).__name__ == error
+        assert message in str(info.value) and "\n" not in str(info.value)
+        assert out.read_bytes() == before  # nothing of the point written
+        assert results.status.tolist() == [[0, 0]]
+        assert not list(tmp_path.glob(".s.h5.partial-*"))
+
+
 def test_time_after_programming_is_a_dimension(tmp_path):
     spec = write(
         tmp_path,

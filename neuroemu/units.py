@@ -4,6 +4,10 @@ A quantity is a number with an optional SI prefix and unit: ``10 uS``, ``0.7 V``
 ``2.52 nA``, ``27 degC``, ``1e-12 S``, ``20 s``. A bare number is taken as already in SI.
 Temperatures in ``degC`` are converted to kelvin. Every physical field of a spec is declared
 with the unit it must have, so ``g_max: 0.7 V`` fails with a message naming the key.
+
+Written out, quantities and durations go the same way back: :data:`SI_PREFIXES` is the one
+table of prefixes for reading and writing, :func:`format_quantity` and :func:`display_scale`
+pick a readable prefix, :func:`format_duration` the largest unit of :data:`DURATIONS`.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A quantity is a number with an optional SI prefix and unit: ``10 uS``, ``0.7 V``
 ``2.52 nA``, ``27 degC``, ``1e-12 S``, ``20 s``. A bare number is taken as already in SI.
 Temperatures in ``degC`` are converted to kelvin. Every physical field of a spec is declared
 with the unit it must have, so ``g_max: 0.7 V`` fails with a message naming the key.
+
+Written out, quantities and durations go the same way back: :data:`SI_PREFIXES` is the one
+table of prefixes for reading and writing, :func:`format_quantity` and :func:`display_scale`
+pick a readable prefix, :func:`format_duration` the largest unit of :data:`DURATIONS`.
 """
 
 from __future__ import annotations
@@ -12,19 +16,28 @@ import math
 import re
 from typing import Any
 
-PREFIXES: dict[str, float] = {
-    "f": 1e-15,
-    "p": 1e-12,
-    "n": 1e-9,
-    "u": 1e-6,
-    "µ": 1e-6,
-    "μ": 1e-6,
-    "m": 1e-3,
-    "": 1.0,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
+#: The SI prefixes by power of ten, spelled as neuroemu writes them (micro as ``u``).
+SI_PREFIXES: dict[int, str] = {
+    -15: "f",
+    -12: "p",
+    -9: "n",
+    -6: "u",
+    -3: "m",
+    0: "",
+    3: "k",
+    6: "M",
+    9: "G",
 }
+
+#: Further spellings a quantity may be written with, and the prefix each stands for.
+PREFIX_SPELLINGS: dict[str, str] = {"µ": "u", "μ": "u"}
+
+#: Every prefix a quantity may be written with, and its factor: :data:`SI_PREFIXES` and
+#: their other spellings.
+PREFIXES: dict[str, float] = {
+    symbol: float(f"1e{exponent}") for exponent, symbol in SI_PREFIXES.items()
+}
+PREFIXES.update({spelling: PREFIXES[same] for spelling, same in PREFIX_SPELLINGS.items()})
 
 #: Units the specs use, with their SI base symbol and a human name.
 UNITS: dict[str, str] = {
@@ -116,6 +129,32 @@ def parse_duration(text: str) -> float:
     return value
 
 
+def prefix_exponent(reference: float) -> int:
+    """The power of ten (a multiple of 3 in -15..9) whose SI prefix shows ``reference`` with
+    one to three digits before the point; 0 for 0 and for a value that is not finite."""
+    if reference == 0 or not math.isfinite(reference):
+        return 0
+    exponent = math.floor(math.log10(abs(reference)) / 3) * 3
+    return max(min(SI_PREFIXES), min(max(SI_PREFIXES), exponent))
+
+
+def takes_prefix(unit: str) -> bool:
+    """Whether an SI prefix can be written before ``unit``: a symbol such as ``S`` or
+    ``V/s``, not a dimensionless ``1``, an inverse ``1/s`` or a power ``V^2``."""
+    return re.fullmatch(r"[A-Za-z]+(/[A-Za-z]+)*", unit) is not None
+
+
+def display_scale(largest: float, unit: str) -> tuple[float, str]:
+    """``(factor, prefixed unit)`` that shows SI values up to ``largest`` (in ``unit``) with
+    a readable prefix: ``display_scale(2.5e-5, "S") == (1e6, "uS")``. SI values times
+    ``factor`` are in the prefixed unit. A unit that takes no prefix, and a ``largest`` of
+    0 or not finite, give ``(1.0, unit)``."""
+    if not takes_prefix(unit):
+        return 1.0, unit
+    exponent = prefix_exponent(largest)
+    return 10.0**-exponent, SI_PREFIXES[exponent] + unit
+
+
 def format_quantity(value: float, unit: str, like: float | None = None) -> str:
     """Format an SI value with a readable prefix, e.g. ``1e-7, 'S' -> '100 nS'``; with
     ``like``, in the prefix that suits ``like`` (``1e-7, 'S', like=1e-6 -> '0.1 uS'``), so two
@@ -123,9 +162,15 @@ def format_quantity(value: float, unit: str, like: float | None = None) -> str:
     reference = value if like is None else like
     if reference == 0 or not math.isfinite(reference) or not math.isfinite(value):
         return f"{value:g} {unit}"
-    exponent = math.floor(math.log10(abs(reference)) / 3) * 3
-    exponent = max(-15, min(9, exponent))
-    prefix = {-15: "f", -12: "p", -9: "n", -6: "u", -3: "m", 0: "", 3: "k", 6: "M", 9: "G"}[
-        exponent
-    ]
-    return f"{value / 10.0**exponent:.4g} {prefix}{unit}"
+    exponent = prefix_exponent(reference)
+    return f"{value / 10.0**exponent:.4g} {SI_PREFIXES[exponent]}{unit}"
+
+
+def format_duration(seconds: float, digits: int = 3) -> str:
+    """A time (s) in the largest unit of :data:`DURATIONS` it is at least one of, to
+    ``digits`` significant digits: ``3600 -> '1 h'``, ``216000 -> '2.5 d'``, ``0.5 -> '0.5 s'``
+    (a year is a Julian year, 365.25 d)."""
+    for unit in sorted(DURATIONS, key=DURATIONS.__getitem__, reverse=True):
+        if seconds >= DURATIONS[unit]:
+            return f"{seconds / DURATIONS[unit]:.{digits}g} {unit}"
+    return f"{seconds:.{digits}g} s"

@@ -382,6 +382,90 @@ def test_traces_and_plots(trained, tmp_path):
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
+def test_every_axis_of_every_run_figure_names_its_unit(trained):
+    """Axes showing a metric take label and unit from the metrics table, in a prefix that
+    suits the values; the values drawn are the file's, scaled by that prefix."""
+    from neuroemu.analysis import PLOT_KINDS, run_figure
+    from neuroemu.units import PREFIXES
+
+    path, _ = trained
+    run = neuroemu.open_run(path)
+    figures = {kind: run_figure(run, kind) for kind in PLOT_KINDS}
+    labels = {
+        kind: [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes]
+        for kind, fig in figures.items()
+    }
+    assert labels["learning-curve"] == [("epoch", "test error, train error (%)")]
+    assert labels["conductance-histogram"] == [("conductance (uS)", "devices")]
+    assert labels["drift"] == [("time after programming (s)", "test error after programming (%)")]
+    (x, power), (_, energy) = labels["power"]
+    assert x == "epoch"
+    (top_x, residual), (step, settle_power) = labels["settle"]
+    assert residual == "largest relative residual" and top_x == ""
+    assert step == "sweep (state after it; 0 = start of the phase)"
+
+    def prefix(label: str, name: str, unit: str) -> float:
+        match = re.fullmatch(rf"{name} \((\w?){unit}\)", label)
+        assert match is not None, label
+        return PREFIXES[match.group(1)]
+
+    watt = prefix(power, "static power", "W")
+    joule = prefix(energy, "energy per inference", "J")
+    prefix(settle_power, "static power", "W")
+    metrics = run.metrics
+    lines = [ax.get_lines()[0].get_ydata() for ax in figures["power"].axes]
+    np.testing.assert_allclose(lines[0] * watt, metrics["mean_power_W"].values, rtol=1e-12)
+    np.testing.assert_allclose(
+        lines[1] * joule, metrics["energy_per_inference_J"].values, rtol=1e-12
+    )
+    assert 1 <= abs(lines[0]).max() < 1000 and 1 <= abs(lines[1]).max() < 1000
+    curve = figures["learning-curve"].axes[0].get_lines()
+    np.testing.assert_allclose(curve[0].get_ydata(), 100 * metrics["error"].values)
+    np.testing.assert_allclose(curve[1].get_ydata(), 100 * metrics["train_error"].values)
+    drift = figures["drift"].axes[0].get_lines()[0]
+    np.testing.assert_allclose(drift.get_ydata(), 100 * run.aging["error"].values)
+    with pytest.raises(RunFileError, match=r"--kind bogus: unknown \(known: learning-curve,"):
+        run_figure(run, "bogus")
+
+
+def test_figures_need_no_pyplot(trained, tmp_path):
+    """Drawing a run's figures neither imports pyplot nor selects a backend."""
+    import subprocess
+    import sys
+
+    path, _ = trained
+    out = tmp_path / "figure.svg"
+    script = (
+        "import sys, matplotlib, neuroemu\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise SystemExit('matplotlib.use was called')\n"
+        "matplotlib.use = refuse\n"
+        "from neuroemu.analysis import plot, summary_lines\n"
+        f"run = neuroemu.open_run({str(path)!r})\n"
+        "summary_lines(run)\n"
+        "for kind in ('learning-curve', 'conductance-histogram', 'power', 'settle', 'drift'):\n"
+        f"    plot(run, kind, {str(out)!r})\n"
+        "print('matplotlib.pyplot' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+    assert out.read_text().lstrip().startswith("<?xml")
+
+
+def test_summary_states_power_and_energy_in_the_tables_units(trained):
+    from neuroemu.analysis import summary_lines
+
+    path, _ = trained
+    lines = dict(summary_lines(neuroemu.open_run(path)))
+    assert re.fullmatch(r"[\d.]+ [munp]?W \(last epoch\)", lines["power"]), lines["power"]
+    assert re.fullmatch(r"[\d.]+ [munp]?J \(last epoch\)", lines["energy"]), lines["energy"]
+    assert re.fullmatch(r"best \d+\.\d\d % \(epoch \d\), last \d+\.\d\d %", lines["test error"])
+
+
 def test_named_dimensions_and_coordinates(trained, replayed):
     """What a notebook user slices by: epochs, layers' nodes (and each source node's input
     and sign), sweeps, phases, samples, and every layer's voltages at once."""

@@ -247,6 +247,66 @@ def test_a_second_writer_is_refused(tmp_path):
         assert second.status.tolist() == [[0, 1]]
 
 
+def test_sweep_file_units_are_the_metrics_tables(tmp_path):
+    from neuroemu.io.sweepfile import open_for_sweep
+    from neuroemu.metrics import metric
+
+    body = BASE.format(path="inputs.gain", values='["2 V"]') + "    infer_at: [1s, 1h]\n"
+    out = tmp_path / "s.h5"
+    with open_for_sweep(out, load_sweep(write(tmp_path, body))):
+        pass
+    ds = open_sweep(out)
+    figures = {
+        "error",
+        "accuracy",
+        "mean_sweeps",
+        "max_residual_A",
+        "mean_power_W",
+        "energy_per_inference_J",
+        "train_error",
+        "wall_time_s",
+        "error_after_programming",
+    }
+    assert set(ds.data_vars) == figures | {"status", "message"}
+    for name in figures:
+        assert ds[name].attrs["units"] == metric(name).unit, name
+    assert ds["mean_power_W"].attrs["units"] == "W"
+    assert ds["time"].attrs["units"] == metric("time_s").unit == "s"
+    assert ds["error_after_programming"].dims == ("inputs.gain", "seed", "time")
+
+
+@pytest.mark.parametrize(
+    ("result", "error", "message"),
+    [
+        (
+            {"error": 0.25, "eror": 0.5},
+            "NeuroemuError",
+            "metric 'eror': unknown (known: epoch, samples, accuracy, error,",
+        ),
+        (
+            {"error": 0.25, "samples": 40},
+            "RunFileError",
+            "a sweep point records no samples (it records: error, accuracy, mean_sweeps,",
+        ),
+    ],
+)
+def test_recording_a_figure_a_sweep_does_not_hold_is_refused(tmp_path, result, error, message):
+    from neuroemu.errors import NeuroemuError
+    from neuroemu.io.sweepfile import open_for_sweep
+
+    sweep = load_sweep(write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]')))
+    out = tmp_path / "s.h5"
+    with open_for_sweep(out, sweep) as results:
+        before = out.read_bytes()
+        with pytest.raises(NeuroemuError) as info:
+            results.record((0, 0), result)
+        assert type(info.value).__name__ == error
+        assert message in str(info.value) and "\n" not in str(info.value)
+        assert out.read_bytes() == before  # nothing of the point written
+        assert results.status.tolist() == [[0, 0]]
+        assert not list(tmp_path.glob(".s.h5.partial-*"))
+
+
 def test_time_after_programming_is_a_dimension(tmp_path):
     spec = write(
         tmp_path,
@@ -294,13 +354,10 @@ def synthetic_sweep(tmp_path: Path, body: str, figures) -> Path:
 
 
 def drawn(monkeypatch, path: Path, metric: str = "error"):
-    """The axes ``neuroemu plot`` draws for a sweep file (caught before saving)."""
-    from neuroemu import analysis
+    """The axes ``neuroemu plot`` draws for a sweep file (the figure built, not saved)."""
+    from neuroemu.analysis import sweep_figure
 
-    caught = {}
-    monkeypatch.setattr(analysis, "_save", lambda fig, ax, out, grid=True: caught.update(ax=ax))
-    analysis.plot_sweep(str(path), "unused.png", metric)
-    return caught["ax"]
+    return sweep_figure(str(path), metric).axes[0]
 
 
 def test_sweep_figure_draws_numeric_axes_sorted_with_units(tmp_path, monkeypatch):
@@ -361,6 +418,65 @@ def test_sweep_figure_puts_time_after_programming_on_the_x_axis(tmp_path, monkey
     line = ax.containers[0].lines[0]  # the data line of the first value's error bars
     np.testing.assert_allclose(line.get_xdata(), times)
     np.testing.assert_allclose(line.get_ydata(), 100 * (0.1 + 0.01 * np.log10(times)))
+
+
+def test_sweep_figure_labels_each_metric_from_the_metrics_table(tmp_path, monkeypatch):
+    """The y axis names the metric's label and unit from the table, in a prefix that suits
+    the values, and draws the values scaled by it."""
+    body = BASE.format(path="inputs.gain", values='["2 V", "4 V", "8 V"]')
+    figures = {
+        "error": 0.25,
+        "accuracy": 0.75,
+        "train_error": 0.3,
+        "mean_sweeps": 12.0,
+        "max_residual_A": 3e-9,
+        "mean_power_W": 0.0025,
+        "energy_per_inference_J": 4e-12,
+        "wall_time_s": 42.0,
+    }
+    path = synthetic_sweep(
+        tmp_path,
+        body,
+        lambda values, seed: {k: v * (1 + 0.1 * seed) for k, v in figures.items()},
+    )
+    expected = {
+        "error": ("test error (%)", 100.0),
+        "accuracy": ("test accuracy (%)", 100.0),
+        "train_error": ("train error (%)", 100.0),
+        "mean_sweeps": ("sweeps per sample", 1.0),
+        "max_residual_A": ("largest KCL residual (nA)", 1e9),
+        "mean_power_W": ("static power (mW)", 1e3),
+        "energy_per_inference_J": ("energy per inference (pJ)", 1e12),
+        "wall_time_s": ("wall time (s)", 1.0),
+    }
+    assert set(expected) == set(figures)
+    for name, (label, factor) in expected.items():
+        ax = drawn(monkeypatch, path, name)
+        assert ax.get_ylabel() == label
+        assert ax.get_xlabel() == "inputs.gain (V)"
+        line = ax.get_lines()[0]
+        np.testing.assert_allclose(line.get_xdata(), [2.0, 4.0, 8.0])
+        np.testing.assert_allclose(line.get_ydata(), factor * figures[name] * 1.05)
+
+
+def test_sweep_figure_of_an_unknown_metric_is_a_one_line_error(tmp_path):
+    from neuroemu.analysis import plot_sweep
+    from neuroemu.errors import RunFileError
+
+    body = BASE.format(path="inputs.gain", values='["2 V", "4 V"]')
+    path = synthetic_sweep(tmp_path, body, lambda values, seed: {"error": 0.25})
+    out = tmp_path / "fig.png"
+    with pytest.raises(RunFileError) as info:
+        plot_sweep(str(path), str(out), "eror")
+    message = str(info.value)
+    assert message.startswith(f"{path}: 'eror' is not a metric (this sweep has: error, accuracy,")
+    assert "mean_power_W" in message and "\n" not in message
+    with pytest.raises(RunFileError, match="no samples in this sweep \\(it has: error, "):
+        plot_sweep(str(path), str(out), "samples")  # a metric, but not one a sweep records
+    assert not out.exists()
+    result = cli("plot", str(path), "--metric", "eror", "-o", str(out))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"neuroemu: error: {message}"]
 
 
 def test_every_example_sweep_validates():

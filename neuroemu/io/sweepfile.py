@@ -5,7 +5,8 @@ per axis (named by its key path) and ``seed``.
 Coordinates: each axis's values (quantities written with a unit, ``0.5 uS``, as SI numbers
 with a ``units`` attribute; version 1 files kept them as text) and ``seed``; with
 ``infer_at``, ``time`` (s). Variables: one per figure (``error``, ``accuracy``,
-``mean_power_W``, ...; NaN until the point is done), ``status`` (0 pending, 1 done, 2
+``mean_power_W``, ...; NaN until the point is done; named, and with the ``units`` attribute,
+as in :data:`neuroemu.metrics.METRICS`), ``status`` (0 pending, 1 done, 2
 failed) and ``message`` (the error of a failed point). Attributes: ``format``
 ``neuroemu-sweep``, ``format_version``, ``sweep_yaml`` (the exact spec text). Each point
 is recorded as it finishes, atomically and durably (:class:`SweepFile`): a killed sweep
@@ -23,6 +24,7 @@ import numpy as np
 
 from ..errors import RunFileError
 from ..files import atomic_path, partial_prefix
+from ..metrics import Metric, metric
 from ..units import parse_any_quantity
 
 if TYPE_CHECKING:
@@ -30,16 +32,24 @@ if TYPE_CHECKING:
 
 FORMAT = "neuroemu-sweep"
 FORMAT_VERSION = 2  # 2: axes of quantities (0.5 uS) as SI numbers with a units attribute
-FIGURES = {
-    "error": "1",
-    "accuracy": "1",
-    "mean_sweeps": "1",
-    "max_residual_A": "A",
-    "mean_power_W": "W",
-    "energy_per_inference_J": "J",
-    "train_error": "1",
-    "wall_time_s": "s",
+#: The figures a sweep point records, one number each.
+FIGURES: dict[str, Metric] = {
+    name: metric(name)
+    for name in (
+        "error",
+        "accuracy",
+        "mean_sweeps",
+        "max_residual_A",
+        "mean_power_W",
+        "energy_per_inference_J",
+        "train_error",
+        "wall_time_s",
+    )
 }
+#: The figures a sweep point with ``infer_at`` records at each time after programming.
+TIMED_FIGURES: dict[str, Metric] = {name: metric(name) for name in ("error_after_programming",)}
+#: The coordinate of the times after programming.
+TIME = metric("time_s")
 PENDING, DONE, FAILED = 0, 1, 2
 
 
@@ -81,11 +91,15 @@ class SweepFile:
     def record(
         self, index: tuple[int, ...], result: dict[str, Any] | None, error: str = ""
     ) -> None:
-        """Write one finished point (``result``) or one failed point (``error``)."""
+        """Write one finished point (``result``, figures by their names in
+        :data:`FIGURES` and :data:`TIMED_FIGURES`) or one failed point (``error``). A name
+        that is not a figure of a sweep point is an error, and nothing is written."""
         import h5netcdf
 
         if self._lock is None:
             raise RunFileError(f"{self.path}: closed")
+        if result is not None:
+            _check_figures(self.path, result)
         try:
             with atomic_path(self.path) as partial:
                 shutil.copyfile(self.path, partial)
@@ -118,14 +132,24 @@ def _write_point(
         f.variables["status"][index] = FAILED
         f.variables["message"][index] = error
         return
-    for name in FIGURES:
-        if name in result:
-            f.variables[name][index] = float(result[name])
-    if "error_after_programming" in result:
-        f.variables["error_after_programming"][index] = result["error_after_programming"]
+    for name, value in result.items():
+        if name in TIMED_FIGURES:
+            f.variables[name][index] = value
+        else:
+            f.variables[name][index] = float(value)
     f.variables["status"][index] = DONE
     if retried:
         f.variables["message"][index] = ""
+
+
+def _check_figures(path: Path, result: dict[str, Any]) -> None:
+    """Refuse a result holding a name that is not a figure a sweep point records (a name
+    not in the metrics table raises :class:`~neuroemu.errors.NeuroemuError` from it)."""
+    for name in result:
+        metric(name)
+        if name not in FIGURES and name not in TIMED_FIGURES:
+            known = ", ".join([*FIGURES, *TIMED_FIGURES])
+            raise RunFileError(f"{path}: a sweep point records no {name} (it records: {known})")
 
 
 def _lock(path: Path) -> Any:
@@ -198,18 +222,17 @@ def _create(path: Path, sweep: LoadedSweep) -> None:
             var[...] = coordinate
             if unit is not None:
                 var.attrs["units"] = unit
-        for name, unit in FIGURES.items():
+        for name, figure in FIGURES.items():
             var = f.create_variable(name, tuple(dims), dtype="f8", fillvalue=np.nan)
-            var.attrs["units"] = unit
+            var.attrs["units"] = figure.unit
         if sweep.spec.infer_at:
             f.dimensions["time"] = len(sweep.spec.times)
             var = f.create_variable("time", ("time",), dtype="f8")
             var[...] = np.asarray(sweep.spec.times)
-            var.attrs["units"] = "s"
-            var = f.create_variable(
-                "error_after_programming", (*dims, "time"), dtype="f8", fillvalue=np.nan
-            )
-            var.attrs["units"] = "1"
+            var.attrs["units"] = TIME.unit
+            for name, figure in TIMED_FIGURES.items():
+                var = f.create_variable(name, (*dims, "time"), dtype="f8", fillvalue=np.nan)
+                var.attrs["units"] = figure.unit
         f.create_variable("status", tuple(dims), dtype="i1", fillvalue=PENDING)
         f.create_variable("message", tuple(dims), dtype=text)
 

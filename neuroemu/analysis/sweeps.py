@@ -1,0 +1,277 @@
+"""The figure of a sweep file, for ``neuroemu plot SWEEP.h5 [--metric NAME]``.
+
+The metric is looked up in :data:`neuroemu.metrics.METRICS`, which gives its axis label and
+unit (fractions in %, other figures in the SI prefix that suits their values); the sweep's
+axes are labelled with the units their values were written in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import NeuroemuError, RunFileError
+from ..metrics import metric
+from ..units import DURATIONS, display_scale, format_duration
+from .drawing import metric_scale, save
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def plot_sweep(path: str, out: str, metric: str = "error") -> None:
+    """Draw :func:`sweep_figure` of the sweep file at ``path`` to ``out`` (PNG, PDF or SVG
+    by its suffix)."""
+    save(sweep_figure(path, metric), out)
+
+
+def sweep_figure(path: str, name: str = "error") -> Figure:
+    """Test error (or the metric called ``name``) against the sweep's axes: the seed mean,
+    with the seeds' spread (one standard deviation) as a band.
+
+    Numeric axes are drawn at their values, sorted, on a log scale when the values span a
+    decade or more or were drawn log-uniformly, in a readable unit (``uS``); text axes as
+    categories in file order. A metric with a ``time`` dimension (``infer_at``) is drawn
+    against the time after programming (log scale, ticks in s, min, h, d, y), one line per
+    value of the first axis (a single time is drawn like a metric without one). Without
+    time: one axis is a line, two are one line per value of the second, more are a heat
+    map of the seed mean over the first two (the others at their first value).
+
+    ``name`` must be a metric of :data:`neuroemu.metrics.METRICS` the file holds; otherwise
+    a one-line :class:`~neuroemu.errors.RunFileError` names it and the metrics the file
+    holds.
+    """
+    from matplotlib.figure import Figure
+
+    from ..io.sweepfile import open_sweep
+
+    ds = open_sweep(path)
+    known = ", ".join(var for var in ds.data_vars if var not in ("status", "message"))
+    try:
+        figure = metric(name)
+    except NeuroemuError:
+        raise RunFileError(f"{path}: {name!r} is not a metric (this sweep has: {known})") from None
+    if name not in ds:
+        raise RunFileError(f"{path}: no {name} in this sweep (it has: {known})")
+    data = ds[name]
+    note = ""
+    if "time" in data.dims and data.sizes["time"] == 1:
+        note = f" at {format_duration(float(data['time'][0]))} after programming"
+        data = data.isel(time=0)
+    log_axes = _log_sampled_axes(ds.attrs.get("sweep_yaml", ""))
+    axes = [d for d in data.dims if d not in ("seed", "time")]
+    for dim in axes:
+        if np.issubdtype(data[dim].dtype, np.number):
+            data = data.sortby(dim)
+    if note:
+        figure = dataclasses.replace(
+            figure, label=figure.label.replace(" after programming", "") + note
+        )
+    scale, label = metric_scale(figure, data.values)
+    fig = Figure(figsize=(6.4, 4.4))
+    ax = fig.subplots()
+    bars = False
+    if "time" in data.dims:
+        time = data["time"].values
+        bars = _seed_lines(ax, time, _groups(data, axes), data, axes[:1], scale)
+        _time_axis(ax, time)
+        ax.set_ylabel(label)
+        if axes:
+            ax.legend(fontsize=8, title=axes[0], title_fontsize=8)
+        rest = axes[1:]
+    elif len(axes) <= 2:
+        x_dim = axes[0]
+        positions = _positions(ax, data, x_dim, x_dim in log_axes)
+        bars = _seed_lines(ax, positions, _groups(data, axes[1:]), data, axes[1:], scale)
+        ax.set_ylabel(label)
+        if len(axes) == 2:
+            ax.legend(fontsize=8, title=axes[1], title_fontsize=8)
+        rest = []
+    else:
+        first = data.isel({d: 0 for d in axes[2:]}).mean("seed").transpose(axes[1], axes[0])
+        image = ax.imshow(scale * first.values, origin="lower", aspect="auto", cmap="viridis")
+        for which, dim in (("x", axes[0]), ("y", axes[1])):
+            ticks = range(first.sizes[dim])
+            labels = [_format_value(data, dim, v) for v in first[dim].values]
+            (ax.set_xticks if which == "x" else ax.set_yticks)(ticks, labels)
+            (ax.set_xlabel if which == "x" else ax.set_ylabel)(_axis_label(data, dim))
+        shown = scale * first.values
+        middle = np.nanmean([np.nanmin(shown), np.nanmax(shown)]) if np.isfinite(shown).any() else 0
+        for (row, col), value in np.ndenumerate(shown):
+            if np.isfinite(value):  # dark text on the bright half of viridis
+                color = "k" if value > middle else "w"
+                ax.annotate(
+                    f"{value:.3g}", (col, row), ha="center", va="center", fontsize=8, color=color
+                )
+        fig.colorbar(image, ax=ax, label=f"{label}, seed mean")
+        rest = axes[2:]
+    title = f"sweep {Path(path).stem}"
+    if len(axes) <= 2 or "time" in data.dims:
+        title += f" (seed mean, {'bars' if bars else 'band'}: +/- 1 std over seeds)"
+    if rest:
+        fixed = ", ".join(_legend(data, d, data[d].values[0]) for d in rest)
+        title += f"\nat {fixed}"
+    ax.set_title(title, fontsize=9)
+    if len(axes) <= 2 or "time" in data.dims:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _seed_lines(
+    ax: Any, x: np.ndarray, groups: list[tuple[Any, Any]], data: Any, dims: list[str], scale: float
+) -> bool:
+    """One line per group (a value of ``dims[0]``): the seed mean, with the seeds' standard
+    deviation as a band for a single line, or as error bars for several (where bands would
+    hide each other). Returns whether bars were drawn."""
+    bars = len(groups) > 1
+    for value, part in groups:
+        mean = scale * part.mean("seed").values
+        spread = scale * part.std("seed").values
+        legend = None if value is None else _legend(data, dims[0], value, False)
+        if bars:
+            ax.errorbar(x, mean, yerr=spread, fmt="o-", capsize=3, label=legend)
+        else:
+            ax.plot(x, mean, "o-", label=legend)
+            ax.fill_between(x, mean - spread, mean + spread, alpha=0.2)
+    return bars
+
+
+def _groups(data: Any, dims: list[str]) -> list[tuple[Any, Any]]:
+    """``(value, part)`` for each value of the first of ``dims`` (the others at their first
+    value), or ``[(None, data)]`` without one."""
+    if not dims:
+        return [(None, data)]
+    part = data.isel({d: 0 for d in dims[1:]})
+    return [(v, part.sel({dims[0]: v})) for v in data[dims[0]].values]
+
+
+def _unit_scale(data: Any, dim: str) -> tuple[float, str]:
+    """``(factor, unit)`` that shows a numeric coordinate in a readable prefix (``uS``);
+    ``(1.0, "")`` for a coordinate without a unit."""
+    unit = data[dim].attrs.get("units") or ""
+    values = np.abs(np.asarray(data[dim].values, dtype=float))
+    values = values[values > 0]
+    return display_scale(float(values.max()) if values.size else 0.0, "" if unit == "1" else unit)
+
+
+def _axis_label(data: Any, dim: str) -> str:
+    _, unit = _unit_scale(data, dim) if _numeric(data, dim) else (1.0, "")
+    return f"{dim} ({unit})" if unit else dim
+
+
+def _format_value(data: Any, dim: str, value: Any) -> str:
+    if not _numeric(data, dim):
+        return str(value)
+    factor, _ = _unit_scale(data, dim)
+    return f"{float(value) * factor:.3g}"
+
+
+def _legend(data: Any, dim: str, value: Any, named: bool = True) -> str:
+    """``dim = value unit``, or only ``value unit`` under a legend titled with ``dim``."""
+    unit = _unit_scale(data, dim)[1] if _numeric(data, dim) else ""
+    text = _format_value(data, dim, value) + (f" {unit}" if unit else "")
+    return f"{dim} = {text}" if named else text
+
+
+def _numeric(data: Any, dim: str) -> bool:
+    return bool(np.issubdtype(data[dim].dtype, np.number))
+
+
+def _positions(ax: Any, data: Any, dim: str, log_sampled: bool) -> np.ndarray:
+    """Set the x axis for coordinate ``dim``; return where its values sit on it."""
+    from matplotlib.ticker import (
+        FixedLocator,
+        FuncFormatter,
+        LogLocator,
+        NullFormatter,
+        NullLocator,
+    )
+
+    ax.set_xlabel(_axis_label(data, dim))
+    values = data[dim].values
+    if not _numeric(data, dim):
+        categories = np.arange(len(values), dtype=float)
+        ax.set_xticks(categories, [str(v) for v in values])
+        return categories
+    factor, _ = _unit_scale(data, dim)
+    positions = np.asarray(values, dtype=float) * factor
+    positive = positions[positions > 0]
+    spans_decades = positive.size == positions.size and positive.max() >= 10 * positive.min()
+    if log_sampled or spans_decades:
+        ax.set_xscale("log")
+    random = log_sampled or not _grid_like(positions)
+    if not random and len(positions) <= 10:  # a grid: a tick at each value
+        ax.xaxis.set_major_locator(FixedLocator(positions.tolist()))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+    elif ax.get_xscale() == "log":  # labels at 1, 2 and 5 of each decade
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    return positions
+
+
+def _grid_like(values: np.ndarray) -> bool:
+    """Whether values look written by hand (few significant digits), not drawn at random."""
+    return all(abs(float(f"{v:.6g}") - v) <= 1e-9 * abs(v) for v in values)
+
+
+def _log_sampled_axes(sweep_yaml: str) -> set[str]:
+    """Paths of the axes a sweep spec draws log-uniformly (``random: {log: true}``)."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(sweep_yaml) or {}
+        return {
+            axis["path"]
+            for axis in spec.get("axes", [])
+            if isinstance(axis.get("random"), dict) and axis["random"].get("log")
+        }
+    except (yaml.YAMLError, AttributeError, TypeError, KeyError):
+        return set()
+
+
+#: Ticks of a time-after-programming axis (s) and their labels.
+_TIME_TICKS = {
+    seconds: format_duration(seconds)
+    for seconds in (
+        DURATIONS["s"],
+        10 * DURATIONS["s"],
+        DURATIONS["min"],
+        10 * DURATIONS["min"],
+        DURATIONS["h"],
+        DURATIONS["d"],
+        DURATIONS["y"],
+        10 * DURATIONS["y"],
+        100 * DURATIONS["y"],
+    )
+}
+_TIME_TICKS[7 * DURATIONS["d"]] = "1 week"
+_TIME_TICKS[30.4375 * DURATIONS["d"]] = "1 month"
+
+
+def _time_axis(ax: Any, time: np.ndarray) -> None:
+    """Log time axis with ticks at round durations within the data, labelled in words."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax.set_xscale("log")
+    low, high = float(np.min(time)), float(np.max(time))
+    ticks = [t for t in _TIME_TICKS if low / 1.5 <= t <= high * 1.5]
+    if len(ticks) > 7:  # keep the decades' ends and the round units readable
+        ticks = [
+            t
+            for t in ticks
+            if _TIME_TICKS[t] in ("1 s", "1 min", "1 h", "1 d", "1 y", "10 y", "100 y")
+        ]
+    ticks += [float(t) for t in time if not any(abs(np.log(t / k)) < 0.05 for k in ticks)]
+    ax.xaxis.set_major_locator(FixedLocator(sorted(ticks)))
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda v, _: _TIME_TICKS.get(v) or format_duration(v))
+    )
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlim(low / 2, high * 2)
+    ax.set_xlabel("time after programming")

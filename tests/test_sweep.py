@@ -375,3 +375,28 @@ def test_every_example_sweep_validates():
     sigma = [noise.point_spec((i, 0)).layers[0].device.programming_noise.sigma for i in range(6)]
     assert sigma == pytest.approx([0.0, 0.1e-6, 0.2e-6, 0.5e-6, 1e-6, 2e-6])
     assert noise.spec.infer_at  # programming noise acts when the trained chip is programmed
+
+
+def test_a_point_that_cannot_be_recorded_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    from neuroemu.errors import RunFileError
+    from neuroemu.io import sweepfile
+
+    sweep = load_sweep(write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]')))
+    out = tmp_path / "s.h5"
+    (tmp_path / ".s.h5.partial-1").write_bytes(b"left by a killed sweep")
+    with sweepfile.open_for_sweep(out, sweep) as results:
+        assert not list(tmp_path.glob(".s.h5.partial-*"))
+        results.record((0, 0), {"error": 0.5})
+        before = out.read_bytes()
+
+        def full(*args):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(sweepfile, "_write_point", full)
+        with pytest.raises(RunFileError, match=r"s\.h5: cannot record a point"):
+            results.record((0, 1), {"error": 0.25})
+        assert out.read_bytes() == before
+        assert results.status.tolist() == [[1, 0]]
+    assert not list(tmp_path.glob(".s.h5.partial-*"))
+    error = open_sweep(out)["error"].values
+    assert error[0, 0] == 0.5 and np.isnan(error[0, 1])

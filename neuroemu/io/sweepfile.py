@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import RunFileError
+from ..files import atomic_path, partial_prefix
 from ..units import parse_any_quantity
 
 if TYPE_CHECKING:
@@ -76,7 +77,6 @@ class SweepFile:
         self.path = path
         self.status = status  # 0 pending, 1 done, 2 failed, per point: kept in step
         self._lock = lock
-        self._partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
 
     def record(
         self, index: tuple[int, ...], result: dict[str, Any] | None, error: str = ""
@@ -86,19 +86,13 @@ class SweepFile:
 
         if self._lock is None:
             raise RunFileError(f"{self.path}: closed")
-        shutil.copyfile(self.path, self._partial)
         try:
-            with h5netcdf.File(self._partial, "a") as f:
-                _write_point(f, index, result, error, self.status[index] == FAILED)
-            _fsync(self._partial)
-            os.replace(self._partial, self.path)
+            with atomic_path(self.path) as partial:
+                shutil.copyfile(self.path, partial)
+                with h5netcdf.File(partial, "a") as f:
+                    _write_point(f, index, result, error, self.status[index] == FAILED)
         except OSError as exc:
-            self._partial.unlink(missing_ok=True)
             raise RunFileError(f"{self.path}: cannot record a point ({exc})") from None
-        except BaseException:
-            self._partial.unlink(missing_ok=True)
-            raise
-        _fsync(self.path.parent)  # the rename itself
         self.status[index] = FAILED if result is None else DONE
 
     def close(self) -> None:
@@ -134,20 +128,6 @@ def _write_point(
         f.variables["message"][index] = ""
 
 
-def _fsync(path: Path) -> None:
-    """Flush a file (or a folder, for a rename in it) to disk, where the system allows."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # folders cannot be opened on some systems
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _lock(path: Path) -> Any:
     """Hold an exclusive lock on ``.NAME.lock`` beside ``path`` (the open file, kept until
     the sweep closes), or refuse: another sweep writes ``path``."""
@@ -179,7 +159,7 @@ def open_for_sweep(path: str | os.PathLike[str], sweep: LoadedSweep) -> SweepFil
         raise RunFileError(f"{path}: folder {path.parent} does not exist")
     lock = _lock(path)
     try:
-        for stale in path.parent.glob(f".{path.name}.partial-*"):
+        for stale in path.parent.glob(f"{partial_prefix(path)}*"):
             stale.unlink(missing_ok=True)  # left by a killed sweep; the lock says none runs
         if not path.exists():
             _create(path, sweep)
@@ -206,8 +186,7 @@ def _create(path: Path, sweep: LoadedSweep) -> None:
 
     dims = [axis.path for axis in sweep.spec.axes] + ["seed"]
     text = h5py.string_dtype()
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    with h5netcdf.File(partial, "w") as f:
+    with atomic_path(path) as partial, h5netcdf.File(partial, "w") as f:
         f.attrs.update(
             {"format": FORMAT, "format_version": FORMAT_VERSION, "sweep_yaml": sweep.text}
         )
@@ -233,8 +212,6 @@ def _create(path: Path, sweep: LoadedSweep) -> None:
             var.attrs["units"] = "1"
         f.create_variable("status", tuple(dims), dtype="i1", fillvalue=PENDING)
         f.create_variable("message", tuple(dims), dtype=text)
-    _fsync(partial)
-    os.replace(partial, path)
 
 
 def is_sweep_file(path: str | os.PathLike[str]) -> bool:

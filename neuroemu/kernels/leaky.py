@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numba import njit
 
+from ..files import write_text_atomic
+
 if TYPE_CHECKING:
     from ..models.neurons import UpdateCode
 
@@ -193,10 +195,8 @@ def step_kernel(code: UpdateCode, rate: str) -> Any:
         return _LOADED[digest]
     name = f"neuroemu_leaky_{digest}"
     path = _cache_dir() / f"{name}.py"
-    if not path.is_file() or path.read_text() != source:
-        partial = path.with_name(f".{path.name}.{os.getpid()}")
-        partial.write_text(source)
-        partial.replace(path)
+    if not path.is_file() or path.read_text(encoding="utf-8") != source:
+        write_text_atomic(path, source)
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

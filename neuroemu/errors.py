@@ -30,3 +30,11 @@ class SpiceError(NeuroemuError):
 
 class RunFileError(NeuroemuError):
     """A run file cannot be written or read."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (runs of whitespace, newlines included, become one
+    space), or its type name when it has none. For an ``OSError`` with a reason
+    (``strerror``), the reason alone, without the file name the message repeats."""
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(text.split()) or type(exc).__name__

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import DatasetError, one_line
 
 __all__ = [
     "DATASET_NAMES",
@@ -153,12 +153,6 @@ class Dataset:
 
 
 # --------------------------------------------------------------------------------------- IDX
-def _reason(exc: BaseException) -> str:
-    """An exception's reason without the path it may repeat, on one line."""
-    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return " ".join(text.split()) or type(exc).__name__
-
-
 def _read_maybe_gzipped(path: Path) -> bytes:
     """The bytes of ``path``, decompressed if they start with the gzip magic."""
     try:
@@ -166,13 +160,13 @@ def _read_maybe_gzipped(path: Path) -> bytes:
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({_reason(exc)})") from None
+        raise DatasetError(f"{path}: cannot read ({one_line(exc)})") from None
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
-        raise DatasetError(f"{path}: corrupt gzip data ({_reason(exc)})") from None
+        raise DatasetError(f"{path}: corrupt gzip data ({one_line(exc)})") from None
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import one_line
 from ..spec.cards import NeuronCard
 from ..units import parse_any_quantity
 from .diode import thermal_voltage
@@ -99,11 +100,6 @@ class UpdateCode:
 
     statements: tuple[tuple[str, str], ...]
     inputs: tuple[str, ...]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 @functools.cache
@@ -271,7 +267,7 @@ class NeuronModel:
         try:
             return b2.Equations(text)
         except Exception as exc:  # Brian2 raises several kinds; its message says why
-            raise NeuronModelError("equations", _one_line(exc)) from None
+            raise NeuronModelError("equations", one_line(exc)) from None
 
     def _check_roles(self, eqs: Any) -> None:
         b2 = _brian2()
@@ -331,7 +327,7 @@ class NeuronModel:
             group.state_updater.update_abstract_code(run_namespace={})
             abstract = group.state_updater.abstract_code
         except Exception as exc:  # units, unknown names, a method that does not apply
-            raise NeuronModelError("equations", _one_line(exc)) from None
+            raise NeuronModelError("equations", one_line(exc)) from None
         statements = _statements(abstract)
         local = {"v", *inputs, *(target for target, _ in statements)}
         numbers = {**self.parameters, "dt": self.dt, **self._unit_names(abstract)}

@@ -43,11 +43,11 @@ import numpy as np
 
 from .. import __version__
 from ..errors import SpiceError
+from ..units import ZERO_CELSIUS
 
 if TYPE_CHECKING:
     from ..chip.base import Chip
 
-ZERO_CELSIUS = 273.15
 OPTIONS = "RELTOL=1e-12 VNTOL=1e-15 ABSTOL=1e-18 ITL1=1000"
 
 

@@ -11,14 +11,20 @@ operating point (cross-checked against ngspice). The public API:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from .version import __version__ as __version__
+
 __all__ = ["Chip", "Equilibrium", "NeuroemuError", "__version__", "load_dataset", "open_run"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy, so that `import neuroemu` (and `neuroemu --help`) stays instant.
+    if name == "__version__":
+        from .version import __version__
+
+        return __version__
     if name == "Chip":
         from .chip.base import Chip
 

@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import __version__
 from ..errors import SpiceError
 from ..units import ZERO_CELSIUS
+from ..version import __version__
 
 if TYPE_CHECKING:
     from ..chip.base import Chip

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 import neuroemu
-from neuroemu.io.spice import netlist, spice_voltages
+from neuroemu.io.spice import spice_voltages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def main() -> None:
         chip.settle(row[None, :])
         engine = time.perf_counter() - start
         start = time.perf_counter()
-        netlist(chip, row)
+        chip.to_spice(row)
         writing = time.perf_counter() - start
         start = time.perf_counter()
         reference = spice_voltages(chip, row)

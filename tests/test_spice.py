@@ -13,7 +13,7 @@ import yaml
 
 import neuroemu
 from neuroemu.errors import SpiceError
-from neuroemu.io.spice import check_spice, netlist, ngspice_available, run_ngspice
+from neuroemu.io.spice import check_spice, ngspice_available, run_ngspice
 from neuroemu.models.diode import diode_current, thermal_voltage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def tiny_shockley(**layer_overrides) -> neuroemu.Chip:
 def test_netlist_elements_and_values():
     chip = tiny_shockley()
     x = np.linspace(0, 1, chip.n_inputs)
-    text = netlist(chip, x)
+    text = chip.to_spice(x)
     lines = text.splitlines()
     resistors = [line for line in lines if line.startswith("R")]
     sources = [line for line in lines if re.match(r"V0_\d+ ", line)]
@@ -66,7 +66,7 @@ def test_netlist_refuses_ideal_diodes():
 
 def test_netlist_checks_input():
     with pytest.raises(neuroemu.errors.InputError, match="x_row"):
-        netlist(tiny_shockley(), np.full(6, 2.0))
+        tiny_shockley().to_spice(np.full(6, 2.0))
 
 
 @needs_ngspice

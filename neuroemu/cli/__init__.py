@@ -27,7 +27,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
         from ..version import __version__
 
-        parser.exit(0, f"neuroemu {__version__}\n")
+        print(f"neuroemu {__version__}")
+        parser.exit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,14 +28,16 @@ import logging
 import math
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import one_line
-from ..spec.cards import NeuronCard
 from ..units import parse_any_quantity
 from .diode import thermal_voltage
+
+if TYPE_CHECKING:
+    from ..spec.cards import NeuronCard
 
 #: Brian2's names of the SI base units neuron parameters may have.
 BRIAN2_UNITS = {

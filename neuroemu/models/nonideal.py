@@ -15,11 +15,15 @@ passed in, so a chip's seed fixes every draw.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import InputError
-from ..spec.cards import ResistorCard
 from .update import Bounds
+
+if TYPE_CHECKING:
+    from ..spec.cards import ResistorCard
 
 MICROSIEMENS = 1e-6
 PCM_REFERENCE_G_MAX = 25e-6  # S, the scale the PCM polynomial was fitted on

@@ -7,7 +7,10 @@ of positive conductances realises weights of both signs.
 
 from __future__ import annotations
 
-from ..spec.cards import ResistorCard
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..spec.cards import ResistorCard
 
 
 def reference(card: ResistorCard) -> float:

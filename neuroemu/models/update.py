@@ -32,9 +32,13 @@ Device-to-device spread (each drawn once per chip, from the chip's seed):
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from ..spec.cards import ResistorCard
+if TYPE_CHECKING:
+    from ..spec.cards import ResistorCard
+
 
 #: A device array's own bounds ``(g_lo, g_hi)`` (S, each shaped like the array), or
 #: ``None`` for an array whose devices all have the card's range.

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 import neuroemu
-from neuroemu.learning.ep import one_hot_targets
 from neuroemu.learning.train import train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +73,7 @@ def baseline_step(chip, W, B, x, y, rate_scale, velocity):
     bounds = [chip.node_bounds(layer) for layer in chip.spec.layers]
     finite = [abs(b) for pair in bounds for side in pair for b in side if np.isfinite(b)]
     v_scale = max([gain, v_b, *finite])  # the largest source voltage
-    target = one_hot_targets(chip, y, t.target_voltage)
+    target = chip.target_voltages(y, t.target_voltage)
     tol, sweeps = chip.spec.solver.tol, chip.spec.solver.max_sweeps
     zeros = [np.zeros((len(x), n)) for n in chip.layer_sizes]
     free = baseline_settle(W, B, sources, v_b, v_scale, bounds, 0.0, target, zeros, tol, sweeps)

@@ -49,6 +49,9 @@ EPOCH_STREAMS: dict[str, tuple[int, ...]] = {
 }
 #: Every epoch stream's key starts ``[seed, 1, epoch]``.
 TRAINING = 1
+#: The seed of a sweep's random axis values (``random:`` axes), fixed so that a sweep spec
+#: names the same points every time it is read.
+SWEEP_AXES_SEED = 0
 
 
 def stream(seed: int, name: str, epoch: int | None = None) -> np.random.Generator:

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from neuroemu import Chip
-from neuroemu.models.synapse import reference
-from neuroemu.io.brian2 import simulate
 from neuroemu.errors import InputError
+from neuroemu.io.brian2 import simulate
+from neuroemu.models.synapse import reference
 
 from .conftest import ROOT
 

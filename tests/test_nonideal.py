@@ -70,8 +70,7 @@ def small_chip(device: str):
 
 
 def test_infer_at_ideal_devices_does_not_age():
-    from neuroemu.run.evaluate import infer_at
-    from neuroemu.run.evaluate import evaluate
+    from neuroemu.run.evaluate import evaluate, infer_at
 
     chip = small_chip("ideal_resistor")
     x = np.random.default_rng(0).uniform(size=(40, chip.n_inputs))

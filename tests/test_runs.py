@@ -46,8 +46,8 @@ def trained(tmp_path_factory):
 def replayed():
     """The run of ``trained`` done again in this process, step by step, through the public
     API: the chip at every epoch, its evaluations, traces and aged evaluations."""
-    from neuroemu.run.evaluate import evaluate, infer_at
     from neuroemu.learning.train import trace_phases, train_epoch
+    from neuroemu.run.evaluate import evaluate, infer_at
 
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
     training = chip.spec.training
@@ -627,7 +627,9 @@ def test_a_signal_during_an_append_waits_for_it(tmp_path, signum, raised):
         assert f["metrics/error"][()].tolist() == [0.9, 0.5]
         assert f["state"].attrs["epoch"] == 1
         assert f["snapshot_epoch"][()].tolist() == [0, 1]
-        np.testing.assert_array_equal(f["state/conductance/input->hidden"][()], state.conductances[0])
+        np.testing.assert_array_equal(
+            f["state/conductance/input->hidden"][()], state.conductances[0]
+        )
         np.testing.assert_array_equal(f["conductance/input->hidden"][1], state.conductances[0])
     # The handlers in place before are back: SIGTERM is Python's default again.
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
@@ -758,3 +760,38 @@ def test_every_dataset_has_a_unit(trained):
             )
         )
     assert missing == []
+
+
+def test_a_run_file_of_an_earlier_version_opens_and_resumes(tmp_path):
+    """tests/data/run_v2.h5 was written by an earlier neuroemu: two epochs of
+    tests/data/run_v2_chip.yaml. It opens as it is, its chip is rebuilt from what it keeps,
+    and resumed to four epochs it gives bit for bit what an uninterrupted four-epoch run of
+    that version gave (tests/data/run_v2_expected.json)."""
+    import hashlib
+    import shutil
+
+    data = ROOT / "tests" / "data"
+    expected = json.loads((data / "run_v2_expected.json").read_text())
+    timings = {"wall_time_s", "samples_per_s", "train_wall_time_s"}
+    shutil.copy(data / "run_v2_chip.yaml", tmp_path)
+    path = shutil.copy(data / "run_v2.h5", tmp_path)
+
+    run = neuroemu.open_run(path)
+    assert run.epochs_done == 2 and run.traced_epochs == [0, 1, 2]
+    kept = [{k: v for k, v in h.items() if k not in timings} for h in run.history]
+    assert kept == expected["history"][:3]
+    assert run.trace(1)["update:input->hidden"].dims == ("input", "hidden")
+    chip = run.chip  # rebuilt: the spec and cards the file keeps, its state after epoch 2
+    np.testing.assert_array_equal(
+        chip.conductances[0], run.conductance["input->hidden"].isel(epoch=-1).values
+    )
+    assert chip.velocities is not None  # trained with momentum
+
+    resumed = neuroemu.simulate(tmp_path / "run_v2_chip.yaml", limit=40, epochs=4, resume=path)
+    history = [{k: v for k, v in h.items() if k not in timings} for h in resumed.history]
+    assert history == expected["history"]
+    with h5py.File(path) as f:
+        for name, digest in expected["state_sha256"].items():
+            array = np.ascontiguousarray(f["state"][name][()], dtype=np.float64)
+            assert hashlib.sha256(array.tobytes()).hexdigest() == digest, name
+    assert resumed.meta["complete"]

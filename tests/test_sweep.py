@@ -82,7 +82,9 @@ def test_two_worker_sweep_records_failures_and_resumes(tmp_path):
     assert np.all(np.isfinite(ds["error"].sel({"inputs.size": 784}).values))
     assert np.all(np.isnan(ds["error"].sel({"inputs.size": 100}).values))
     assert ds["status"].values.tolist() == [[1, 1], [2, 2]]
-    assert "samples have 784 values but chip xs_784x100 takes 100 inputs" in str(ds["message"].values[1, 0])
+    assert "samples have 784 values but chip xs_784x100 takes 100 inputs" in str(
+        ds["message"].values[1, 0]
+    )
     # The error of a point equals a direct evaluation of the same chip.
     import neuroemu
     from neuroemu.run.evaluate import evaluate

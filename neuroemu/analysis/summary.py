@@ -21,7 +21,10 @@ def summary_lines(run: Run) -> list[tuple[str, str]]:
     """What a run file holds, as (key, text) pairs."""
     meta, metrics = run.meta, run.metrics
     lines = [
-        ("file", f"{run.path} ({run.path.stat().st_size / 1e6:.2f} MB)"),
+        (
+            "file",
+            "-" if run.path is None else f"{run.path} ({run.path.stat().st_size / 1e6:.2f} MB)",
+        ),
         ("chip", f"{meta.get('chip_name')} (seed {meta.get('seed')})"),
         ("data set", f"{meta.get('dataset')} ({meta.get('dataset_source')})"),
         ("started", f"{meta.get('started')}, finished {meta.get('finished') or '-'}"),

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,9 @@ from ..streams import stream
 from ..units import format_quantity
 from .reads import read_arrays
 from .state import ChipState, DeviceUpdate, DriftClock, ReadOnlyArray, frozen, read_only
+
+if TYPE_CHECKING:
+    from ..engine.states import Equilibrium
 
 
 @dataclass(frozen=True)
@@ -601,18 +604,17 @@ class BaseChip:
         self._changed()
 
     # ------------------------------------------------------------------ family
-    def settle(self, x: Any, beta: float = 0.0, target: Any = None, **options: Any) -> Any:
-        raise NotImplementedError
-
-    def scores(self, output_voltages: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def target_voltages(self, labels: np.ndarray, voltage: float) -> np.ndarray:
-        raise NotImplementedError
+    #: ``settle(x, beta=0.0, target=None, **options) -> Equilibrium``: the family's phase
+    #: (a DC operating point, or time steps of leaky neurons) as the current read sees it.
+    settle: Callable[..., Equilibrium]
+    #: Class scores (V) from output voltages.
+    scores: Callable[[np.ndarray], np.ndarray]
+    #: ``target_voltages(labels, voltage)``: output targets (V) of the right classes.
+    target_voltages: Callable[[np.ndarray, float], np.ndarray]
 
 
 #: Each family's chip class, by the type of spec it is built from.
-FAMILIES: dict[type, type[BaseChip]] = {}
+FAMILIES: dict[type, Callable[..., BaseChip]] = {}
 
 FamilyT = TypeVar("FamilyT", bound=type[BaseChip])
 

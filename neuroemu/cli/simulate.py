@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..chip import BaseChip, Chip, LeakyChip
+    from ..io.runs import Run
 
 from .arguments import (
     dataset_argument,
@@ -115,7 +119,7 @@ def epoch_line(figures: dict[str, Any], epochs: int) -> str:
     )
 
 
-def report_lines(run: Any) -> list[tuple[str, str]]:
+def report_lines(run: Run) -> list[tuple[str, str]]:
     """The report of a run's last test pass, by its chip's family."""
     chip = run.chip
     return REPORTS[chip.family](chip, run.figures, run.meta["dataset"], run.meta["dtype"])
@@ -129,11 +133,11 @@ def _q(figures: dict[str, Any], name: str) -> str:
     return format_quantity(figures[name], metric(name).unit)
 
 
-def _sizes(chip: Any) -> str:
+def _sizes(chip: BaseChip) -> str:
     return "-".join(str(s) for s in [chip.n_inputs, *chip.layer_sizes])
 
 
-def _common(chip: Any, f: dict[str, Any], dataset: str, what: str) -> list[tuple[str, str]]:
+def _common(chip: BaseChip, f: dict[str, Any], dataset: str, what: str) -> list[tuple[str, str]]:
     return [
         (
             "chip",
@@ -149,7 +153,7 @@ def _speed(f: dict[str, Any], dtype: str) -> tuple[str, str]:
 
 
 def _resistive_lines(
-    chip: Any, f: dict[str, Any], dataset: str, dtype: str
+    chip: Chip, f: dict[str, Any], dataset: str, dtype: str
 ) -> list[tuple[str, str]]:
     return [
         *_common(chip, f, dataset, ""),
@@ -174,7 +178,9 @@ def _resistive_lines(
     ]
 
 
-def _leaky_lines(chip: Any, f: dict[str, Any], dataset: str, dtype: str) -> list[tuple[str, str]]:
+def _leaky_lines(
+    chip: LeakyChip, f: dict[str, Any], dataset: str, dtype: str
+) -> list[tuple[str, str]]:
     from ..units import format_quantity
 
     d = chip.spec.dynamics

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..chip import BaseChip
+    from ..io.datasets import Dataset
 
 from .arguments import (
     dataset_argument,
@@ -35,7 +39,7 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=check)
 
 
-def _test_samples(args: argparse.Namespace, chip: Any) -> Any:
+def _test_samples(args: argparse.Namespace, chip: BaseChip) -> Dataset:
     """The test part of ``--dataset``, checked to fit the chip's inputs."""
     from ..errors import InputError
     from ..io.datasets import load_dataset

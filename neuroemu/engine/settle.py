@@ -164,8 +164,12 @@ def settle(
     else:
         # Every product of a chunk on one BLAS thread: the same calls on threads or not, so
         # the same bits, and no BLAS threads waiting on each other on a busy machine.
+        def start(chunk: _Chunk) -> None:
+            chunk.inputs()
+            chunk.run(max_sweeps)
+
         with one_blas_thread():
-            each(chunks, lambda chunk: (chunk.inputs(), chunk.run(max_sweeps)), threads)
+            each(chunks, start, threads)
             sweeps = max(chunk.sweeps for chunk in chunks)
             each(chunks, lambda chunk: chunk.finish(sweeps), threads)
     sweeps = max(chunk.sweeps for chunk in chunks)

@@ -69,10 +69,12 @@ class RecordedChip(Protocol):
     """What a run file needs of a chip: its identity, the names and shapes of its arrays,
     and its state (:meth:`~neuroemu.chip.base.BaseChip.state`)."""
 
-    name: str
     seed: int
     source: LoadedChip | None
     spec: Any
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def crossbars(self) -> Sequence[Any]: ...
@@ -312,8 +314,9 @@ class RunWriter:
         conductance."""
         f = self.file
         n = f["metrics/epoch"].shape[0] if "epoch" in f["metrics"] else 0
+        units = {key: metric(key).unit for key in ("epoch", *metrics)}  # unknown: an error
         for key, value in {"epoch": epoch, **metrics}.items():
-            unit = metric(key).unit  # an unknown name is an error, never dropped
+            unit = units[key]
             if key not in f["metrics"]:
                 data = f["metrics"].create_dataset(
                     key, shape=(n,), maxshape=(None,), dtype="f8", fillvalue=np.nan

@@ -1,7 +1,7 @@
 """Training-set augmentation: each epoch sees its images mirrored and moved at random.
 
 An epoch's draws come from a stream of the chip's seed of their own
-(``default_rng([seed, 1, epoch, 3])``), so a resumed run augments exactly as an
+(``epoch_augment``, :mod:`neuroemu.streams`), so a resumed run augments exactly as an
 uninterrupted one, and no other draw of the run changes. Only training images are
 augmented; evaluation sees the data as it is.
 """
@@ -12,6 +12,8 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..streams import stream
 
 if TYPE_CHECKING:
     from ..spec.training import Augment
@@ -66,6 +68,6 @@ def augment_epoch(
     there is nothing to do)."""
     if augment is None or not (augment.flip or augment.shift):
         return x
-    rng = np.random.default_rng([seed, 1, epoch, 3])
+    rng = stream(seed, "epoch_augment", epoch)
     shape = image_shape(augment, n_inputs)
     return augment_images(x, rng, shape, augment.flip, augment.shift)

@@ -10,6 +10,7 @@ every point of a sweep and the examples call it; a notebook calls it the same wa
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ def simulate(
     out: str | os.PathLike[str] | None = None,
     force: bool = False,
     resume: str | os.PathLike[str] | None = None,
-    infer_at: list[float | str] | None = None,
+    infer_at: Sequence[float | str] | None = None,
     batch_size: int | None = None,
     dtype: Any = None,
     progress: Listener | None = None,
@@ -339,7 +340,7 @@ def _dtype(dtype: Any) -> Any:
     return kind.type
 
 
-def _times(times: list[float | str] | None) -> list[float]:
+def _times(times: Sequence[float | str] | None) -> list[float]:
     """Times after programming in s, from numbers (s) or text such as ``1h``."""
     out = []
     for t in times or []:

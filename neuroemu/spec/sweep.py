@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from ..errors import SpecError
+from ..streams import SWEEP_AXES_SEED
 from .base import Strict
 from .loader import AnyChipSpec, chip_from_dict, display_path, find_chip, read_yaml, validate
 
@@ -177,7 +178,7 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     base = chip_from_dict(chip_data, display_path(chip_file), chip_file.resolve().parent)
     if spec.mode == "train" and base.training is None:
         raise SpecError(f"{source}: mode: train, but chip {base.name} has no training section")
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(SWEEP_AXES_SEED)
     values = [axis_values(axis, rng) for axis in spec.axes]
     sweep = LoadedSweep(spec, base, source, text, values)
     probe = base.model_dump(mode="json")

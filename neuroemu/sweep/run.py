@@ -88,9 +88,7 @@ def connect(scheduler: str | None = None, workers: int = 2) -> tuple[Any, Any]:
     try:
         return Client(scheduler, timeout=CONNECT_TIMEOUT), None
     except (OSError, TimeoutError) as exc:
-        raise NeuroemuError(
-            f"--scheduler {scheduler}: cannot connect ({one_line(exc)})"
-        ) from None
+        raise NeuroemuError(f"--scheduler {scheduler}: cannot connect ({one_line(exc)})") from None
     except Exception as exc:  # something answered, but not in Dask's protocol
         raise NeuroemuError(
             f"--scheduler {scheduler}: something answers there, but not a Dask scheduler "

@@ -1,0 +1,128 @@
+"""neuroemu.simulate: the one orchestrator, as a notebook calls it and as the CLI prints it;
+the registry of learning rules it trains with; the metrics table every writer reads."""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import neuroemu
+from neuroemu.errors import InputError, NeuroemuError, RunFileError
+
+from .conftest import run_cli
+from .test_datasets import make_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+XS = ROOT / "chips" / "xs_784x100.yaml"
+TIMINGS = {"wall_time_s", "samples_per_s", "train_wall_time_s"}
+
+
+def untimed(obj):
+    """``obj`` (a run's summary) without wall times, which differ from run to run."""
+    if isinstance(obj, dict):
+        return {k: untimed(v) for k, v in obj.items() if k not in TIMINGS}
+    if isinstance(obj, list):
+        return [untimed(v) for v in obj]
+    return obj
+
+
+def test_the_command_prints_what_the_function_returns(tmp_path):
+    """``neuroemu simulate --json`` prints ``simulate(...).to_json()``, and the run file read
+    back gives the same JSON to the letter."""
+    out = tmp_path / "run.h5"
+    args = ["--limit", "60", "--epochs", "2", "--infer-at", "1h"]
+    printed = run_cli("simulate", str(XS), *args, "--out", str(out), "--json", "--quiet")
+    assert printed.returncode == 0, printed.stderr
+    summary = json.loads(printed.stdout.strip().splitlines()[-1])
+    again = neuroemu.open_run(out)
+    assert again.to_json() == json.dumps(summary)  # the file holds every figure, typed
+    run = neuroemu.simulate(XS, limit=60, epochs=2, infer_at=["1h"])
+    assert run.path is None and run.conductance["epoch"].values.tolist() == [2]
+    ours = untimed(run.summary())
+    theirs = untimed(summary)
+    del theirs["out"]
+    assert ours == theirs
+    assert [h["epoch"] for h in run.history] == [0, 1, 2]
+    assert set(run.history[0]) < set(run.history[1])  # epoch 0 has no training figures
+    assert run.error == run.history[-1]["error"] == summary["error"]
+    assert isinstance(run.history[1]["converged"], bool)
+    assert isinstance(run.history[1]["samples"], int)
+
+
+def test_a_built_chip_trains_in_place_and_keeps_its_seed(tmp_path):
+    chip = neuroemu.Chip.from_yaml(XS)
+    before = chip.state()
+    run = neuroemu.simulate(chip, limit=40, epochs=1)
+    assert run.chip is chip
+    assert not np.array_equal(chip.conductances[0], before.conductances[0])
+    with pytest.raises(InputError, match="seed: chip xs_784x100 is built already"):
+        neuroemu.simulate(chip, seed=3, epochs=0)
+    with pytest.raises(InputError, match="chip: expected a spec file"):
+        neuroemu.simulate(42)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="dtype: must be float64 or float32"):
+        neuroemu.simulate(XS, epochs=0, limit=5, dtype="float16")
+    with pytest.raises(InputError, match="infer_at: cannot read '1 fortnight'"):
+        neuroemu.simulate(XS, epochs=0, limit=5, infer_at=["1 fortnight"])
+
+
+def test_progress_is_reported_as_events():
+    events = []
+    neuroemu.simulate(XS, limit=40, epochs=2, progress=events.append)
+    kinds = [(e.kind, e.task) for e in events if e.kind != "advance"]
+    test = [("start", "test"), ("end", "test")]
+    train = [("start", "train"), ("end", "train")]
+    epoch = [("epoch", "test")]
+    assert kinds == test + epoch + train + test + epoch + train + test + epoch
+    advanced = sum(e.advance for e in events if e.kind == "advance" and e.task == "train")
+    assert advanced == 2 * 40  # every training sample of both epochs
+    assert [e.epoch for e in events if e.kind == "epoch"] == [0, 1, 2]
+    assert all(e.epochs == 2 for e in events)
+    last = [e for e in events if e.kind == "epoch"][-1]
+    assert "train_error" in last.figures and "error" in last.figures
+
+
+def test_resume_refuses_other_data_and_leaves_the_file_alone(tmp_path):
+    out = tmp_path / "run.h5"
+    neuroemu.simulate(XS, limit=40, epochs=1, out=out)
+    kept = out.read_bytes()
+    with pytest.raises(RunFileError, match="trained with --limit 40; resume it with the same"):
+        neuroemu.simulate(XS, limit=50, epochs=2, resume=out)
+    other = tmp_path / "digits"
+    make_folder(other, n_train=50, n_test=50)
+    with pytest.raises(RunFileError, match="trained on data set mnist5k, not digits"):
+        neuroemu.simulate(XS, limit=40, epochs=2, dataset=other, resume=out)
+    assert out.read_bytes() == kept
+    resumed = neuroemu.simulate(XS, limit=40, epochs=2, resume=out)
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    assert resumed.epochs == 2 and resumed.meta["complete"]
+
+
+def test_every_algorithm_of_the_spec_has_a_rule():
+    from neuroemu.learning import RULES, rule_for
+    from neuroemu.spec.training import Algorithm
+
+    algorithms = set(typing.get_args(Algorithm))
+    assert {a for _, a in RULES} == algorithms
+    assert {f for f, _ in RULES} == {"resistive", "leaky"}
+    chip = neuroemu.Chip.from_yaml(XS)
+    training = chip.spec.training.model_copy(update={"algorithm": "vf"})
+    with pytest.raises(InputError, match="vf is not a rule of resistive chips"):
+        rule_for(chip, training)
+
+
+def test_an_unknown_metric_is_an_error_not_dropped(tmp_path):
+    from neuroemu.io.hdf5 import RunWriter
+    from neuroemu.metrics import METRICS, metric
+
+    chip = neuroemu.Chip.from_yaml(XS)
+    writer = RunWriter.create(tmp_path / "r.h5", chip, dataset="d", dataset_source="s", started="")
+    with pytest.raises(NeuroemuError, match="metric 'errors': unknown"):
+        writer.append(0, {"error": 0.5, "errors": 0.5}, chip.state())
+    assert "error" not in writer.file["metrics"]  # nothing of the epoch was written
+    writer.close()
+    assert metric("mean_power_W").unit == "W"
+    assert all(m.unit and m.description and m.label for m in METRICS.values())

@@ -17,13 +17,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import RunFileError
 from ..metrics import METRICS, metric
 from .hdf5 import array_names, open_run_file, read_state
+
+if TYPE_CHECKING:
+    from ..chip.base import BaseChip
 
 
 class Run:
@@ -72,7 +75,7 @@ class Run:
         aging: Any = None,
         figures: dict[str, Any] | None = None,
         infer_at: list[dict[str, Any]] | None = None,
-        chip: Any = None,
+        chip: BaseChip | None = None,
     ):
         self.path = path
         self.meta = meta
@@ -201,7 +204,7 @@ class Run:
         return self._traces
 
     @property
-    def chip(self) -> Any:
+    def chip(self) -> BaseChip:
         """The chip as the run left it: the trained chip of a run just made; for a run read
         from its file, the chip rebuilt from the spec and cards the file keeps, with the
         conductances (and velocities) of its last evaluated epoch."""
@@ -287,7 +290,7 @@ def _dataset(rows: list[dict[str, Any]], dim: str) -> Any:
     return xr.Dataset(variables, coords=coords)
 
 
-def _rebuild_chip(run: Run) -> Any:
+def _rebuild_chip(run: Run) -> BaseChip:
     """The chip of a run file: its spec with every card as the file keeps it, its seed, and
     its state after the last evaluated epoch."""
     import yaml
@@ -331,10 +334,17 @@ def _attr(value: Any) -> Any:
     return value
 
 
-def open_run(path: str | os.PathLike[str]) -> Run:
+def open_run(
+    path: str | os.PathLike[str],
+    *,
+    chip: BaseChip | None = None,
+    figures: dict[str, Any] | None = None,
+) -> Run:
     """Read a run file written by ``neuroemu simulate --out`` (``neuroemu.simulate(...,
     out=...)``). Metrics, predictions and test passes after programming are read at once;
-    conductance snapshots and traces when first asked for."""
+    conductance snapshots and traces when first asked for. ``chip`` and ``figures``: the
+    run's chip and last test pass when the caller holds them (``simulate`` does), instead of
+    rebuilding the chip from the file and taking the figures of its last epoch."""
     import xarray as xr
 
     path = Path(path)
@@ -363,7 +373,16 @@ def open_run(path: str | os.PathLike[str]) -> Run:
                 },
                 coords={"time": ("time", group["time_s"][()], {"units": "s"})},
             )
-    return Run(path, meta, metrics=metrics, prediction=prediction, label=label, aging=aging)
+    return Run(
+        path,
+        meta,
+        metrics=metrics,
+        prediction=prediction,
+        label=label,
+        aging=aging,
+        figures=figures,
+        chip=chip,
+    )
 
 
 def _read_conductance(f: Any, meta: dict[str, Any]) -> Any:

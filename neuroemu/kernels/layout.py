@@ -1,5 +1,5 @@
 """Row and column sums of a crossbar, and the input transfer matrix, in one pass over its
-devices (what :meth:`neuroemu.engine.circuit.Circuit.from_chip` needs of every state of the
+devices (what :meth:`neuroemu.chip.resistive.Chip.circuit` needs of every state of the
 conductances: once per mini-batch in training, once per read with read noise). The numpy
 forms they replace, ``w.sum(axis=1)``, ``w.sum(axis=0)`` and ``a (w[:n] - w[n:])``, are
 their reference (``tests/test_kernels.py``)."""

@@ -64,12 +64,12 @@ class Rule(Protocol):
     #: The run file's metric of the rule's training loss (:mod:`neuroemu.metrics`).
     loss_metric: str
 
-    def step(self, chip: Any, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
+    def step(self, chip: BaseChip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
         """One training step on the mini-batch ``(x, y)``: settle its phases and move every
         device (``chip.update_devices``)."""
         ...
 
-    def trace(self, chip: Any, x: np.ndarray, y: np.ndarray, rates: list[float]) -> Traced:
+    def trace(self, chip: BaseChip, x: np.ndarray, y: np.ndarray, rates: list[float]) -> Traced:
         """The phases of ``x`` recorded sweep by sweep, and the change their estimate would
         make with learning ``rates`` (one per crossbar)."""
         ...

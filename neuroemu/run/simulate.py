@@ -125,10 +125,7 @@ def simulate(
     run.go(times)
     final = run.final
     if run.writer is not None:
-        result = open_run(run.writer.path)
-        result._chip = built
-        result._figures = final.figures()
-        return result
+        return open_run(run.writer.path, chip=built, figures=final.figures())
     meta = {
         "chip_name": built.name,
         "seed": built.seed,

@@ -530,7 +530,7 @@ class BaseChip:
 
     def read_arrays(self, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The conductances (S) one read of the chip sees, ``(crossbars, biases)``, noise
-        drawn from ``rng`` (:func:`neuroemu.models.nonideal.read_arrays`): new arrays for
+        drawn from ``rng`` (:func:`neuroemu.chip.reads.read_arrays`): new arrays for
         the noisy cards, the chip's own (read-only views) for the others."""
         arrays = self._read(rng, None)
         views = [*self.conductances, *self.bias_conductance]

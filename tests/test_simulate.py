@@ -126,3 +126,30 @@ def test_an_unknown_metric_is_an_error_not_dropped(tmp_path):
     writer.close()
     assert metric("mean_power_W").unit == "W"
     assert all(m.unit and m.description and m.label for m in METRICS.values())
+
+
+def test_test_every_evaluates_fewer_epochs_and_trains_alike():
+    every = neuroemu.simulate(XS, limit=40, epochs=3)
+    some = neuroemu.simulate(XS, limit=40, epochs=3, test_every=2)
+    last = neuroemu.simulate(XS, limit=40, epochs=3, test_every=0)
+    assert [h["epoch"] for h in some.history] == [0, 2, 3]
+    assert [h["epoch"] for h in last.history] == [3]
+    for run in (some, last):
+        assert untimed(run.history[-1]) == untimed(every.history[-1])
+        for a, b in zip(run.chip.conductances, every.chip.conductances, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert untimed(some.history[1]) == untimed(every.history[2])
+
+
+def test_the_settle_figure_of_a_leaky_chip_names_what_it_shows(tmp_path):
+    """A leaky chip's trace is in time steps, its residual the change of v per step and its
+    power the arrays' read power: the settle figure's axes say so."""
+    from neuroemu.analysis import run_figure
+
+    out = tmp_path / "leaky.h5"
+    neuroemu.simulate(ROOT / "chips" / "leaky_784x500.yaml", limit=20, epochs=1, out=out)
+    fig = run_figure(neuroemu.open_run(out), "settle")
+    top, bottom = fig.axes[:2]
+    assert top.get_ylabel() == "largest change of v per step, of v_r"
+    assert bottom.get_ylabel().startswith("read power of the arrays (")
+    assert bottom.get_xlabel().startswith("time step")

@@ -6,6 +6,7 @@ Every axis that shows a metric is labelled, and scaled, from :data:`neuroemu.met
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RunFileError
@@ -150,6 +151,12 @@ def _settle(fig: Any, run: Run, title: str) -> str:
     trace = run.trace()
     top, bottom = fig.subplots(2, 1, sharex=True)
     residual_figure, power_figure = metric("max_relative_residual"), metric("mean_power_W")
+    # A leaky chip's trace is in time steps; its energy is read energy so far (J), its
+    # residual the change of v per step over v_r, its power the arrays' read power.
+    leaky = "energy" in trace and trace["energy"].attrs.get("units") == "J"
+    if leaky:
+        residual_figure = replace(residual_figure, label="largest change of v per step, of v_r")
+        power_figure = replace(power_figure, label="read power of the arrays")
     power_factor, power_label = metric_scale(power_figure, trace["power"].values)
     phases = list(trace.phase.values)
     for phase in phases:
@@ -160,8 +167,6 @@ def _settle(fig: Any, run: Run, title: str) -> str:
             top.semilogy(trace.sweep, residual, ".-", label=legend, **style)
             power = power_factor * trace["power"].sel(phase=phase, sample=sample)
             bottom.plot(trace.sweep, power, ".-", label=legend, **style)
-    # A leaky chip's trace is in time steps; its energy is read energy so far (J).
-    leaky = "energy" in trace and trace["energy"].attrs.get("units") == "J"
     top.set_ylabel(residual_figure.axis_label())
     top.legend(title=f"phase ({trace.sizes['sample']} traced samples)", fontsize=8)
     top.grid(alpha=0.3)

@@ -42,6 +42,14 @@ def add_parser(sub: Any) -> None:
         help="after training, evaluate at these times after programming, with programming "
         "noise, drift and read noise (e.g. 1s,1h,1d,1y)",
     )
+    p.add_argument(
+        "--test-every",
+        type=non_negative_int,
+        default=1,
+        metavar="K",
+        help="evaluate on the test part at epoch 0, every K-th epoch and the last "
+        "(default 1; 0: the last only)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples settled at once")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
@@ -67,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             dtype=args.dtype,
             progress=Bars(bars, console),
+            test_every=args.test_every,
         )
     if args.json:
         print(result.to_json())

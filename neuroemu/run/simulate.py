@@ -44,6 +44,7 @@ def simulate(
     batch_size: int | None = None,
     dtype: Any = None,
     progress: Listener | None = None,
+    test_every: int = 1,
 ) -> Run:
     """Run a chip over a data set: evaluate it, train it on chip for ``epochs`` epochs
     (evaluating it after each), and return the :class:`~neuroemu.io.runs.Run`.
@@ -78,6 +79,10 @@ def simulate(
         ``"float64"`` (default) or ``"float32"`` for the engine's arrays.
     progress
         Called with an :class:`~neuroemu.run.progress.Event` at every step of the work.
+    test_every
+        Evaluate on the test part as programmed (epoch 0), after every ``test_every``-th
+        epoch and after the last (the epochs a run file and the history hold); 0: after
+        the last epoch only (a sweep point's way: its figures are the trained chip's).
     """
     started = now()
     report = progress or quiet
@@ -101,10 +106,11 @@ def simulate(
             f"{len(data.x_test)} test samples of {data.name}"
         )
     batch = _whole("batch_size", batch_size, 1, BATCH_SIZE)
+    test_every = _whole("test_every", test_every, 0)
     kind = _dtype(dtype)
     times = _times(infer_at)
     settings = {"chip_file": chip_file, "dtype": np.dtype(kind).name, "epochs": epochs}
-    run = _Running(built, data, epochs, batch, kind, report)
+    run = _Running(built, data, epochs, batch, kind, report, test_every)
     if resume is not None:
         writer, done, state = RunWriter.resume(resume, built, data.name, limit)
         writer.file["meta"].attrs.update(settings)  # the epochs asked for now, and dtype
@@ -150,9 +156,17 @@ class _Running:
     """A run in progress: the chip, its data, where it has got to, and what it recorded."""
 
     def __init__(
-        self, chip: BaseChip, data: Dataset, epochs: int, batch: int, dtype: Any, report: Listener
+        self,
+        chip: BaseChip,
+        data: Dataset,
+        epochs: int,
+        batch: int,
+        dtype: Any,
+        report: Listener,
+        test_every: int = 1,
     ):
         self.chip = chip
+        self.test_every = test_every
         self.data = data
         self.epochs = epochs
         self.batch = batch
@@ -171,7 +185,8 @@ class _Running:
         complete = False
         try:
             if self.done < 0:
-                self._evaluated(0, self._test(f"inference {chip.name}"))
+                if self._tested(0):
+                    self._evaluated(0, self._test(f"inference {chip.name}"))
                 self.done = 0
             for epoch in range(self.done + 1, self.epochs + 1):
                 assert training is not None
@@ -186,9 +201,10 @@ class _Running:
                     progress=self._training_progress,
                 )
                 self._event("end", "train")
-                test = self._test(f"test after epoch {epoch}")
-                snapshot = epoch % training.snapshot_every == 0 or epoch == self.epochs
-                self._evaluated(epoch, test, trained.figures(), snapshot)
+                if self._tested(epoch):
+                    test = self._test(f"test after epoch {epoch}")
+                    snapshot = epoch % training.snapshot_every == 0 or epoch == self.epochs
+                    self._evaluated(epoch, test, trained.figures(), snapshot)
             if times:
                 self._after_programming(times)
             complete = True
@@ -200,6 +216,13 @@ class _Running:
             self.final = evaluate(
                 chip, data.x_test, data.y_test, batch_size=self.batch, dtype=self.dtype
             )
+
+    def _tested(self, epoch: int) -> bool:
+        """Whether the run evaluates (and records) ``epoch``: the last always, epoch 0 and
+        every ``test_every``-th with ``test_every`` > 0."""
+        if epoch == self.epochs:
+            return True
+        return self.test_every > 0 and epoch % self.test_every == 0
 
     def _event(self, kind: Any, task: Any = "test", description: str = "", total: int = 0) -> None:
         self.report(Event(kind, task, description, total, epochs=self.epochs))

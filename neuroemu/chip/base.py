@@ -95,8 +95,9 @@ class BaseChip:
     and :meth:`_add_bias` in the order of its seed's draws, then calls :meth:`_finish`.
     """
 
-    #: The family's name, for lookups in registries (learning rules, reports).
-    family: ClassVar[str] = "resistive"
+    #: The family's name, for lookups in registries (learning rules, reports); each family
+    #: sets its own.
+    family: ClassVar[str]
     spec: Any
     seed: int
     source: LoadedChip | None

@@ -90,6 +90,8 @@ class Equilibrium:
 
 
 def initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) -> list:
+    """Where a phase starts: zeros, or copies of ``init`` (an :class:`Equilibrium` or one
+    array per free layer, each (batch, nodes), V) checked and cast to ``dtype``."""
     if init is None:
         return [np.zeros((batch, n), dtype=dtype) for n in sizes]
     arrays = init.voltages if isinstance(init, Equilibrium) else list(init)

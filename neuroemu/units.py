@@ -119,11 +119,12 @@ DURATIONS = {"s": 1.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "y": 365.25 * 864
 
 def parse_duration(text: str) -> float:
     """A time after programming such as ``1s``, ``10 min``, ``1h``, ``1d``, ``1y`` (a
-    Julian year), in s."""
+    Julian year), in s; a bare number is in s, as every quantity without a unit is SI."""
     match = _QUANTITY.match(text)
-    if match is None or match.group(2) not in DURATIONS:
+    unit = None if match is None else (match.group(2) or "s")
+    if match is None or unit not in DURATIONS:
         raise ValueError(f"cannot read {text!r} as a duration (e.g. 1s, 10min, 1h, 1d, 1y)")
-    value = float(match.group(1)) * DURATIONS[match.group(2)]
+    value = float(match.group(1)) * DURATIONS[unit]
     if not value > 0:
         raise ValueError(f"a duration must be > 0 (got {text!r})")
     return value

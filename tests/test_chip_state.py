@@ -203,3 +203,99 @@ def test_programmed_chips_drift_by_the_formula_and_leave_the_chip_alone():
     assert aged.time_since_programming == 20000.0
     for a, b in zip(chip.state().arrays, before.arrays, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_no_view_can_be_made_writable_again():
+    chip = tiny()
+    before = chip.state()
+    view = chip.conductances[0]
+    with pytest.raises(ValueError):  # numpy refuses: the chip's own array is read-only
+        view.flags.writeable = True
+    with pytest.raises(ValueError):
+        np.asarray(view).view(np.ndarray).setflags(write=True)
+    for write in (lambda: view.setflags(write=True), lambda: view.fill(0.0), view.sort):
+        with pytest.raises(InputError, match="set_conductances"):
+            write()
+    velocity_chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
+    neuroemu.simulate(velocity_chip, limit=8, epochs=1)  # momentum: velocities exist
+    with pytest.raises(ValueError):
+        velocity_chip.velocities[0].flags.writeable = True
+    for a, b in zip(chip.state().arrays, before.arrays, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_one_read_serves_every_dtype_until_the_next():
+    """A float32 settle inside a read sees the same read, and leaves the float64 circuit of
+    that read as it was."""
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    for layer in data["layers"]:
+        layer["device"] = {"g_min": "0 uS", "g_max": "100 uS", "read_noise": {"relative": 0.05}}
+    chip = neuroemu.Chip.from_dict(data)
+    x = inputs(chip)
+    with chip.reading(np.random.default_rng(3)):
+        first = chip.settle(x)
+        single = chip.settle(x, dtype=np.float32)
+        again = chip.settle(x)
+    np.testing.assert_array_equal(first.output, again.output)
+    np.testing.assert_allclose(single.output, first.output, atol=1e-5)
+    assert np.abs(first.output - chip.settle(x).output).max() > 1e-6  # a noisy read
+
+
+def test_a_copy_is_never_in_the_middle_of_a_read():
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["layers"][0]["device"] = {
+        "g_min": "0 uS",
+        "g_max": "100 uS",
+        "read_noise": {"relative": 0.05},
+    }
+    chip = neuroemu.Chip.from_dict(data)
+    x = inputs(chip)
+    with chip.reading(np.random.default_rng(3)):
+        twin = chip.copy()
+        pickled = pickle.loads(pickle.dumps(chip))
+    for other in (twin, pickled):
+        assert other.reads is None
+        np.testing.assert_array_equal(other.settle(x).output, chip.settle(x).output)
+
+
+def test_a_programmed_chip_holds_what_programming_left_and_writes_end_its_clock():
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    for layer in data["layers"]:
+        layer["device"] = "pcm"
+        layer["init"] = {"distribution": "uniform", "low": "2 uS", "high": "20 uS"}
+    chip = neuroemu.Chip.from_dict(data)
+    aged = chip.programmed(np.random.default_rng(1))
+    assert not np.array_equal(aged.conductances[0], chip.conductances[0])  # programming noise
+    at_t0 = aged.conductances[0].copy()
+    aged.drift_to(20.0)
+    np.testing.assert_array_equal(aged.conductances[0], at_t0)  # t0: nothing drifted yet
+    aged.set_conductances(chip.conductances)  # programmed anew
+    with pytest.raises(InputError, match="drift_to needs a chip programmed"):
+        aged.drift_to(3600.0)
+    with pytest.raises(InputError, match=r"rng: expected a numpy\.random\.Generator"):
+        chip.programmed(0)
+    with pytest.raises(InputError, match="time: expected seconds"):
+        chip.programmed(np.random.default_rng(1)).drift_to("1h")
+
+
+def test_the_spec_seed_and_source_cannot_be_changed_under_the_chip():
+    chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
+    for change in (
+        lambda: chip.spec.training.learning_rate.__setitem__(0, 0.0),
+        lambda: chip.spec.layers.append(chip.spec.layers[0]),
+        lambda: setattr(chip, "seed", 5),
+        lambda: setattr(chip, "spec", None),
+    ):
+        with pytest.raises((TypeError, AttributeError)):
+            change()
+
+
+def test_set_conductances_refuses_what_is_not_real_numbers():
+    chip = tiny()
+    arrays = [np.array(g) for g in chip.conductances]
+    for bad, what in (
+        (arrays[0].astype(complex), "complex"),
+        (np.full(arrays[0].shape, "x"), "<U1"),
+    ):
+        with pytest.raises(InputError, match=rf"conductances\[0\].*expected real numbers.*{what}"):
+            chip.set_conductances([bad, *arrays[1:]])

@@ -267,7 +267,11 @@ def test_training_bad_input(tmp_path):
         == 0
     )
     wrong_chip = neuroemu("simulate", "xs_784x100", "--resume", str(other), "--limit", "5")
-    assert_one_line_error(wrong_chip, "cannot resume it with chip 'xs_784x100'")
+    assert_one_line_error(
+        wrong_chip,
+        """cannot resume: the chip spec's name is "xs_784x100" here, but the run used""",
+        '"crossbar_784x500"',
+    )
     not_h5 = tmp_path / "x.h5"
     not_h5.write_text("hello")
     assert_one_line_error(

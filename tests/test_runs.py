@@ -52,7 +52,7 @@ def replayed():
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "xs_784x100.yaml")
     training = chip.spec.training
     data = neuroemu.load_dataset("mnist5k").subset(120, 120)
-    samples = training.trace_samples
+    samples = list(training.trace_samples)
     epochs = []
     for epoch in range(3):
         trained = None
@@ -172,6 +172,10 @@ def test_round_trip_of_every_field(trained, replayed):
             "epochs": 2,
             "limit": 120,
         }
+        if name == "chip_spec":  # the validated spec, as the chip was built from it
+            chip = neuroemu.Chip.from_yaml(chip_file)
+            assert json.loads(value) == chip.spec.model_dump(mode="json")
+            return
         if name in expected:
             assert value == expected[name], name
         elif name == "device_cards":
@@ -518,7 +522,8 @@ def test_named_dimensions_and_coordinates(trained, replayed):
 
 def test_card_files_kept_and_resume_checks_them(tmp_path):
     """/meta keeps the exact text of every card file the chip names (an inline card: its
-    YAML dump), and a run does not resume with a card that has changed since."""
+    YAML dump), and a run does not resume with a card whose figures have changed since (a
+    comment changes none)."""
     import yaml
 
     from neuroemu.spec.loader import load_chip
@@ -547,10 +552,16 @@ def test_card_files_kept_and_resume_checks_them(tmp_path):
     common = ("simulate", str(chip_file), "--limit", "60", "--batch-size", "30", "--quiet")
     assert cli(*common, "--epochs", "1", "--out", str(out)).returncode == 0
     assert neuroemu.open_run(out).card_files == loaded.cards
-    card.write_text(card.read_text() + "# edited\n")
+    text = card.read_text()
+    card.write_text(text.replace("g_max: 100 uS", "g_max: 90 uS"))
     resumed = cli(*common, "--epochs", "2", "--resume", str(out))
     assert resumed.returncode == 2
-    assert "device card ideal_resistor is not what the run used" in resumed.stderr
+    assert (
+        "cannot resume: the chip spec's layers[0].device.g_max is 9e-05 here, but the run used "
+        "0.0001" in resumed.stderr
+    )
+    card.write_text(text + "# a comment changes no figure of the run\n")
+    assert cli(*common, "--epochs", "2", "--resume", str(out)).returncode == 0
 
 
 def test_bad_files(tmp_path):

@@ -89,11 +89,12 @@ def test_resume_refuses_other_data_and_leaves_the_file_alone(tmp_path):
     out = tmp_path / "run.h5"
     neuroemu.simulate(XS, limit=40, epochs=1, out=out)
     kept = out.read_bytes()
-    with pytest.raises(RunFileError, match="trained with --limit 40; resume it with the same"):
+    limits = "the limit is 50 samples per part here, but the run used 40 samples per part"
+    with pytest.raises(RunFileError, match=f"cannot resume: {limits}"):
         neuroemu.simulate(XS, limit=50, epochs=2, resume=out)
     other = tmp_path / "digits"
     make_folder(other, n_train=50, n_test=50)
-    with pytest.raises(RunFileError, match="trained on data set mnist5k, not digits"):
+    with pytest.raises(RunFileError, match="the data set is digits here, but the run used mnist5k"):
         neuroemu.simulate(XS, limit=40, epochs=2, dataset=other, resume=out)
     assert out.read_bytes() == kept
     resumed = neuroemu.simulate(XS, limit=40, epochs=2, resume=out)
@@ -153,3 +154,46 @@ def test_the_settle_figure_of_a_leaky_chip_names_what_it_shows(tmp_path):
     assert top.get_ylabel() == "largest change of v per step, of v_r"
     assert bottom.get_ylabel().startswith("read power of the arrays (")
     assert bottom.get_xlabel().startswith("time step")
+
+
+def test_a_chip_built_in_python_reopens_and_resumes_only_as_it_was(tmp_path):
+    import yaml
+
+    data = yaml.safe_load(XS.read_text())
+    out = tmp_path / "dict.h5"
+    chip = neuroemu.Chip.from_dict(data)
+    neuroemu.simulate(chip, limit=40, epochs=1, out=out)
+    again = neuroemu.open_run(out).chip  # rebuilt from the validated spec the file keeps
+    for a, b in zip(again.conductances, chip.conductances, strict=True):
+        np.testing.assert_array_equal(a, b)
+    data["training"]["batch_size"] = 64
+    other = neuroemu.Chip.from_dict(data)
+    with pytest.raises(
+        RunFileError, match=r"the chip spec's training.batch_size is 64 here, but the run used 32"
+    ):
+        neuroemu.simulate(other, limit=40, epochs=2, resume=out)
+    with pytest.raises(RunFileError, match="the dtype is float32 here, but the run used float64"):
+        neuroemu.simulate(XS, limit=40, epochs=2, resume=out, dtype="float32")
+    resumed = neuroemu.simulate(XS, limit=40, epochs=2, resume=out)  # the same spec, by file
+    assert [h["epoch"] for h in resumed.history] == [0, 1, 2]
+    with pytest.raises(InputError, match="epochs: 1 is fewer than the 2 the run"):
+        neuroemu.simulate(XS, limit=40, epochs=1, resume=out)
+
+
+def test_times_after_programming_in_every_spelling():
+    runs = [
+        neuroemu.simulate(XS, limit=20, epochs=0, infer_at=spelling)
+        for spelling in ("1h", "1h,1d", 3600, [3600.0, "1d"])
+    ]
+    assert [[e["time_s"] for e in r.infer_at] for r in runs] == [
+        [3600.0],
+        [3600.0, 86400.0],
+        [3600.0],
+        [3600.0, 86400.0],
+    ]
+    for bad in (0, -1, float("nan"), "5 parsecs"):
+        with pytest.raises(InputError, match="infer_at"):
+            neuroemu.simulate(XS, limit=20, epochs=0, infer_at=bad)
+    for name, value in (("dataset", 42), ("out", 42), ("progress", 1), ("force", "yes")):
+        with pytest.raises(InputError, match=name):
+            neuroemu.simulate(XS, limit=20, epochs=0, **{name: value})

@@ -98,17 +98,14 @@ class BaseChip:
     #: The family's name, for lookups in registries (learning rules, reports); each family
     #: sets its own.
     family: ClassVar[str]
-    spec: Any
-    seed: int
-    source: LoadedChip | None
 
     # ------------------------------------------------------------------ construction
     def _begin(self, spec: Any, seed: int | None, source: LoadedChip | None) -> np.random.Generator:
         """Keep the spec, seed and source; return the generator the arrays are programmed
         from, in order (stream ``program``)."""
-        self.spec = spec
-        self.seed = spec.seed if seed is None else int(seed)
-        self.source = source
+        self._spec = spec
+        self._seed = spec.seed if seed is None else int(seed)
+        self._source = source
         self._arrays: list[np.ndarray] = []  # crossbars, then biases (device_arrays order)
         self._names: list[str] = []
         self._cards: list[ResistorCard] = []
@@ -159,8 +156,12 @@ class BaseChip:
         self._views()
 
     def _views(self) -> None:
-        """The read-only views others see, and the caches (empty)."""
+        """The read-only views others see, and the caches (empty). The chip's own arrays
+        are read-only too, but inside :meth:`_writing`, so that no view can be made writable
+        again (numpy refuses to while the array it views is read-only)."""
         n = self._n_crossbars
+        for g in self._owned():
+            g.flags.writeable = False
         views = [read_only(g) for g in self._arrays]
         self.crossbars: tuple[Crossbar, ...] = tuple(
             Crossbar(name, card, view)
@@ -170,6 +171,24 @@ class BaseChip:
         self._bias_views = tuple(views[n:])
         self._circuits: dict[Any, Any] = {}
         self._read_buffers: dict[int, np.ndarray] = {}
+        self._current_read: list[np.ndarray] | None = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[list[np.ndarray]]:
+        """The chip's own arrays, writable inside the block (the chip's writes only); every
+        cache is dropped after it."""
+        for g in self._owned():
+            g.flags.writeable = True
+        try:
+            yield self._arrays
+        finally:
+            for g in self._owned():
+                g.flags.writeable = False
+            self._changed()
+
+    def _owned(self) -> list[np.ndarray]:
+        """Every array of the chip's state: conductances, then velocities (if any)."""
+        return [*self._arrays, *(self._velocities or [])]
 
     def _device_pairs(self) -> list[tuple[np.ndarray, ResistorCard]]:
         return list(zip(self._arrays, self._cards, strict=True))
@@ -213,7 +232,8 @@ class BaseChip:
         return self._stuck[: self._n_crossbars]
 
     def _apply_faults(self) -> None:
-        """Put every stuck device back at its stuck conductance (after any programming)."""
+        """Put every stuck device back at its stuck conductance (after any programming; the
+        arrays writable, as inside :meth:`_writing`)."""
         for g, stuck in zip(self._arrays, self._stuck, strict=True):
             if stuck is not None:
                 g.reshape(-1)[stuck[0]] = stuck[1]
@@ -241,16 +261,40 @@ class BaseChip:
         return copy.deepcopy(self)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Copies and pickles leave the views and caches out; __setstate__ makes them anew
-        # over the copied arrays.
+        # Copies and pickles leave the views and caches out (__setstate__ makes them anew
+        # over the copied arrays), and are not in the middle of a read.
         state = dict(self.__dict__)
-        for key in ("crossbars", "_conductance_views", "_bias_views", "_circuits", "_read_buffers"):
+        for key in (
+            "crossbars",
+            "_conductance_views",
+            "_bias_views",
+            "_circuits",
+            "_read_buffers",
+            "_current_read",
+        ):
             state.pop(key, None)
+        state["_reads"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._views()
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def spec(self) -> Any:
+        """The validated spec the chip was built from (immutable)."""
+        return self._spec
+
+    @property
+    def seed(self) -> int:
+        """The seed every random stream of the chip derives from."""
+        return self._seed
+
+    @property
+    def source(self) -> LoadedChip | None:
+        """The file the spec was read from, with its exact text, or ``None``."""
+        return self._source
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -398,6 +442,8 @@ class BaseChip:
             if not all(np.all(np.isfinite(v)) for v in velocities):
                 raise InputError("velocities: contain NaN or infinite values")
         self._write(new)
+        for v in velocities or []:
+            v.flags.writeable = False
         self._velocities = velocities
 
     def _checked(self, what: str, arrays: list[Any], first: int, stop: int) -> list[np.ndarray]:
@@ -408,7 +454,10 @@ class BaseChip:
         for offset, value in enumerate(arrays):
             index = first + offset
             name = f"{what}[{offset}] ({self._names[index]})"
-            g = np.array(value, dtype=np.float64)
+            raw = np.asarray(value)
+            if raw.dtype.kind not in "biuf":
+                raise InputError(f"{name}: expected real numbers (S), got {raw.dtype} values")
+            g = np.array(raw, dtype=np.float64)
             if g.shape != self._arrays[index].shape:
                 raise InputError(
                     f"{name}: expected shape {self._arrays[index].shape}, got {g.shape}"
@@ -431,16 +480,20 @@ class BaseChip:
 
     def _write(self, arrays: list[np.ndarray]) -> None:
         """Write checked arrays into the chip's own (the views stay valid), hold the stuck
-        devices and drop every cache."""
-        for own, new in zip(self._arrays, arrays, strict=True):
-            if new is not own:
-                own[...] = new
-        self._apply_faults()
-        self._changed()
+        devices and drop every cache. Conductances written are programmed anew: a drift
+        clock (:meth:`programmed`) no longer holds."""
+        with self._writing() as own_arrays:
+            for own, new in zip(own_arrays, arrays, strict=True):
+                if new is not own:
+                    own[...] = new
+            self._apply_faults()
+        self._clock = None
 
     def _changed(self) -> None:
-        """The conductances changed: every array laid out from them is stale."""
+        """The conductances changed: every array laid out from them, and the current read
+        of them, is stale."""
         self._circuits.clear()
+        self._current_read = None
 
     # ------------------------------------------------------------------ learning
     def update_devices(
@@ -453,38 +506,43 @@ class BaseChip:
         array whose card draws (stochastic rounding, cycle noise). With ``momentum`` > 0
         every device moves by its velocity ``v <- momentum v + change`` instead. Stuck
         devices do not move."""
+        with self._writing():
+            for u in updates:
+                self._update(u, rng, momentum)
+            self._apply_faults()
+        self._clock = None
+
+    def _update(self, u: DeviceUpdate, rng: np.random.Generator, momentum: float) -> None:
+        """One array's update through its card's model (inside :meth:`_writing`)."""
         from ..kernels.update import ep_update
 
-        for u in updates:
-            g, card = self._arrays[u.index], self._cards[u.index]
-            pulses = None
-            if card.pulses is not None:
-                p = card.pulses
-                pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
-            quantised = card.level_step is not None or card.pulses is not None
-            stochastic = quantised and card.rounding == "stochastic"
-            draws = stochastic or (pulses is not None and pulses[3] > 0)
-            seed = int(rng.integers(2**31)) if draws else -1
-            velocity = self._velocity(u.index) if momentum > 0 else None
-            ep_update(
-                g,
-                u.rows,
-                u.cols,
-                u.cross,
-                u.factor,
-                card.g_min,
-                card.g_max,
-                card.level_step,
-                stochastic,
-                seed,
-                pulses,
-                self._spread[u.index],
-                self._bounds[u.index],
-                velocity=velocity,
-                momentum=momentum,
-            )
-        self._apply_faults()
-        self._changed()
+        g, card = self._arrays[u.index], self._cards[u.index]
+        pulses = None
+        if card.pulses is not None:
+            p = card.pulses
+            pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
+        quantised = card.level_step is not None or card.pulses is not None
+        stochastic = quantised and card.rounding == "stochastic"
+        draws = stochastic or (pulses is not None and pulses[3] > 0)
+        seed = int(rng.integers(2**31)) if draws else -1
+        velocity = self._velocity(u.index) if momentum > 0 else None
+        ep_update(
+            g,
+            u.rows,
+            u.cols,
+            u.cross,
+            u.factor,
+            card.g_min,
+            card.g_max,
+            card.level_step,
+            stochastic,
+            seed,
+            pulses,
+            self._spread[u.index],
+            self._bounds[u.index],
+            velocity=velocity,
+            momentum=momentum,
+        )
 
     def _velocity(self, index: int) -> np.ndarray:
         """The velocity (S) of device array ``index``: each device's last requested change,
@@ -525,9 +583,11 @@ class BaseChip:
 
     def next_read(self) -> None:
         """Start a new read of the arrays: while :meth:`reading`, the settles that follow
-        see a fresh draw of read noise; until then they share the present one."""
+        see a fresh draw of read noise; until then they share the present one, whatever
+        their dtype."""
         for key in [k for k in self._circuits if isinstance(k, tuple)]:
             del self._circuits[key]
+        self._current_read = None
 
     def read_arrays(self, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The conductances (S) one read of the chip sees, ``(crossbars, biases)``, noise
@@ -558,11 +618,12 @@ class BaseChip:
         read = read and self._reads is not None
         tag = ("read", key) if read else key
         if tag not in self._circuits:
+            arrays = self._arrays
             if read:
                 assert self._reads is not None
-                arrays = self._read(self._reads, self._read_buffers)
-            else:
-                arrays = self._arrays
+                if self._current_read is None:  # one draw per read, for every dtype
+                    self._current_read = self._read(self._reads, self._read_buffers)
+                arrays = self._current_read
             n = self._n_crossbars
             self._circuits[tag] = lay_out(arrays[:n], arrays[n:])
         return self._circuits[tag]
@@ -571,14 +632,23 @@ class BaseChip:
     def programmed(self: ChipT, rng: np.random.Generator) -> ChipT:
         """A copy of the chip whose devices were programmed once to its conductances:
         programming noise (each device within its own range) and each device's drift
-        exponent drawn from ``rng``, in that order, array by array. Its drift clock starts
-        at the cards' ``t0``; :meth:`drift_to` moves it. This chip is not changed."""
+        exponent drawn from ``rng``, in that order, array by array. The copy holds the
+        conductances programming left (as read at the cards' ``t0``;
+        ``time_since_programming`` is ``None`` until :meth:`drift_to` moves its clock). Writing
+        conductances to it (:meth:`set_conductances`, :meth:`load_state`, learning)
+        programs it anew and ends the clock. This chip is not changed."""
+        if not isinstance(rng, np.random.Generator):
+            raise InputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
         g0 = [
             program_noisily(g, card, rng, bounds)
             for (g, card), bounds in zip(self._device_pairs(), self._bounds, strict=True)
         ]
         nu = [drift_exponents(g.shape, card, rng) for g, card in self._device_pairs()]
         chip = self.copy()
+        with chip._writing() as arrays:
+            for g, programmed in zip(arrays, g0, strict=True):
+                g[...] = programmed
+            chip._apply_faults()
         chip._clock = DriftClock(g0, nu)
         return chip
 
@@ -596,13 +666,16 @@ class BaseChip:
                 f"chip {self.name}: drift_to needs a chip programmed onto its devices "
                 "(chip.programmed(rng))"
             )
-        for g, g0, nu, card in zip(
-            self._arrays, self._clock.programmed, self._clock.exponents, self._cards, strict=True
-        ):
-            g[...] = drifted(g0, nu, time, card)
-        self._clock.time = float(time)
-        self._apply_faults()
-        self._changed()
+        if isinstance(time, bool) or not isinstance(time, int | float | np.number):
+            raise InputError(f"time: expected seconds after programming, got {time!r}")
+        clock = self._clock
+        with self._writing() as arrays:
+            for g, g0, nu, card in zip(
+                arrays, clock.programmed, clock.exponents, self._cards, strict=True
+            ):
+                g[...] = drifted(g0, nu, float(time), card)
+            self._apply_faults()
+        clock.time = float(time)
 
     # ------------------------------------------------------------------ family
     #: ``settle(x, beta=0.0, target=None, **options) -> Equilibrium``: the family's phase

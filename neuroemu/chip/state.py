@@ -43,6 +43,27 @@ class ReadOnlyArray(np.ndarray):
     def copy(self, order: Any = "C") -> np.ndarray:  # type: ignore[override]
         return np.array(self, order=order, copy=True)
 
+    def _refuse(self, *args: Any, **kwargs: Any) -> None:
+        if not self.flags.writeable:
+            raise InputError(_REFUSAL)
+
+    def fill(self, value: Any) -> None:
+        self._refuse()
+        super().fill(value)
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse()
+        super().sort(*args, **kwargs)
+
+    def put(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self._refuse()
+        super().put(*args, **kwargs)
+
+    def setflags(self, write: Any = None, align: Any = None, uic: Any = None) -> None:
+        if write:
+            raise InputError(_REFUSAL)
+        super().setflags(write=write, align=align, uic=uic)
+
 
 _REFUSAL = (
     "a chip's arrays are read-only views: change conductances with "

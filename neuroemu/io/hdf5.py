@@ -4,7 +4,9 @@ Layout (format ``neuroemu-run``, version 2; version 1 files, which snapshot ever
 have no ``/state``, are read and resumed as well):
 
 - ``/meta`` attributes: ``format``, ``format_version``, ``neuroemu_version``, ``seed``,
-  ``chip_name``, ``chip_yaml`` (the exact text of the chip file), ``device_cards`` (the
+  ``chip_name``, ``chip_yaml`` (the exact text of the chip file), ``chip_spec`` (the
+  validated spec as JSON, SI units, cards included: what a chip is rebuilt from and what
+  ``--resume`` compares), ``device_cards`` (the
   validated cards as JSON), ``device_cards_yaml`` (JSON: card name -> the exact text of its
   YAML file; an inline card's YAML dump), ``dataset``, ``dataset_source``, ``command``,
   ``started``, ``finished`` (ISO 8601, UTC; empty while running), ``host``, ``complete``
@@ -69,12 +71,17 @@ class RecordedChip(Protocol):
     """What a run file needs of a chip: its identity, the names and shapes of its arrays,
     and its state (:meth:`~neuroemu.chip.base.BaseChip.state`)."""
 
-    seed: int
-    source: LoadedChip | None
-    spec: Any
-
     @property
     def name(self) -> str: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def source(self) -> LoadedChip | None: ...
+
+    @property
+    def spec(self) -> Any: ...
 
     @property
     def crossbars(self) -> Sequence[Any]: ...
@@ -203,6 +210,7 @@ class RunWriter:
                 "seed": chip.seed,
                 "chip_name": chip.name,
                 "chip_yaml": chip.source.text if chip.source else "",
+                "chip_spec": chip.spec.model_dump_json(),
                 "device_cards": _cards(chip),
                 "device_cards_yaml": _card_files(chip),
                 "dataset": dataset,
@@ -239,46 +247,18 @@ class RunWriter:
         cls,
         path: str | os.PathLike[str],
         chip: RecordedChip,
-        dataset: str | None = None,
-        limit: int | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> tuple[RunWriter, int, ChipState]:
-        """Reopen a training run of ``chip`` on data set ``dataset`` cut to ``limit``
-        samples per part (``None``: all), checked to be the chip and the data the run used
-        (files that do not say their limit are taken at their word): the writer, the last
-        finished epoch and the chip's state after it. A run that does not fit is left as
-        it was."""
+        """Reopen a training run of ``chip``, checked to be the run that wrote the file:
+        the chip's spec, cards and seed, and the run's ``settings`` that decide its numbers
+        (``dataset``, ``limit``: -1 for all samples, ``dtype``; a file that does not say one
+        is taken at its word). Returns the writer, the last finished epoch and the chip's
+        state after it. A run that does not fit is refused with the field and both values,
+        and the file is left as it was."""
         path = Path(path)
         f = open_run_file(path, "a")
         try:
-            meta = f["meta"].attrs
-            text = chip.source.text if chip.source else ""
-            if meta["chip_name"] != chip.name or meta["chip_yaml"] != text:
-                raise RunFileError(
-                    f"{path}: run of chip {meta['chip_name']!r} with another spec; "
-                    f"cannot resume it with chip {chip.name!r}"
-                )
-            if "device_cards_yaml" in meta:  # files written before it was kept have none
-                kept, cards = json.loads(meta["device_cards_yaml"]), json.loads(_card_files(chip))
-                names = kept.keys() | cards.keys()
-                changed = sorted(n for n in names if kept.get(n) != cards.get(n))
-                if changed:
-                    raise RunFileError(
-                        f"{path}: device card {', '.join(changed)} is not what the run used; "
-                        "cannot resume it"
-                    )
-            if int(meta["seed"]) != chip.seed:
-                raise RunFileError(
-                    f"{path}: run used seed {int(meta['seed'])}, not {chip.seed} (drop --seed)"
-                )
-            if dataset is not None and meta.get("dataset") != dataset:
-                raise RunFileError(
-                    f"{path}: the run trained on data set {meta.get('dataset')}, not {dataset}"
-                )
-            asked = -1 if limit is None else int(limit)
-            kept = int(meta.get("limit", asked))
-            if kept != asked:
-                said = "all samples" if kept < 0 else f"--limit {kept}"
-                raise RunFileError(f"{path}: the run trained with {said}; resume it with the same")
+            _check_same_run(path, f["meta"].attrs, chip, settings or {})
             epochs = f["metrics/epoch"][()] if "epoch" in f["metrics"] else np.zeros(0)
             if len(epochs) == 0:
                 raise RunFileError(f"{path}: holds no finished epoch to resume from")
@@ -414,6 +394,89 @@ class RunWriter:
             else:
                 self.pending.abandon()
         return self.path
+
+
+def _check_same_run(path: Path, meta: Any, chip: RecordedChip, settings: dict[str, Any]) -> None:
+    """Refuse to resume the run of ``meta`` with another chip or other settings."""
+
+    def refuse(what: str, kept: Any, asked: Any) -> None:
+        raise RunFileError(
+            f"{path}: cannot resume: {what} is {asked} here, but the run used {kept}"
+        )
+
+    if "chip_spec" in meta:  # the validated spec: every setting, every card
+        kept_spec = json.loads(meta["chip_spec"])
+        difference = first_difference(kept_spec, chip.spec.model_dump(mode="json"))
+        if difference is not None:
+            key, kept, asked = difference
+            refuse(f"the chip spec's {key}", _short(kept), _short(asked))
+    else:  # files that keep the chip's text and cards only
+        text = chip.source.text if chip.source else ""
+        if meta["chip_name"] != chip.name or meta["chip_yaml"] != text:
+            raise RunFileError(
+                f"{path}: cannot resume: the run is of chip {meta['chip_name']!r} with another "
+                f"spec than this chip {chip.name!r}"
+            )
+        if "device_cards_yaml" in meta:
+            kept_cards = json.loads(meta["device_cards_yaml"])
+            cards = json.loads(_card_files(chip))
+            names = kept_cards.keys() | cards.keys()
+            changed = sorted(n for n in names if kept_cards.get(n) != cards.get(n))
+            if changed:
+                raise RunFileError(
+                    f"{path}: cannot resume: device card {', '.join(changed)} is not what the "
+                    "run used"
+                )
+    if int(meta["seed"]) != chip.seed:
+        refuse("the seed", int(meta["seed"]), chip.seed)
+    for key, asked in settings.items():
+        if key in meta and attribute(meta[key]) != asked:
+            kept = attribute(meta[key])
+            if key == "limit":
+                kept, asked = (_samples(kept), _samples(asked))
+            refuse(
+                {"dataset": "the data set", "limit": "the limit"}.get(key, f"the {key}"),
+                kept,
+                asked,
+            )
+
+
+def _samples(limit: int) -> str:
+    return "all samples" if limit < 0 else f"{limit} samples per part"
+
+
+def attribute(value: Any) -> Any:
+    """An HDF5 attribute's value as Python reads it (text as ``str``, numbers as numbers)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _short(value: Any) -> str:
+    """A spec's value, short, in SI (a float to 10 significant digits)."""
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | None:
+    """The first place two JSON-like values differ: (key path, a's value, b's value)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            found = first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = first_difference(x, y, f"{where}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return None if a == b else (where or "(root)", a, b)
 
 
 def array_names(chip: RecordedChip) -> list[str]:

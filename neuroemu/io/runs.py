@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import RunFileError
 from ..metrics import METRICS, metric
-from .hdf5 import array_names, open_run_file, read_state
+from .hdf5 import array_names, attribute, open_run_file, read_state
 
 if TYPE_CHECKING:
     from ..chip.base import BaseChip
@@ -249,9 +249,10 @@ class Run:
         done = self.epochs_done
         error = self.figures.get("error")
         tail = "" if error is None else f", test error {100 * error:.2f} %"
+        epochs = max(done, 0)
         return (
             f"Run({self.meta.get('chip_name')!r} on {self.meta.get('dataset')}, "
-            f"{max(done, 0)} epochs{tail}{where})"
+            f"{epochs} epoch{'' if epochs == 1 else 's'}{tail}{where})"
         )
 
 
@@ -291,47 +292,40 @@ def _dataset(rows: list[dict[str, Any]], dim: str) -> Any:
 
 
 def _rebuild_chip(run: Run) -> BaseChip:
-    """The chip of a run file: its spec with every card as the file keeps it, its seed, and
-    its state after the last evaluated epoch."""
-    import yaml
-
+    """The chip of a run file: its validated spec as the file keeps it (``chip_spec``; in
+    files without it, the chip's YAML with every card the file keeps), its seed, and its
+    state after the last evaluated epoch."""
     from ..chip import build_chip
     from ..spec.loader import chip_from_dict
 
     if run.path is None:
         raise RunFileError("run: keeps no chip")
-    data = _chip_yaml(run.meta)
-    cards = run.cards
-    if not data or not cards:
-        raise RunFileError(f"{run.path}: keeps no chip spec to rebuild the chip from")
+    source = f"{run.path}: /meta/chip_spec"
+    if run.meta.get("chip_spec"):
+        data = json.loads(run.meta["chip_spec"])
+    else:
+        source = f"{run.path}: /meta/chip_yaml"
+        data = _chip_yaml(run.meta)
+        cards = run.cards
+        if not data or not cards:
+            raise RunFileError(f"{run.path}: keeps no chip spec to rebuild the chip from")
 
-    def card(value: Any) -> Any:
-        return cards.get(value, value) if isinstance(value, str) else value
+        def card(value: Any) -> Any:
+            return cards.get(value, value) if isinstance(value, str) else value
 
-    if data.get("neuron") is not None:
-        data["neuron"] = card(data["neuron"])
-    for layer in data.get("layers") or []:
-        if isinstance(layer, dict):
-            for key in ("device", "diode", "backward_device"):
-                if layer.get(key) is not None:
-                    layer[key] = card(layer[key])
-    try:
-        spec = chip_from_dict(data, f"{run.path}: /meta/chip_yaml")
-    except yaml.YAMLError as exc:  # pragma: no cover (the text was read once already)
-        raise RunFileError(f"{run.path}: chip_yaml: {exc}") from None
+        if data.get("neuron") is not None:
+            data["neuron"] = card(data["neuron"])
+        for layer in data.get("layers") or []:
+            if isinstance(layer, dict):
+                for key in ("device", "diode", "backward_device"):
+                    if layer.get(key) is not None:
+                        layer[key] = card(layer[key])
+    spec = chip_from_dict(data, source)
     chip = build_chip(spec, seed=int(run.meta["seed"]))
     with open_run_file(run.path) as f:
         state = read_state(f, array_names(chip), len(chip.crossbars))
     chip.load_state(state)
     return chip
-
-
-def _attr(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def open_run(
@@ -349,11 +343,11 @@ def open_run(
 
     path = Path(path)
     with open_run_file(path) as f:
-        meta = {key: _attr(value) for key, value in f["meta"].attrs.items()}
+        meta = {key: attribute(value) for key, value in f["meta"].attrs.items()}
         metrics_group = f["metrics"]
         epochs = metrics_group["epoch"][()].astype(int) if "epoch" in metrics_group else []
         variables = {
-            name: xr.Variable("epoch", data[()], {"units": _attr(data.attrs.get("unit", ""))})
+            name: xr.Variable("epoch", data[()], {"units": attribute(data.attrs.get("unit", ""))})
             for name, data in metrics_group.items()
             if name != "epoch"
         }
@@ -367,7 +361,7 @@ def open_run(
             group = f["aging"]
             aging = xr.Dataset(
                 {
-                    key: ("time", data[()], {"units": _attr(data.attrs.get("unit", ""))})
+                    key: ("time", data[()], {"units": attribute(data.attrs.get("unit", ""))})
                     for key, data in group.items()
                     if key != "time_s"
                 },
@@ -487,7 +481,7 @@ def _read_trace(group: Any) -> Any:
         return np.stack(arrays)
 
     variables: dict[str, Any] = {}
-    meta = {"chip_yaml": _attr(group.file["meta"].attrs.get("chip_yaml", ""))}
+    meta = {"chip_yaml": attribute(group.file["meta"].attrs.get("chip_yaml", ""))}
     layers = _layer_order(meta, list(group[present[0]]["voltage"]))
     for layer in layers:
         variables[f"voltage:{layer}"] = (
@@ -508,7 +502,7 @@ def _read_trace(group: Any) -> Any:
     variables["residual"] = (("phase", "sweep", "sample"), residual[:, :sweeps], {"units": "1"})
     variables["power"] = (("phase", "sweep", "sample"), stack("power"), {"units": "W"})
     if "energy" in group[present[0]]:
-        unit = _attr(group[present[0]]["energy"].attrs.get("unit", "W"))
+        unit = attribute(group[present[0]]["energy"].attrs.get("unit", "W"))
         variables["energy"] = (("phase", "sweep", "sample"), stack("energy"), {"units": unit})
     for name, data in group.get("update", {}).items():
         rows, _, cols = name.partition("->")

@@ -40,7 +40,7 @@ def simulate(
     out: str | os.PathLike[str] | None = None,
     force: bool = False,
     resume: str | os.PathLike[str] | None = None,
-    infer_at: Sequence[float | str] | None = None,
+    infer_at: Sequence[float | str] | float | str | None = None,
     batch_size: int | None = None,
     dtype: Any = None,
     progress: Listener | None = None,
@@ -71,8 +71,9 @@ def simulate(
         Continue the interrupted training run in this run file (same chip, seed, data set
         and limit); the result is the one an uninterrupted run gives.
     infer_at
-        After training, evaluate at these times after programming (s, or text such as
-        ``"1h"``), with programming noise, drift and read noise.
+        After training, evaluate at these times after programming, with programming noise,
+        drift and read noise: seconds, or text such as ``"1h"``, one time or a list of
+        them (``["1h", "1y"]``, or ``"1h,1y"``).
     batch_size
         Samples settled at once in a test pass (default 256).
     dtype
@@ -87,7 +88,14 @@ def simulate(
     started = now()
     report = progress or quiet
     if resume is not None and out is not None:
-        raise InputError("--resume continues the run file it names: give it without --out")
+        raise InputError("resume: continues the run file it names; give no out (--out) with it")
+    for name, value in (("dataset", dataset), ("out", out), ("resume", resume)):
+        if value is not None and not isinstance(value, str | os.PathLike):
+            raise InputError(f"{name}: expected a name or a path, got {type(value).__name__}")
+    if not isinstance(force, bool):
+        raise InputError(f"force: expected True or False, got {force!r}")
+    if progress is not None and not callable(progress):
+        raise InputError(f"progress: expected a function of an Event, got {progress!r}")
     if out is not None:
         check_output_path(out, force)
     built, chip_file = _build(chip, seed)
@@ -95,8 +103,8 @@ def simulate(
     epochs = _whole("epochs", epochs, 0, training.epochs if training else 0)
     if (epochs > 0 or resume is not None) and training is None:
         raise InputError(f"chip {built.name}: has no training: section, so it cannot train")
-    name = dataset if dataset is not None else (training.dataset if training else None)
-    data = _matching_dataset(name or None, built)
+    source = dataset if dataset is not None else (training.dataset if training else None)
+    data = _matching_dataset(source or None, built)
     if limit is not None:
         data = data.subset(_whole("limit", limit, 1), _whole("limit", limit, 1))
     samples = training.trace_samples if training is not None else []
@@ -111,9 +119,17 @@ def simulate(
     times = _times(infer_at)
     settings = {"chip_file": chip_file, "dtype": np.dtype(kind).name, "epochs": epochs}
     run = _Running(built, data, epochs, batch, kind, report, test_every)
+    run_settings = {"dataset": data.name, "limit": -1 if limit is None else int(limit)}
     if resume is not None:
-        writer, done, state = RunWriter.resume(resume, built, data.name, limit)
-        writer.file["meta"].attrs.update(settings)  # the epochs asked for now, and dtype
+        writer, done, state = RunWriter.resume(
+            resume, built, {**run_settings, "dtype": settings["dtype"]}
+        )
+        if epochs < done:
+            writer.close(False)
+            raise InputError(
+                f"epochs: {epochs} is fewer than the {done} the run in {resume} has done"
+            )
+        writer.file["meta"].attrs["epochs"] = epochs  # the epochs asked for now
         built.load_state(state)
         run.writer = writer
         run.done = done
@@ -124,7 +140,7 @@ def simulate(
             dataset=data.name,
             dataset_source=data.source,
             started=started,
-            settings={**settings, "limit": -1 if limit is None else int(limit)},
+            settings={**settings, "limit": run_settings["limit"]},
             force=force,
             atomic=training is None or epochs == 0,
         )
@@ -273,7 +289,7 @@ class _Running:
         chip, data, training = self.chip, self.data, self.chip.spec.training
         traced, samples = None, []
         if training is not None and training.trace_samples:
-            samples = training.trace_samples
+            samples = list(training.trace_samples)
             x, y = data.x_test[samples], data.y_test[samples]
             traced = trace_phases(chip, x, y, training, epoch)
         with deferred_interrupts():
@@ -328,11 +344,11 @@ def _matching_dataset(name: str | os.PathLike[str] | None, chip: BaseChip) -> Da
     data = load_dataset(name)
     if data.n_features != chip.n_inputs:
         raise InputError(
-            f"--dataset {data.name}: samples have {data.n_features} values but chip "
+            f"data set {data.name}: samples have {data.n_features} values but chip "
             f"{chip.name} takes {chip.n_inputs} inputs"
         )
-    chip.check_labels(data.y_train, f"--dataset {data.name}: labels")
-    chip.check_labels(data.y_test, f"--dataset {data.name}: labels")
+    chip.check_labels(data.y_train, f"data set {data.name}: labels")
+    chip.check_labels(data.y_test, f"data set {data.name}: labels")
     return data
 
 
@@ -360,16 +376,23 @@ def _dtype(dtype: Any) -> Any:
     return kind.type
 
 
-def _times(times: Sequence[float | str] | None) -> list[float]:
-    """Times after programming in s, from numbers (s) or text such as ``1h``."""
+def _times(times: Sequence[float | str] | float | str | None) -> list[float]:
+    """Times after programming in s, from numbers (s) or text such as ``1h`` (one, a list,
+    or several in one text separated by commas)."""
+    if times is None:
+        return []
+    if isinstance(times, str):
+        times = [part for part in times.split(",") if part.strip()]
+    elif isinstance(times, int | float):
+        times = [times]
     out = []
-    for t in times or []:
+    for t in times:
         if isinstance(t, str):
             try:
-                out.append(parse_duration(t))
+                out.append(parse_duration(t.strip()))
             except ValueError as exc:
                 raise InputError(f"infer_at: {exc}") from None
-        elif isinstance(t, int | float) and not isinstance(t, bool) and t > 0:
+        elif isinstance(t, int | float) and not isinstance(t, bool) and np.isfinite(t) and t > 0:
             out.append(float(t))
         else:
             raise InputError(f"infer_at: times must be > 0 s (got {t!r})")

@@ -70,7 +70,7 @@ class LeakyChipSpec(Strict):
     inputs: LeakyInputs
     neuron: NeuronCard
     synapses: Literal["symmetric", "asymmetric"]
-    layers: list[LeakyLayer] = Field(min_length=1)
+    layers: tuple[LeakyLayer, ...] = Field(min_length=1)
     bias_init: Initialisation | None = Field(
         None, description="bias devices' first conductance (default: G_ref, zero bias)"
     )
@@ -123,7 +123,7 @@ class LeakyChipSpec(Strict):
         n_arrays = len(self.layers) * (2 if self.synapses == "asymmetric" else 1) - (
             1 if self.synapses == "asymmetric" else 0
         )
-        if isinstance(rates, list) and len(rates) != n_arrays:
+        if isinstance(rates, tuple) and len(rates) != n_arrays:
             raise ValueError(
                 f"training.learning_rate: {len(rates)} rates for {n_arrays} device arrays "
                 "(forward arrays, then backward arrays)"

@@ -129,14 +129,14 @@ class ChipSpec(Strict):
     seed: int = Field(0, ge=0)
     inputs: Inputs
     bias: Bias = Bias()
-    layers: list[Layer] = Field(min_length=1)
+    layers: tuple[Layer, ...] = Field(min_length=1)
     solver: Solver = Solver()
     node_capacitance: Capacitance = Field(1e-12, description="per node, for energy estimates")
     training: Training | None = None
 
     @field_validator("layers")
     @classmethod
-    def _layer_roles(cls, layers: list[Layer]) -> list[Layer]:
+    def _layer_roles(cls, layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
         for index, layer in enumerate(layers[:-1]):
             if layer.diode is None:
                 raise ValueError(f"[{index}] ({layer.name}): a hidden layer needs a diode")
@@ -158,7 +158,7 @@ class ChipSpec(Strict):
                 "(kind: leaky); a resistive chip learns by ep-centred or ep-one-sided"
             )
         rates = self.training.learning_rate if self.training else None
-        if isinstance(rates, list) and len(rates) != len(self.layers):
+        if isinstance(rates, tuple) and len(rates) != len(self.layers):
             raise ValueError(
                 f"training.learning_rate: {len(rates)} rates for {len(self.layers)} crossbars"
             )

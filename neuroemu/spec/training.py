@@ -83,7 +83,7 @@ class Training(Strict):
     beta: Conductance = Field(description="nudging conductance to the target sources")
     random_sign: bool = Field(False, description="draw the sign of beta per mini-batch")
     target_voltage: Voltage = Field(description="target of the right class's output node")
-    learning_rate: float | list[float]
+    learning_rate: float | tuple[float, ...]
     conductance_unit: Conductance = 1e-6
     decay: float = Field(1.0, gt=0, le=1)
     momentum: float = Field(
@@ -112,17 +112,17 @@ class Training(Strict):
     snapshot_every: int = Field(
         1, ge=1, description="conductance snapshots in the run file every k epochs"
     )
-    trace_samples: list[int] = Field(
-        default_factory=list,
+    trace_samples: tuple[int, ...] = Field(
+        (),
         description="test samples whose free and nudged phases are recorded sweep by sweep "
         "in the run file after every evaluated epoch, with the update they would produce",
     )
 
     @field_validator("trace_samples")
     @classmethod
-    def _sample_indices(cls, value: list[int]) -> list[int]:
+    def _sample_indices(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(i < 0 for i in value) or len(set(value)) != len(value):
-            raise ValueError(f"must be distinct test sample indices >= 0 (got {value})")
+            raise ValueError(f"must be distinct test sample indices >= 0 (got {list(value)})")
         return value
 
     _positive_beta = field_validator("beta", "conductance_unit")(lambda v: positive(v, "S"))
@@ -130,13 +130,13 @@ class Training(Strict):
 
     @field_validator("learning_rate")
     @classmethod
-    def _rates(cls, value: float | list[float]) -> float | list[float]:
-        for rate in value if isinstance(value, list) else [value]:
+    def _rates(cls, value: float | tuple[float, ...]) -> float | tuple[float, ...]:
+        for rate in value if isinstance(value, tuple) else [value]:
             if not (math.isfinite(rate) and rate > 0):
                 raise ValueError(f"learning rates must be finite and > 0 (got {rate})")
         return value
 
     def rates(self, n_crossbars: int) -> list[float]:
-        if isinstance(self.learning_rate, list):
+        if isinstance(self.learning_rate, tuple):
             return list(self.learning_rate)
         return [self.learning_rate] * n_crossbars

@@ -6,8 +6,9 @@ the ``--before`` revision of this repository into a temporary git worktree, runs
 with that tree and with the working tree (each in its own processes, ``PYTHONPATH`` set to
 the tree), and compares:
 
-- every run file (metrics, conductance snapshots, state, predictions, traces, aging), wall
-  times and the ``/meta`` attributes that name a time, host or version aside;
+- every run file, read by this tree's ``neuroemu.open_run`` whatever its format version:
+  metrics, conductance snapshots, the final state, predictions, traces, aging (wall times
+  and the ``/meta`` attributes that name a time, host, version or run aside);
 - the last line of ``--json`` (wall times and ``out`` aside), and the text report of the
   README's main run (its speed line aside);
 - a sweep file;
@@ -36,7 +37,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 import yaml
 
@@ -323,33 +323,13 @@ def run_all(tree: Path, out: Path, cases: Path) -> None:
 
 
 def compare(before: Path, after: Path) -> list[str]:
-    """Every difference between two result folders."""
+    """Every difference between two result folders. Run files are compared through
+    ``neuroemu.open_run`` of this tree, which reads every version of the format: /meta, the
+    metrics, every conductance snapshot, the final state (velocities included), the last
+    predictions, the traces and the test passes after programming."""
+    import neuroemu
+
     found: list[str] = []
-
-    def attributes(where: str, a: object, b: object) -> None:
-        for key in sorted(set(a.attrs) | set(b.attrs)):  # type: ignore[attr-defined]
-            if key in META_ASIDE or key not in a.attrs:  # type: ignore[attr-defined]
-                continue  # attributes a newer version adds are not differences
-            if key not in b.attrs:  # type: ignore[attr-defined]
-                found.append(f"{where}@{key}: gone")
-            elif not np.array_equal(np.asarray(a.attrs[key]), np.asarray(b.attrs[key])):  # type: ignore[attr-defined]
-                found.append(f"{where}@{key} differs")
-
-    def walk(name: str, a: h5py.Group, b: h5py.Group, path: str) -> None:
-        attributes(f"{name}:{path or '/'}", a, b)
-        for key in sorted(set(a) | set(b)):
-            where = f"{path}/{key}"
-            if key not in a or key not in b:
-                found.append(f"{name}:{where} only in {'before' if key in a else 'after'}")
-            elif key in TIMINGS:
-                continue
-            elif isinstance(a[key], h5py.Group):
-                walk(name, a[key], b[key], where)
-            else:
-                x, y = a[key][()], b[key][()]
-                same = x.shape == y.shape and np.array_equal(x, y, equal_nan=x.dtype.kind == "f")
-                if not same:
-                    found.append(f"{name}:{where} differs")
 
     def untimed(value):
         if isinstance(value, dict):
@@ -358,13 +338,54 @@ def compare(before: Path, after: Path) -> list[str]:
             return [untimed(v) for v in value]
         return value
 
+    def arrays_differ(where: str, a: object, b: object) -> None:
+        x, y = np.asarray(a), np.asarray(b)
+        if x.shape != y.shape or not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
+            found.append(f"{where} differs")
+
     for file in sorted(before.glob("*.h5")):
         other = after / file.name
         if not other.exists():
             found.append(f"{file.name}: not written after")
             continue
-        with h5py.File(file) as a, h5py.File(other) as b:
-            walk(file.name, a, b, "")
+        if file.name == "sweep.h5":
+            continue
+        a, b = neuroemu.open_run(file), neuroemu.open_run(other)
+        for key, value in a.meta.items():
+            if key not in META_ASIDE | {"format_version", "run_id"} and b.meta.get(key) != value:
+                found.append(f"{file.name}: /meta@{key} differs")
+        if untimed(a.history) != untimed(b.history):
+            found.append(f"{file.name}: metrics differ")
+        if a.infer_at or b.infer_at:
+            if untimed(a.infer_at) != untimed(b.infer_at):
+                found.append(f"{file.name}: aging differs")
+        for name in set(a.conductance.data_vars) | set(b.conductance.data_vars):
+            arrays_differ(
+                f"{file.name}: snapshots {name}", a.conductance[name], b.conductance[name]
+            )
+        arrays_differ(f"{file.name}: prediction", a.prediction, b.prediction)
+        ours, theirs = a.chip.state(), b.chip.state()
+        for i, (x, y) in enumerate(zip(ours.arrays, theirs.arrays, strict=True)):
+            arrays_differ(f"{file.name}: state {i}", x, y)
+        if (ours.velocities is None) != (theirs.velocities is None):
+            found.append(f"{file.name}: velocities kept in one only")
+        for i, (x, y) in enumerate(
+            zip(ours.velocities or [], theirs.velocities or [], strict=True)
+        ):
+            arrays_differ(f"{file.name}: velocity {i}", x, y)
+        if a.traced_epochs != b.traced_epochs:
+            found.append(f"{file.name}: traced epochs differ")
+        for epoch in a.traced_epochs:
+            x, y = a.trace(epoch), b.trace(epoch)
+            for name in x.data_vars:
+                arrays_differ(f"{file.name}: trace {epoch} {name}", x[name], y[name])
+    from neuroemu.io.sweepfile import open_sweep
+
+    if (before / "sweep.h5").exists():
+        x, y = open_sweep(before / "sweep.h5"), open_sweep(after / "sweep.h5")
+        for name in x.data_vars:
+            if name not in TIMINGS:
+                arrays_differ(f"sweep.h5: {name}", x[name], y[name])
     for file in sorted(before.glob("*.json")):
         lines = [(f / file.name).read_text().strip().splitlines() for f in (before, after)]
         if not lines[0] or not lines[1]:

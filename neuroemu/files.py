@@ -128,3 +128,157 @@ def write_text_atomic(target: str | os.PathLike[str], text: str, encoding: str =
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+# --------------------------------------------------------------------------- locks
+class LockHeld(Exception):
+    """Another process holds the lock (its owner line is the message)."""
+
+
+class Lock:
+    """An exclusive lock on ``PATH`` held by a file ``PATH.lock`` beside it.
+
+    The lock file is created with ``O_CREAT | O_EXCL``, which is atomic on local file systems
+    and on NFS (version 3 and later), unlike ``flock``. It holds one line naming its owner:
+    host, process id and when it was taken. A lock whose owner is a process of this host
+    that no longer runs (killed, say) is stale and is taken over; a lock held by another
+    host is never broken here (its owner line says whose it is, for a person to judge).
+    :meth:`release` removes the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.file = self.path.with_name(f"{self.path.name}.lock")
+        self.held = False
+
+    def acquire(self) -> Lock:
+        """Take the lock, or raise :class:`LockHeld` naming its owner."""
+        import platform
+        from datetime import UTC, datetime
+
+        owner = f"{platform.node()} {os.getpid()} {datetime.now(UTC).isoformat(timespec='seconds')}"
+        for _ in range(3):
+            try:
+                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                if not self._break_stale():
+                    raise LockHeld(self._owner() or "an unknown owner") from None
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(owner + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            self.held = True
+            return self
+        raise LockHeld(self._owner() or "an unknown owner")
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.file.unlink(missing_ok=True)
+
+    def _owner(self) -> str:
+        try:
+            return self.file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return ""
+
+    def _break_stale(self) -> bool:
+        """Remove the lock file if its owner is a process of this host that has ended."""
+        import platform
+
+        parts = self._owner().split()
+        if len(parts) < 2 or parts[0] != platform.node():
+            return False
+        try:
+            pid = int(parts[1])
+        except ValueError:
+            return False
+        if pid == os.getpid() or _running(pid):  # held: by this process, or a live one
+            return False
+        # Rename first, so that of two processes breaking the same stale lock only one does.
+        stale = self.file.with_name(f"{self.file.name}.stale-{os.getpid()}")
+        try:
+            os.rename(self.file, stale)
+        except OSError:
+            return True  # someone else broke it: try again
+        stale.unlink(missing_ok=True)
+        return True
+
+    def __enter__(self) -> Lock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` of this host still runs (a zombie counts as ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+# --------------------------------------------------------------------------- sealed files
+#: Bytes at the start of a sealed file that hold its seal (an HDF5 user block, which HDF5
+#: neither reads nor writes).
+SEAL_SIZE = 512
+_SEAL_TAG = b"neuroemu-sha256 "
+
+
+def sealed_image(image: bytes) -> bytes:
+    """``image`` (an HDF5 file's bytes) with a seal in front: :data:`SEAL_SIZE` bytes that
+    hold the SHA-256 of the image. HDF5 reads the result as the same file (it finds its
+    superblock past the first 512 bytes and takes them for a user block)."""
+    import hashlib
+
+    return _seal(hashlib.sha256(image).hexdigest()) + image
+
+
+def _seal(digest: str) -> bytes:
+    return (_SEAL_TAG + digest.encode()).ljust(SEAL_SIZE, b"\0")
+
+
+def seal(path: str | os.PathLike[str]) -> None:
+    """Seal the file ``path`` in place: write the SHA-256 of everything after its first
+    :data:`SEAL_SIZE` bytes into those bytes (an HDF5 file with a user block of that size,
+    as :func:`sealed_image` makes them)."""
+    digest = _digest(path)
+    with open(path, "r+b") as f:
+        f.write(_seal(digest))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def sealed(path: str | os.PathLike[str]) -> bool | None:
+    """Whether ``path`` is whole: ``True`` if its seal matches its content, ``False`` if it
+    does not (the file was changed, cut short or damaged since it was sealed), ``None`` if
+    it carries no seal."""
+    with open(path, "rb") as f:
+        head = f.read(SEAL_SIZE)
+    if not head.startswith(_SEAL_TAG):
+        return None
+    kept = head[len(_SEAL_TAG) : len(_SEAL_TAG) + 64]
+    padding = head[len(_SEAL_TAG) + 64 :]
+    if len(head) < SEAL_SIZE or padding.strip(b"\0"):
+        return False  # the seal itself was changed
+    return kept.decode("ascii", "replace") == _digest(path)
+
+
+def _digest(path: str | os.PathLike[str]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        f.seek(SEAL_SIZE)
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -17,6 +17,7 @@ import pytest
 import neuroemu
 from neuroemu.errors import RunFileError
 from neuroemu.interrupts import Terminated, deferred_interrupts, sigterm_interrupts
+from neuroemu.io.hdf5 import parts_folder
 from neuroemu.spec.loader import load_card
 
 from .conftest import run_cli, start_training
@@ -135,15 +136,41 @@ def walk(f):
     return items
 
 
+def copy_run(source: Path, target: Path) -> Path:
+    """A copy of a run file and its parts folder."""
+    import shutil
+
+    shutil.copy(source, target)
+    shutil.copytree(parts_folder(source), parts_folder(target))
+    return target
+
+
+def edited(path: Path):
+    """A context in which ``path`` is open for writing with h5py, sealed anew after (as if
+    the file had been written so)."""
+    import contextlib
+
+    from neuroemu.files import seal
+
+    @contextlib.contextmanager
+    def edit():
+        with h5py.File(path, "a") as f:
+            yield f
+        seal(path)
+
+    return edit()
+
+
 def same(actual, expected):
     """Equal to the last bit but for a few ulps of reordered sums (BLAS threads)."""
     np.testing.assert_allclose(np.asarray(actual, float), np.asarray(expected, float), rtol=1e-12)
 
 
 def test_round_trip_of_every_field(trained, replayed):
-    """Every field the run file holds, against what the same run computes in this process
-    (and, for clock times, the ``--json`` history), and as ``open_run`` shows it. The file
-    is walked: a field no check below claims fails the test."""
+    """Every field the run file holds (``RUN.h5`` and every part), against what the same
+    run computes in this process (and, for clock times, the ``--json`` history), and as
+    ``open_run`` shows it. The files are walked: a field no check below claims fails the
+    test."""
     path, summary = trained
     history = summary["history"]
     epochs = replayed["epochs"]
@@ -158,7 +185,7 @@ def test_round_trip_of_every_field(trained, replayed):
     def meta(name, value):
         expected = {
             "format": "neuroemu-run",
-            "format_version": 2,
+            "format_version": 3,
             "neuroemu_version": neuroemu.__version__,
             "seed": 0,
             "chip_name": "xs_784x100",
@@ -191,6 +218,8 @@ def test_round_trip_of_every_field(trained, replayed):
         elif name in ("started", "finished"):
             moment = datetime.fromisoformat(value)
             assert moment.tzinfo is not None and started <= moment <= finished
+        elif name == "run_id":
+            assert re.fullmatch(r"[0-9a-f]{12}", value)
         else:
             raise AssertionError(f"/meta@{name}: no expected value")
         assert run.meta[name] == value
@@ -229,15 +258,13 @@ def test_round_trip_of_every_field(trained, replayed):
     def _(m, f):
         metric(m[1], f[m[0]][()])
 
-    @check(
-        r"(metrics/\w+|aging/\w+|conductance/.+|bias/\w+|state/.+|snapshot_epoch|inference/\w+|traces/.+)@unit"
-    )
+    @check(r"(metrics/\w+|aging/\w+|state/.+|snapshot_epoch|inference/\w+|traces/.+)@unit")
     def _(m, f):
         unit = f[m[1]].attrs["unit"]
         name = m[1].rsplit("/", 1)[-1]
         if m[1].startswith(("metrics/", "aging/")):
             assert unit == ("s" if name == "time_s" else METRIC_UNITS[name])
-        elif m[1].startswith(("conductance/", "bias/", "state/")) or "/update/" in m[1]:
+        elif m[1].startswith("state/") or "/update/" in m[1]:
             assert unit == "S"
         elif m[1] == "snapshot_epoch":
             assert unit == "1"
@@ -254,30 +281,44 @@ def test_round_trip_of_every_field(trained, replayed):
             f["snapshot_epoch"][()].tolist() == [0, 1, 2] == run.conductance.epoch.values.tolist()
         )
 
-    @check(r"(conductance|bias)/([^@]+)")
+    @check(r"parts/(epoch|file|kind)@unit")
     def _(m, f):
-        kind, name = m[1], m[2]
-        for index, epoch in enumerate(f["snapshot_epoch"][()]):
-            same(f[m[0]][index], epochs[epoch][kind][name])
-        view = run.conductance[name if kind == "conductance" else f"bias:{name}"]
-        np.testing.assert_array_equal(view.values, f[m[0]][()])
-        assert view.attrs["units"] == "S"
+        assert f[f"parts/{m[1]}"].attrs["unit"] == ("1" if m[1] == "epoch" else "name")
+
+    @check(r"parts/(epoch|file|kind)")
+    def _(m, f):
+        parts = f["parts"]
+        files = [name.decode() for name in parts["file"][()]]
+        kinds = [kind.decode() for kind in parts["kind"][()]]
+        epochs_of = parts["epoch"][()].tolist()
+        assert sorted(zip(epochs_of, kinds, strict=True)) == [
+            (e, k) for e in (0, 1, 2) for k in ("snapshot", "traces")
+        ] + [(2, "velocity")]  # momentum: the velocities of the last state only
+        on_disk = sorted(p.name for p in parts_folder(path).iterdir())
+        assert sorted(files) == on_disk  # every part named, no other file left
+        for epoch in (0, 1, 2):  # open_run's snapshots are the run's conductances
+            for kind in ("conductance", "bias"):
+                for name, values in epochs[epoch][kind].items():
+                    key = name if kind == "conductance" else f"bias:{name}"
+                    same(run.conductance[key].sel(epoch=epoch).values, values)
 
     @check(r"state/(conductance|bias)/([^@]+)")
     def _(m, f):
-        same(f[m[0]][()], epochs[2][m[1]][m[2]])
+        same(f[m[0]][()], epochs[f["state"].attrs["epoch"]][m[1]][m[2]])
 
     @check(r"state/velocity/(conductance|bias)/([^@]+)")
     def _(m, f):
-        names = [f"conductance/{c}" for c in epochs[2]["conductance"]]
-        names += [f"bias/{layer}" for layer in epochs[2]["bias"]]
-        velocity = epochs[2]["velocity"][names.index(f"{m[1]}/{m[2]}")]
-        assert np.abs(velocity).max() > 0  # the chip trains with momentum
+        epoch = f["state"].attrs["epoch"]
+        names = [f"conductance/{c}" for c in epochs[epoch]["conductance"]]
+        names += [f"bias/{layer}" for layer in epochs[epoch]["bias"]]
+        velocity = epochs[epoch]["velocity"][names.index(f"{m[1]}/{m[2]}")]
+        if epoch > 0:
+            assert np.abs(velocity).max() > 0  # the chip trains with momentum
         same(f[m[0]][()], velocity)
 
     @check(r"state@epoch")
     def _(m, f):
-        assert f["state"].attrs["epoch"] == 2
+        assert f["state"].attrs["epoch"] in (0, 1, 2)
 
     @check(r"inference/(prediction|label)")
     def _(m, f):
@@ -337,30 +378,35 @@ def test_round_trip_of_every_field(trained, replayed):
                 assert m[1] in CLOCK, f"/aging/{m[1]}: no expected value"
         np.testing.assert_array_equal(run.aging[m[1]].values, values)
 
-    with h5py.File(path) as f:
-        items = walk(f)
-        unclaimed = set()
-        for item in sorted(items):
-            matches = [(fn, m) for pattern, fn in checks if (m := pattern.fullmatch(item))]
-            if not matches:
-                unclaimed.add(item)
-            for fn, m in matches:
-                fn(m, f)
+    seen: set[str] = set()
+    unclaimed = set()
+    for file in [path, *sorted(parts_folder(path).iterdir())]:
+        with h5py.File(file) as f:
+            items = walk(f)
+            seen |= items
+            for item in sorted(items):
+                matches = [(fn, m) for pattern, fn in checks if (m := pattern.fullmatch(item))]
+                if not matches:
+                    unclaimed.add(item)
+                for fn, m in matches:
+                    fn(m, f)
     assert unclaimed == set(), f"fields with no check: {sorted(unclaimed)}"
-    # The walk saw every kind of field: a file missing one would pass too easily.
+    # The walk saw every kind of field: files missing one would pass too easily.
     for prefix in (
         "meta@",
         "metrics/",
-        "conductance/",
-        "bias/",
-        "state/",
+        "parts/",
+        "state/conductance/",
+        "state/bias/",
+        "state/velocity/",
         "inference/",
         "traces/",
         "aging/",
         "snapshot_epoch",
     ):
-        assert any(item.startswith(prefix) for item in items), prefix
-    assert len([i for i in items if re.fullmatch(r"metrics/\w+", i)]) == 19  # epoch + 18
+        assert any(item.startswith(prefix) for item in seen), prefix
+    with h5py.File(path) as f:
+        assert len([i for i in walk(f) if re.fullmatch(r"metrics/\w+", i)]) == 19  # epoch + 18
 
 
 def test_traces_and_plots(trained, tmp_path):
@@ -377,9 +423,8 @@ def test_traces_and_plots(trained, tmp_path):
         done = cli("plot", str(path), "--kind", kind, "-o", str(out))
         assert done.returncode == 0, done.stderr
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
-    young = tmp_path / "young.h5"  # a run never evaluated after programming
-    young.write_bytes(path.read_bytes())
-    with h5py.File(young, "a") as f:
+    young = copy_run(path, tmp_path / "young.h5")  # a run never evaluated after programming
+    with edited(young) as f:
         del f["aging"]
     missing = cli("plot", str(young), "--kind", "drift", "-o", str(tmp_path / "s.png"))
     assert missing.returncode == 2 and "holds no inference results over time" in missing.stderr
@@ -582,9 +627,8 @@ def test_bad_files(tmp_path):
 
 def test_newer_format_fails_clearly(trained, tmp_path):
     path, _ = trained
-    newer = tmp_path / "newer.h5"
-    newer.write_bytes(path.read_bytes())
-    with h5py.File(newer, "a") as f:
+    newer = copy_run(path, tmp_path / "newer.h5")
+    with edited(newer) as f:
         f["meta"].attrs["format_version"] = 99
     with pytest.raises(RunFileError, match="format version 99 is newer"):
         neuroemu.open_run(newer)
@@ -606,7 +650,7 @@ def test_killed_writer_leaves_finished_epochs(tmp_path):
 
 class _SignalOnRead:
     """A metric that sends this process ``signum`` when the writer reads it, as if Ctrl-C or
-    a scheduler's SIGTERM came in the middle of an append."""
+    a scheduler's SIGTERM came in the middle of a commit."""
 
     def __init__(self, value: float, signum: int):
         self.value, self.signum = value, signum
@@ -626,22 +670,22 @@ def test_a_signal_during_an_append_waits_for_it(tmp_path, signum, raised):
     chip = Chip.from_yaml("xs_784x100")
     out = tmp_path / "run.h5"
     writer = RunWriter.create(out, chip, dataset="d", dataset_source="s", started="now")
-    writer.append(0, {"error": 0.9}, chip.state())
+    writer.commit_epoch(0, {"error": 0.9}, chip.state())
     with sigterm_interrupts():
         state = chip.state()
         state.conductances[0] *= 2  # "epoch 1" changed the conductances
         with pytest.raises(raised):
-            writer.append(1, {"error": _SignalOnRead(0.5, signum)}, state)
+            writer.commit_epoch(1, {"error": _SignalOnRead(0.5, signum)}, state)
     writer.close(complete=False)
-    with h5py.File(out) as f:  # the epoch's metrics, state and snapshot are all there
-        assert f["metrics/epoch"][()].tolist() == [0, 1]
-        assert f["metrics/error"][()].tolist() == [0.9, 0.5]
-        assert f["state"].attrs["epoch"] == 1
-        assert f["snapshot_epoch"][()].tolist() == [0, 1]
-        np.testing.assert_array_equal(
-            f["state/conductance/input->hidden"][()], state.conductances[0]
-        )
-        np.testing.assert_array_equal(f["conductance/input->hidden"][1], state.conductances[0])
+    run = neuroemu.open_run(out)  # the epoch's metrics, state and snapshot are all there
+    assert run.metrics["epoch"].values.tolist() == [0, 1]
+    assert run.metrics["error"].values.tolist() == [0.9, 0.5]
+    assert run.conductance["epoch"].values.tolist() == [0, 1]
+    np.testing.assert_array_equal(
+        run.conductance["input->hidden"].sel(epoch=1).values, state.conductances[0]
+    )
+    np.testing.assert_array_equal(run.chip.conductances[0], state.conductances[0])
+    assert not (out.parent / "run.h5.lock").exists()  # the writer let go of its lock
     # The handlers in place before are back: SIGTERM is Python's default again.
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
@@ -720,9 +764,8 @@ def test_snapshots_every_k_epochs_and_resume(tmp_path):
 
 def test_missing_group(trained, tmp_path):
     path, _ = trained
-    broken = tmp_path / "broken.h5"
-    broken.write_bytes(path.read_bytes())
-    with h5py.File(broken, "a") as f:
+    broken = copy_run(path, tmp_path / "broken.h5")
+    with edited(broken) as f:
         del f["inference"]
     with pytest.raises(RunFileError, match="missing group /inference"):
         neuroemu.open_run(broken)
@@ -730,11 +773,14 @@ def test_missing_group(trained, tmp_path):
     assert result.returncode == 2 and "missing group /inference" in result.stderr
 
 
-def test_version_1_file_is_read_and_resumed(trained, tmp_path):
-    """A version 1 file (a snapshot every epoch, no /state) reads and resumes as before."""
-    path, _ = trained
-    old = tmp_path / "old.h5"
-    old.write_bytes(path.read_bytes())
+def test_version_1_file_is_read_and_resumed(tmp_path):
+    """A version 1 file (a snapshot every epoch, no /state), made from the stored version 2
+    file, reads and resumes, and resuming makes it a version 3 run file."""
+    import shutil
+
+    data = ROOT / "tests" / "data"
+    shutil.copy(data / "run_v2_chip.yaml", tmp_path)
+    old = Path(shutil.copy(data / "run_v2.h5", tmp_path / "old.h5"))
     with h5py.File(old, "a") as f:
         del f["state"], f["snapshot_epoch"]
         del f["meta"].attrs["device_cards_yaml"]  # kept since, within version 2
@@ -742,34 +788,28 @@ def test_version_1_file_is_read_and_resumed(trained, tmp_path):
     run = neuroemu.open_run(old)
     assert run.conductance["epoch"].values.tolist() == [0, 1, 2]
     assert run.card_files == {} and set(run.cards) == {"ideal_resistor", "ideal_diode"}
-    resumed = cli(
-        "simulate",
-        "xs_784x100",
-        "--limit",
-        "120",
-        "--batch-size",
-        "40",
-        "--epochs",
-        "3",
-        "--resume",
-        str(old),
-        "--quiet",
-    )
+    common = ("simulate", str(tmp_path / "run_v2_chip.yaml"), "--limit", "40", "--quiet")
+    resumed = cli(*common, "--epochs", "3", "--resume", str(old))
     assert resumed.returncode == 0, resumed.stderr
-    assert neuroemu.open_run(old).metrics["epoch"].values.tolist() == [0, 1, 2, 3]
+    again = neuroemu.open_run(old)
+    assert again.metrics["epoch"].values.tolist() == [0, 1, 2, 3]
+    assert again.meta["format_version"] == 3
+    assert again.conductance["epoch"].values.tolist() == [0, 1, 2, 3]
+    assert again.traced_epochs == [0, 1, 2, 3]
 
 
 def test_every_dataset_has_a_unit(trained):
     path, _ = trained
     missing = []
-    with h5py.File(path) as f:
-        f.visititems(
-            lambda name, item: (
-                missing.append(name)
-                if isinstance(item, h5py.Dataset) and "unit" not in item.attrs
-                else None
+    for file in [path, *parts_folder(path).iterdir()]:
+        with h5py.File(file) as f:
+            f.visititems(
+                lambda name, item, file=file: (
+                    missing.append(f"{file.name}:{name}")
+                    if isinstance(item, h5py.Dataset) and "unit" not in item.attrs
+                    else None
+                )
             )
-        )
     assert missing == []
 
 
@@ -801,8 +841,14 @@ def test_a_run_file_of_an_earlier_version_opens_and_resumes(tmp_path):
     resumed = neuroemu.simulate(tmp_path / "run_v2_chip.yaml", limit=40, epochs=4, resume=path)
     history = [{k: v for k, v in h.items() if k not in timings} for h in resumed.history]
     assert history == expected["history"]
-    with h5py.File(path) as f:
-        for name, digest in expected["state_sha256"].items():
-            array = np.ascontiguousarray(f["state"][name][()], dtype=np.float64)
-            assert hashlib.sha256(array.tobytes()).hexdigest() == digest, name
-    assert resumed.meta["complete"]
+    from neuroemu.io.hdf5 import array_names
+
+    kept = neuroemu.open_run(path).chip  # the state the file now holds
+    state, names = kept.state(), array_names(kept)
+    arrays = dict(zip(names, state.arrays, strict=True))
+    arrays.update({f"velocity/{n}": v for n, v in zip(names, state.velocities, strict=True)})
+    assert set(arrays) == set(expected["state_sha256"])
+    for name, digest in expected["state_sha256"].items():
+        array = np.ascontiguousarray(arrays[name], dtype=np.float64)
+        assert hashlib.sha256(array.tobytes()).hexdigest() == digest, name
+    assert resumed.meta["complete"] and resumed.meta["format_version"] == 3

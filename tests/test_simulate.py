@@ -120,11 +120,12 @@ def test_an_unknown_metric_is_an_error_not_dropped(tmp_path):
     from neuroemu.metrics import METRICS, metric
 
     chip = neuroemu.Chip.from_yaml(XS)
-    writer = RunWriter.create(tmp_path / "r.h5", chip, dataset="d", dataset_source="s", started="")
+    out = tmp_path / "r.h5"
+    writer = RunWriter.create(out, chip, dataset="d", dataset_source="s", started="")
     with pytest.raises(NeuroemuError, match="metric 'errors': unknown"):
-        writer.append(0, {"error": 0.5, "errors": 0.5}, chip.state())
-    assert "error" not in writer.file["metrics"]  # nothing of the epoch was written
-    writer.close()
+        writer.commit_epoch(0, {"error": 0.5, "errors": 0.5}, chip.state())
+    assert writer.epochs == [] and not out.exists()  # nothing of the epoch was written
+    writer.close(complete=False)
     assert metric("mean_power_W").unit == "W"
     assert all(m.unit and m.description and m.label for m in METRICS.values())
 

@@ -1,44 +1,53 @@
-"""HDF5 run files: the one module that writes them.
+"""HDF5 run files: the one module that writes them, and the layout every reader goes through.
 
-Layout (format ``neuroemu-run``, version 2; version 1 files, which snapshot every epoch and
-have no ``/state``, are read and resumed as well):
+A run file is ``RUN.h5`` and, beside it, the folder ``RUN.h5.parts/``:
 
-- ``/meta`` attributes: ``format``, ``format_version``, ``neuroemu_version``, ``seed``,
-  ``chip_name``, ``chip_yaml`` (the exact text of the chip file), ``chip_spec`` (the
-  validated spec as JSON, SI units, cards included: what a chip is rebuilt from and what
-  ``--resume`` compares), ``device_cards`` (the
-  validated cards as JSON), ``device_cards_yaml`` (JSON: card name -> the exact text of its
-  YAML file; an inline card's YAML dump), ``dataset``, ``dataset_source``, ``command``,
-  ``started``, ``finished`` (ISO 8601, UTC; empty while running), ``host``, ``complete``
-  (false until the run ends normally), and the run's settings: ``chip_file`` (the chip as
-  it was named), ``dtype`` and ``epochs`` (the epochs asked for; files without them were
-  written before they were kept);
-- ``/metrics/<name>``: one value per evaluated epoch (epoch 0 is the chip as first
-  programmed), each dataset with a ``unit`` attribute; ``/metrics/epoch`` numbers them.
-  Names and units are those of :mod:`neuroemu.metrics`; NaN where an epoch did not report
-  a metric (epoch 0 has no training figures);
-- ``/conductance/<crossbar>`` (snapshots, rows, columns) and ``/bias/<layer>`` (snapshots,
-  2, nodes): snapshots in S every ``snapshot_every`` evaluated epochs (and of epoch 0 and
-  the last), chunked per snapshot and compressed; ``/snapshot_epoch`` numbers them;
-- ``/state/conductance/<crossbar>``, ``/state/bias/<layer>``: the conductances after the
-  last evaluated epoch (attribute ``epoch``), overwritten each epoch, for ``--resume``;
-  with ``training.momentum``, ``/state/velocity/conductance/<crossbar>`` and
-  ``/state/velocity/bias/<layer>`` hold each device's velocity (S) as well;
-- ``/inference/prediction`` and ``/inference/label``: the last evaluation, per test sample;
-- ``/aging`` (after ``--infer-at``): ``time_s`` and the metrics of the test pass at each
-  time after programming, with programming noise, drift and read noise;
-- ``/traces/epoch_<e>`` (when the spec names ``trace_samples``): ``samples`` (test indices),
-  and for each phase ``free``, ``plus``, ``minus``: ``voltage/<layer>`` (sweep, sample,
-  node) in V, ``residual`` (sweep, sample), ``power`` (sweep, sample) in W and ``energy``
-  (sweep, sample); and ``update/<crossbar>`` (rows, columns) in S, the change those
-  samples' centred EP estimate would make.
+- ``RUN.h5`` (format ``neuroemu-run``, version 3) is small and written whole at each commit:
+  ``/meta`` (attributes: ``format``, ``format_version``, ``neuroemu_version``, ``run_id``,
+  ``seed``, ``chip_name``, ``chip_yaml`` (the exact text of the chip file), ``chip_spec``
+  (the validated spec as JSON, SI units, cards included: what a chip is rebuilt from and
+  what ``--resume`` compares), ``device_cards`` (the validated cards as JSON),
+  ``device_cards_yaml`` (JSON: card name -> the exact text of its YAML file; an inline
+  card's YAML dump), ``dataset``, ``dataset_source``, ``command``, ``started``,
+  ``finished`` (ISO 8601, UTC; empty until the run ends), ``host``, ``complete``, and the
+  run's settings ``chip_file``, ``dtype``, ``epochs`` (asked for) and ``limit`` (samples
+  per part, -1: all)); ``/metrics/<name>``, one value per evaluated epoch (epoch 0 is the
+  chip as first programmed), named and united as in :mod:`neuroemu.metrics`, NaN where an
+  epoch did not report one; ``/metrics/epoch``; ``/inference/prediction`` and ``label``
+  (the last evaluation, per test sample); ``/aging`` (after ``--infer-at``: ``time_s`` and
+  the test pass's metrics at each time after programming); ``/parts`` (``epoch``, ``file``,
+  ``kind``: the part files the run keeps) and ``/snapshot_epoch``.
+- ``RUN.h5.parts/<run_id>-<epoch>.h5``, one per evaluated epoch, written once:
+  ``/state/conductance/<crossbar>`` (rows, columns) and ``/state/bias/<layer>`` in S, the
+  conductances after that epoch; with ``training.momentum``,
+  ``<run_id>-<epoch>-velocity.h5`` holds ``/state/velocity/...`` (S) beside it. The parts
+  of snapshot epochs (every ``snapshot_every``-th, epoch 0 and the last; kind
+  ``snapshot``) stay; so does the last state with its velocities (kinds ``state``,
+  ``velocity``), the run's state; the others are removed once a later epoch is
+  committed.
+- ``RUN.h5.parts/<run_id>-<epoch>-traces.h5`` (kind ``traces``), for the samples the spec's
+  ``trace_samples`` names, at every evaluated epoch: ``/traces/epoch_<e>``: ``samples``,
+  and for each phase ``free``, ``plus``, ``minus`` ``voltage/<layer>`` (sweep, sample, node)
+  in V, ``residual``, ``power`` (W) and ``energy`` (sweep, sample), and
+  ``update/<crossbar>`` (S, float32).
 
-An inference run is written under a temporary name and renamed into place when complete. A
-training run grows epoch by epoch and is flushed after each, so an interrupted run leaves a
-file that opens and holds every finished epoch (``complete`` false); ``--resume`` continues
-it. Ctrl-C and SIGTERM wait for an append under way to finish (:mod:`neuroemu.interrupts`),
-so an epoch is in the file whole or not at all. An existing file is only replaced when the
-caller says so.
+Both kinds of file are sealed (:func:`neuroemu.files.seal`): their first 512 bytes, an HDF5
+user block, hold the SHA-256 of the rest, which every open checks, so a file cut short or
+changed by a single bit is refused, never read.
+
+A commit survives SIGKILL at any instant: the epoch's part is written under a temporary
+name, sealed, flushed and renamed into the folder; then ``RUN.h5`` is written whole under a
+temporary name, sealed, flushed and renamed over the previous one; then parts no longer
+referenced are removed. ``RUN.h5`` is therefore at every instant absent (before the first
+commit), the previous commit or the new one, and every part it names is whole. A commit
+writes what the epoch adds (its state, its traces) and the small ``RUN.h5``, never the
+snapshots of earlier epochs. A writer holds ``RUN.h5.lock`` (:class:`neuroemu.files.Lock`,
+which works on NFS) from start to end: a second writer, ``--force`` or not, is refused,
+and an old run file that a new run replaces survives until the new run's first commit.
+
+Version 1 and 2 files (one file: ``/conductance``, ``/bias`` snapshots, ``/state``,
+``/traces`` inside it) are read as they are; ``--resume`` converts one to version 3 with
+its first commit.
 """
 
 from __future__ import annotations
@@ -47,16 +56,19 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from .. import failpoints
 from ..chip.state import ChipState
-from ..errors import RunFileError
-from ..files import AtomicFile
+from ..errors import RunFileError, one_line
+from ..files import Lock, LockHeld, fsync_path, partial_prefix, sealed, sealed_image
 from ..interrupts import uninterrupted
 from ..learning.registry import Traced
 from ..metrics import metric
@@ -64,7 +76,8 @@ from ..spec.loader import LoadedChip
 from ..version import __version__
 
 FORMAT = "neuroemu-run"
-FORMAT_VERSION = 2  # 2: /state for resuming, /snapshot_epoch (snapshots every k epochs)
+#: 3: a small file rewritten per commit and a folder of parts; 2: /state, /snapshot_epoch.
+FORMAT_VERSION = 3
 
 
 class RecordedChip(Protocol):
@@ -96,6 +109,12 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def parts_folder(path: str | os.PathLike[str]) -> Path:
+    """The folder of a run file's parts: ``RUN.h5.parts`` beside ``RUN.h5``."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.parts")
+
+
 def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path:
     """Refuse, before any work starts, to write where the run file cannot go."""
     path = Path(path)
@@ -108,38 +127,208 @@ def check_output_path(path: str | os.PathLike[str], force: bool = False) -> Path
     return path
 
 
-def open_run_file(path: str | os.PathLike[str], mode: str = "r") -> Any:
-    """Open a run file with h5py, checking that it is one this neuroemu can read: an HDF5
-    file, of format ``neuroemu-run``, not of a newer version, with every group."""
+def _lock(path: Path) -> Lock:
+    """The lock of the run file ``path``, taken, or a one-line error naming its holder.
+    Holding it, the writer removes what a killed writer of ``path`` left half written."""
+    try:
+        lock = Lock(path).acquire()
+        for stale in path.parent.glob(f"{partial_prefix(path)}*"):
+            stale.unlink(missing_ok=True)
+        return lock
+    except LockHeld as exc:
+        raise RunFileError(
+            f"{path}: another run writes it (lock {path.name}.lock held by {exc}); if that "
+            f"process is gone, remove {path.name}.lock"
+        ) from None
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot take its lock ({one_line(exc)})") from None
+
+
+# --------------------------------------------------------------------------- reading
+def _damaged(path: Path) -> RunFileError:
+    return RunFileError(
+        f"{path}: damaged (its content does not match its seal: cut short or changed since "
+        "it was written)"
+    )
+
+
+def _open_hdf5(path: Path, what: str, sealed_only: bool = False) -> tuple[Any, bool]:
+    """An HDF5 file opened for reading and whether it carries a seal (checked: a file whose
+    content does not match its seal is refused; ``sealed_only``: so is one without)."""
     import h5py
 
-    path = Path(path)
     if not path.is_file():
-        raise RunFileError(f"{path}: no such run file")
+        raise RunFileError(f"{path}: no such {what}")
     try:
-        f = h5py.File(path, mode)
+        whole = sealed(path)
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot read ({one_line(exc)})") from None
+    if whole is False or (whole is None and sealed_only):
+        raise _damaged(path)
+    try:
+        return h5py.File(path, "r"), whole is True
     except OSError:
-        raise RunFileError(f"{path}: not an HDF5 file") from None
-    try:
+        raise (_damaged(path) if whole else RunFileError(f"{path}: not an HDF5 file")) from None
+
+
+class RunFile:
+    """A run file opened for reading, whatever its version: ``RUN.h5`` (checked: an HDF5
+    file of format ``neuroemu-run``, not newer than this neuroemu reads, whole) and, for
+    version 3, its parts. Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.file, self.sealed = _open_hdf5(self.path, "run file")
+        try:
+            self._check()
+        except RunFileError:
+            self.file.close()
+            raise
+        except Exception as exc:  # a damaged file h5py half reads
+            self.file.close()
+            raise RunFileError(f"{self.path}: damaged ({one_line(exc)})") from None
+
+    def _check(self) -> None:
+        f = self.file
         attrs = f["meta"].attrs if "meta" in f else {}
-        fmt = attrs.get("format")
-        if (fmt.decode() if isinstance(fmt, bytes) else fmt) != FORMAT:
-            raise RunFileError(f"{path}: an HDF5 file, but not a neuroemu run file")
-        version = int(attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
+        if attribute(attrs.get("format")) != FORMAT:
+            raise RunFileError(f"{self.path}: an HDF5 file, but not a neuroemu run file")
+        self.version = int(attrs.get("format_version", 0))
+        if self.version > FORMAT_VERSION:
             raise RunFileError(
-                f"{path}: format version {version} is newer than this neuroemu reads "
-                f"({FORMAT_VERSION}); upgrade neuroemu"
+                f"{self.path}: format version {self.version} is newer than this neuroemu "
+                f"reads ({FORMAT_VERSION}); upgrade neuroemu"
             )
-        for group in ("metrics", "conductance", "bias", "inference"):
+        needed = (
+            ("metrics", "inference", "parts")
+            if self.version >= 3
+            else ("metrics", "conductance", "bias", "inference")
+        )
+        for group in needed:
             if group not in f:
-                raise RunFileError(f"{path}: missing group /{group}")
-    except RunFileError:
-        f.close()
-        raise
-    return f
+                raise RunFileError(f"{self.path}: missing group /{group}")
+        if self.version >= 3 and not self.sealed:  # every version 3 file is sealed
+            raise _damaged(self.path)
+        self.meta = {key: attribute(value) for key, value in attrs.items()}
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> RunFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ parts
+    def _parts(self) -> list[tuple[int, str, str]]:
+        """(epoch, file, kind) of every part, in the order of the index (version 3)."""
+        parts = self.file["parts"]
+        files = [attribute(name) for name in parts["file"][()]]
+        kinds = [attribute(kind) for kind in parts["kind"][()]]
+        return list(zip(parts["epoch"][()].tolist(), files, kinds, strict=True))
+
+    @contextmanager
+    def part(self, name: str) -> Iterator[Any]:
+        """One part file of the run, opened and checked."""
+        f, _ = _open_hdf5(parts_folder(self.path) / name, "part file", sealed_only=True)
+        try:
+            yield f
+        finally:
+            f.close()
+
+    def epochs(self) -> np.ndarray:
+        metrics = self.file["metrics"]
+        return metrics["epoch"][()].astype(int) if "epoch" in metrics else np.zeros(0, int)
+
+    def snapshots(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every conductance snapshot, ``({"conductance/<crossbar>": (snapshots, rows,
+        columns), "bias/<layer>": ...}, epochs)``."""
+        f = self.file
+        if self.version < 3:
+            arrays = {f"conductance/{k}": v[()] for k, v in f["conductance"].items()}
+            arrays.update({f"bias/{k}": v[()] for k, v in f["bias"].items()})
+            if "snapshot_epoch" in f:
+                epochs = f["snapshot_epoch"][()]
+            else:  # version 1: a snapshot per evaluated epoch
+                n = min((a.shape[0] for a in arrays.values()), default=0)
+                epochs = self.epochs()[:n]
+            return arrays, np.asarray(epochs)
+        taken = sorted((e, name) for e, name, kind in self._parts() if kind == "snapshot")
+        stacks: dict[str, list[np.ndarray]] = {}
+        for _, name in taken:
+            with self.part(name) as part:
+                for kind in ("conductance", "bias"):
+                    for key, data in part["state"][kind].items():
+                        stacks.setdefault(f"{kind}/{key}", []).append(data[()])
+        arrays = {key: np.stack(values) for key, values in stacks.items()}
+        return arrays, np.array([epoch for epoch, _ in taken], dtype=np.int64)
+
+    def state(self, names: list[str], n_crossbars: int) -> ChipState:
+        """The chip's state after the last evaluated epoch (``names``: see
+        :func:`array_names`)."""
+        if self.version < 3:
+            return read_state(self.file, names, n_crossbars)
+        parts = self._parts()
+        states = sorted((e, name) for e, name, kind in parts if kind in ("snapshot", "state"))
+        if not states:
+            raise RunFileError(f"{self.path}: holds no state to resume from")
+        epoch, name = states[-1]
+        with self.part(name) as part:
+            state = read_state(part, names, n_crossbars)
+        for e, velocity, kind in parts:
+            if kind == "velocity" and e == epoch:
+                with self.part(velocity) as part:
+                    state.velocities = [part[f"state/velocity/{n}"][()] for n in names]
+        return state
+
+    def trace_groups(self) -> Iterator[Any]:
+        """Each ``/traces/epoch_<e>`` group of the run (open while the caller reads it)."""
+        if self.version < 3:
+            yield from self.file.get("traces", {}).values()
+            return
+        for _, name, kind in self._parts():
+            if kind == "traces":
+                with self.part(name) as part:
+                    yield from part["traces"].values()
+
+    def size(self) -> int:
+        """Bytes of the run on disk: ``RUN.h5`` and its parts."""
+        total = self.path.stat().st_size
+        if self.version >= 3:
+            folder = parts_folder(self.path)
+            total += sum((folder / name).stat().st_size for _, name, _ in self._parts())
+        return total
 
 
+def read_state(f: Any, names: list[str], n_crossbars: int) -> ChipState:
+    """The chip state an HDF5 group holds: ``/state`` (a part, or a version 2 file), else
+    the last snapshot (version 1 snapshots every epoch)."""
+    source = f["state"] if "state" in f else None
+    arrays = [source[name][()] if source is not None else f[name][-1] for name in names]
+    velocities = None
+    if source is not None and "velocity" in source:  # trained with momentum
+        velocities = [source[f"velocity/{name}"][()] for name in names]
+    return ChipState(arrays[:n_crossbars], arrays[n_crossbars:], velocities)
+
+
+def array_names(chip: RecordedChip) -> list[str]:
+    """The datasets of a chip's conductances: ``conductance/<crossbar>``, then
+    ``bias/<layer>``, in the order of :class:`~neuroemu.chip.state.ChipState`."""
+    names = [f"conductance/{c.name}" for c in chip.crossbars]
+    return names + [f"bias/{layer.name}" for layer in chip.spec.layers]
+
+
+def attribute(value: Any) -> Any:
+    """An HDF5 attribute's value as Python reads it (text as ``str``, numbers as numbers)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --------------------------------------------------------------------------- writing
 def _card_files(chip: RecordedChip) -> str:
     """The YAML text of every card the chip uses, by card name, as JSON (empty for a chip
     not read from a file)."""
@@ -158,20 +347,58 @@ def _cards(chip: RecordedChip) -> str:
     return json.dumps(cards)
 
 
-class RunWriter:
-    """An open run file that grows by one evaluated epoch at a time."""
+def _write_sealed(target: Path, write: Any, point: str) -> None:
+    """Write the HDF5 file ``target`` whole and durably: ``write(h5py_file)`` fills it in
+    memory; the image, sealed (:func:`neuroemu.files.sealed_image`), is written under a
+    temporary name, flushed and renamed into place (failpoints ``<point>.writing`` and
+    ``<point>``). A failing write (a full disk) is a plain ``OSError`` and leaves nothing."""
+    import h5py
 
-    def __init__(
-        self,
-        file: Any,
-        path: Path,
-        arrays: list[str],
-        pending: AtomicFile | None = None,
-    ):
-        self.file = file
+    in_memory = f"{target.name}-{uuid.uuid4().hex}"
+    with h5py.File(in_memory, "w", driver="core", backing_store=False, libver="latest") as f:
+        write(f)
+        f.flush()
+        image = f.id.get_file_image()
+    partial = target.with_name(f"{partial_prefix(target)}{os.getpid()}")
+    try:
+        with open(partial, "wb") as out:
+            out.write(sealed_image(image))
+            failpoints.reach(f"{point}.writing")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    fsync_path(target.parent)
+    failpoints.reach(point)
+
+
+def _reason(exc: OSError) -> str:
+    """Why a write failed, in a few words (the system's, when it says)."""
+    return os.strerror(exc.errno) if exc.errno else one_line(exc)
+
+
+class RunWriter:
+    """A run file being written, one evaluated epoch (one commit) at a time, under its lock.
+
+    It keeps in memory what ``RUN.h5`` holds (metadata, metrics, the last predictions, the
+    aging passes, the index of parts) and writes it whole at each commit; each epoch's
+    state and traces go to a part of their own (see the module docs)."""
+
+    def __init__(self, path: Path, lock: Lock, meta: dict[str, Any], arrays: list[str]):
         self.path = path
-        self.arrays = arrays  # names of the conductance datasets: crossbars, then biases
-        self.pending = pending
+        self.lock = lock
+        self.meta = meta
+        self.arrays = arrays  # names of the state datasets: crossbars, then biases
+        self.metrics: dict[str, list[float]] = {}
+        self.epochs: list[int] = []
+        self.prediction: np.ndarray | None = None
+        self.label: np.ndarray | None = None
+        self.aging: list[dict[str, Any]] = []
+        self.parts: list[tuple[int, str, str]] = []  # (epoch, file, kind)
+        self.uncommitted: set[str] = set()  # parts written since the last commit
+        self.closed = False
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -186,61 +413,38 @@ class RunWriter:
         settings: dict[str, Any] | None = None,
         command: str | None = None,
         force: bool = False,
-        atomic: bool = False,
     ) -> RunWriter:
-        """Start a run file. ``settings``: the run's ``chip_file``, ``dtype`` and ``epochs``
-        (``/meta``). ``atomic``: write under a temporary name until :meth:`close`."""
-        import h5py
-
+        """Start a run file at ``path``: nothing is written until the first commit, which
+        replaces an existing file only with ``force``. ``settings``: the run's
+        ``chip_file``, ``dtype``, ``epochs`` and ``limit`` (``/meta``)."""
         path = check_output_path(path, force)
-        pending = AtomicFile(path) if atomic else None
-        target = pending.partial if pending is not None else path
+        lock = _lock(path)
         try:
-            f = h5py.File(target, "w")
-        except OSError as exc:
-            if pending is not None:
-                pending.abandon()
-            raise RunFileError(f"{path}: cannot write ({exc})") from None
-        meta = f.create_group("meta")
-        meta.attrs.update(
-            {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "neuroemu_version": __version__,
-                "seed": chip.seed,
-                "chip_name": chip.name,
-                "chip_yaml": chip.source.text if chip.source else "",
-                "chip_spec": chip.spec.model_dump_json(),
-                "device_cards": _cards(chip),
-                "device_cards_yaml": _card_files(chip),
-                "dataset": dataset,
-                "dataset_source": dataset_source,
-                "command": command if command is not None else " ".join(sys.argv),
-                "started": started,
-                "finished": "",
-                "host": platform.node(),
-                "complete": False,
-                **(settings or {}),
-            }
-        )
-        for group in ("metrics", "conductance", "bias", "inference"):
-            f.create_group(group)
-        for crossbar in chip.crossbars:
-            rows, cols = crossbar.shape
-            f["conductance"].create_dataset(
-                crossbar.name.replace("/", "_"),
-                shape=(0, rows, cols),
-                maxshape=(None, rows, cols),
-                chunks=(1, rows, cols),
-                dtype="f8",
-                compression="gzip",
-                compression_opts=1,
-            ).attrs["unit"] = "S"
-        for layer, bias in zip(chip.spec.layers, chip.bias_conductance, strict=True):
-            f["bias"].create_dataset(
-                layer.name, shape=(0, *bias.shape), maxshape=(None, *bias.shape), dtype="f8"
-            ).attrs["unit"] = "S"
-        return cls(f, path, array_names(chip), pending)
+            check_output_path(path, force)  # it may have appeared while the lock was taken
+        except RunFileError:
+            lock.release()
+            raise
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "neuroemu_version": __version__,
+            "run_id": uuid.uuid4().hex[:12],
+            "seed": chip.seed,
+            "chip_name": chip.name,
+            "chip_yaml": chip.source.text if chip.source else "",
+            "chip_spec": chip.spec.model_dump_json(),
+            "device_cards": _cards(chip),
+            "device_cards_yaml": _card_files(chip),
+            "dataset": dataset,
+            "dataset_source": dataset_source,
+            "command": command if command is not None else " ".join(sys.argv),
+            "started": started,
+            "finished": "",
+            "host": platform.node(),
+            "complete": False,
+            **(settings or {}),
+        }
+        return cls(path, lock, meta, array_names(chip))
 
     @classmethod
     def resume(
@@ -254,33 +458,69 @@ class RunWriter:
         (``dataset``, ``limit``: -1 for all samples, ``dtype``; a file that does not say one
         is taken at its word). Returns the writer, the last finished epoch and the chip's
         state after it. A run that does not fit is refused with the field and both values,
-        and the file is left as it was."""
+        and the file is left as it was; a version 1 or 2 file becomes version 3 with the
+        first commit."""
         path = Path(path)
-        f = open_run_file(path, "a")
+        lock = _lock(path)
         try:
-            _check_same_run(path, f["meta"].attrs, chip, settings or {})
-            epochs = f["metrics/epoch"][()] if "epoch" in f["metrics"] else np.zeros(0)
-            if len(epochs) == 0:
-                raise RunFileError(f"{path}: holds no finished epoch to resume from")
-            state = read_state(f, array_names(chip), len(chip.crossbars))
-            if "snapshot_epoch" not in f:  # migrate a version 1 file: snapshots numbered
-                n = f[array_names(chip)[0]].shape[0]
-                numbers = epochs[:n].astype("i8")
-                data = f.create_dataset("snapshot_epoch", data=numbers, maxshape=(None,))
-                data.attrs["unit"] = "1"
-            f["meta"].attrs["format_version"] = FORMAT_VERSION
-            f["meta"].attrs["complete"] = False
+            with RunFile(path) as run:
+                _check_same_run(path, run.file["meta"].attrs, chip, settings or {})
+                epochs = run.epochs()
+                if len(epochs) == 0:
+                    raise RunFileError(f"{path}: holds no finished epoch to resume from")
+                names = array_names(chip)
+                state = run.state(names, len(chip.crossbars))
+                writer = cls(path, lock, dict(run.meta), names)
+                writer.meta.setdefault("run_id", uuid.uuid4().hex[:12])
+                writer._load(run)
         except KeyError as exc:
-            f.close()
+            lock.release()
             raise RunFileError(f"{path}: missing {exc.args[0]} (not a complete run file)") from None
-        except RunFileError:
-            f.close()
+        except BaseException:
+            lock.release()
             raise
-        return cls(f, path, array_names(chip)), int(epochs[-1]), state
+        writer.meta.update(format_version=FORMAT_VERSION, complete=False, finished="")
+        return writer, int(epochs[-1]), state
+
+    def _load(self, run: RunFile) -> None:
+        """What ``RUN.h5`` of ``run`` holds, in memory; a version 1 or 2 file's snapshots,
+        state and traces written out as parts (the file itself is replaced only by the
+        first commit)."""
+        f = run.file
+        self.epochs = run.epochs().tolist()
+        for name, data in f["metrics"].items():
+            if name != "epoch":
+                self.metrics[name] = data[()].astype(float).tolist()
+        inference = f["inference"]
+        self.prediction = inference["prediction"][()] if "prediction" in inference else None
+        self.label = inference["label"][()] if "label" in inference else None
+        if "aging" in f:
+            group = f["aging"]
+            times = group["time_s"][()]
+            self.aging = [
+                {key: float(data[()][i]) for key, data in group.items()} for i in range(len(times))
+            ]
+        if run.version >= 3:
+            self.parts = run._parts()
+            return
+        # An older file: a part per snapshot and per traced epoch, and the last state.
+        arrays, snapshot_epochs = run.snapshots()
+        last = int(self.epochs[-1])
+        for i, epoch in enumerate(snapshot_epochs.tolist()):
+            if epoch != last:  # the last state is written below
+                self._write_state(epoch, [arrays[n][i] for n in self.arrays], None, True)
+        n_crossbars = sum(name.startswith("conductance/") for name in self.arrays)
+        state = read_state(f, self.arrays, n_crossbars)
+        self._write_state(last, state.arrays, state.velocities, last in snapshot_epochs)
+        for group in f.get("traces", {}).values():
+            epoch = int(group.attrs["epoch"])
+            self._write_traces(
+                epoch, lambda out, g=group: g.file.copy(g, out.require_group("traces"))
+            )
 
     # ------------------------------------------------------------------ writing
     @uninterrupted
-    def append(
+    def commit_epoch(
         self,
         epoch: int,
         metrics: dict[str, Any],
@@ -288,112 +528,178 @@ class RunWriter:
         prediction: np.ndarray | None = None,
         labels: np.ndarray | None = None,
         snapshot: bool = True,
+        traced: Traced | None = None,
+        samples: Sequence[int] = (),
+        layers: Sequence[str] = (),
     ) -> None:
-        """Add one evaluated epoch: its metrics (each named in :mod:`neuroemu.metrics`),
-        the chip's state (for ``--resume``) and, when ``snapshot``, a snapshot of every
-        conductance."""
-        f = self.file
-        n = f["metrics/epoch"].shape[0] if "epoch" in f["metrics"] else 0
-        units = {key: metric(key).unit for key in ("epoch", *metrics)}  # unknown: an error
-        for key, value in {"epoch": epoch, **metrics}.items():
-            unit = units[key]
-            if key not in f["metrics"]:
-                data = f["metrics"].create_dataset(
-                    key, shape=(n,), maxshape=(None,), dtype="f8", fillvalue=np.nan
-                )
-                data.attrs["unit"] = unit
-            data = f["metrics"][key]
-            data.resize((n + 1,))
-            data[n] = float(value)
-        for key in f["metrics"]:  # metrics this epoch did not report stay NaN
-            if f["metrics"][key].shape[0] < n + 1:
-                f["metrics"][key].resize((n + 1,))
-        arrays = list(zip(self.arrays, state.arrays, strict=True))
-        group = f.require_group("state")
-        kept = list(arrays)
-        if state.velocities is not None:  # training with momentum: its velocities too
-            kept += [
-                (f"velocity/{name}", v)
-                for name, v in zip(self.arrays, state.velocities, strict=True)
-            ]
-        for name, array in kept:
-            if name in group:
-                group[name][...] = array
-            else:
-                group.create_dataset(name, data=array).attrs["unit"] = "S"
-        group.attrs["epoch"] = epoch
-        if snapshot:
-            for name, array in arrays:
-                data = f[name]
-                data.resize((data.shape[0] + 1, *data.shape[1:]))
-                data[-1] = array
-            if "snapshot_epoch" not in f:
-                f.create_dataset("snapshot_epoch", shape=(0,), maxshape=(None,), dtype="i8").attrs[
-                    "unit"
-                ] = "1"
-            data = f["snapshot_epoch"]
-            data.resize((data.shape[0] + 1,))
-            data[-1] = epoch
+        """Commit one evaluated epoch: its metrics (each named in :mod:`neuroemu.metrics`),
+        the chip's state (a snapshot when ``snapshot``), the last predictions and, with
+        ``traced``, the per-sweep record of the traced ``samples`` (``layers`` names the
+        free layers). Whole, or not at all, whatever instant the process is killed."""
+        for key in ("epoch", *metrics):
+            metric(key)  # an unknown name is an error, and nothing of the epoch is written
+        row = len(self.epochs)
+        self.epochs.append(epoch)
+        for values in self.metrics.values():
+            values.append(np.nan)
+        for key, value in metrics.items():
+            self.metrics.setdefault(key, [np.nan] * (row + 1))[row] = float(value)
         if prediction is not None and labels is not None:
-            for key, value in (("prediction", prediction), ("label", labels)):
-                if key in f["inference"]:
-                    del f["inference"][key]
-                data = f["inference"].create_dataset(
-                    key, data=np.asarray(value), compression="gzip"
-                )
-                data.attrs["unit"] = "class"
-        f.flush()
+            self.prediction, self.label = np.asarray(prediction), np.asarray(labels)
+        self._write_state(epoch, state.arrays, state.velocities, snapshot)
+        if traced is not None:
+            self._write_traces(epoch, lambda f: _write_traces(f, epoch, traced, samples, layers))
+        self._commit()
 
     @uninterrupted
-    def append_traces(
-        self, epoch: int, samples: list[int], traced: Traced, layers: Sequence[str]
-    ) -> None:
-        """Write the per-sweep record of the traced samples at ``epoch`` (see module docs);
-        ``layers`` names the free layers."""
-        group = self.file.require_group("traces").create_group(f"epoch_{epoch}")
-        group.attrs["epoch"] = epoch
-        group.create_dataset("samples", data=np.asarray(samples)).attrs["unit"] = "index"
-        for phase, trace in traced.phases.items():
-            g = group.create_group(phase)
-            for layer, voltages in zip(layers, trace.voltages, strict=True):
-                g.create_dataset(f"voltage/{layer}", data=voltages).attrs["unit"] = "V"
-            g.create_dataset("residual", data=trace.residual).attrs["unit"] = "1"
-            g.create_dataset("power", data=trace.power).attrs["unit"] = "W"
-            g.create_dataset("energy", data=trace.energy).attrs["unit"] = trace.energy_unit
-        for name, update in traced.update.items():
-            group.create_dataset(
-                f"update/{name}", data=update.astype(np.float32), compression="gzip"
-            ).attrs["unit"] = "S"
-        self.file.flush()
-
-    @uninterrupted
-    def append_aging(self, entries: list[dict[str, Any]]) -> None:
-        """Write inference results at times after programming (``/aging``)."""
-        if "aging" in self.file:
-            del self.file["aging"]
-        group = self.file.create_group("aging")
+    def commit_aging(self, entries: list[dict[str, Any]]) -> None:
+        """Commit the test passes at times after programming (``/aging``)."""
         for key in entries[0]:
-            unit = metric(key).unit
-            data = group.create_dataset(key, data=np.array([e[key] for e in entries], dtype="f8"))
-            data.attrs["unit"] = unit
-        self.file.flush()
+            metric(key)
+        self.aging = entries
+        self._commit()
+
+    def _write_state(
+        self,
+        epoch: int,
+        arrays: Sequence[np.ndarray],
+        velocities: Sequence[np.ndarray] | None,
+        snapshot: bool,
+    ) -> None:
+        """Write the part of ``epoch``'s state into the parts folder."""
+
+        def write(f: Any, what: Sequence[np.ndarray], prefix: str) -> None:
+            group = f.create_group("state")
+            group.attrs["epoch"] = epoch
+            for key, array in zip(self.arrays, what, strict=True):
+                group.create_dataset(f"{prefix}{key}", data=array).attrs["unit"] = "S"
+
+        kind = "snapshot" if snapshot else "state"
+        self._write_part(epoch, f"{epoch:05d}", lambda f: write(f, arrays, ""), kind)
+        if velocities is not None:  # kept with the last state only, for --resume
+            velocity = lambda f: write(f, velocities, "velocity/")  # noqa: E731
+            self._write_part(epoch, f"{epoch:05d}-velocity", velocity, "velocity")
+
+    def _write_traces(self, epoch: int, write: Any) -> None:
+        self._write_part(epoch, f"{epoch:05d}-traces", write, "traces")
+
+    def _write_part(self, epoch: int, stem: str, write: Any, kind: str) -> None:
+        folder = parts_folder(self.path)
+        name = f"{self.meta['run_id']}-{stem}.h5"
+        try:
+            folder.mkdir(exist_ok=True)
+            _write_sealed(folder / name, write, "commit.part")
+        except OSError as exc:
+            raise RunFileError(
+                f"{self.path}: cannot write epoch {epoch} ({_reason(exc)})"
+            ) from None
+        self.parts = [p for p in self.parts if p[1] != name] + [(epoch, name, kind)]
+        self.uncommitted.add(name)
+
+    def _commit(self) -> None:
+        """Write ``RUN.h5`` whole (the commit), then remove the parts it no longer needs."""
+        try:
+            _write_sealed(self.path, self._write_main, "commit.main")
+        except OSError as exc:
+            raise RunFileError(f"{self.path}: cannot write ({_reason(exc)})") from None
+        self.uncommitted.clear()
+        self._clean()
+
+    def _write_main(self, f: Any) -> None:
+        meta = f.create_group("meta")
+        meta.attrs.update(self.meta)
+        metrics = f.create_group("metrics")
+        metrics.create_dataset("epoch", data=np.asarray(self.epochs, dtype=np.int64))
+        metrics["epoch"].attrs["unit"] = "1"
+        for key, values in self.metrics.items():
+            metrics.create_dataset(key, data=np.asarray(values, dtype=np.float64))
+            metrics[key].attrs["unit"] = metric(key).unit
+        inference = f.create_group("inference")
+        for key, value in (("prediction", self.prediction), ("label", self.label)):
+            if value is not None:
+                inference.create_dataset(key, data=value, compression="gzip")
+                inference[key].attrs["unit"] = "class"
+        if self.aging:
+            group = f.create_group("aging")
+            for key in self.aging[0]:
+                data = np.array([entry[key] for entry in self.aging], dtype=np.float64)
+                group.create_dataset(key, data=data).attrs["unit"] = metric(key).unit
+        kept = self._kept()
+        parts = f.create_group("parts")
+        parts.create_dataset("epoch", data=np.array([p[0] for p in kept], dtype=np.int64))
+        parts.create_dataset("file", data=[p[1] for p in kept], dtype=_text())
+        parts.create_dataset("kind", data=[p[2] for p in kept], dtype=_text())
+        parts["epoch"].attrs["unit"] = "1"
+        parts["file"].attrs["unit"] = "name"  # in RUN.h5.parts/
+        parts["kind"].attrs["unit"] = "name"  # snapshot, state or traces
+        snapshots = [p[0] for p in kept if p[2] == "snapshot"]
+        f.create_dataset("snapshot_epoch", data=np.array(snapshots, dtype=np.int64))
+        f["snapshot_epoch"].attrs["unit"] = "1"
+
+    def _kept(self) -> list[tuple[int, str, str]]:
+        """The parts the run keeps: every snapshot and every traces part, and the last
+        state with its velocities (the run's state, to resume from)."""
+        states = [p for p in self.parts if p[2] in ("snapshot", "state")]
+        last = max(states)[0] if states else None
+        return sorted(p for p in self.parts if p[2] in ("snapshot", "traces") or p[0] == last)
+
+    def _clean(self) -> None:
+        """Remove the files of the parts folder that the committed ``RUN.h5`` does not name
+        (superseded states, and what killed or replaced runs left)."""
+        folder = parts_folder(self.path)
+        self.parts = self._kept()
+        named = {name for _, name, _ in self.parts}
+        for file in folder.glob("*"):
+            if file.name not in named:
+                file.unlink(missing_ok=True)
 
     @uninterrupted
     def close(self, complete: bool = True) -> Path:
-        """Close the file; ``complete`` marks a run that ended normally."""
-        if not self.file:
+        """End the run: ``complete`` marks a run that ended normally (a last commit of
+        ``RUN.h5``); otherwise the last commit stands and parts written since are removed.
+        The lock is released either way."""
+        if self.closed:
             return self.path
+        self.closed = True
         try:
-            self.file["meta"].attrs["complete"] = complete
-            self.file["meta"].attrs["finished"] = now() if complete else ""
-        finally:
-            self.file.close()
-        if self.pending is not None:
             if complete:
-                self.pending.commit()
+                self.meta.update(complete=True, finished=now())
+                self._commit()
             else:
-                self.pending.abandon()
+                folder = parts_folder(self.path)
+                for name in self.uncommitted:
+                    (folder / name).unlink(missing_ok=True)
+                if folder.is_dir() and not any(folder.iterdir()) and not self.path.exists():
+                    folder.rmdir()
+        finally:
+            self.lock.release()
         return self.path
+
+
+def _text() -> Any:
+    import h5py
+
+    return h5py.string_dtype()
+
+
+def _write_traces(
+    f: Any, epoch: int, traced: Traced, samples: Sequence[int], layers: Sequence[str]
+) -> None:
+    """The per-sweep record of the traced samples at ``epoch`` (see the module docs)."""
+    group = f.require_group("traces").create_group(f"epoch_{epoch}")
+    group.attrs["epoch"] = epoch
+    group.create_dataset("samples", data=np.asarray(samples)).attrs["unit"] = "index"
+    for phase, trace in traced.phases.items():
+        g = group.create_group(phase)
+        for layer, voltages in zip(layers, trace.voltages, strict=True):
+            g.create_dataset(f"voltage/{layer}", data=voltages).attrs["unit"] = "V"
+        g.create_dataset("residual", data=trace.residual).attrs["unit"] = "1"
+        g.create_dataset("power", data=trace.power).attrs["unit"] = "W"
+        g.create_dataset("energy", data=trace.energy).attrs["unit"] = trace.energy_unit
+    for name, update in traced.update.items():
+        group.create_dataset(
+            f"update/{name}", data=update.astype(np.float32), compression="gzip"
+        ).attrs["unit"] = "S"
 
 
 def _check_same_run(path: Path, meta: Any, chip: RecordedChip, settings: dict[str, Any]) -> None:
@@ -445,15 +751,6 @@ def _samples(limit: int) -> str:
     return "all samples" if limit < 0 else f"{limit} samples per part"
 
 
-def attribute(value: Any) -> Any:
-    """An HDF5 attribute's value as Python reads it (text as ``str``, numbers as numbers)."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _short(value: Any) -> str:
     """A spec's value, short, in SI (a float to 10 significant digits)."""
     if isinstance(value, float):
@@ -477,21 +774,3 @@ def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | 
                 return found
         return None
     return None if a == b else (where or "(root)", a, b)
-
-
-def array_names(chip: RecordedChip) -> list[str]:
-    """The datasets of a chip's conductances: ``conductance/<crossbar>``, then
-    ``bias/<layer>``, in the order of :class:`~neuroemu.chip.state.ChipState`."""
-    names = [f"conductance/{c.name}" for c in chip.crossbars]
-    return names + [f"bias/{layer.name}" for layer in chip.spec.layers]
-
-
-def read_state(f: Any, names: list[str], n_crossbars: int) -> ChipState:
-    """The chip state a run file holds after its last evaluated epoch: ``/state`` (format
-    version 2), else the last snapshot (version 1 snapshots every epoch)."""
-    source = f["state"] if "state" in f else None
-    arrays = [source[name][()] if source is not None else f[name][-1] for name in names]
-    velocities = None
-    if source is not None and "velocity" in source:  # trained with momentum
-        velocities = [source[f"velocity/{name}"][()] for name in names]
-    return ChipState(arrays[:n_crossbars], arrays[n_crossbars:], velocities)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import RunFileError
 from ..metrics import METRICS, metric
-from .hdf5 import array_names, attribute, open_run_file, read_state
+from .hdf5 import RunFile, array_names, attribute
 
 if TYPE_CHECKING:
     from ..chip.base import BaseChip
@@ -174,8 +174,9 @@ class Run:
     def conductance(self) -> Any:
         if self._conductance is None:
             if self.path is not None:
-                with open_run_file(self.path) as f:
-                    self._conductance = _read_conductance(f, self.meta)
+                with RunFile(self.path) as run_file:
+                    arrays, epochs = run_file.snapshots()
+                self._conductance = conductance_dataset(arrays, epochs, self.meta)
             elif self._chip is not None:  # a run without a file: its last state
                 state = self._chip.state()
                 names = array_names(self._chip)
@@ -198,9 +199,11 @@ class Run:
         if self._traces is None:
             self._traces = {}
             if self.path is not None:
-                with open_run_file(self.path) as f:
-                    groups = f.get("traces", {}).values()
-                    self._traces = {int(g.attrs["epoch"]): _read_trace(g) for g in groups}
+                with RunFile(self.path) as run_file:
+                    groups = run_file.trace_groups()
+                    self._traces = {
+                        int(g.attrs["epoch"]): _read_trace(g, self.meta) for g in groups
+                    }
         return self._traces
 
     @property
@@ -322,8 +325,8 @@ def _rebuild_chip(run: Run) -> BaseChip:
                         layer[key] = card(layer[key])
     spec = chip_from_dict(data, source)
     chip = build_chip(spec, seed=int(run.meta["seed"]))
-    with open_run_file(run.path) as f:
-        state = read_state(f, array_names(chip), len(chip.crossbars))
+    with RunFile(run.path) as run_file:
+        state = run_file.state(array_names(chip), len(chip.crossbars))
     chip.load_state(state)
     return chip
 
@@ -342,8 +345,8 @@ def open_run(
     import xarray as xr
 
     path = Path(path)
-    with open_run_file(path) as f:
-        meta = {key: attribute(value) for key, value in f["meta"].attrs.items()}
+    with RunFile(path) as run_file:
+        f, meta = run_file.file, run_file.meta
         metrics_group = f["metrics"]
         epochs = metrics_group["epoch"][()].astype(int) if "epoch" in metrics_group else []
         variables = {
@@ -379,20 +382,6 @@ def open_run(
     )
 
 
-def _read_conductance(f: Any, meta: dict[str, Any]) -> Any:
-    """The conductance snapshots of an open run file (:attr:`Run.conductance`)."""
-    if "snapshot_epoch" in f:
-        snapshot_epochs = f["snapshot_epoch"][()]
-    else:  # version 1: a snapshot per evaluated epoch
-        snapshot_epochs = f["metrics/epoch"][()].astype(int)[: _snapshots(f)]
-    arrays = {f"conductance/{name}": data[()] for name, data in f["conductance"].items()}
-    arrays.update({f"bias/{name}": data[()] for name, data in f["bias"].items()})
-    return conductance_dataset(arrays, snapshot_epochs, meta)
-
-
-PHASES = ("free", "plus", "minus")
-
-
 def conductance_dataset(
     arrays: dict[str, np.ndarray], epochs: np.ndarray, meta: dict[str, Any]
 ) -> Any:
@@ -415,6 +404,9 @@ def conductance_dataset(
             variables[f"bias:{name}"] = xr.Variable(("epoch", dim, name), data, {"units": "S"})
     conductance = xr.Dataset(variables, coords={"epoch": np.asarray(epochs), **bias_rows})
     return conductance.assign_coords(_node_coords(conductance, meta))
+
+
+PHASES = ("free", "plus", "minus")
 
 
 def _per_sample(values: np.ndarray) -> Any:
@@ -464,7 +456,7 @@ def _layer_order(meta: dict[str, Any], names: list[str]) -> list[str]:
     return sorted(names, key=lambda n: order.index(n) if n in order else len(order))
 
 
-def _read_trace(group: Any) -> Any:
+def _read_trace(group: Any, meta: dict[str, Any]) -> Any:
     """One ``/traces/epoch_<e>`` group as a Dataset, phases padded to a common sweep count."""
     import xarray as xr
 
@@ -481,7 +473,6 @@ def _read_trace(group: Any) -> Any:
         return np.stack(arrays)
 
     variables: dict[str, Any] = {}
-    meta = {"chip_yaml": attribute(group.file["meta"].attrs.get("chip_yaml", ""))}
     layers = _layer_order(meta, list(group[present[0]]["voltage"]))
     for layer in layers:
         variables[f"voltage:{layer}"] = (
@@ -518,8 +509,3 @@ def _read_trace(group: Any) -> Any:
     }
     trace = xr.Dataset(variables, coords=coords, attrs={"epoch": epoch})
     return trace.assign_coords(_node_coords(trace, meta))
-
-
-def _snapshots(f: Any) -> int:
-    shapes = [data.shape[0] for data in f["conductance"].values()]
-    return min(shapes) if shapes else 0

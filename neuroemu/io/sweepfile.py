@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import RunFileError
-from ..files import atomic_path, partial_prefix
+from ..errors import RunFileError, one_line
+from ..files import Lock, LockHeld, atomic_path, partial_prefix
 from ..metrics import Metric, metric
 from ..units import parse_any_quantity
 
@@ -78,12 +78,13 @@ class SweepFile:
     written into the copy, the copy is flushed to disk (``fsync``) and renamed over the file.
     A sweep killed at any moment therefore leaves a complete file holding every point
     recorded before the kill, which the next run of the same command skips; the file is
-    never open for writing, so ``open_sweep`` can read it while the sweep runs. A lock on
-    ``.NAME.lock`` beside it (``flock``, released by the system when the process ends, even
+    never open for writing, so ``open_sweep`` can read it while the sweep runs. A lock,
+    ``NAME.lock`` beside it (:class:`neuroemu.files.Lock`: works on NFS; removed when the
+    sweep closes, and taken over when its owner is a process of this host that has ended,
     killed) keeps a second sweep from writing the same file at the same time.
     """
 
-    def __init__(self, path: Path, status: np.ndarray, lock: Any) -> None:
+    def __init__(self, path: Path, status: np.ndarray, lock: Lock | None) -> None:
         self.path = path
         self.status = status  # 0 pending, 1 done, 2 failed, per point: kept in step
         self._lock = lock
@@ -111,7 +112,7 @@ class SweepFile:
 
     def close(self) -> None:
         if self._lock is not None:
-            self._lock.close()  # releases the flock
+            self._lock.release()
             self._lock = None
 
     def __enter__(self) -> SweepFile:
@@ -152,25 +153,19 @@ def _check_figures(path: Path, result: dict[str, Any]) -> None:
             raise RunFileError(f"{path}: a sweep point records no {name} (it records: {known})")
 
 
-def _lock(path: Path) -> Any:
-    """Hold an exclusive lock on ``.NAME.lock`` beside ``path`` (the open file, kept until
-    the sweep closes), or refuse: another sweep writes ``path``."""
+def _lock(path: Path) -> Lock:
+    """The lock of the sweep file ``path`` (``NAME.lock`` beside it, removed when the sweep
+    closes; a lock left by a killed sweep of this host is taken over), or a one-line error:
+    another sweep writes ``path``."""
     try:
-        handle = open(path.with_name(f".{path.name}.lock"), "a+")
-    except OSError as exc:
-        raise RunFileError(f"{path}: cannot write in {path.parent} ({exc.strerror})") from None
-    try:
-        import fcntl
-    except ImportError:  # no flock (Windows): no guard against a second writer
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+        return Lock(path).acquire()
+    except LockHeld as exc:
         raise RunFileError(
-            f"{path}: another sweep is writing this file; wait for it or pass another --out"
+            f"{path}: another sweep is writing this file (lock {path.name}.lock held by {exc});"
+            " wait for it or pass another --out"
         ) from None
-    return handle
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot write in {path.parent} ({one_line(exc)})") from None
 
 
 def open_for_sweep(path: str | os.PathLike[str], sweep: LoadedSweep) -> SweepFile:
@@ -198,7 +193,7 @@ def open_for_sweep(path: str | os.PathLike[str], sweep: LoadedSweep) -> SweepFil
                 )
             status = np.asarray(f.variables["status"][...])
     except BaseException:
-        lock.close()
+        lock.release()
         raise
     return SweepFile(path, status, lock)
 

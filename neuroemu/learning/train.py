@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import failpoints
 from ..engine.threads import one_blas_thread
 from ..streams import stream
 from .augment import augment_epoch
@@ -101,6 +102,7 @@ def train_epoch(
             phases += step.phases
             if progress is not None:
                 progress(len(yb), wrong / seen)
+            failpoints.reach("train.batch")
     return EpochReport(
         epoch=epoch,
         train_error=wrong / max(seen, 1),

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import failpoints
 from ..errors import InputError
 from ..metrics import ordered
 from ..streams import stream
@@ -122,6 +123,7 @@ def _evaluate(
         settle_time, tol, residual_unit = eq.settle_time, eq.tol, eq.residual_unit
         if progress is not None:
             progress(hi - lo)
+        failpoints.reach("evaluate.batch")
     wall = time.perf_counter() - start
     accuracy = float(np.mean(prediction == y)) if n else float("nan")
     mean_power = float(power.mean()) if n else float("nan")

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import failpoints
 from ..chip import BaseChip, Chip
 from ..errors import InputError
-from ..interrupts import deferred_interrupts
 from ..io.datasets import Dataset, load_dataset
 from ..io.hdf5 import RunWriter, check_output_path, now
 from ..io.runs import Run, open_run
@@ -129,7 +129,9 @@ def simulate(
             raise InputError(
                 f"epochs: {epochs} is fewer than the {done} the run in {resume} has done"
             )
-        writer.file["meta"].attrs["epochs"] = epochs  # the epochs asked for now
+        writer.meta["epochs"] = epochs  # the epochs asked for now
+        for key, value in {**settings, **run_settings}.items():  # files that did not say
+            writer.meta.setdefault(key, value)
         built.load_state(state)
         run.writer = writer
         run.done = done
@@ -142,7 +144,6 @@ def simulate(
             started=started,
             settings={**settings, "limit": run_settings["limit"]},
             force=force,
-            atomic=training is None or epochs == 0,
         )
     run.go(times)
     final = run.final
@@ -217,6 +218,7 @@ class _Running:
                     progress=self._training_progress,
                 )
                 self._event("end", "train")
+                failpoints.reach("epoch.trained")
                 if self._tested(epoch):
                     test = self._test(f"test after epoch {epoch}")
                     snapshot = epoch % training.snapshot_every == 0 or epoch == self.epochs
@@ -282,8 +284,8 @@ class _Running:
     def _record(
         self, epoch: int, figures: dict[str, Any], test: InferenceReport, snapshot: bool
     ) -> None:
-        """Write an evaluated epoch and its traces: settle the traced samples first, then
-        write both with Ctrl-C and SIGTERM held, so the epoch lands whole."""
+        """Commit an evaluated epoch and its traces: settle the traced samples first, then
+        commit both at once (whole, or not at all, whatever instant the process dies)."""
         if self.writer is None:
             return
         chip, data, training = self.chip, self.data, self.chip.spec.training
@@ -292,13 +294,18 @@ class _Running:
             samples = list(training.trace_samples)
             x, y = data.x_test[samples], data.y_test[samples]
             traced = trace_phases(chip, x, y, training, epoch)
-        with deferred_interrupts():
-            self.writer.append(
-                epoch, figures, chip.state(), test.prediction, data.y_test, snapshot=snapshot
-            )
-            if traced is not None:
-                layers = [layer.name for layer in chip.spec.layers]
-                self.writer.append_traces(epoch, samples, traced, layers)
+        layers = [layer.name for layer in chip.spec.layers]
+        self.writer.commit_epoch(
+            epoch,
+            figures,
+            chip.state(),
+            test.prediction,
+            data.y_test,
+            snapshot=snapshot,
+            traced=traced,
+            samples=samples,
+            layers=layers,
+        )
 
     def _after_programming(self, times: list[float]) -> None:
         data = self.data
@@ -316,7 +323,7 @@ class _Running:
         self._event("end", "aging")
         self.aging = [{"time_s": t, **r.figures()} for t, r in zip(times, reports, strict=True)]
         if self.writer is not None:
-            self.writer.append_aging(self.aging)
+            self.writer.commit_aging(self.aging)
 
 
 def _build(chip: str | os.PathLike[str] | BaseChip, seed: int | None) -> tuple[BaseChip, str]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import failpoints
 from ..errors import NeuroemuError, one_line
 from ..io.sweepfile import DONE, FIGURES, open_for_sweep
 from ..spec.sweep import LoadedSweep
@@ -32,6 +33,7 @@ def run_point(
     from ..run.simulate import simulate
     from ..spec.loader import chip_from_dict
 
+    failpoints.reach("sweep.point")
     start = time.perf_counter()
     chip = build_chip(chip_from_dict(spec_data, "<sweep point>"), seed=seed)
     run = simulate(
@@ -147,6 +149,7 @@ def run_sweep(
             else:
                 results.record(index, result)
                 counts["run"] += 1
+            failpoints.reach("sweep.record")
             if progress is not None:
                 progress(counts["run"] + counts["skipped"], counts["failed"], total)
     return counts

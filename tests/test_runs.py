@@ -220,6 +220,13 @@ def test_round_trip_of_every_field(trained, replayed):
             assert moment.tzinfo is not None and started <= moment <= finished
         elif name == "run_id":
             assert re.fullmatch(r"[0-9a-f]{12}", value)
+        elif name == "dataset_labels":  # SHA-256 of the labels, training part then test part
+            import hashlib
+
+            digest = hashlib.sha256()
+            for labels in (data.y_train, data.y_test):
+                digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+            assert value == digest.hexdigest()
         else:
             raise AssertionError(f"/meta@{name}: no expected value")
         assert run.meta[name] == value

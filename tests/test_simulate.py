@@ -198,3 +198,23 @@ def test_times_after_programming_in_every_spelling():
     for name, value in (("dataset", 42), ("out", 42), ("progress", 1), ("force", "yes")):
         with pytest.raises(InputError, match=name):
             neuroemu.simulate(XS, limit=20, epochs=0, **{name: value})
+
+
+def test_resume_refuses_other_labels_under_one_name_and_another_version(tmp_path):
+    import h5py
+
+    from neuroemu.files import seal
+
+    digits = tmp_path / "digits"
+    make_folder(digits, n_train=50, n_test=50, labels=[i % 10 for i in range(100)])
+    out = tmp_path / "run.h5"
+    neuroemu.simulate(XS, dataset=digits, epochs=1, out=out)
+    make_folder(digits, n_train=50, n_test=50, labels=[(i + 1) % 10 for i in range(100)])
+    with pytest.raises(RunFileError, match=r"the data set's labels \(SHA-256\) is \w{12} here"):
+        neuroemu.simulate(XS, dataset=digits, epochs=2, resume=out)
+    with h5py.File(out, "a") as f:  # a file made by another version of neuroemu
+        f["meta"].attrs["neuroemu_version"] = "0.0.1"
+    seal(out)
+    make_folder(digits, n_train=50, n_test=50, labels=[i % 10 for i in range(100)])
+    with pytest.raises(RunFileError, match=r"neuroemu's version .* here, but the run used 0.0.1"):
+        neuroemu.simulate(XS, dataset=digits, epochs=2, resume=out)

@@ -735,16 +735,20 @@ def _check_same_run(path: Path, meta: Any, chip: RecordedChip, settings: dict[st
                 )
     if int(meta["seed"]) != chip.seed:
         refuse("the seed", int(meta["seed"]), chip.seed)
+    names = {
+        "dataset": "the data set",
+        "dataset_labels": "the data set's labels (SHA-256)",
+        "limit": "the limit",
+        "neuroemu_version": "neuroemu's version (finish the run with the version that made it)",
+    }
     for key, asked in settings.items():
         if key in meta and attribute(meta[key]) != asked:
             kept = attribute(meta[key])
             if key == "limit":
                 kept, asked = (_samples(kept), _samples(asked))
-            refuse(
-                {"dataset": "the data set", "limit": "the limit"}.get(key, f"the {key}"),
-                kept,
-                asked,
-            )
+            if key == "dataset_labels":
+                kept, asked = kept[:12], asked[:12]
+            refuse(names.get(key, f"the {key}"), kept, asked)
 
 
 def _samples(limit: int) -> str:

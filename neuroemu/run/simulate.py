@@ -23,6 +23,7 @@ from ..io.hdf5 import RunWriter, check_output_path, now
 from ..io.runs import Run, open_run
 from ..learning.train import trace_phases, train_epoch
 from ..units import parse_duration
+from ..version import __version__
 from .evaluate import InferenceReport, evaluate, infer_at
 from .progress import Event, Listener, quiet
 
@@ -119,10 +120,16 @@ def simulate(
     times = _times(infer_at)
     settings = {"chip_file": chip_file, "dtype": np.dtype(kind).name, "epochs": epochs}
     run = _Running(built, data, epochs, batch, kind, report, test_every)
-    run_settings = {"dataset": data.name, "limit": -1 if limit is None else int(limit)}
+    run_settings = {
+        "dataset": data.name,
+        "limit": -1 if limit is None else int(limit),
+        "dataset_labels": _labels_digest(data),
+    }
     if resume is not None:
         writer, done, state = RunWriter.resume(
-            resume, built, {**run_settings, "dtype": settings["dtype"]}
+            resume,
+            built,
+            {**run_settings, "dtype": settings["dtype"], "neuroemu_version": __version__},
         )
         if epochs < done:
             writer.close(False)
@@ -142,7 +149,7 @@ def simulate(
             dataset=data.name,
             dataset_source=data.source,
             started=started,
-            settings={**settings, "limit": run_settings["limit"]},
+            settings={**settings, **run_settings},
             force=force,
         )
     run.go(times)
@@ -357,6 +364,17 @@ def _matching_dataset(name: str | os.PathLike[str] | None, chip: BaseChip) -> Da
     chip.check_labels(data.y_train, f"data set {data.name}: labels")
     chip.check_labels(data.y_test, f"data set {data.name}: labels")
     return data
+
+
+def _labels_digest(data: Dataset) -> str:
+    """The SHA-256 of the data set's labels, training then test part (as cut by ``limit``):
+    what tells two data sets of one name apart when a run is resumed."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for labels in (data.y_train, data.y_test):
+        h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    return h.hexdigest()
 
 
 def _whole(name: str, value: Any, minimum: int, default: int | None = None) -> int:

@@ -7,7 +7,15 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ..units import format_quantity
-from .base import Capacitance, Conductance, Strict, Voltage, positive
+from .base import (
+    Capacitance,
+    Conductance,
+    Strict,
+    Voltage,
+    non_negative,
+    non_negative_conductance,
+    positive,
+)
 from .cards import DiodeCard, ResistorCard
 from .training import LEAKY_ONLY, Training, check_augment
 
@@ -40,6 +48,30 @@ class Initialisation(Strict):
         if self.std is not None and self.std < 0:
             raise ValueError("std must be >= 0 S")
         return self
+
+    _non_negative = field_validator("low", "high", "mean", "value")(non_negative_conductance)
+
+    def may_be_nonzero(self, device: ResistorCard) -> bool:
+        """Whether a device of ``device`` programmed by this init may hold more than 0 S:
+        ``False`` only when the device can reach 0 S (``g_min`` 0 S, none stuck at
+        ``g_max``) and every draw is at most 0 S (clipped to it)."""
+        if device.g_min > 0 or device.stuck_at_max > 0:
+            return True
+        if self.distribution == "constant":
+            return (self.value or 0.0) > 0
+        if self.distribution == "uniform":
+            return (self.high or 0.0) > 0
+        return (self.mean or 0.0) > 0 or (self.std or 0.0) > 0
+
+    def describe(self, device: ResistorCard) -> str:
+        """The init in a message: ``constant 0 S``, ``uniform 0 S .. 0 S``."""
+        g = lambda value: format_quantity(value, "S")  # noqa: E731
+        low = device.g_min if self.low is None else self.low
+        if self.distribution == "constant":
+            return f"constant {g(device.g_min if self.value is None else self.value)}"
+        if self.distribution == "uniform":
+            return f"uniform {g(low)} .. {g(self.high or 0.0)}"
+        return f"normal {g(self.mean or 0.0)} +- {g(self.std or 0.0)}"
 
 
 class Inputs(Strict):
@@ -134,6 +166,8 @@ class ChipSpec(Strict):
     node_capacitance: Capacitance = Field(1e-12, description="per node, for energy estimates")
     training: Training | None = None
 
+    _capacitance = field_validator("node_capacitance")(lambda value: non_negative(value, "F"))
+
     @field_validator("layers")
     @classmethod
     def _layer_roles(cls, layers: tuple[Layer, ...]) -> tuple[Layer, ...]:
@@ -177,6 +211,53 @@ class ChipSpec(Strict):
             raise ValueError(
                 "training.loss: hinge bounds each output node on one side of its target, "
                 "so it needs a single readout (this chip reads classes differentially)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _nodes_reached(self) -> ChipSpec:
+        """Every node needs a conductance, and a path of conductances to a source (an input
+        or a bias source, or through a Shockley junction to its diode's source), or its
+        voltage is undefined. Decided here where the spec alone decides it: a crossbar or
+        bias array whose every device is surely 0 S (see
+        :meth:`Initialisation.may_be_nonzero`); the chip checks its programmed arrays."""
+        layers = self.layers
+        n = len(layers)
+        crossbar = [layer.init.may_be_nonzero(layer.device) for layer in layers]
+        bias = [self.bias.init.may_be_nonzero(layer.device) for layer in layers]
+        junction = [layer.diode is not None and layer.diode.model == "shockley" for layer in layers]
+        # reached[l]: free layer l (0-based) may connect to a source.
+        reached = [bias[k] or junction[k] for k in range(n)]
+        for _ in range(n + 1):
+            for k in range(n):
+                below = crossbar[k] and (k == 0 or reached[k - 1])
+                above = k + 1 < n and crossbar[k + 1] and reached[k + 1]
+                reached[k] = reached[k] or below or above
+        names = ["input", *[layer.name for layer in layers]]
+        for k, layer in enumerate(layers):
+            if reached[k]:
+                continue
+            own = [k, k + 1] if k + 1 < n else [k]  # the crossbars at the layer's nodes
+            if not any(crossbar[j] for j in own) and not bias[k]:
+                problem = "its nodes float: every conductance at them is 0 S"
+                zero = own
+                biases = [k]
+            else:
+                problem = "no source reaches its nodes: every path to an input or a bias "
+                problem += "crosses 0 S devices"
+                zero = [j for j in range(n) if not crossbar[j]]
+                biases = [j for j in range(n) if not bias[j] and not junction[j]]
+            arrays = [
+                f"{names[j]}->{names[j + 1]} {layers[j].init.describe(layers[j].device)}"
+                for j in zero
+            ]
+            arrays += [
+                f"bias of {names[j + 1]} {self.bias.init.describe(layers[j].device)}"
+                for j in biases
+            ]
+            raise ValueError(
+                f"layers[{k}] ({layer.name}): {problem} ({', '.join(arrays)}, devices with "
+                "g_min 0 S); give them a conductance above 0 S"
             )
         return self
 

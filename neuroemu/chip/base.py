@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import numpy as np
 
 from ..errors import InputError
+from ..memory import check_memory
 from ..models.nonideal import drift_exponents, drifted, normal_pool
 from ..models.nonideal import program as program_noisily
 from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
@@ -99,10 +100,67 @@ class BaseChip:
     #: sets its own.
     family: ClassVar[str]
 
+    # ------------------------------------------------------------------ memory
+    #: Samples of one settle a chip's memory estimate allows for (a test pass's batch).
+    MEMORY_BATCH = 256
+    #: Bytes of the engine's arrays per sample and node of a settle (voltages, currents,
+    #: sources, changes, a few phases' worth).
+    BATCH_BYTES_PER_NODE = 64
+    #: A settle of fewer bytes than this is not checked against the machine's memory.
+    UNCHECKED_BYTES = 1 << 28
+
+    @classmethod
+    def array_shapes(cls, spec: Any) -> list[tuple[tuple[int, int], ResistorCard]]:
+        """The shape and card of every device array a chip of ``spec`` holds, in the order
+        of :meth:`device_arrays`; each family gives its own."""
+        raise NotImplementedError
+
+    @classmethod
+    def node_count(cls, spec: Any) -> int:
+        """Values per sample a settle of a chip of ``spec`` holds per array: its inputs and
+        the nodes of every free layer."""
+        return int(spec.inputs.size) + sum(int(layer.size) for layer in spec.layers)
+
+    @classmethod
+    def memory_needed(cls, spec: Any, batch: int = MEMORY_BATCH) -> int:
+        """An estimate (bytes) of the memory a chip of ``spec`` takes, built and settling a
+        batch of ``batch`` samples: per device its conductance and the engine's copy of it
+        (float64), its own range (``range_spread``), step (``step_spread``), read buffer
+        (``read_noise``), fault masks and momentum velocity when it has them; two
+        temporaries of the largest array (programming, updates); and the engine's arrays
+        of the batch."""
+        momentum = spec.training is not None and spec.training.momentum > 0
+        total = largest = 0
+        for shape, card in cls.array_shapes(spec):
+            devices = int(shape[0]) * int(shape[1])
+            per_device = 16 + 8 * momentum
+            per_device += 16 * (card.range_spread > 0) + 8 * (card.step_spread > 0)
+            per_device += 8 * (card.read_noise is not None)
+            per_device += 2 * (card.stuck_at_min + card.stuck_at_max > 0)
+            total += devices * per_device
+            largest = max(largest, devices)
+        return total + 16 * largest + batch * cls.node_count(spec) * cls.BATCH_BYTES_PER_NODE
+
+    @classmethod
+    def check_memory(cls, spec: Any) -> None:
+        """Refuse a chip of ``spec`` that cannot fit in this machine's available memory
+        (:meth:`memory_needed`), before anything is allocated."""
+        devices = sum(int(s[0]) * int(s[1]) for s, _ in cls.array_shapes(spec))
+        what = f"chip {spec.name} ({devices:.3g} devices, a settle of {cls.MEMORY_BATCH} samples)"
+        check_memory(cls.memory_needed(spec), what)
+
+    def check_batch(self, batch: int, name: str = "x") -> None:
+        """Refuse a settle of ``batch`` samples whose arrays cannot fit in the memory this
+        machine has available (checked only for large ones)."""
+        needed = batch * self.node_count(self.spec) * self.BATCH_BYTES_PER_NODE
+        if needed > self.UNCHECKED_BYTES:
+            check_memory(needed, f"{name}: a settle of {batch} samples on chip {self.name}")
+
     # ------------------------------------------------------------------ construction
     def _begin(self, spec: Any, seed: int | None, source: LoadedChip | None) -> np.random.Generator:
-        """Keep the spec, seed and source; return the generator the arrays are programmed
-        from, in order (stream ``program``)."""
+        """Check the chip fits in memory; keep the spec, seed and source; return the
+        generator the arrays are programmed from, in order (stream ``program``)."""
+        self.check_memory(spec)
         self._spec = spec
         self._seed = spec.seed if seed is None else int(seed)
         self._source = source
@@ -252,8 +310,9 @@ class BaseChip:
         cls, data: dict[str, Any], seed: int | None = None, base: Path | None = None
     ) -> Any:
         """Build from a mapping shaped like a chip YAML (card names resolve in the library,
-        or beside ``base``)."""
-        spec = chip_from_dict(data, "<dict>", base)
+        or beside ``base``). As in a YAML file, every quantity carries its unit
+        (``"5 uS"``; a bare ``5`` is refused)."""
+        spec = chip_from_dict(data, "<dict>", base, need_units=True)
         return build_chip(spec, seed=seed)
 
     def copy(self: ChipT) -> ChipT:

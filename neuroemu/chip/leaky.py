@@ -30,6 +30,7 @@ from ..engine.states import Equilibrium
 from ..errors import InputError
 from ..models.neurons import NeuronModel, neuron_model
 from ..models.synapse import reference
+from ..spec.cards import ResistorCard
 from ..spec.leaky import LeakyChipSpec
 from ..spec.loader import LoadedChip
 from ..spec.resistive import Initialisation
@@ -81,6 +82,18 @@ class LeakyChip(BaseChip):
         self._model: NeuronModel | None = None
         self._kernels: tuple[Any, Any] | None = None
         self._finish()
+
+    @classmethod
+    def array_shapes(cls, spec: LeakyChipSpec) -> list[tuple[tuple[int, int], ResistorCard]]:
+        """Forward arrays, feedback arrays (asymmetric chips), then biases (1, nodes)."""
+        sizes = [spec.inputs.size] + [layer.size for layer in spec.layers]
+        layers = spec.layers
+        shapes = [((sizes[k], layer.size), layer.device) for k, layer in enumerate(layers)]
+        if spec.synapses == "asymmetric":
+            for k in range(1, len(layers)):
+                card = layers[k].backward_device or layers[k].device
+                shapes.append(((sizes[k + 1], sizes[k]), card))
+        return shapes + [((1, layer.size), layer.device) for layer in layers]
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -197,6 +210,7 @@ class LeakyChip(BaseChip):
             raise InputError("current: a leaky chip is nudged by beta and target")
         dtype = check_dtype(dtype)
         x = self.check_inputs(x)
+        self.check_batch(len(x))
         dynamics = self.spec.dynamics
         if steps is None:
             steps = dynamics.free_steps if beta == 0 else dynamics.nudged_steps

@@ -25,10 +25,11 @@ from ..engine.circuit import Circuit
 from ..engine.netlist import netlist
 from ..engine.settle import settle
 from ..engine.states import Equilibrium
-from ..errors import InputError
+from ..errors import InputError, SpecError
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
 from ..models.diode import thermal_voltage
+from ..spec.cards import ResistorCard
 from ..spec.loader import LoadedChip
 from ..spec.resistive import ChipSpec, Layer
 from .base import BaseChip, program, register_family
@@ -70,6 +71,75 @@ class Chip(BaseChip):
             g = program(spec.bias.init, layer.device, (2, layer.size), rng)
             self._add_bias(layer.name, layer.device, g)
         self._finish()
+        self._check_nodes()
+
+    @classmethod
+    def array_shapes(cls, spec: ChipSpec) -> list[tuple[tuple[int, int], ResistorCard]]:
+        """Crossbars (nodes of the layer before, nodes of the layer), then biases (2, nodes)."""
+        sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
+        crossbars = [((sizes[k], layer.size), layer.device) for k, layer in enumerate(spec.layers)]
+        return crossbars + [((2, layer.size), layer.device) for layer in spec.layers]
+
+    # ------------------------------------------------------------------ nodes
+    def junction_conductance(self, layer: Layer) -> np.ndarray:
+        """The conductance (S) a layer's Shockley diodes place at each node: ``gmin`` per
+        junction (0 for linear and ideal-diode nodes, which a diode only clamps)."""
+        diode = layer.diode
+        if diode is None or diode.model != "shockley":
+            return np.zeros(layer.size)
+        lo, hi = self.node_bounds(layer)
+        return diode.gmin * (np.isfinite(lo).astype(float) + np.isfinite(hi))
+
+    def _node_problem(self, k: int, node: int, what: str, seed: bool = False) -> str:
+        layer = self.spec.layers[k]
+        chip = f"chip {self.name}" + (f" (seed {self.seed})" if seed else "")
+        return f"{chip}: layers[{k}] ({layer.name}) node {node} {what}"
+
+    def _check_nodes(self) -> None:
+        """Refuse a chip with a node whose voltage its circuit leaves undefined: a node
+        that floats (every conductance at it is 0 S: the devices of its crossbars and its
+        bias, and the ``gmin`` of its Shockley junctions) or that no source reaches (every
+        path of non-zero conductances from it ends without an input source, a bias source,
+        or a Shockley junction to its diode's source)."""
+        layers = self.spec.layers
+        n = len(layers)
+        crossbars = [np.asarray(c.conductance) for c in self.crossbars]
+        biases = [np.asarray(b) for b in self.bias_conductance]
+        own = []  # per layer: whether each node reaches a source through no other node
+        for k, layer in enumerate(layers):
+            below = crossbars[k].sum(axis=0)
+            above = crossbars[k + 1].sum(axis=1) if k + 1 < n else 0.0
+            junction = self.junction_conductance(layer)
+            total = below + above + biases[k].sum(axis=0) + junction
+            if not np.all(total > 0):
+                node = int(np.argmax(~(total > 0)))
+                raise SpecError(
+                    self._node_problem(k, node, "floats: every conductance at it is 0 S", True)
+                    + f" (its devices in {self._names[k]}"
+                    + (f" and {self._names[k + 1]}" if k + 1 < n else "")
+                    + " and its bias); no operating point"
+                )
+            own.append((biases[k].sum(axis=0) > 0) | (junction > 0))
+        if all(np.all(c.sum(axis=0) > 0) for c in crossbars):
+            return  # every node has a device to the layer below: the inputs reach it
+        reached = [np.ones(crossbars[0].shape[0], dtype=bool), *own]
+        links = [c > 0 for c in crossbars]
+        for _ in range(sum(self.layer_sizes) + 1):
+            before = sum(int(r.sum()) for r in reached)
+            for k in range(n):  # reached[k + 1] is free layer k
+                reached[k + 1] |= links[k][reached[k]].any(axis=0)
+            for k in range(n - 1, 0, -1):
+                reached[k] |= links[k][:, reached[k + 1]].any(axis=1)
+            if sum(int(r.sum()) for r in reached) == before:
+                break
+        for k in range(n):
+            if not reached[k + 1].all():
+                node = int(np.argmax(~reached[k + 1]))
+                raise SpecError(
+                    self._node_problem(k, node, "is reached by no source", True)
+                    + ": every path from it to an input or a bias crosses 0 S devices; its "
+                    "voltage is undefined"
+                )
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -171,6 +241,7 @@ class Chip(BaseChip):
             g = sums[k][1] + bias_g[k].sum(axis=0)
             if k + 1 < len(w64):
                 g = g + sums[k + 1][0]
+            self._check_conductance(k, layer, g)
             node_g.append(g)
             bias_i.append((bias_g[k][0] - bias_g[k][1]) * v_b)
             lo, hi = self.node_bounds(layer)
@@ -206,6 +277,20 @@ class Chip(BaseChip):
             settle_time=float(settle_time),
         )
 
+    def _check_conductance(self, k: int, layer: Layer, g: np.ndarray) -> None:
+        """A node with no conductance left (its devices at 0 S: ``g_min`` 0 S, stuck, or
+        read so) has no defined voltage: an error before any solve divides by it."""
+        if np.all(g > 0):
+            return
+        junction = self.junction_conductance(layer)
+        lost = ~(g + junction > 0)
+        if lost.any():
+            node = int(np.argmax(lost))
+            raise InputError(
+                self._node_problem(k, node, "has lost all its conductance")
+                + " (every device at it reads 0 S): its voltage is undefined, no operating point"
+            )
+
     def settle(
         self,
         x: Any,
@@ -231,6 +316,7 @@ class Chip(BaseChip):
         """
         dtype = check_dtype(dtype)
         x = self.check_inputs(x)
+        self.check_batch(len(x))
         solver = self.spec.solver
         return settle(
             self.circuit(dtype, read=True),

@@ -75,6 +75,11 @@ class RunFileError(NeuroemuError):
     """A run file cannot be written or read."""
 
 
+class NeuroemuWarning(UserWarning):
+    """A setting that works but looks wrong (a learning rate whose first update crosses a
+    device's whole range); its message is one line, like an error's."""
+
+
 def one_line(exc: BaseException) -> str:
     """The message of ``exc`` on one line (runs of whitespace, newlines included, become one
     space) and :func:`capped`, or its type name when it has none. For an ``OSError`` with a reason

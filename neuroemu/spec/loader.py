@@ -9,6 +9,7 @@ chip file. A mapping instead of a name is an inline card.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError, brief, capped
+from ..errors import NeuroemuWarning, SpecError, brief, capped
 from ..units import format_quantity
 from .base import NEED_UNITS
 from .cards import DiodeCard, NeuronCard, ResistorCard
@@ -421,7 +422,31 @@ def chip_from_dict(
         return _leaky_chip(data, source, chip_dir, texts, need_units)
     keys = {"device": "resistor", "diode": "diode"}
     _resolve_layer_cards(data, keys, chip_dir, source, texts, need_units)
-    return validate(ChipSpec, data, source, need_units=need_units)
+    spec = validate(ChipSpec, data, source, need_units=need_units)
+    warn_first_updates(spec, source)
+    return spec
+
+
+#: How far the estimate of a first update (:meth:`ChipSpec.first_updates`, an order of
+#: magnitude) may exceed a device's range before the learning rate is warned of.
+ESTIMATE_MARGIN = 10.0
+
+
+def warn_first_updates(spec: ChipSpec, source: str) -> None:
+    """Warn (:class:`~neuroemu.errors.NeuroemuWarning`) of each crossbar whose estimated
+    first update exceeds its devices' range :data:`ESTIMATE_MARGIN` times: its learning rate
+    would throw every device to a bound at the first step. Training measures the first
+    update itself (:func:`neuroemu.learning.train.check_first_update`)."""
+    for name, rate, change, span in spec.first_updates():
+        if change > ESTIMATE_MARGIN * span:
+            warnings.warn(
+                f"{source}: training.learning_rate: {rate:g} for {name} would move a device "
+                f"by about {format_quantity(change, 'S')} in the first update, "
+                f"{change / span:.3g} times its range ({format_quantity(span, 'S')}; estimated "
+                "as lr u^2 V_t^2 / G at the layer's node conductance G); take a smaller rate",
+                NeuroemuWarning,
+                stacklevel=2,
+            )
 
 
 def _resolve_layer_cards(

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..units import format_quantity
 
 
 @dataclass
@@ -34,6 +35,11 @@ class Trace:
     power: np.ndarray
     energy: np.ndarray
     energy_unit: str = "W"  # co-content; a leaky chip records the read energy so far (J)
+
+    def __repr__(self) -> str:
+        sweeps, batch = self.residual.shape if self.residual.ndim == 2 else (0, 0)
+        nodes = [int(v.shape[-1]) for v in self.voltages]
+        return f"Trace({sweeps} sweeps, batch {batch}, nodes {nodes})"
 
 
 @dataclass
@@ -87,6 +93,28 @@ class Equilibrium:
     def output(self) -> np.ndarray:
         """Output node voltages (V), (batch, output nodes)."""
         return self.voltages[-1]
+
+    def __repr__(self) -> str:
+        """One line: the batch, the layers' nodes, the sweeps, whether it converged, and the
+        largest residual and mean power of the batch."""
+        batch = int(self.output.shape[0]) if self.voltages else 0
+        nodes = [int(v.shape[-1]) for v in self.voltages]
+        residual = _largest(self.residual)
+        relative = _largest(self.relative_residual)
+        power = float(np.mean(self.power)) if np.size(self.power) else 0.0
+        unit = self.residual_unit
+        shown = f"{residual:.3g} {unit}" if "/" in unit else format_quantity(residual, unit)
+        traced = ", traced" if self.trace is not None else ""
+        return (
+            f"Equilibrium(batch {batch}, nodes {nodes}, {self.sweeps} sweeps, "
+            f"converged={self.converged}, largest residual {shown} (relative {relative:.3g}, "
+            f"tol {self.tol:g}), mean power {format_quantity(power, 'W')}{traced})"
+        )
+
+
+def _largest(values: Any) -> float:
+    """The largest of ``values`` (0 for none)."""
+    return float(np.max(values)) if np.size(values) else 0.0
 
 
 def initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) -> list:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.leaky import Network, run
-from ..engine.states import Equilibrium
+from ..engine.states import Equilibrium, as_number
 from ..errors import InputError
 from ..models.neurons import NeuronModel, neuron_model
 from ..models.synapse import reference
@@ -133,15 +133,17 @@ class LeakyChip(BaseChip):
 
     def target_voltages(self, labels: np.ndarray, voltage: float) -> np.ndarray:
         """``voltage`` on the right class's output neuron, 0 V on the others."""
+        labels = self.check_labels(labels)
+        voltage = as_number(voltage, "voltage", "V")
         target = np.zeros((len(labels), self.layer_sizes[-1]))
-        target[np.arange(len(labels)), np.asarray(labels)] = voltage
+        target[np.arange(len(labels)), labels] = voltage
         return target
 
     # ------------------------------------------------------------------ engine
     def network(self, dtype: Any = np.float64) -> Network:
         """The arrays as the engine uses them, in ``dtype`` (cached until they change);
         while :meth:`reading`, as the current read sees them (:meth:`next_read`)."""
-        key = np.dtype(dtype)
+        key = check_dtype(dtype)
         return self._laid_out(key, lambda g, b: self._lay_out(key, g, b))
 
     def _lay_out(

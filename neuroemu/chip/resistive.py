@@ -24,7 +24,7 @@ import numpy as np
 from ..engine.circuit import Circuit
 from ..engine.netlist import netlist
 from ..engine.settle import settle
-from ..engine.states import Equilibrium
+from ..engine.states import Equilibrium, as_array, as_number
 from ..errors import InputError, SpecError
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
@@ -37,7 +37,10 @@ from .base import BaseChip, program, register_family
 
 def check_dtype(dtype: Any) -> np.dtype:
     """``dtype`` as a numpy dtype, float32 or float64."""
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"dtype: must be float32 or float64 (got {dtype!r})") from None
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
     return dtype
@@ -205,7 +208,8 @@ class Chip(BaseChip):
         """Target output node voltages (V) for class ``labels``: ``voltage`` on the node of
         the right class and 0 V elsewhere; with differential readout ``+voltage/2`` and
         ``-voltage/2`` on the right pair, 0 V on the others."""
-        labels = np.asarray(labels)
+        labels = self.check_labels(labels)
+        voltage = as_number(voltage, "voltage", "V")
         target = np.zeros((len(labels), self.layer_sizes[-1]))
         rows = np.arange(len(labels))
         if self.spec.output.readout == "differential":
@@ -220,7 +224,7 @@ class Chip(BaseChip):
         """The chip's arrays laid out for the engine in ``dtype`` (cached until they
         change); with ``read`` while :meth:`reading`, as the current read sees them
         (:meth:`next_read`)."""
-        key = np.dtype(dtype)
+        key = check_dtype(dtype)
         return self._laid_out(key, lambda g, b: self._lay_out(key, g, b), read)
 
     def _lay_out(self, dtype: np.dtype, w64: list[np.ndarray], bias_g: list[np.ndarray]) -> Circuit:
@@ -327,7 +331,7 @@ class Chip(BaseChip):
             current=current,
             init=init,
             grounded=grounded,
-            tol=solver.tol if tol is None else float(tol),
+            tol=solver.tol if tol is None else tol,
             max_sweeps=solver.max_sweeps if max_sweeps is None else max_sweeps,
             parallel=parallel,
             trace=trace,
@@ -336,7 +340,7 @@ class Chip(BaseChip):
     def to_spice(self, x_row: Any, *, title: str | None = None) -> str:
         """An ngspice netlist of the chip with input ``x_row`` (n_inputs,)
         (:func:`neuroemu.engine.netlist.netlist`)."""
-        x = self.check_inputs(np.asarray(x_row, dtype=np.float64).reshape(1, -1), "x_row")
+        x = self.check_inputs(as_array(x_row, "x_row").reshape(1, -1), "x_row")
         return netlist(
             self.spec,
             list(self.conductances),

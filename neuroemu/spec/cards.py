@@ -44,7 +44,7 @@ class Drift(Strict):
     t0: Time = 20.0
     nu_mean: float = Field(ge=0.0)
     nu_std: float = Field(0.0, ge=0.0)
-    nu_min: float = 0.0
+    nu_min: float = Field(0.0, ge=0.0)
     nu_max: float = 1.0
 
     @model_validator(mode="after")

@@ -64,6 +64,16 @@ def non_negative(value: float, unit: str) -> float:
     return value
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, got a boolean ({str(value).lower()})")
+    return value
+
+
+#: A whole number (a count, a size, a seed); ``true`` and ``false`` are not numbers here.
+Whole = Annotated[int, BeforeValidator(_not_bool)]
+
+
 def needs_units(info: ValidationInfo) -> bool:
     """Whether the validation is of what a user wrote (context :data:`NEED_UNITS`)."""
     return bool(info.context and info.context.get("need_units"))

@@ -8,6 +8,7 @@ chip file. A mapping instead of a name is an inline card.
 
 from __future__ import annotations
 
+import difflib
 import os
 import warnings
 from collections.abc import Iterator, Mapping
@@ -194,6 +195,16 @@ def format_location(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+#: What pydantic puts in an error's location for the member of a union it tried.
+_MEMBER_TAGS = {"float", "int", "str", "bool", "list", "dict", "tuple", "none"}
+
+
+def _is_member_tag(part: int | str) -> bool:
+    """Whether a part of a validation error's location names a union member or a
+    validator (``float``, ``tuple[float, ...]``, ``function-after[...]``), not a key."""
+    return isinstance(part, str) and (part in _MEMBER_TAGS or not part.isidentifier())
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str] | None:
     """The keys the model at ``loc`` (the parent of an unknown key) accepts."""
     current: Any = model
@@ -219,18 +230,23 @@ def validation_message(
 ) -> str:
     """The first validation error as ``source: key.path: reason`` on one line; ``prefix`` is
     where the validated mapping sits in its file."""
-    first = error.errors()[0]
-    loc = tuple(first["loc"])
+    errors = error.errors()
+    # A mistyped key is both unknown and, under its right name, missing: name it first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(part for part in first["loc"] if not _is_member_tag(part))
     message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, loc[:-1])
         message = "unknown key" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+        close = difflib.get_close_matches(str(loc[-1]), allowed or [], n=1)
+        if close:
+            message += f"; did you mean {close[0]}?"
     elif first["type"] == "missing":
         message = "missing required key"
     elif "input" in first and first["type"].endswith(("_type", "_parsing")):
         message = f"{message} (got {brief(first['input'])})"
     where = format_location(prefix + loc)
-    more = len(error.errors()) - 1
+    more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     text = f"{source}: {where + ': ' if where else ''}{message}{suffix}"
     return capped(" ".join(text.split()))

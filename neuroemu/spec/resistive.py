@@ -6,12 +6,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..errors import brief
 from ..units import format_quantity
 from .base import (
     Capacitance,
     Conductance,
     Strict,
     Voltage,
+    Whole,
     non_negative,
     non_negative_conductance,
     positive,
@@ -93,13 +95,13 @@ class Inputs(Strict):
     conductances realise signed weights). With ``offset`` 0 a dark pixel drives 0 V and only
     loads the nodes; with 0.5 the sources swing both ways about 0 V (centred inputs)."""
 
-    size: int = Field(gt=0)
+    size: Whole = Field(gt=0)
     gain: Voltage = Field(description="volts per unit input")
     encoding: Literal["differential", "single"] = "differential"
     offset: float = Field(
         0.0, ge=0, lt=1, description="the input value that drives 0 V (dimensionless, in [0, 1))"
     )
-    dac_bits: int | None = Field(
+    dac_bits: Whole | None = Field(
         None, ge=1, le=32, description="input DAC resolution: x rounded to 2^bits - 1 steps"
     )
 
@@ -124,7 +126,7 @@ class Layer(Strict):
     """A layer of nodes and the crossbar that feeds it from the layer before."""
 
     name: str
-    size: int = Field(gt=0)
+    size: Whole = Field(gt=0)
     device: ResistorCard
     diode: DiodeCard | None = None
     arrangement: Literal["alternate", "pair"] = Field(
@@ -137,7 +139,7 @@ class Layer(Strict):
     v_hi: Voltage = 0.0
     init: Initialisation
     readout: Literal["single", "differential"] | None = None
-    adc_bits: int | None = Field(None, ge=1, le=32, description="output ADC resolution")
+    adc_bits: Whole | None = Field(None, ge=1, le=32, description="output ADC resolution")
     adc_range: Voltage = Field(1.0, description="ADC full scale: -adc_range .. +adc_range")
 
     @model_validator(mode="after")
@@ -163,7 +165,7 @@ class Solver(Strict):
     """
 
     tol: float = Field(1e-10, gt=0, lt=1)
-    max_sweeps: int = Field(10_000, gt=0)
+    max_sweeps: Whole = Field(10_000, gt=0)
 
 
 class ChipSpec(Strict):
@@ -171,7 +173,7 @@ class ChipSpec(Strict):
 
     name: str
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: Whole = Field(0, ge=0)
     inputs: Inputs
     bias: Bias = Bias()
     layers: tuple[Layer, ...] = Field(min_length=1)
@@ -193,7 +195,7 @@ class ChipSpec(Strict):
                 )
         names = [layer.name for layer in layers]
         if len(set(names)) != len(names):
-            raise ValueError(f"layer names must be unique (got {names})")
+            raise ValueError(f"layer names must be unique (got {brief(names)})")
         return layers
 
     @model_validator(mode="after")

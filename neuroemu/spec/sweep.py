@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 from ..errors import SpecError
 from ..streams import SWEEP_AXES_SEED
 from ..units import parse_any_quantity
-from .base import Strict
+from .base import Strict, Whole
 from .loader import AnyChipSpec, chip_from_dict, display_path, find_chip, read_yaml, validate
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
@@ -40,7 +40,7 @@ class RandomValues(Strict):
 
     low: float | str
     high: float | str
-    count: int = Field(gt=0, le=MAX_POINTS)
+    count: Whole = Field(gt=0, le=MAX_POINTS)
     log: bool = False
 
     @model_validator(mode="after")
@@ -94,11 +94,11 @@ class SweepSpec(Strict):
     name: str
     chip: str
     mode: Literal["train", "infer"] = "infer"
-    epochs: int | None = Field(None, ge=0)
+    epochs: Whole | None = Field(None, ge=0)
     dataset: str | None = None
-    limit: int | None = Field(None, gt=0)
+    limit: Whole | None = Field(None, gt=0)
     axes: list[Axis] = Field(min_length=1)
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[Whole, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     infer_at: list[str] = Field(
         default_factory=list,
         description="times after programming (1s, 1h, 1d, 1y) at which each point is also "
@@ -109,8 +109,11 @@ class SweepSpec(Strict):
     def _durations(self) -> SweepSpec:
         from ..units import parse_duration
 
-        for text in self.infer_at:
-            parse_duration(text)  # ValueError names the bad duration
+        for index, text in enumerate(self.infer_at):
+            try:
+                parse_duration(text)
+            except ValueError as exc:
+                raise ValueError(f"infer_at[{index}]: {exc}") from None
         return self
 
     @property

@@ -9,6 +9,7 @@ its end (:func:`capped`). Anything else that escapes is a bug.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 #: The longest message an error carries, in characters.
@@ -17,6 +18,8 @@ MAX_MESSAGE = 400
 MAX_ECHO = 60
 #: Characters of the end a capped message keeps.
 _TAIL = 100
+#: Python's own format of a warning.
+_python_format = warnings.formatwarning
 
 
 def capped(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -78,6 +81,21 @@ class RunFileError(NeuroemuError):
 class NeuroemuWarning(UserWarning):
     """A setting that works but looks wrong (a learning rate whose first update crosses a
     device's whole range); its message is one line, like an error's."""
+
+
+def format_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """``warnings.formatwarning`` for a command line: a :class:`NeuroemuWarning` as one line
+    ``neuroemu: warning: <message>`` (no source file or line), any other as Python shows
+    it. Installed by ``warnings.formatwarning = format_warning``."""
+    if issubclass(category, NeuroemuWarning):
+        return f"neuroemu: warning: {capped(' '.join(str(message).split()))}\n"
+    return _python_format(message, category, filename, lineno, line)
 
 
 def one_line(exc: BaseException) -> str:

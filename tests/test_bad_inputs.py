@@ -312,6 +312,26 @@ def test_a_layer_whose_nodes_float_is_refused_by_validate(workspace):
     assert load_chip(path).spec.output.size == 10
 
 
+def test_a_refused_chip_writes_no_run_file(workspace):
+    path = workspace / "chips" / "x.yaml"
+    path.write_text(
+        swap(
+            "init: {distribution: uniform, low: 0 uS, high: 20 uS}",
+            "init: {distribution: constant}",
+        )
+    )
+    out = workspace / "run.h5"
+    with pytest.raises(SpecError, match=r"x.yaml: layers\[1\] \(output\): its nodes float"):
+        neuroemu.simulate(str(path), out=str(out), epochs=1, limit=8)
+    assert not out.exists()
+    data = tiny_with(levels_output=True)
+    tiny = workspace / "chips" / "tiny_zero.yaml"
+    tiny.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match=r"^chip tiny \(seed 7\): layers\[2\] \(output\) node 0"):
+        neuroemu.simulate(str(tiny), out=str(out), epochs=0, limit=8)
+    assert not out.exists()
+
+
 def test_a_layer_no_source_reaches_is_refused_by_validate(workspace):
     text = swap(
         "init: {distribution: uniform, low: 0 uS, high: 5 uS}", "init: {distribution: constant}"

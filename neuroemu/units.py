@@ -1,9 +1,15 @@
 """Physical quantities written with units in YAML, held in SI inside.
 
-A quantity is a number with an optional SI prefix and unit: ``10 uS``, ``0.7 V``,
-``2.52 nA``, ``27 degC``, ``1e-12 S``, ``20 s``. A bare number is taken as already in SI.
-Temperatures in ``degC`` are converted to kelvin. Every physical field of a spec is declared
-with the unit it must have, so ``g_max: 0.7 V`` fails with a message naming the key.
+A quantity is a number with an optional SI prefix and its unit: ``10 uS``, ``0.7 V``,
+``2.52 nA``, ``27 degC``, ``1e-12 S``, ``20 s``. Temperatures in ``degC`` are converted to
+kelvin. Every physical field of a spec is declared with the unit it must have, so
+``g_max: 0.7 V`` fails with a message naming the key, and a value must be finite.
+
+What a user writes (YAML files, mappings given to ``Chip.from_dict``, a sweep's axis values)
+must carry its unit: a bare ``5`` for a conductance is refused (``give a unit``), since
+nothing says whether ``5 S`` or ``5 uS`` was meant. Numbers in Python (``Training(beta=3e-4)``)
+and a validated spec's own JSON form are in SI; :func:`parse_quantity` takes them with
+``bare_si=True``.
 
 Written out, quantities and durations go the same way back: :data:`SI_PREFIXES` is the one
 table of prefixes for reading and writing, :func:`format_quantity` and :func:`display_scale`
@@ -58,33 +64,65 @@ _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _QUANTITY = re.compile(rf"^\s*({_NUMBER})\s*([A-Za-zµμ]*)\s*$")
 
 
-def parse_quantity(value: Any, unit: str) -> float:
-    """Return ``value`` in SI units of ``unit``.
+#: The prefix an example of each unit is written with in messages (``5 uS``).
+_EXAMPLE_PREFIX = {"S": "u", "V": "m", "A": "n", "s": "u", "F": "p", "W": "m", "J": "p"}
 
-    ``value`` is a number (taken as SI) or a string ``"<number> [<prefix>]<unit>"``.
+
+def bare_number_message(number: float | int, unit: str) -> str:
+    """Why a bare number is refused for a quantity in ``unit``, with what to write:
+    ``give a unit: '5 S' if SI is meant, or e.g. '5 uS' (got a bare 5)``."""
+    shown = repr(number) if isinstance(number, float) else str(number)
+    if unit == "K":
+        return f"give a unit: '{shown} K' or '{shown} degC' (got a bare {shown})"
+    si = format_quantity(float(number), unit)
+    if not math.isclose(parse_quantity(si, unit), float(number), rel_tol=1e-12):
+        si = f"{shown} {unit}"  # the readable form rounds it
+    if si == f"{shown} {unit}":
+        prefixed = f"{shown} {_EXAMPLE_PREFIX.get(unit, 'm')}{unit}"
+        options = f"'{si}' if SI is meant, or e.g. '{prefixed}'"
+    else:
+        options = f"'{si}' if SI is meant"
+    return f"give a unit: {options} (got a bare {shown})"
+
+
+def _finite(number: float, value: Any) -> float:
+    if not math.isfinite(number):
+        raise ValueError(f"must be finite (got {value!r})")
+    return number
+
+
+def parse_quantity(value: Any, unit: str, bare_si: bool = True) -> float:
+    """Return ``value`` in SI units of ``unit``, a finite number.
+
+    ``value`` is a string ``"<number> [<prefix>]<unit>"`` or, with ``bare_si``, a number
+    taken as SI; without it a number is refused (what users write must carry its unit).
     Raises ``ValueError`` with a message suitable for a spec error.
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a quantity in {unit}, got a boolean")
     if isinstance(value, int | float):
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"must be finite, got {value}")
-        return number
+        if not bare_si:
+            raise ValueError(bare_number_message(value, unit))
+        return _finite(float(value), value)
     if not isinstance(value, str):
-        raise ValueError(f"expected a quantity in {unit} such as '1 {unit}', got {value!r}")
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise ValueError(f"expected a quantity in {unit} such as '1 {unit}', got {shown}")
     match = _QUANTITY.match(value)
     if match is None:
-        raise ValueError(f"cannot read {value!r} as a quantity in {unit} (e.g. '10 u{unit}')")
+        shown = repr(value) if len(value) <= 60 else repr(value[:50]) + "..."
+        raise ValueError(f"cannot read {shown} as a quantity in {unit} (e.g. '10 u{unit}')")
     number = float(match.group(1))
     symbol = match.group(2)
     if unit == "K" and symbol in ("degC", "C"):
-        return number + ZERO_CELSIUS
+        return _finite(number + ZERO_CELSIUS, value)
     if symbol == "":
-        return number
+        if not bare_si:
+            raise ValueError(bare_number_message(number, unit))
+        return _finite(number, value)
     for prefix, factor in PREFIXES.items():
         if symbol == prefix + unit:
-            return number * factor
+            return _finite(number * factor, value)
     raise ValueError(f"unit of {value!r} is not {unit} (with an optional SI prefix)")
 
 
@@ -105,12 +143,12 @@ def parse_any_quantity(value: Any) -> tuple[float, str]:
     if symbol in ("degC", "C"):
         return parse_quantity(value, "K"), "K"
     if symbol == "":
-        return float(match.group(1)), ""
+        return _finite(float(match.group(1)), value), ""
     # The longest unit that ends the symbol decides (so "mS" is milli-siemens, not "m" + "S"
     # taken wrongly, and "Ohm" is not read as a prefix plus "m").
     for unit in sorted([*UNITS, "Hz"], key=len, reverse=True):
         if symbol.endswith(unit) and symbol[: -len(unit)] in PREFIXES:
-            return float(match.group(1)) * PREFIXES[symbol[: -len(unit)]], unit
+            return _finite(float(match.group(1)) * PREFIXES[symbol[: -len(unit)]], value), unit
     raise ValueError(f"unknown unit in {value!r} (known: {', '.join([*UNITS, 'Hz'])})")
 
 
@@ -125,6 +163,8 @@ def parse_duration(text: str) -> float:
     if match is None or unit not in DURATIONS:
         raise ValueError(f"cannot read {text!r} as a duration (e.g. 1s, 10min, 1h, 1d, 1y)")
     value = float(match.group(1)) * DURATIONS[unit]
+    if not math.isfinite(value):
+        raise ValueError(f"a duration must be finite (got {text!r})")
     if not value > 0:
         raise ValueError(f"a duration must be > 0 (got {text!r})")
     return value

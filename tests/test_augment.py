@@ -89,7 +89,7 @@ def test_augment_spec_errors(augment, message):
 
 def test_augment_needs_square_inputs_or_a_shape():
     data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
-    data["training"] = {"beta": 1e-6, "target_voltage": 0.1, "learning_rate": 1.0}
+    data["training"] = {"beta": "1 uS", "target_voltage": "0.1 V", "learning_rate": 1.0}
     data["training"]["augment"] = {"flip": True}
     with pytest.raises(SpecError, match="6 inputs are not a square image"):
         neuroemu.Chip.from_dict(data)

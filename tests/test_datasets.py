@@ -111,16 +111,18 @@ def test_read_idx_rejects(tmp_path):
         read_idx(write(tmp_path / "gz-truncated-idx", good[:-1], gz=True))
     with raises(r"header-idx: truncated IDX header \(10 bytes, 3 dimensions need 16\)"):
         read_idx(write(tmp_path / "header-idx", good[:10]))
-    with raises(r"bad-idx: not an IDX file \(magic 0x504b0304\)"):
+    with raises(r"bad-idx: not an IDX file: it is a zip archive .*\(starts with 50 4b 03 04\)"):
         read_idx(write(tmp_path / "bad-idx", b"PK\x03\x04rest"))
-    with raises(r"code-idx: not an IDX file \(magic 0x00000a01\)"):
+    with raises(r"code-idx: not an IDX file: .* type code 0a is none of IDX's; expected an IDX"):
         read_idx(write(tmp_path / "code-idx", b"\0\0\x0a\x01\0\0\0\0"))
-    with raises(r"tiny-idx: not an IDX file \(magic 0x00000000\)"):
+    with raises(r"tiny-idx: not an IDX file: it is empty; expected an IDX file: two zero"):
         read_idx(write(tmp_path / "tiny-idx", b""))
-    # A double-gzipped file: one layer comes off, the second is reported as the magic.
+    # A double-gzipped file: one layer comes off, the second is recognised.
     double = write(tmp_path / "double-idx", gzip.compress(good), gz=True)
-    with raises(r"double-idx.gz: not an IDX file \(magic 0x1f8b08"):
+    with raises(r"double-idx.gz: not an IDX file: it is gzip data .* gzipped twice"):
         read_idx(double)
+    with raises(r"text-idx: not an IDX file: it holds text \('label,pixel0 1,0'...\); expected"):
+        read_idx(write(tmp_path / "text-idx", b"label,pixel0\n1,0\n"))
     corrupt = gzip.compress(good)[:-12]
     with raises(r"corrupt-idx.gz: corrupt gzip data"):
         read_idx(write(tmp_path / "corrupt-idx.gz", corrupt))

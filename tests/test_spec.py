@@ -122,7 +122,8 @@ def test_unknown_key_lists_allowed(workspace):
             "device: nothing_like_it\n    diode: ideal_diode\n    init: {distribution: uniform, low: 0 uS, high: 50 uS}\n  - name: hidden2",
             "layers[0].device: no device card named 'nothing_like_it' (known: ",
         ),
-        ("high: 20 uS}", "high: -20 uS}", "bias.init: low must not exceed high"),
+        ("high: 20 uS}", "high: -20 uS}", "bias.init.high: conductance must be >= 0 (-20 uS"),
+        ("low: 0 uS, high: 20 uS}", "low: 30 uS, high: 20 uS}", "bias.init: low must not exceed"),
         (
             "  - name: output\n    size: 4",
             "  - name: output\n    size: 5",

@@ -90,7 +90,7 @@ def test_offset_inputs_match_ngspice():
     """Centred inputs (``inputs.offset``): every source at +-gain (x - offset), so dark
     inputs drive negative voltages; the netlist and the engine must agree on them."""
     chip = tiny_shockley()
-    data = chip.spec.model_dump(mode="json")
+    data = chip.spec.to_dict()
     data["inputs"]["offset"] = 0.5
     chip = neuroemu.Chip.from_dict(data, seed=11)
     x = np.random.default_rng(6).uniform(size=(3, chip.n_inputs))

@@ -32,7 +32,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ..errors import InputError
+from ..engine.states import as_array
+from ..errors import InputError, brief
+from ..memory import check_memory
 from ..models.nonideal import drift_exponents, drifted, normal_pool
 from ..models.nonideal import program as program_noisily
 from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
@@ -99,12 +101,69 @@ class BaseChip:
     #: sets its own.
     family: ClassVar[str]
 
+    # ------------------------------------------------------------------ memory
+    #: Samples of one settle a chip's memory estimate allows for (a test pass's batch).
+    MEMORY_BATCH = 256
+    #: Bytes of the engine's arrays per sample and node of a settle (voltages, currents,
+    #: sources, changes, a few phases' worth).
+    BATCH_BYTES_PER_NODE = 64
+    #: A settle of fewer bytes than this is not checked against the machine's memory.
+    UNCHECKED_BYTES = 1 << 28
+
+    @classmethod
+    def array_shapes(cls, spec: Any) -> list[tuple[tuple[int, int], ResistorCard]]:
+        """The shape and card of every device array a chip of ``spec`` holds, in the order
+        of :meth:`device_arrays`; each family gives its own."""
+        raise NotImplementedError
+
+    @classmethod
+    def node_count(cls, spec: Any) -> int:
+        """Values per sample a settle of a chip of ``spec`` holds per array: its inputs and
+        the nodes of every free layer."""
+        return int(spec.inputs.size) + sum(int(layer.size) for layer in spec.layers)
+
+    @classmethod
+    def memory_needed(cls, spec: Any, batch: int = MEMORY_BATCH) -> int:
+        """An estimate (bytes) of the memory a chip of ``spec`` takes, built and settling a
+        batch of ``batch`` samples: per device its conductance and the engine's copy of it
+        (float64), its own range (``range_spread``), step (``step_spread``), read buffer
+        (``read_noise``), fault masks and momentum velocity when it has them; two
+        temporaries of the largest array (programming, updates); and the engine's arrays
+        of the batch."""
+        momentum = spec.training is not None and spec.training.momentum > 0
+        total = largest = 0
+        for shape, card in cls.array_shapes(spec):
+            devices = int(shape[0]) * int(shape[1])
+            per_device = 16 + 8 * momentum
+            per_device += 16 * (card.range_spread > 0) + 8 * (card.step_spread > 0)
+            per_device += 8 * (card.read_noise is not None)
+            per_device += 2 * (card.stuck_at_min + card.stuck_at_max > 0)
+            total += devices * per_device
+            largest = max(largest, devices)
+        return total + 16 * largest + batch * cls.node_count(spec) * cls.BATCH_BYTES_PER_NODE
+
+    @classmethod
+    def check_memory(cls, spec: Any) -> None:
+        """Refuse a chip of ``spec`` that cannot fit in this machine's available memory
+        (:meth:`memory_needed`), before anything is allocated."""
+        devices = sum(int(s[0]) * int(s[1]) for s, _ in cls.array_shapes(spec))
+        what = f"chip {spec.name} ({devices:.3g} devices, a settle of {cls.MEMORY_BATCH} samples)"
+        check_memory(cls.memory_needed(spec), what)
+
+    def check_batch(self, batch: int, name: str = "x") -> None:
+        """Refuse a settle of ``batch`` samples whose arrays cannot fit in the memory this
+        machine has available (checked only for large ones)."""
+        needed = batch * self.node_count(self.spec) * self.BATCH_BYTES_PER_NODE
+        if needed > self.UNCHECKED_BYTES:
+            check_memory(needed, f"{name}: a settle of {batch} samples on chip {self.name}")
+
     # ------------------------------------------------------------------ construction
     def _begin(self, spec: Any, seed: int | None, source: LoadedChip | None) -> np.random.Generator:
-        """Keep the spec, seed and source; return the generator the arrays are programmed
-        from, in order (stream ``program``)."""
+        """Check the chip fits in memory; keep the spec, seed and source; return the
+        generator the arrays are programmed from, in order (stream ``program``)."""
+        self.check_memory(spec)
         self._spec = spec
-        self._seed = spec.seed if seed is None else int(seed)
+        self._seed = spec.seed if seed is None else check_seed(seed)
         self._source = source
         self._arrays: list[np.ndarray] = []  # crossbars, then biases (device_arrays order)
         self._names: list[str] = []
@@ -244,6 +303,10 @@ class BaseChip:
         """Build the chip of a spec file (or of a library chip given by name): a
         :class:`~neuroemu.chip.resistive.Chip` for a resistive spec, a
         :class:`~neuroemu.chip.leaky.LeakyChip` for one with ``kind: leaky``."""
+        if not isinstance(path, str | os.PathLike):
+            raise InputError(
+                f"path: expected a chip file or a library chip's name, got {brief(path)}"
+            )
         loaded = load_chip(path)
         return build_chip(loaded.spec, seed=seed, source=loaded)
 
@@ -252,8 +315,9 @@ class BaseChip:
         cls, data: dict[str, Any], seed: int | None = None, base: Path | None = None
     ) -> Any:
         """Build from a mapping shaped like a chip YAML (card names resolve in the library,
-        or beside ``base``)."""
-        spec = chip_from_dict(data, "<dict>", base)
+        or beside ``base``). As in a YAML file, every quantity carries its unit
+        (``"5 uS"``; a bare ``5`` is refused)."""
+        spec = chip_from_dict(data, "<dict>", base, need_units=True)
         return build_chip(spec, seed=seed)
 
     def copy(self: ChipT) -> ChipT:
@@ -366,7 +430,14 @@ class BaseChip:
     def check_inputs(self, x: Any, name: str = "x") -> np.ndarray:
         """``x`` as an array of shape (batch, n_inputs) with values in [0, 1]: float32 and
         float64 arrays are kept as they are (no copy), anything else becomes float64."""
-        x = np.asarray(x)
+        try:
+            x = np.asarray(x)
+        except ValueError:  # a ragged list
+            raise InputError(
+                f"{name}: expected an array of numbers, got rows of different lengths"
+            ) from None
+        if x.dtype.kind not in "biuf":
+            raise InputError(f"{name}: expected real numbers in [0, 1], got {x.dtype} values")
         if x.dtype not in (np.float32, np.float64):
             x = x.astype(np.float64)
         if x.ndim == 1:
@@ -411,9 +482,9 @@ class BaseChip:
         new = list(self._arrays)
         n = self._n_crossbars
         if conductances is not None:
-            new[:n] = self._checked("conductances", list(conductances), 0, n)
+            new[:n] = self._checked("conductances", _arrays(conductances, "conductances"), 0, n)
         if biases is not None:
-            new[n:] = self._checked("biases", list(biases), n, len(self._arrays))
+            new[n:] = self._checked("biases", _arrays(biases, "biases"), n, len(self._arrays))
         self._write(new)
 
     def state(self) -> ChipState:
@@ -427,12 +498,17 @@ class BaseChip:
         """Restore a state saved by :meth:`state` (or read from a run file), checked as
         :meth:`set_conductances` checks conductances; velocities must match the arrays'
         shapes and be finite."""
+        if not isinstance(state, ChipState):
+            raise InputError(f"state: expected a ChipState (chip.state()), got {brief(state)}")
         n = self._n_crossbars
-        new = self._checked("conductances", list(state.conductances), 0, n)
-        new += self._checked("biases", list(state.biases), n, len(self._arrays))
+        new = self._checked("conductances", _arrays(state.conductances, "conductances"), 0, n)
+        new += self._checked("biases", _arrays(state.biases, "biases"), n, len(self._arrays))
         velocities = None
         if state.velocities is not None:
-            velocities = [np.array(v, dtype=np.float64) for v in state.velocities]
+            velocities = [
+                as_array(v, f"velocities[{k}]", "S")
+                for k, v in enumerate(_arrays(state.velocities, "velocities"))
+            ]
             shapes = [g.shape for g in self._arrays]
             if [v.shape for v in velocities] != shapes:
                 raise InputError(
@@ -454,10 +530,7 @@ class BaseChip:
         for offset, value in enumerate(arrays):
             index = first + offset
             name = f"{what}[{offset}] ({self._names[index]})"
-            raw = np.asarray(value)
-            if raw.dtype.kind not in "biuf":
-                raise InputError(f"{name}: expected real numbers (S), got {raw.dtype} values")
-            g = np.array(raw, dtype=np.float64)
+            g = as_array(value, name, "S")
             if g.shape != self._arrays[index].shape:
                 raise InputError(
                     f"{name}: expected shape {self._arrays[index].shape}, got {g.shape}"
@@ -506,6 +579,13 @@ class BaseChip:
         array whose card draws (stochastic rounding, cycle noise). With ``momentum`` > 0
         every device moves by its velocity ``v <- momentum v + change`` instead. Stuck
         devices do not move."""
+        updates = list(updates)
+        for u in updates:
+            if not isinstance(u, DeviceUpdate) or not 0 <= u.index < len(self._arrays):
+                raise InputError(
+                    f"updates: expected DeviceUpdate of arrays 0..{len(self._arrays) - 1}, "
+                    f"got {brief(u)}"
+                )
         with self._writing():
             for u in updates:
                 self._update(u, rng, momentum)
@@ -571,6 +651,7 @@ class BaseChip:
         whose phases share a read; inference: each batch), when a card has read noise; a
         chip without any reads exactly and pays nothing. A block inside another keeps the
         outer stream."""
+        check_rng(rng)
         previous = self._reads
         if previous is None and self.reads_noisily:
             self._reads = rng
@@ -593,7 +674,7 @@ class BaseChip:
         """The conductances (S) one read of the chip sees, ``(crossbars, biases)``, noise
         drawn from ``rng`` (:func:`neuroemu.chip.reads.read_arrays`): new arrays for
         the noisy cards, the chip's own (read-only views) for the others."""
-        arrays = self._read(rng, None)
+        arrays = self._read(check_rng(rng), None)
         views = [*self.conductances, *self.bias_conductance]
         arrays = [
             view if a is g else a for a, g, view in zip(arrays, self._arrays, views, strict=True)
@@ -637,8 +718,7 @@ class BaseChip:
         ``time_since_programming`` is ``None`` until :meth:`drift_to` moves its clock). Writing
         conductances to it (:meth:`set_conductances`, :meth:`load_state`, learning)
         programs it anew and ends the clock. This chip is not changed."""
-        if not isinstance(rng, np.random.Generator):
-            raise InputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+        check_rng(rng)
         g0 = [
             program_noisily(g, card, rng, bounds)
             for (g, card), bounds in zip(self._device_pairs(), self._bounds, strict=True)
@@ -666,8 +746,10 @@ class BaseChip:
                 f"chip {self.name}: drift_to needs a chip programmed onto its devices "
                 "(chip.programmed(rng))"
             )
-        if isinstance(time, bool) or not isinstance(time, int | float | np.number):
-            raise InputError(f"time: expected seconds after programming, got {time!r}")
+        if isinstance(time, bool) or not isinstance(time, int | float | np.integer | np.floating):
+            raise InputError(f"time: expected seconds after programming, got {brief(time)}")
+        if not np.isfinite(time):
+            raise InputError(f"time: must be finite seconds after programming (got {time})")
         clock = self._clock
         with self._writing() as arrays:
             for g, g0, nu, card in zip(
@@ -685,6 +767,27 @@ class BaseChip:
     scores: Callable[[np.ndarray], np.ndarray]
     #: ``target_voltages(labels, voltage)``: output targets (V) of the right classes.
     target_voltages: Callable[[np.ndarray, float], np.ndarray]
+
+
+def check_rng(rng: Any) -> np.random.Generator:
+    """``rng`` itself if it is a ``numpy.random.Generator``, else an InputError."""
+    if not isinstance(rng, np.random.Generator):
+        raise InputError(f"rng: expected a numpy.random.Generator, got {type(rng).__name__}")
+    return rng
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` as an int >= 0, else an InputError."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise InputError(f"seed: expected a whole number >= 0, got {brief(seed)}")
+    return int(seed)
+
+
+def _arrays(values: Any, name: str) -> list[Any]:
+    """``values`` (one array per device array) as a list, else an InputError."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise InputError(f"{name}: expected a list of arrays (one per array), got {brief(values)}")
+    return list(values)
 
 
 #: Each family's chip class, by the type of spec it is built from.

@@ -26,10 +26,11 @@ from typing import Any
 import numpy as np
 
 from ..engine.leaky import Network, run
-from ..engine.states import Equilibrium
+from ..engine.states import Equilibrium, as_number
 from ..errors import InputError
 from ..models.neurons import NeuronModel, neuron_model
 from ..models.synapse import reference
+from ..spec.cards import ResistorCard
 from ..spec.leaky import LeakyChipSpec
 from ..spec.loader import LoadedChip
 from ..spec.resistive import Initialisation
@@ -82,6 +83,18 @@ class LeakyChip(BaseChip):
         self._kernels: tuple[Any, Any] | None = None
         self._finish()
 
+    @classmethod
+    def array_shapes(cls, spec: LeakyChipSpec) -> list[tuple[tuple[int, int], ResistorCard]]:
+        """Forward arrays, feedback arrays (asymmetric chips), then biases (1, nodes)."""
+        sizes = [spec.inputs.size] + [layer.size for layer in spec.layers]
+        layers = spec.layers
+        shapes = [((sizes[k], layer.size), layer.device) for k, layer in enumerate(layers)]
+        if spec.synapses == "asymmetric":
+            for k in range(1, len(layers)):
+                card = layers[k].backward_device or layers[k].device
+                shapes.append(((sizes[k + 1], sizes[k]), card))
+        return shapes + [((1, layer.size), layer.device) for layer in layers]
+
     # ------------------------------------------------------------------ geometry
     @property
     def model(self) -> NeuronModel:
@@ -120,15 +133,17 @@ class LeakyChip(BaseChip):
 
     def target_voltages(self, labels: np.ndarray, voltage: float) -> np.ndarray:
         """``voltage`` on the right class's output neuron, 0 V on the others."""
+        labels = self.check_labels(labels)
+        voltage = as_number(voltage, "voltage", "V")
         target = np.zeros((len(labels), self.layer_sizes[-1]))
-        target[np.arange(len(labels)), np.asarray(labels)] = voltage
+        target[np.arange(len(labels)), labels] = voltage
         return target
 
     # ------------------------------------------------------------------ engine
     def network(self, dtype: Any = np.float64) -> Network:
         """The arrays as the engine uses them, in ``dtype`` (cached until they change);
         while :meth:`reading`, as the current read sees them (:meth:`next_read`)."""
-        key = np.dtype(dtype)
+        key = check_dtype(dtype)
         return self._laid_out(key, lambda g, b: self._lay_out(key, g, b))
 
     def _lay_out(
@@ -197,6 +212,7 @@ class LeakyChip(BaseChip):
             raise InputError("current: a leaky chip is nudged by beta and target")
         dtype = check_dtype(dtype)
         x = self.check_inputs(x)
+        self.check_batch(len(x))
         dynamics = self.spec.dynamics
         if steps is None:
             steps = dynamics.free_steps if beta == 0 else dynamics.nudged_steps

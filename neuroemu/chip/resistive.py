@@ -24,11 +24,12 @@ import numpy as np
 from ..engine.circuit import Circuit
 from ..engine.netlist import netlist
 from ..engine.settle import settle
-from ..engine.states import Equilibrium
-from ..errors import InputError
+from ..engine.states import Equilibrium, as_array, as_number
+from ..errors import InputError, SpecError
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
 from ..models.diode import thermal_voltage
+from ..spec.cards import ResistorCard
 from ..spec.loader import LoadedChip
 from ..spec.resistive import ChipSpec, Layer
 from .base import BaseChip, program, register_family
@@ -36,7 +37,10 @@ from .base import BaseChip, program, register_family
 
 def check_dtype(dtype: Any) -> np.dtype:
     """``dtype`` as a numpy dtype, float32 or float64."""
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise InputError(f"dtype: must be float32 or float64 (got {dtype!r})") from None
     if dtype not in (np.float32, np.float64):
         raise InputError(f"dtype: must be float32 or float64 (got {dtype})")
     return dtype
@@ -70,6 +74,75 @@ class Chip(BaseChip):
             g = program(spec.bias.init, layer.device, (2, layer.size), rng)
             self._add_bias(layer.name, layer.device, g)
         self._finish()
+        self._check_nodes()
+
+    @classmethod
+    def array_shapes(cls, spec: ChipSpec) -> list[tuple[tuple[int, int], ResistorCard]]:
+        """Crossbars (nodes of the layer before, nodes of the layer), then biases (2, nodes)."""
+        sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
+        crossbars = [((sizes[k], layer.size), layer.device) for k, layer in enumerate(spec.layers)]
+        return crossbars + [((2, layer.size), layer.device) for layer in spec.layers]
+
+    # ------------------------------------------------------------------ nodes
+    def junction_conductance(self, layer: Layer) -> np.ndarray:
+        """The conductance (S) a layer's Shockley diodes place at each node: ``gmin`` per
+        junction (0 for linear and ideal-diode nodes, which a diode only clamps)."""
+        diode = layer.diode
+        if diode is None or diode.model != "shockley":
+            return np.zeros(layer.size)
+        lo, hi = self.node_bounds(layer)
+        return diode.gmin * (np.isfinite(lo).astype(float) + np.isfinite(hi))
+
+    def _node_problem(self, k: int, node: int, what: str, seed: bool = False) -> str:
+        layer = self.spec.layers[k]
+        chip = f"chip {self.name}" + (f" (seed {self.seed})" if seed else "")
+        return f"{chip}: layers[{k}] ({layer.name}) node {node} {what}"
+
+    def _check_nodes(self) -> None:
+        """Refuse a chip with a node whose voltage its circuit leaves undefined: a node
+        that floats (every conductance at it is 0 S: the devices of its crossbars and its
+        bias, and the ``gmin`` of its Shockley junctions) or that no source reaches (every
+        path of non-zero conductances from it ends without an input source, a bias source,
+        or a Shockley junction to its diode's source)."""
+        layers = self.spec.layers
+        n = len(layers)
+        crossbars = [np.asarray(c.conductance) for c in self.crossbars]
+        biases = [np.asarray(b) for b in self.bias_conductance]
+        own = []  # per layer: whether each node reaches a source through no other node
+        for k, layer in enumerate(layers):
+            below = crossbars[k].sum(axis=0)
+            above = crossbars[k + 1].sum(axis=1) if k + 1 < n else 0.0
+            junction = self.junction_conductance(layer)
+            total = below + above + biases[k].sum(axis=0) + junction
+            if not np.all(total > 0):
+                node = int(np.argmax(~(total > 0)))
+                raise SpecError(
+                    self._node_problem(k, node, "floats: every conductance at it is 0 S", True)
+                    + f" (its devices in {self._names[k]}"
+                    + (f" and {self._names[k + 1]}" if k + 1 < n else "")
+                    + " and its bias); no operating point"
+                )
+            own.append((biases[k].sum(axis=0) > 0) | (junction > 0))
+        if all(np.all(c.sum(axis=0) > 0) for c in crossbars):
+            return  # every node has a device to the layer below: the inputs reach it
+        reached = [np.ones(crossbars[0].shape[0], dtype=bool), *own]
+        links = [c > 0 for c in crossbars]
+        for _ in range(sum(self.layer_sizes) + 1):
+            before = sum(int(r.sum()) for r in reached)
+            for k in range(n):  # reached[k + 1] is free layer k
+                reached[k + 1] |= links[k][reached[k]].any(axis=0)
+            for k in range(n - 1, 0, -1):
+                reached[k] |= links[k][:, reached[k + 1]].any(axis=1)
+            if sum(int(r.sum()) for r in reached) == before:
+                break
+        for k in range(n):
+            if not reached[k + 1].all():
+                node = int(np.argmax(~reached[k + 1]))
+                raise SpecError(
+                    self._node_problem(k, node, "is reached by no source", True)
+                    + ": every path from it to an input or a bias crosses 0 S devices; its "
+                    "voltage is undefined"
+                )
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -135,7 +208,8 @@ class Chip(BaseChip):
         """Target output node voltages (V) for class ``labels``: ``voltage`` on the node of
         the right class and 0 V elsewhere; with differential readout ``+voltage/2`` and
         ``-voltage/2`` on the right pair, 0 V on the others."""
-        labels = np.asarray(labels)
+        labels = self.check_labels(labels)
+        voltage = as_number(voltage, "voltage", "V")
         target = np.zeros((len(labels), self.layer_sizes[-1]))
         rows = np.arange(len(labels))
         if self.spec.output.readout == "differential":
@@ -150,7 +224,7 @@ class Chip(BaseChip):
         """The chip's arrays laid out for the engine in ``dtype`` (cached until they
         change); with ``read`` while :meth:`reading`, as the current read sees them
         (:meth:`next_read`)."""
-        key = np.dtype(dtype)
+        key = check_dtype(dtype)
         return self._laid_out(key, lambda g, b: self._lay_out(key, g, b), read)
 
     def _lay_out(self, dtype: np.dtype, w64: list[np.ndarray], bias_g: list[np.ndarray]) -> Circuit:
@@ -171,6 +245,7 @@ class Chip(BaseChip):
             g = sums[k][1] + bias_g[k].sum(axis=0)
             if k + 1 < len(w64):
                 g = g + sums[k + 1][0]
+            self._check_conductance(k, layer, g)
             node_g.append(g)
             bias_i.append((bias_g[k][0] - bias_g[k][1]) * v_b)
             lo, hi = self.node_bounds(layer)
@@ -206,6 +281,20 @@ class Chip(BaseChip):
             settle_time=float(settle_time),
         )
 
+    def _check_conductance(self, k: int, layer: Layer, g: np.ndarray) -> None:
+        """A node with no conductance left (its devices at 0 S: ``g_min`` 0 S, stuck, or
+        read so) has no defined voltage: an error before any solve divides by it."""
+        if np.all(g > 0):
+            return
+        junction = self.junction_conductance(layer)
+        lost = ~(g + junction > 0)
+        if lost.any():
+            node = int(np.argmax(lost))
+            raise InputError(
+                self._node_problem(k, node, "has lost all its conductance")
+                + " (every device at it reads 0 S): its voltage is undefined, no operating point"
+            )
+
     def settle(
         self,
         x: Any,
@@ -231,6 +320,7 @@ class Chip(BaseChip):
         """
         dtype = check_dtype(dtype)
         x = self.check_inputs(x)
+        self.check_batch(len(x))
         solver = self.spec.solver
         return settle(
             self.circuit(dtype, read=True),
@@ -241,7 +331,7 @@ class Chip(BaseChip):
             current=current,
             init=init,
             grounded=grounded,
-            tol=solver.tol if tol is None else float(tol),
+            tol=solver.tol if tol is None else tol,
             max_sweeps=solver.max_sweeps if max_sweeps is None else max_sweeps,
             parallel=parallel,
             trace=trace,
@@ -250,7 +340,7 @@ class Chip(BaseChip):
     def to_spice(self, x_row: Any, *, title: str | None = None) -> str:
         """An ngspice netlist of the chip with input ``x_row`` (n_inputs,)
         (:func:`neuroemu.engine.netlist.netlist`)."""
-        x = self.check_inputs(np.asarray(x_row, dtype=np.float64).reshape(1, -1), "x_row")
+        x = self.check_inputs(as_array(x_row, "x_row").reshape(1, -1), "x_row")
         return netlist(
             self.spec,
             list(self.conductances),

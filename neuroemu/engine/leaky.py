@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..kernels.leaky import step as step_layer
-from .states import Equilibrium, Trace, check_target, initial_voltages
+from .states import Equilibrium, Trace, as_number, check_target, initial_voltages
 
 #: Relative change of v per step (over v_r) below which the state counts as steady.
 STEADY = 1e-3
@@ -128,7 +128,8 @@ def run(
     dtype = net.dtype
     batch = x_rates.shape[0]
     sizes = [len(b) for b in net.bias]
-    target = check_target(float(beta), target, batch, sizes[-1])
+    beta = as_number(beta, "beta", "S")
+    target = check_target(beta, target, batch, sizes[-1])
     parallel = bool(parallel)
     hidden_kernel, output_kernel = kernels
     n = len(sizes)

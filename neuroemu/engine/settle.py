@@ -26,11 +26,11 @@ from typing import Any
 import numba
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, brief
 from ..kernels import KIND_IDEAL, KIND_LINEAR, NodeParams, solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
 from .circuit import Circuit
-from .states import Equilibrium, Trace, check_target, initial_voltages
+from .states import Equilibrium, Trace, as_array, as_number, check_target, initial_voltages
 from .threads import each, one_blas_thread, sweep_threads
 
 
@@ -38,7 +38,7 @@ def _injection(current: Any, batch: int, outputs: int) -> np.ndarray | None:
     """Check an injected output current (A) of shape (batch, output nodes)."""
     if current is None:
         return None
-    current = np.asarray(current, dtype=np.float64)
+    current = as_array(current, "current", "A")
     shape = (batch, outputs)
     if current.shape != shape:
         raise InputError(f"current: expected shape {shape} (output nodes), got {current.shape}")
@@ -119,16 +119,20 @@ def settle(
         voltages per sweep and a power evaluation per recorded state.
     """
     dtype = c.dtype
+    tol = as_number(tol, "tol")
     if not 0 < tol < 1:
         raise InputError(f"tol: must lie in (0, 1) (got {tol})")
-    tol = max(float(tol), 16 * float(np.finfo(dtype).eps))
+    tol = max(tol, 16 * float(np.finfo(dtype).eps))
+    if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int | np.integer):
+        raise InputError(f"max_sweeps: must be a whole number >= 1 (got {brief(max_sweeps)})")
     max_sweeps = int(max_sweeps)
     if max_sweeps < 1:
         raise InputError(f"max_sweeps: must be >= 1 (got {max_sweeps})")
     threads = numba.get_num_threads() if parallel is None or parallel else 1
     batch = drive.shape[0]
     sizes = [len(g) for g in c.node_conductance]
-    target = check_target(float(beta), target, batch, sizes[-1])
+    beta = as_number(beta, "beta", "S")
+    target = check_target(beta, target, batch, sizes[-1])
     injected = _injection(current, batch, sizes[-1])
     params = _grounded_params(c.params, grounded, sizes, batch)
     node_g = list(c.node_conductance)
@@ -329,6 +333,10 @@ def _grounded_params(
     sample by sample."""
     if grounded is None:
         return params
+    if not isinstance(grounded, list | tuple):
+        raise InputError(
+            f"grounded: expected one boolean array (or None) per layer, got {brief(grounded)}"
+        )
     if len(grounded) != len(sizes):
         raise InputError(f"grounded: expected {len(sizes)} layers, got {len(grounded)}")
     out = []

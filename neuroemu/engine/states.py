@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, brief
+from ..units import format_quantity, parse_quantity
 
 
 @dataclass
@@ -34,6 +35,11 @@ class Trace:
     power: np.ndarray
     energy: np.ndarray
     energy_unit: str = "W"  # co-content; a leaky chip records the read energy so far (J)
+
+    def __repr__(self) -> str:
+        sweeps, batch = self.residual.shape if self.residual.ndim == 2 else (0, 0)
+        nodes = [int(v.shape[-1]) for v in self.voltages]
+        return f"Trace({sweeps} sweeps, batch {batch}, nodes {nodes})"
 
 
 @dataclass
@@ -88,18 +94,81 @@ class Equilibrium:
         """Output node voltages (V), (batch, output nodes)."""
         return self.voltages[-1]
 
+    def __repr__(self) -> str:
+        """One line: the batch, the layers' nodes, the sweeps, whether it converged, and the
+        largest residual and mean power of the batch."""
+        batch = int(self.output.shape[0]) if self.voltages else 0
+        nodes = [int(v.shape[-1]) for v in self.voltages]
+        residual = _largest(self.residual)
+        relative = _largest(self.relative_residual)
+        power = float(np.mean(self.power)) if np.size(self.power) else 0.0
+        unit = self.residual_unit
+        shown = f"{residual:.3g} {unit}" if "/" in unit else format_quantity(residual, unit)
+        traced = ", traced" if self.trace is not None else ""
+        return (
+            f"Equilibrium(batch {batch}, nodes {nodes}, {self.sweeps} sweeps, "
+            f"converged={self.converged}, largest residual {shown} (relative {relative:.3g}, "
+            f"tol {self.tol:g}), mean power {format_quantity(power, 'W')}{traced})"
+        )
+
+
+def _largest(values: Any) -> float:
+    """The largest of ``values`` (0 for none)."""
+    return float(np.max(values)) if np.size(values) else 0.0
+
+
+def as_number(value: Any, name: str, unit: str = "") -> float:
+    """``value`` as a real number (in SI ``unit``), or an
+    :class:`~neuroemu.errors.InputError` naming ``name`` (a bool, a string such as
+    ``'300 uS'``, an array or anything else is not a number here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+            return float(value)
+        hint = f" in {unit} (SI)" if unit else ""
+        written = ""
+        if isinstance(value, str) and unit:
+            try:
+                written = f"; write {parse_quantity(value, unit)!r} for {value}"
+            except ValueError:
+                pass
+        raise InputError(f"{name}: expected a number{hint}, got {brief(value)}{written}")
+    return float(value)
+
+
+def as_array(value: Any, name: str, unit: str = "") -> np.ndarray:
+    """``value`` as a float64 array of real numbers (in SI ``unit``), or an
+    :class:`~neuroemu.errors.InputError` naming ``name``: a ragged list, text, complex
+    numbers or objects are not."""
+    try:
+        raw = np.asarray(value)
+    except ValueError:  # a ragged list
+        raise InputError(
+            f"{name}: expected an array of numbers, got rows of different lengths"
+        ) from None
+    if raw.dtype.kind not in "biuf":
+        what = f" ({unit})" if unit else ""
+        raise InputError(f"{name}: expected real numbers{what}, got {raw.dtype} values")
+    return np.array(raw, dtype=np.float64)
+
 
 def initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) -> list:
     """Where a phase starts: zeros, or copies of ``init`` (an :class:`Equilibrium` or one
     array per free layer, each (batch, nodes), V) checked and cast to ``dtype``."""
     if init is None:
         return [np.zeros((batch, n), dtype=dtype) for n in sizes]
-    arrays = init.voltages if isinstance(init, Equilibrium) else list(init)
+    if isinstance(init, Equilibrium):
+        arrays = init.voltages
+    elif isinstance(init, list | tuple):
+        arrays = list(init)
+    else:
+        raise InputError(
+            f"init: expected an Equilibrium or a list of voltages per layer, got {brief(init)}"
+        )
     if len(arrays) != len(sizes):
         raise InputError(f"init: expected {len(sizes)} layers of voltages, got {len(arrays)}")
     out = []
     for k, (a, n) in enumerate(zip(arrays, sizes, strict=True)):
-        a = np.asarray(a)
+        a = as_array(a, f"init[{k}]", "V")
         if a.shape != (batch, n):
             raise InputError(f"init[{k}]: expected shape ({batch}, {n}), got {a.shape}")
         if not np.all(np.isfinite(a)):
@@ -111,13 +180,14 @@ def initial_voltages(init: Any, sizes: list[int], batch: int, dtype: np.dtype) -
 def check_target(beta: float, target: Any, batch: int, outputs: int) -> np.ndarray | None:
     """Check the nudging arguments (``outputs`` output nodes); return the target voltages
     (V), or ``None`` for the free phase."""
+    beta = as_number(beta, "beta", "S")
     if not np.isfinite(beta):
         raise InputError(f"beta: must be finite (got {beta})")
     if beta == 0.0:
         return None
     if target is None:
         raise InputError("target: required when beta is not 0")
-    target = np.asarray(target, dtype=np.float64)
+    target = as_array(target, "target", "V")
     shape = (batch, outputs)
     if target.shape != shape:
         raise InputError(

@@ -67,6 +67,58 @@ _IDX_TYPES: dict[int, tuple[np.dtype, str]] = {
     0x0E: (np.dtype(">f8"), "double"),
 }
 
+#: What an IDX file starts with, for messages.
+_IDX_EXPECTED = (
+    "expected an IDX file: two zero bytes, a type code (08 ubyte, 09 byte, 0B short, 0C int, "
+    "0D float, 0E double) and the number of dimensions, as 00 00 08 03 for MNIST images"
+)
+
+#: Formats a file that is not IDX may be, by the bytes it starts with.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip data once decompressed: gzipped twice"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89HDF", "an HDF5 file"),
+    (b"\x93NUMPY", "a NumPy .npy file"),
+    (b"PK\x03\x04", "a zip archive (a .npz file or a folder zipped)"),
+    (b"%PDF", "a PDF document"),
+    (b"BZh", "bzip2 data (decompress it first)"),
+    (b"\xfd7zXZ", "xz data (decompress it first)"),
+    (b"\x80", "a Python pickle"),
+)
+
+
+def _what_file(raw: bytes) -> str:
+    """What a file that is not IDX seems to be, from its first bytes, for a message."""
+    if not raw:
+        return "it is empty"
+    head = " ".join(f"{b:02x}" for b in raw[:4])
+    for signature, name in _SIGNATURES:
+        if raw.startswith(signature):
+            return f"it is {name} (starts with {head})"
+    text = _as_text(raw[:64])
+    if text is not None:
+        return f"it holds text ({' '.join(text.split())[:30]!r}...)"
+    if len(raw) < 4:
+        return f"it holds only {len(raw)} bytes ({head})"
+    if raw[0] == 0 and raw[1] == 0:
+        return f"it starts with {head}: type code {raw[2]:02x} is none of IDX's"
+    return f"it starts with bytes {head}"
+
+
+def _as_text(sample: bytes) -> str | None:
+    """``sample`` as UTF-8 text of printable characters and whitespace, or ``None``."""
+    try:
+        text = sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 3:  # not only a character cut at the end
+            return None
+        text = sample[: exc.start].decode("utf-8")
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return text
+    return None
+
+
 # The four files of an MNIST-format folder: usual name first, then the dotted variant.
 _IDX_PARTS: dict[str, tuple[str, str]] = {
     "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
@@ -197,8 +249,7 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     raw = _read_maybe_gzipped(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        magic = int.from_bytes(raw[:4].ljust(4, b"\0"), "big")
-        raise DatasetError(f"{path}: not an IDX file (magic 0x{magic:08x})")
+        raise DatasetError(f"{path}: not an IDX file: {_what_file(raw)}; {_IDX_EXPECTED}")
     dtype, type_name = _IDX_TYPES[raw[2]]
     ndim = raw[3]
     header = 4 + 4 * ndim

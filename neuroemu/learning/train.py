@@ -12,6 +12,7 @@ one.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,9 @@ import numpy as np
 
 from .. import failpoints
 from ..engine.threads import one_blas_thread
+from ..errors import NeuroemuWarning
 from ..streams import stream
+from ..units import format_quantity
 from .augment import augment_epoch
 from .registry import EpochDraws, Traced, rule_for
 
@@ -74,9 +77,12 @@ def train_epoch(
     # keeps to one thread: a mini-batch's products are small, the device updates run on
     # Numba's threads, and two pools of threads busy-waiting on the same cores slow each
     # other down (sixfold, measured on this 2-core machine).
-    with one_blas_thread(), chip.reading(stream(chip.seed, "epoch_reads", epoch)):
+    with one_blas_thread():
         x = chip.check_inputs(x)
         y = chip.check_labels(y)
+        if epoch == 1:
+            check_first_update(chip, x, y, training)
+    with one_blas_thread(), chip.reading(stream(chip.seed, "epoch_reads", epoch)):
         x = augment_epoch(x, training.augment, chip.n_inputs, chip.seed, epoch)
         draws = EpochDraws(
             epoch=epoch,
@@ -111,6 +117,36 @@ def train_epoch(
         wall_time=time.perf_counter() - start,
         loss_metric=rule.loss_metric,
     )
+
+
+def check_first_update(chip: BaseChip, x: np.ndarray, y: np.ndarray, training: Training) -> None:
+    """Warn (:class:`~neuroemu.errors.NeuroemuWarning`) of every device array whose first
+    update would move a device by more than its whole range ``g_max - g_min``: the change
+    the rule's estimate asks on the first mini-batch's worth of samples, at epoch 1's
+    learning rates (as :func:`trace_phases` computes it, with the arrays read exactly; no
+    random stream is drawn from and nothing is changed)."""
+    count = min(len(x), training.batch_size)
+    if count == 0:
+        return
+    rates = epoch_rates(training, len(chip.crossbars), 1)
+    traced = rule_for(chip, training).trace(chip, x[:count], y[:count], rates)
+    for index, crossbar in enumerate(chip.crossbars):
+        change = traced.update.get(crossbar.name)
+        if change is None or not np.size(change):
+            continue
+        largest = float(np.max(np.abs(change)))
+        card = crossbar.device
+        span = card.g_max - card.g_min
+        if not largest <= span:
+            warnings.warn(
+                f"training.learning_rate: the first update of {crossbar.name} would move a "
+                f"device by {format_quantity(largest, 'S')}, {largest / span:.3g} times its "
+                f"range ({format_quantity(span, 'S')}, device {card.name}; learning rate "
+                f"{training.rates(len(chip.crossbars))[index]:g}, conductance_unit "
+                f"{format_quantity(training.conductance_unit, 'S')}); take a smaller rate",
+                NeuroemuWarning,
+                stacklevel=3,
+            )
 
 
 def trace_phases(

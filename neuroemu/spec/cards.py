@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..units import format_quantity
-from .base import Conductance, Current, Strict, Temperature, Time, non_negative_conductance
+from .base import Conductance, Current, Strict, Temperature, Time, Whole, non_negative_conductance
 
 #: Temperature SPICE simulates at by default (27 degC), in kelvin.
 SPICE_NOMINAL_TEMPERATURE = 300.15
@@ -44,7 +44,7 @@ class Drift(Strict):
     t0: Time = 20.0
     nu_mean: float = Field(ge=0.0)
     nu_std: float = Field(0.0, ge=0.0)
-    nu_min: float = 0.0
+    nu_min: float = Field(0.0, ge=0.0)
     nu_max: float = 1.0
 
     @model_validator(mode="after")
@@ -83,7 +83,7 @@ class ResistorCard(Strict):
     source: str = Field("", description="citation (paper, DOI or datasheet)")
     g_min: Conductance
     g_max: Conductance
-    n_levels: int | None = Field(None, ge=2, description="programmable states, evenly spaced")
+    n_levels: Whole | None = Field(None, ge=2, description="programmable states, evenly spaced")
     rounding: Literal["deterministic", "stochastic"] = "deterministic"
     programming_noise: ProgrammingNoise | None = None
     read_noise: ReadNoise | None = None

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Strict, Time, Voltage, positive
+from ..errors import brief
+from .base import Strict, Time, Voltage, Whole, positive
 from .cards import NeuronCard, ResistorCard
 from .resistive import Initialisation
 from .training import ASYMMETRIC, Training, check_augment
@@ -16,9 +17,9 @@ class LeakyInputs(Strict):
     """Inputs of a leaky chip: sample ``x in [0, 1]`` is the rate of an input row, which
     drives its crossbar row at ``x * read_voltage``."""
 
-    size: int = Field(gt=0)
+    size: Whole = Field(gt=0)
     read_voltage: Voltage = Field(description="row voltage of a rate of 1, for every array")
-    dac_bits: int | None = Field(
+    dac_bits: Whole | None = Field(
         None, ge=1, le=32, description="input DAC resolution: x rounded to 2^bits - 1 steps"
     )
 
@@ -35,7 +36,7 @@ class LeakyLayer(Strict):
     """
 
     name: str
-    size: int = Field(gt=0)
+    size: Whole = Field(gt=0)
     device: ResistorCard
     init: Initialisation
     backward_device: ResistorCard | None = Field(
@@ -51,8 +52,8 @@ class Dynamics(Strict):
 
     dt: Time
     method: Literal["euler", "exponential_euler"] = "exponential_euler"
-    free_steps: int = Field(gt=0)
-    nudged_steps: int = Field(gt=0)
+    free_steps: Whole = Field(gt=0)
+    nudged_steps: Whole = Field(gt=0)
 
     _positive_dt = field_validator("dt")(lambda value: positive(value, "s"))
 
@@ -66,7 +67,7 @@ class LeakyChipSpec(Strict):
     kind: Literal["leaky"]
     name: str
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: Whole = Field(0, ge=0)
     inputs: LeakyInputs
     neuron: NeuronCard
     synapses: Literal["symmetric", "asymmetric"]
@@ -81,7 +82,7 @@ class LeakyChipSpec(Strict):
     def _consistent(self) -> LeakyChipSpec:
         names = [layer.name for layer in self.layers]
         if len(set(names)) != len(names) or "input" in names:
-            raise ValueError(f"layers: names must be unique and not 'input' (got {names})")
+            raise ValueError(f"layers: names must be unique and not 'input' (got {brief(names)})")
         for index, layer in enumerate(self.layers):
             feedback = layer.backward_device is not None or layer.backward_init is not None
             if feedback and self.synapses == "symmetric":

@@ -6,8 +6,18 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..errors import brief
 from ..units import format_quantity
-from .base import Capacitance, Conductance, Strict, Voltage, positive
+from .base import (
+    Capacitance,
+    Conductance,
+    Strict,
+    Voltage,
+    Whole,
+    non_negative,
+    non_negative_conductance,
+    positive,
+)
 from .cards import DiodeCard, ResistorCard
 from .training import LEAKY_ONLY, Training, check_augment
 
@@ -41,6 +51,43 @@ class Initialisation(Strict):
             raise ValueError("std must be >= 0 S")
         return self
 
+    _non_negative = field_validator("low", "high", "mean", "value")(non_negative_conductance)
+
+    def may_be_nonzero(self, device: ResistorCard) -> bool:
+        """Whether a device of ``device`` programmed by this init may hold more than 0 S:
+        ``False`` only when the device can reach 0 S (``g_min`` 0 S, none stuck at
+        ``g_max``) and every draw is at most 0 S (clipped to it)."""
+        if device.g_min > 0 or device.stuck_at_max > 0:
+            return True
+        if self.distribution == "constant":
+            return (self.value or 0.0) > 0
+        if self.distribution == "uniform":
+            return (self.high or 0.0) > 0
+        return (self.mean or 0.0) > 0 or (self.std or 0.0) > 0
+
+    def mean_conductance(self, device: ResistorCard) -> float:
+        """About the mean conductance (S) this init programs on ``device``: the mean of its
+        distribution, clipped to the device's range (a uniform one's bounds clipped
+        first)."""
+        g_min, g_max = device.g_min, device.g_max
+        clip = lambda value: min(max(value, g_min), g_max)  # noqa: E731
+        if self.distribution == "constant":
+            return clip(g_min if self.value is None else self.value)
+        if self.distribution == "uniform":
+            low = clip(g_min if self.low is None else self.low)
+            return 0.5 * (low + clip(self.high or 0.0))
+        return clip(self.mean or 0.0)
+
+    def describe(self, device: ResistorCard) -> str:
+        """The init in a message: ``constant 0 S``, ``uniform 0 S .. 0 S``."""
+        g = lambda value: format_quantity(value, "S")  # noqa: E731
+        low = device.g_min if self.low is None else self.low
+        if self.distribution == "constant":
+            return f"constant {g(device.g_min if self.value is None else self.value)}"
+        if self.distribution == "uniform":
+            return f"uniform {g(low)} .. {g(self.high or 0.0)}"
+        return f"normal {g(self.mean or 0.0)} +- {g(self.std or 0.0)}"
+
 
 class Inputs(Strict):
     """The input voltage sources: each input ``x in [0, 1]`` drives ``+gain*(x - offset)``
@@ -48,13 +95,13 @@ class Inputs(Strict):
     conductances realise signed weights). With ``offset`` 0 a dark pixel drives 0 V and only
     loads the nodes; with 0.5 the sources swing both ways about 0 V (centred inputs)."""
 
-    size: int = Field(gt=0)
+    size: Whole = Field(gt=0)
     gain: Voltage = Field(description="volts per unit input")
     encoding: Literal["differential", "single"] = "differential"
     offset: float = Field(
         0.0, ge=0, lt=1, description="the input value that drives 0 V (dimensionless, in [0, 1))"
     )
-    dac_bits: int | None = Field(
+    dac_bits: Whole | None = Field(
         None, ge=1, le=32, description="input DAC resolution: x rounded to 2^bits - 1 steps"
     )
 
@@ -79,7 +126,7 @@ class Layer(Strict):
     """A layer of nodes and the crossbar that feeds it from the layer before."""
 
     name: str
-    size: int = Field(gt=0)
+    size: Whole = Field(gt=0)
     device: ResistorCard
     diode: DiodeCard | None = None
     arrangement: Literal["alternate", "pair"] = Field(
@@ -92,7 +139,7 @@ class Layer(Strict):
     v_hi: Voltage = 0.0
     init: Initialisation
     readout: Literal["single", "differential"] | None = None
-    adc_bits: int | None = Field(None, ge=1, le=32, description="output ADC resolution")
+    adc_bits: Whole | None = Field(None, ge=1, le=32, description="output ADC resolution")
     adc_range: Voltage = Field(1.0, description="ADC full scale: -adc_range .. +adc_range")
 
     @model_validator(mode="after")
@@ -118,7 +165,7 @@ class Solver(Strict):
     """
 
     tol: float = Field(1e-10, gt=0, lt=1)
-    max_sweeps: int = Field(10_000, gt=0)
+    max_sweeps: Whole = Field(10_000, gt=0)
 
 
 class ChipSpec(Strict):
@@ -126,13 +173,15 @@ class ChipSpec(Strict):
 
     name: str
     description: str = ""
-    seed: int = Field(0, ge=0)
+    seed: Whole = Field(0, ge=0)
     inputs: Inputs
     bias: Bias = Bias()
     layers: tuple[Layer, ...] = Field(min_length=1)
     solver: Solver = Solver()
     node_capacitance: Capacitance = Field(1e-12, description="per node, for energy estimates")
     training: Training | None = None
+
+    _capacitance = field_validator("node_capacitance")(lambda value: non_negative(value, "F"))
 
     @field_validator("layers")
     @classmethod
@@ -146,7 +195,7 @@ class ChipSpec(Strict):
                 )
         names = [layer.name for layer in layers]
         if len(set(names)) != len(names):
-            raise ValueError(f"layer names must be unique (got {names})")
+            raise ValueError(f"layer names must be unique (got {brief(names)})")
         return layers
 
     @model_validator(mode="after")
@@ -179,6 +228,88 @@ class ChipSpec(Strict):
                 "so it needs a single readout (this chip reads classes differentially)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _nodes_reached(self) -> ChipSpec:
+        """Every node needs a conductance, and a path of conductances to a source (an input
+        or a bias source, or through a Shockley junction to its diode's source), or its
+        voltage is undefined. Decided here where the spec alone decides it: a crossbar or
+        bias array whose every device is surely 0 S (see
+        :meth:`Initialisation.may_be_nonzero`); the chip checks its programmed arrays."""
+        layers = self.layers
+        n = len(layers)
+        crossbar = [layer.init.may_be_nonzero(layer.device) for layer in layers]
+        bias = [self.bias.init.may_be_nonzero(layer.device) for layer in layers]
+        junction = [layer.diode is not None and layer.diode.model == "shockley" for layer in layers]
+        # reached[l]: free layer l (0-based) may connect to a source.
+        reached = [bias[k] or junction[k] for k in range(n)]
+        for _ in range(n + 1):
+            for k in range(n):
+                below = crossbar[k] and (k == 0 or reached[k - 1])
+                above = k + 1 < n and crossbar[k + 1] and reached[k + 1]
+                reached[k] = reached[k] or below or above
+        names = ["input", *[layer.name for layer in layers]]
+        for k, layer in enumerate(layers):
+            if reached[k]:
+                continue
+            own = [k, k + 1] if k + 1 < n else [k]  # the crossbars at the layer's nodes
+            if not any(crossbar[j] for j in own) and not bias[k]:
+                problem = "its nodes float: every conductance at them is 0 S"
+                zero = own
+                biases = [k]
+            else:
+                problem = "no source reaches its nodes: every path to an input or a bias "
+                problem += "crosses 0 S devices"
+                zero = [j for j in range(n) if not crossbar[j]]
+                biases = [j for j in range(n) if not bias[j] and not junction[j]]
+            arrays = [
+                f"{names[j]}->{names[j + 1]} {layers[j].init.describe(layers[j].device)}"
+                for j in zero
+            ]
+            arrays += [
+                f"bias of {names[j + 1]} {self.bias.init.describe(layers[j].device)}"
+                for j in biases
+            ]
+            raise ValueError(
+                f"layers[{k}] ({layer.name}): {problem} ({', '.join(arrays)}, devices with "
+                "g_min 0 S); give them a conductance above 0 S"
+            )
+        return self
+
+    def first_updates(self) -> list[tuple[str, float, float, float]]:
+        """An estimate of the first training update of every crossbar, from the chip's own
+        scales: ``(crossbar, learning rate, |dG| (S), device range g_max - g_min (S))``.
+
+        For a device feeding node ``j``, ``dC/dg = (V_j - y_j) dV_j/dg`` with
+        ``dV_j/dg = (V_i - V_j) / G_j``: the output error and the drop across the device
+        over the node's conductance. Taking both voltages at the target voltage (at the
+        softmax temperature for the error of the cross-entropy) and ``G_j`` as the
+        init's mean conductances at the node gives
+        ``|dG| = lr u^2 V_t E / G``, ``u`` the ``conductance_unit``. It is an order of
+        magnitude: for the library's chips it exceeds the largest first update measured by
+        2 to 25 times. Empty without a training section."""
+        training = self.training
+        if training is None:
+            return []
+        layers = self.layers
+        n = len(layers)
+        sizes = [self.inputs.n_sources] + [layer.size for layer in layers]
+        error = training.temperature if training.loss == "cross-entropy" else None
+        v_t = training.target_voltage
+        out = []
+        names = ["input", *[layer.name for layer in layers]]
+        for k, (layer, rate) in enumerate(zip(layers, training.rates(n), strict=True)):
+            g = sizes[k] * layer.init.mean_conductance(layer.device)
+            if k + 1 < n:
+                after = layers[k + 1]
+                g += after.size * after.init.mean_conductance(after.device)
+            g += 2 * self.bias.init.mean_conductance(layer.device)
+            if not g > 0:
+                continue
+            change = rate * training.conductance_unit**2 * v_t * (error or v_t) / g
+            span = layer.device.g_max - layer.device.g_min
+            out.append((f"{names[k]}->{names[k + 1]}", rate, change, span))
+        return out
 
     @property
     def output(self) -> Layer:

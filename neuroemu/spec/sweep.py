@@ -2,44 +2,70 @@
 
 An axis path names a key of the chip spec as validated, with device cards inline, in the
 notation of error messages: ``layers[0].device.n_levels``, ``inputs.gain``,
-``training.learning_rate``. Values are written as in a chip YAML (``0.5 uS``). Every point's
-spec is built and validated before any point runs.
+``training.learning_rate``. Values are written as in a chip YAML: a quantity with its unit
+(``0.5 uS``; a bare number at a key with a unit is refused), and a random axis of a quantity
+gives ``low`` and ``high`` with their unit (``{low: 100 uS, high: 1 mS, count: 4}``). Every
+point's spec is built and validated before any point runs.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from ..errors import SpecError
 from ..streams import SWEEP_AXES_SEED
-from .base import Strict
+from ..units import parse_any_quantity
+from .base import Strict, Whole
 from .loader import AnyChipSpec, chip_from_dict, display_path, find_chip, read_yaml, validate
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
+#: The most points a sweep may have (every value of every axis, times the seeds); each
+#: point's spec is validated when the sweep is loaded.
+MAX_POINTS = 100_000
+
 
 class RandomValues(Strict):
-    """``count`` values drawn uniformly (or log-uniformly) in ``[low, high]``."""
+    """``count`` values drawn uniformly (or log-uniformly) in ``[low, high]``: numbers, or
+    quantities when ``low`` and ``high`` carry a unit (the same for both; the values are
+    drawn in SI and written with that unit)."""
 
-    low: float
-    high: float
-    count: int = Field(gt=0)
+    low: float | str
+    high: float | str
+    count: Whole = Field(gt=0, le=MAX_POINTS)
     log: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> RandomValues:
-        if not self.low < self.high:
+        low, high = self.bounds
+        if self.unit is None:
+            raise ValueError(
+                f"low and high need the same unit (got {self.low!r} and {self.high!r})"
+            )
+        if not low < high:
             raise ValueError(f"need low < high (got {self.low}, {self.high})")
-        if self.log and self.low <= 0:
+        if self.log and low <= 0:
             raise ValueError("log sampling needs low > 0")
         return self
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)`` in SI."""
+        return parse_any_quantity(self.low)[0], parse_any_quantity(self.high)[0]
+
+    @property
+    def unit(self) -> str | None:
+        """The SI unit of ``low`` and ``high`` (``""`` for numbers), ``None`` if they differ."""
+        units = {parse_any_quantity(self.low)[1], parse_any_quantity(self.high)[1]}
+        return units.pop() if len(units) == 1 else None
 
 
 class Axis(Strict):
@@ -55,16 +81,24 @@ class Axis(Strict):
             raise ValueError("values must not be empty")
         return self
 
+    @property
+    def size(self) -> int:
+        """The number of values of the axis."""
+        if self.values is not None:
+            return len(self.values)
+        assert self.random is not None
+        return self.random.count
+
 
 class SweepSpec(Strict):
     name: str
     chip: str
     mode: Literal["train", "infer"] = "infer"
-    epochs: int | None = Field(None, ge=0)
+    epochs: Whole | None = Field(None, ge=0)
     dataset: str | None = None
-    limit: int | None = Field(None, gt=0)
+    limit: Whole | None = Field(None, gt=0)
     axes: list[Axis] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[Whole, Field(ge=0)]] = Field(default_factory=lambda: [0], min_length=1)
     infer_at: list[str] = Field(
         default_factory=list,
         description="times after programming (1s, 1h, 1d, 1y) at which each point is also "
@@ -75,8 +109,11 @@ class SweepSpec(Strict):
     def _durations(self) -> SweepSpec:
         from ..units import parse_duration
 
-        for text in self.infer_at:
-            parse_duration(text)  # ValueError names the bad duration
+        for index, text in enumerate(self.infer_at):
+            try:
+                parse_duration(text)
+            except ValueError as exc:
+                raise ValueError(f"infer_at[{index}]: {exc}") from None
         return self
 
     @property
@@ -131,9 +168,12 @@ def axis_values(axis: Axis, rng: np.random.Generator) -> list[Any]:
         return list(axis.values)
     r = axis.random
     assert r is not None
+    low, high = r.bounds
     if r.log:
-        return np.exp(rng.uniform(np.log(r.low), np.log(r.high), r.count)).tolist()
-    return rng.uniform(r.low, r.high, r.count).tolist()
+        values = np.exp(rng.uniform(np.log(low), np.log(high), r.count)).tolist()
+    else:
+        values = rng.uniform(low, high, r.count).tolist()
+    return [f"{v!r} {r.unit}" for v in values] if r.unit else values
 
 
 class LoadedSweep:
@@ -154,14 +194,17 @@ class LoadedSweep:
         return list(itertools.product(*[range(n) for n in self.shape]))
 
     def point_spec(self, index: tuple[int, ...]) -> AnyChipSpec:
-        data = self.base.model_dump(mode="json")
+        """The chip spec of point ``index``: the base chip with each axis's value set. The
+        axis values are what the user wrote, so a quantity must carry its unit (the base
+        chip's quantities are written with theirs)."""
+        data = self.base.to_dict()
         for axis_no, (axis, values) in enumerate(zip(self.spec.axes, self.values, strict=True)):
             set_path(data, axis.path, copy.deepcopy(values[index[axis_no]]))
         where = ", ".join(
             f"{a.path}={v[i]!r}"
             for a, v, i in zip(self.spec.axes, self.values, index, strict=False)
         )
-        return chip_from_dict(data, f"{self.source} (point {where})")
+        return chip_from_dict(data, f"{self.source} (point {where})", need_units=True)
 
 
 def load_sweep(path: str | Path) -> LoadedSweep:
@@ -169,15 +212,25 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     path = Path(path)
     data, text = read_yaml(path)
     source = display_path(path)
-    spec: SweepSpec = validate(SweepSpec, data, source)
+    spec: SweepSpec = validate(SweepSpec, data, source, need_units=True)
     chip_path = Path(spec.chip)
     if not chip_path.is_absolute() and (path.parent / chip_path).exists():
         chip_path = path.parent / chip_path
     chip_file = find_chip(chip_path)
     chip_data, _ = read_yaml(chip_file)
-    base = chip_from_dict(chip_data, display_path(chip_file), chip_file.resolve().parent)
+    base = chip_from_dict(
+        chip_data, display_path(chip_file), chip_file.resolve().parent, need_units=True
+    )
     if spec.mode == "train" and base.training is None:
         raise SpecError(f"{source}: mode: train, but chip {base.name} has no training section")
+    sizes = [axis.size for axis in spec.axes]
+    points = math.prod(sizes) * len(spec.seeds)
+    if points > MAX_POINTS:
+        shape = " x ".join(str(n) for n in [*sizes, len(spec.seeds)])
+        raise SpecError(
+            f"{source}: axes: {points} points ({shape}, the last the seeds); a sweep has at "
+            f"most {MAX_POINTS}"
+        )
     rng = np.random.default_rng(SWEEP_AXES_SEED)
     values = [axis_values(axis, rng) for axis in spec.axes]
     sweep = LoadedSweep(spec, base, source, text, values)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+import numbers
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
-from .base import Conductance, Strict, Voltage, positive
+from ..errors import brief
+from .base import Conductance, Strict, Voltage, Whole, positive
 
 #: Learning rules of :class:`Training`: EP (centred or one-sided) for every chip; on leaky
 #: chips also vector-field EP (``vf``, asymmetric synapses), discrete-time EP
@@ -25,8 +27,8 @@ class Augment(Strict):
     default the square the chip's inputs make (28 x 28 for 784 inputs)."""
 
     flip: bool = False
-    shift: int = Field(0, ge=0, le=8)
-    shape: tuple[int, int] | None = None
+    shift: Whole = Field(0, ge=0, le=8)
+    shape: tuple[Whole, Whole] | None = None
 
     @field_validator("shape")
     @classmethod
@@ -53,6 +55,27 @@ def check_augment(training: Training | None, n_inputs: int) -> None:
             f"training.augment: {n_inputs} inputs are not a square image; give "
             "training.augment.shape: [height, width]"
         )
+
+
+def _learning_rates(value: Any) -> Any:
+    """A learning rate or a list of them: numbers, each finite and > 0."""
+    several = isinstance(value, list | tuple)
+    if several and not value:
+        raise ValueError("give one rate, or one per crossbar (got an empty list)")
+    rates = []
+    for rate in value if several else [value]:
+        try:
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Real | str):
+                raise ValueError
+            rate = float(rate)  # YAML reads 1e-3 (no dot) as text
+        except ValueError:
+            raise ValueError(
+                f"expected a number or a list of numbers, one per crossbar (got {brief(value)})"
+            ) from None
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"learning rates must be finite and > 0 (got {rate})")
+        rates.append(rate)
+    return tuple(rates) if several else rates[0]
 
 
 class Training(Strict):
@@ -83,7 +106,9 @@ class Training(Strict):
     beta: Conductance = Field(description="nudging conductance to the target sources")
     random_sign: bool = Field(False, description="draw the sign of beta per mini-batch")
     target_voltage: Voltage = Field(description="target of the right class's output node")
-    learning_rate: float | tuple[float, ...]
+    learning_rate: Annotated[float | tuple[float, ...], BeforeValidator(_learning_rates)] = Field(
+        description="dimensionless: one for every crossbar, or one per crossbar"
+    )
     conductance_unit: Conductance = 1e-6
     decay: float = Field(1.0, gt=0, le=1)
     momentum: float = Field(
@@ -94,7 +119,7 @@ class Training(Strict):
         "moves by a velocity v <- momentum v + change kept beside the array; 0 (plain SGD, "
         "nothing stored but the devices) by default",
     )
-    batch_size: int = Field(4, gt=0)
+    batch_size: Whole = Field(4, gt=0)
     dropout: float = Field(
         0.0,
         ge=0,
@@ -107,12 +132,12 @@ class Training(Strict):
     augment: Augment | None = Field(
         None, description="random flips and moves of the training images, every epoch"
     )
-    epochs: int = Field(1, ge=0)
+    epochs: Whole = Field(1, ge=0)
     dataset: str = "mnist5k"
-    snapshot_every: int = Field(
+    snapshot_every: Whole = Field(
         1, ge=1, description="conductance snapshots in the run file every k epochs"
     )
-    trace_samples: tuple[int, ...] = Field(
+    trace_samples: tuple[Whole, ...] = Field(
         (),
         description="test samples whose free and nudged phases are recorded sweep by sweep "
         "in the run file after every evaluated epoch, with the update they would produce",
@@ -122,19 +147,13 @@ class Training(Strict):
     @classmethod
     def _sample_indices(cls, value: tuple[int, ...]) -> tuple[int, ...]:
         if any(i < 0 for i in value) or len(set(value)) != len(value):
-            raise ValueError(f"must be distinct test sample indices >= 0 (got {list(value)})")
+            raise ValueError(
+                f"must be distinct test sample indices >= 0 (got {brief(list(value))})"
+            )
         return value
 
     _positive_beta = field_validator("beta", "conductance_unit")(lambda v: positive(v, "S"))
     _positive_target = field_validator("target_voltage", "temperature")(lambda v: positive(v, "V"))
-
-    @field_validator("learning_rate")
-    @classmethod
-    def _rates(cls, value: float | tuple[float, ...]) -> float | tuple[float, ...]:
-        for rate in value if isinstance(value, tuple) else [value]:
-            if not (math.isfinite(rate) and rate > 0):
-                raise ValueError(f"learning rates must be finite and > 0 (got {rate})")
-        return value
 
     def rates(self, n_crossbars: int) -> list[float]:
         if isinstance(self.learning_rate, tuple):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,9 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from ..errors import NeuroemuError
+    from ..errors import NeuroemuError, format_warning
     from ..interrupts import Terminated, sigterm_interrupts
 
+    shown = warnings.formatwarning
+    warnings.formatwarning = format_warning  # a NeuroemuWarning is one line
     try:
         with sigterm_interrupts():
             return int(args.func(args))
@@ -69,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return 0
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":

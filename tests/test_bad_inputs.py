@@ -393,6 +393,34 @@ def test_a_node_that_lost_its_conductance_stops_the_settle():
     assert np.all(np.isfinite(chip.settle(x).output))
 
 
+
+def test_a_node_lost_in_training_stops_the_run_and_keeps_its_finished_epochs(tmp_path):
+    """An output node whose every device reaches 0 S during epoch 2 (here set so after the
+    commit of epoch 1, as devices of g_min 0 S pushed to their bound would leave it): the
+    settle stops the run with the one line, and the run file holds epochs 0 and 1."""
+    chip = neuroemu.Chip.from_yaml("xs_784x100")
+    out = tmp_path / "run.h5"
+
+    def lose_a_node(event) -> None:
+        if event.kind == "epoch" and event.epoch == 1:
+            g = [np.array(c) for c in chip.conductances]
+            b = [np.array(c) for c in chip.bias_conductance]
+            g[1][:, 4] = 0.0
+            b[1][:, 4] = 0.0
+            chip.set_conductances(g, b)
+
+    with pytest.raises(InputError) as info:
+        neuroemu.simulate(chip, epochs=3, limit=32, out=out, progress=lose_a_node)
+    assert str(info.value) == (
+        "chip xs_784x100: layers[1] (output) node 4 has lost all its conductance (every "
+        "device at it reads 0 S): its voltage is undefined, no operating point"
+    )
+    run = neuroemu.open_run(out)
+    assert [row["epoch"] for row in run.history] == [0, 1]
+    assert not run.meta["complete"]
+    assert run.conductance["epoch"].values.tolist() == [0, 1]
+    assert np.all(run.conductance["hidden->output"].values[1][:, 4] > 0)  # as it was trained
+
 # --------------------------------------------------------------------------- memory
 def test_a_chip_too_large_for_the_machine_is_refused_before_allocating(workspace):
     huge = swap("size: 100", "size: 1000000000")

@@ -393,7 +393,6 @@ def test_a_node_that_lost_its_conductance_stops_the_settle():
     assert np.all(np.isfinite(chip.settle(x).output))
 
 
-
 def test_a_node_lost_in_training_stops_the_run_and_keeps_its_finished_epochs(tmp_path):
     """An output node whose every device reaches 0 S during epoch 2 (here set so after the
     commit of epoch 1, as devices of g_min 0 S pushed to their bound would leave it): the
@@ -420,6 +419,7 @@ def test_a_node_lost_in_training_stops_the_run_and_keeps_its_finished_epochs(tmp
     assert not run.meta["complete"]
     assert run.conductance["epoch"].values.tolist() == [0, 1]
     assert np.all(run.conductance["hidden->output"].values[1][:, 4] > 0)  # as it was trained
+
 
 # --------------------------------------------------------------------------- memory
 def test_a_chip_too_large_for_the_machine_is_refused_before_allocating(workspace):

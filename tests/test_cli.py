@@ -196,10 +196,82 @@ def test_export_spice(tmp_path):
     assert not (tmp_path / "ideal.cir").exists()
 
 
-@pytest.mark.skipif(
+needs_ngspice = pytest.mark.skipif(
     not __import__("shutil").which("ngspice") and not os.environ.get("CI"),
     reason="ngspice is not installed (Debian package ngspice); CI installs it",
 )
+
+
+def tiny_shockley(tmp_path: Path) -> Path:
+    """The 6-input tiny chip with Shockley diodes (ngspice has a model of them)."""
+    text = (CHIPS / "tiny.yaml").read_text()
+    assert text.count("diode: ideal_diode") == 2
+    path = tmp_path / "tiny_shockley.yaml"
+    path.write_text(
+        text.replace("diode: ideal_diode", "diode: shockley_1n4148").replace(
+            "name: tiny", "name: tiny_shockley"
+        )
+    )
+    return path
+
+
+@needs_ngspice
+def test_check_spice_of_a_chip_the_data_set_does_not_fit(tmp_path):
+    """Without --dataset, a chip the default data set does not fit is driven with random
+    inputs in [0, 1] from a fixed seed, and the output says so; with --dataset it is an
+    error."""
+    chip = tiny_shockley(tmp_path)
+    result = neuroemu("check-spice", str(chip), "--samples", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["inputs"].startswith("random in [0, 1] (seed 0): mnist5k has 784 values")
+    assert summary["samples"] == 2 and summary["max_abs_diff_V"] <= 1e-6
+    text = neuroemu("check-spice", str(chip), "--samples", "1")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("inputs: random in [0, 1] (seed 0)")
+    assert "largest difference" in text.stdout
+    asked = neuroemu("check-spice", str(chip), "--dataset", "mnist5k")
+    assert_one_line_error(asked, "--dataset mnist5k", "784 values", "takes 6 inputs")
+    # export-spice drives the same inputs: sample 4 is the 5th row of the seed-0 draws.
+    out = tmp_path / "net.cir"
+    exported = neuroemu("export-spice", str(chip), "--sample", "4", "--out", str(out))
+    assert exported.returncode == 0, exported.stderr
+    assert "inputs: random in [0, 1] (seed 0)" in exported.stdout
+    sources = {
+        line.split()[0]: float(line.split()[-1])
+        for line in out.read_text().splitlines()
+        if line.startswith("V0_")
+    }
+    x = np.random.default_rng(0).random((5, 6))[4]
+    np.testing.assert_allclose([sources[f"V0_{i}"] for i in range(6)], 2.0 * x, rtol=1e-12)
+
+
+@needs_ngspice
+def test_check_spice_timeout(tmp_path):
+    """ngspice stopped at --timeout is one line naming the sample and the option."""
+    result = neuroemu(
+        "check-spice", "kendall_784x100_shockley", "--samples", "1", "--timeout", "0.001"
+    )
+    assert_one_line_error(
+        result, "sample 0: ngspice did not finish within 0.001 s", "--timeout 0.001"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0", "must be a finite number > 0, got 0"),
+        ("-5", "must be a finite number > 0, got -5"),
+        ("inf", "must be a finite number > 0, got inf"),
+        ("soon", "expected a number, got 'soon'"),
+    ],
+)
+def test_check_spice_refuses_a_bad_timeout(value, message):
+    result = neuroemu("check-spice", "kendall_784x100_shockley", f"--timeout={value}")
+    assert_one_line_error(result, "check-spice: argument --timeout", message)
+
+
+@needs_ngspice
 def test_check_spice_runs_ngspice():
     result = neuroemu("check-spice", "kendall_784x100_shockley", "--samples", "1", "--json")
     assert result.returncode == 0, result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -26,9 +27,10 @@ neuroemu = run_cli
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit status 2 and exactly one line on stderr (no blank line before or after it)."""
     assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and result.stderr.endswith("\n"), repr(result.stderr)
     assert lines[0].startswith("neuroemu: error: "), lines[0]
     assert "Traceback" not in result.stderr
     for needle in needles:
@@ -106,6 +108,53 @@ def test_simulate_main_chip(tmp_path):
     # An existing run file is never overwritten without --force.
     again = neuroemu("simulate", "chips/crossbar_784x500.yaml", "--limit", "5", "--out", str(out))
     assert_one_line_error(again, str(out), "--force")
+
+
+def test_progress_bars_only_on_a_terminal():
+    """Into a pipe or a file (a CI log) stderr gets the per-epoch lines only, in order; on
+    a terminal the live bars are drawn as well."""
+    args = ("simulate", "xs_784x100", "--limit", "40", "--epochs", "2", "--batch-size", "20")
+    logged = neuroemu(*args)
+    assert logged.returncode == 0, logged.stderr
+    assert [line.split(":")[0] for line in logged.stderr.splitlines()] == [
+        "epoch 0/2",
+        "epoch 1/2",
+        "epoch 2/2",
+    ], logged.stderr
+    import pty
+    import threading
+
+    parent, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neuroemu.cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=child,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+    os.close(child)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                chunk = os.read(parent, 4096)
+            except OSError:  # the terminal closed with the process
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    proc.communicate(timeout=600)
+    reader.join(timeout=60)
+    os.close(parent)
+    drawn = b"".join(chunks).decode(errors="replace")
+    drawn = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)  # colours and cursor moves
+    assert proc.returncode == 0, drawn
+    assert "epoch 2/2: train error" in drawn
+    assert "━" in drawn and "40/40" in drawn  # a bar and its count
 
 
 def test_simulate_text_report():

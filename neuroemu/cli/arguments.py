@@ -76,7 +76,20 @@ def stderr_console() -> Any:
     return Console(stderr=True, soft_wrap=True)
 
 
+def live_display(console: Any) -> bool:
+    """Whether ``console`` writes to a terminal, where live progress bars can redraw
+    themselves. Into a file or a pipe (a CI log) they would be printed once, when they
+    stop, after every line printed while they ran."""
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # a closed file
+        return False
+
+
 def progress_bars(console: Any, disable: bool = False) -> Any:
+    """rich's live progress bars on ``console``; none (a progress object that draws
+    nothing) with ``disable`` or when the console is not a terminal (:func:`live_display`)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -94,6 +107,6 @@ def progress_bars(console: Any, disable: bool = False) -> Any:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=disable,
+        disable=disable or not live_display(console),
         transient=False,
     )

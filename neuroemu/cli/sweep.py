@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .arguments import positive_int, progress_bars, stderr_console
+from .arguments import live_display, positive_int, progress_bars, stderr_console
 
 
 def add_parser(sub: Any) -> None:
@@ -33,8 +33,14 @@ def run(args: argparse.Namespace) -> int:
             total = len(sweep.points())
             task = bars.add_task(f"sweep {sweep.spec.name}", total=total, status="")
 
+            live = live_display(console)
+
             def advance(done: int, failed: int, total: int) -> None:
                 bars.update(task, completed=done + failed, status=f"{failed} failed")
+                if not live:  # a log: one line per recorded point instead of a bar
+                    console.print(
+                        f"sweep {sweep.spec.name}: {done} of {total} points done, {failed} failed"
+                    )
 
             counts = run_sweep(sweep, out, client, progress=advance)
     finally:

@@ -449,6 +449,33 @@ def test_plot_into_a_missing_folder_or_a_folder(trained, tmp_path):
     assert folder.returncode == 2 and "a folder; name the figure file" in folder.stderr
 
 
+def test_drift_and_power_figures_do_not_zoom_into_noise(trained):
+    """The drift figure shows each test error with its standard error over the test
+    samples, and its y axis spans at least that band; the power figure's axes start at 0."""
+    from neuroemu.analysis import run_figure
+    from neuroemu.analysis.figures import sampling_spread
+
+    path, _ = trained
+    run = neuroemu.open_run(path)
+    error = run.aging["error"].values
+    samples = run.aging["samples"].values
+    spread = sampling_spread(error, samples)
+    assert spread == pytest.approx(np.sqrt(error * (1 - error) / samples))
+    ax = run_figure(run, "drift").axes[0]
+    (band,) = ax.collections  # the band of +/- 1 standard error
+    corners = band.get_paths()[0].vertices[:, 1]
+    assert corners.min() == pytest.approx(100 * (error - spread).min())
+    assert corners.max() == pytest.approx(100 * (error + spread).max())
+    low, high = ax.get_ylim()
+    assert low <= 100 * (error - spread).min() and high >= 100 * (error + spread).max()
+    assert high - low >= 2 * 100 * spread.min()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels[1] == f"+/- 1 standard error ({int(samples.min())} test samples)"
+    assert labels[2] == "as trained (epoch 2)"
+    for axis in run_figure(run, "power").axes:
+        assert axis.get_ylim()[0] == 0.0
+
+
 def test_every_axis_of_every_run_figure_names_its_unit(trained):
     """Axes showing a metric take label and unit from the metrics table, in a prefix that
     suits the values; the values drawn are the file's, scaled by that prefix."""

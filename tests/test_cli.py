@@ -495,3 +495,37 @@ def test_infer_at(tmp_path):
     assert plot.returncode == 0, plot.stderr
     bad = neuroemu("simulate", "xs_784x100_pcm", "--infer-at", "5parsecs")
     assert_one_line_error(bad, "--infer-at", "cannot read '5parsecs' as a duration")
+
+
+def test_infer_at_names_what_applies_to_the_chip(tmp_path):
+    """The report of --infer-at names the non-idealities the chip's cards have; a chip of
+    ideal devices is evaluated as trained, and says so."""
+    ideal = neuroemu(
+        "simulate", "xs_784x100", "--epochs", "0", "--limit", "20", "--infer-at", "1h", "--quiet"
+    )
+    assert ideal.returncode == 0, ideal.stderr
+    error = next(line for line in ideal.stdout.splitlines() if line.startswith("accuracy"))
+    error = error.split("(error ")[1].rstrip(")")
+    assert f"after     1 h: test error {error} (no non-idealities: the chip as trained)" in (
+        ideal.stdout
+    )
+    text = (ROOT / "devices" / "pcm.yaml").read_text()
+    assert "read_noise:\n  relative: 0.01\n" in text
+    cards = tmp_path / "devices"
+    cards.mkdir()
+    (cards / "pcm.yaml").write_text(text.replace("read_noise:\n  relative: 0.01\n", ""))
+    chips = tmp_path / "chips"
+    chips.mkdir()
+    chip = chips / "pcm_quiet_reads.yaml"
+    chip.write_text((CHIPS / "xs_784x100_pcm.yaml").read_text())  # its cards: ../devices
+    for path, said in (
+        ("xs_784x100_pcm", "(programming noise, drift, read noise)"),
+        (str(chip), "(programming noise, drift)"),
+    ):
+        result = neuroemu(
+            "simulate", path, "--epochs", "0", "--limit", "20", "--infer-at", "1s,1y", "--quiet"
+        )
+        assert result.returncode == 0, result.stderr
+        after = [line for line in result.stdout.splitlines() if line.startswith("after")]
+        assert len(after) == 2 and all(line.endswith(said) for line in after), after
+

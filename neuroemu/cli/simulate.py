@@ -39,8 +39,9 @@ def add_parser(sub: Any) -> None:
         "--infer-at",
         type=durations,
         metavar="TIMES",
-        help="after training, evaluate at these times after programming, with programming "
-        "noise, drift and read noise (e.g. 1s,1h,1d,1y)",
+        help="after training, evaluate at these times after programming, with the "
+        "programming noise, drift and read noise the chip's device cards have "
+        "(e.g. 1s,1h,1d,1y)",
     )
     p.add_argument(
         "--test-every",
@@ -82,13 +83,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         for key, value in report_lines(result):
             print(f"{key:<10}{value}")
-        for entry in result.infer_at:
+        if result.infer_at:
             from ..units import format_duration
 
-            print(
-                f"{'after':<10}{format_duration(entry['time_s'], digits=6)}: test error "
-                f"{100 * entry['error']:.2f} % (programming noise, drift, read noise)"
-            )
+            effects = after_programming(result.chip)
+            for entry in result.infer_at:
+                print(
+                    f"{'after':<10}{format_duration(entry['time_s'], digits=6)}: test error "
+                    f"{100 * entry['error']:.2f} % ({effects})"
+                )
         if result.path is not None:
             print(f"{'run file':<10}{result.path}")
     return 0
@@ -115,6 +118,29 @@ class Bars:
             self.task = None
         elif event.kind == "epoch" and event.epochs > 0:
             self.console.print(epoch_line(event.figures, event.epochs))
+
+
+def after_programming(chip: BaseChip) -> str:
+    """What acts on a chip evaluated at a time after programming, by its device cards:
+    ``programming noise, drift, read noise`` or the part of it its cards have;
+    ``no non-idealities: the chip as trained`` for ideal devices."""
+    cards = [card for _, card in chip.device_arrays()]
+    effects = []
+    if any(_programming_noise(card) for card in cards):
+        effects.append("programming noise")
+    if any(card.drift is not None and (card.drift.nu_mean or card.drift.nu_std) for card in cards):
+        effects.append("drift")
+    if any(
+        card.read_noise is not None and (card.read_noise.relative or card.read_noise.absolute)
+        for card in cards
+    ):
+        effects.append("read noise")
+    return ", ".join(effects) if effects else "no non-idealities: the chip as trained"
+
+
+def _programming_noise(card: Any) -> bool:
+    noise = card.programming_noise
+    return noise is not None and bool(noise.sigma or any(noise.coefficients))
 
 
 def epoch_line(figures: dict[str, Any], epochs: int) -> str:

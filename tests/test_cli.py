@@ -529,3 +529,23 @@ def test_infer_at_names_what_applies_to_the_chip(tmp_path):
         after = [line for line in result.stdout.splitlines() if line.startswith("after")]
         assert len(after) == 2 and all(line.endswith(said) for line in after), after
 
+
+def test_leaky_report_says_whether_the_free_phase_ended_steady(tmp_path):
+    """The steady line names the criterion (the last step's largest change of v over v_r,
+    below 1e-3 for every sample) and says yes or no; a no points to free_steps."""
+    from neuroemu.cli.simulate import report_lines
+    from neuroemu.run.simulate import simulate
+
+    run = simulate("leaky_784x500", epochs=0, limit=20)
+    steady = dict(report_lines(run))["steady"]
+    assert not run.figures["converged"]  # the chip as programmed settles slowly
+    assert steady.startswith("no: the last of 80 steps moved v by up to ")
+    assert "of v_r (steady: below 1e-03), |dv/dt| up to " in steady
+    assert steady.endswith(
+        "the free phase ended before the slowest samples settled "
+        "(dynamics.free_steps; docs/leaky.md)"
+    )
+    run.figures.update(converged=True, max_relative_residual=2e-4)  # as a steady run's
+    steady = dict(report_lines(run))["steady"]
+    assert steady.startswith("yes: the last of 80 steps moved v by up to 2.0e-04 of v_r")
+    assert "settled" not in steady

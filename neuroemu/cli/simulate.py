@@ -226,16 +226,26 @@ def _leaky_lines(
             f"{d.free_steps} {d.method} steps of {format_quantity(d.dt, 's')} "
             f"({_q(f, 'settle_time_s')} per inference)",
         ),
-        (
-            "steady",
-            f"largest |dv/dt| {_q(f, 'max_residual_V_per_s')} "
-            f"(last step moved v by {f['max_relative_residual']:.1e} of v_r)"
-            + ("" if f["converged"] else "  NOT STEADY: more free_steps or a larger dt"),
-        ),
+        ("steady", _steady(f, d.free_steps)),
         ("power", f"mean {_q(f, 'mean_power_W')} read power of the arrays, per sample"),
         ("energy", f"{_q(f, 'energy_per_inference_J')} per inference (read power x time)"),
         _speed(f, dtype),
     ]
+
+
+def _steady(f: dict[str, Any], steps: int) -> str:
+    """Whether every sample's free phase ended steady: the last step moved no ``v`` by
+    ``tol`` of ``v_r`` or more (docs/leaky.md, "How long the free phase runs")."""
+    moved = (
+        f"the last of {steps} steps moved v by up to {f['max_relative_residual']:.1e} of v_r "
+        f"(steady: below {f['tol']:.0e}), |dv/dt| up to {_q(f, 'max_residual_V_per_s')}"
+    )
+    if f["converged"]:
+        return f"yes: {moved}"
+    return (
+        f"no: {moved}; the free phase ended before the slowest samples settled "
+        "(dynamics.free_steps; docs/leaky.md)"
+    )
 
 
 #: The report of each family of chips.

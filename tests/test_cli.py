@@ -204,6 +204,14 @@ def test_simulate_text_report():
         ),
         (("chips", "show", "nope"), ("nope",)),
         (("devices", "show", "nope"), ("nope",)),
+        (
+            ("simulate", "xs_784x100", "--dataset", ""),
+            ("argument --dataset: '' is empty: give mnist5k, fashion-mnist or a folder",),
+        ),
+        (
+            ("simulate", "xs_784x100", "--infer-at", ","),
+            ("argument --infer-at: no times in ','",),
+        ),
     ],
 )
 def test_bad_input_one_line(args, needles):

@@ -103,6 +103,35 @@ def test_two_worker_sweep_records_failures_and_resumes(tmp_path):
     assert figure.stat().st_size > 10_000
 
 
+def test_an_output_the_sweep_cannot_write_is_refused_first(tmp_path):
+    """A missing folder, a folder, a file that is not a sweep file and another sweep's
+    file are each one line, before any cluster starts, and leave the file as it was."""
+    spec = write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]'))
+    (tmp_path / "other").mkdir()
+    other = write(tmp_path / "other", BASE.format(path="inputs.gain", values='["4 V"]'))
+    theirs = tmp_path / "theirs.h5"
+    from neuroemu.io.sweepfile import open_for_sweep
+
+    with open_for_sweep(theirs, load_sweep(other)):
+        pass
+    text = tmp_path / "notes.h5"
+    text.write_text("my notes")
+    cases = [
+        (tmp_path / "nope" / "s.h5", f"folder {tmp_path / 'nope'} does not exist"),
+        (tmp_path, "a folder; name the sweep file"),
+        (text, "exists and is not a sweep file (pass another --out)"),
+        (theirs, "holds another sweep"),
+    ]
+    for out, said in cases:
+        before = out.read_bytes() if out.is_file() else None
+        result = cli("sweep", str(spec), "--out", str(out))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"neuroemu: error: {out}: {said}"), result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        if before is not None:
+            assert out.read_bytes() == before
+
+
 def test_unreachable_scheduler(tmp_path):
     spec = write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]'))
     result = cli(

@@ -50,18 +50,31 @@ def positive_float(text: str) -> float:
 
 
 def durations(text: str) -> list[float]:
-    """``1s,1h,1d,1y`` -> seconds after programming."""
+    """``1s,1h,1d,1y`` -> seconds after programming (at least one)."""
     from ..units import parse_duration
 
     try:
-        return [parse_duration(part.strip()) for part in text.split(",") if part.strip()]
+        times = [parse_duration(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not times:
+        raise argparse.ArgumentTypeError(f"no times in {text!r} (e.g. 1s,1h,1d,1y)")
+    return times
+
+
+def dataset_name(text: str) -> str:
+    """An argparse type: a data set's name or folder, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is empty: give mnist5k, fashion-mnist or a folder of IDX files"
+        )
+    return text
 
 
 def dataset_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
+        type=dataset_name,
         default=None,
         metavar="NAME|PATH",
         help="mnist5k (embedded, default), fashion-mnist (Debian's dataset-fashion-mnist) "

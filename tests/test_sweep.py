@@ -711,3 +711,21 @@ def test_a_sweep_of_a_leaky_chip_runs(tmp_path):
     )
     result = cli("sweep", str(spec), "--workers", "1", "--out", str(tmp_path / "leaky.h5"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_line_with_no_seed_done_says_so_in_its_legend(tmp_path):
+    from neuroemu.analysis import sweep_figure
+
+    body = BASE.format(path="inputs.gain", values='["2 V", "4 V", "8 V"]')
+    body += "    infer_at: [1s, 1h, 1y]\n"
+    recorded = {
+        (0, 0): {"error": 0.5, "error_after_programming": [0.5, 0.52, 0.55]},
+        (0, 1): {"error": 0.4, "error_after_programming": [0.45, 0.5, 0.52]},
+        (1, 0): {"error": 0.3, "error_after_programming": [0.4, 0.45, 0.6]},
+    }
+    path = partial_sweep(tmp_path, body, recorded)
+    ax = sweep_figure(str(path), "error_after_programming").axes[0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["2 V", "4 V (1 of 2 seeds)", "8 V (0 done)"]
+    assert ax.texts == []  # said in the legend, not at every time
+    assert "3 of 6 points done" in ax.get_title()

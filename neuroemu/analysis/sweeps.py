@@ -145,8 +145,9 @@ def _seed_lines(
     """One line per group (a value of ``dims[0]``): the seed mean, with the seeds' standard
     deviation as a band for a single line, or as error bars for several (where bands would
     hide each other). Points with fewer seeds done than the sweep has are marked (``0 done``
-    at the foot of the axes, ``k of n seeds`` beside the point); one seed has no spread.
-    Returns whether bars were drawn."""
+    at the foot of the axes, ``k of n seeds`` beside the point), or, when a whole line has
+    the same count (the times of one point), once in its legend entry; one seed has no
+    spread. Returns whether bars were drawn."""
     bars = len(groups) > 1
     seeds = data.sizes["seed"]
     for number, (value, part) in enumerate(groups):
@@ -154,6 +155,10 @@ def _seed_lines(
         mean = scale * part.mean("seed").values
         spread = np.where(done >= 2, scale * part.std("seed").values, np.nan)
         legend = None if value is None else _legend(data, dims[0], value, False)
+        uniform = legend is not None and bool(np.all(done == done.flat[0]))
+        if uniform and done.flat[0] < seeds:  # said once, in the legend
+            count = int(done.flat[0])
+            legend += " (0 done)" if count == 0 else f" ({count} of {seeds} seeds)"
         if bars:
             drawn = ax.errorbar(x, mean, yerr=spread, fmt="o-", capsize=3, label=legend)
             color = drawn.lines[0].get_color()
@@ -175,6 +180,8 @@ def _seed_lines(
                     alpha=0.5,
                 )
         for position, count, y in zip(x, done, mean, strict=True):
+            if uniform:
+                break
             if count == 0:
                 ax.annotate(
                     "0 done",

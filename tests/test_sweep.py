@@ -727,5 +727,5 @@ def test_a_line_with_no_seed_done_says_so_in_its_legend(tmp_path):
     ax = sweep_figure(str(path), "error_after_programming").axes[0]
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend == ["2 V", "4 V (1 of 2 seeds)", "8 V (0 done)"]
-    assert ax.texts == []  # said in the legend, not at every time
+    assert len(ax.texts) == 0  # said in the legend, not at every time
     assert "3 of 6 points done" in ax.get_title()

@@ -156,7 +156,7 @@ def _seed_lines(
         spread = np.where(done >= 2, scale * part.std("seed").values, np.nan)
         legend = None if value is None else _legend(data, dims[0], value, False)
         uniform = legend is not None and bool(np.all(done == done.flat[0]))
-        if uniform and done.flat[0] < seeds:  # said once, in the legend
+        if legend is not None and uniform and done.flat[0] < seeds:  # said once, in the legend
             count = int(done.flat[0])
             legend += " (0 done)" if count == 0 else f" ({count} of {seeds} seeds)"
         if bars:

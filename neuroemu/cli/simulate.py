@@ -54,7 +54,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples settled at once")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (drawn only when stderr is a terminal); the per-epoch lines stay",
+    )
     p.set_defaults(func=run)
 
 

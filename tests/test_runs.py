@@ -438,6 +438,96 @@ def test_traces_and_plots(trained, tmp_path):
     assert len(missing.stderr.strip().splitlines()) == 1
 
 
+def test_plot_defaults_to_the_learning_curve_and_never_overwrites(trained, tmp_path):
+    """Without --kind a run file's figure is its learning curve; an existing figure file is
+    only replaced with --force, and a figure is written whole or not at all."""
+    path, _ = trained
+    default, named = tmp_path / "default.png", tmp_path / "named.png"
+    assert cli("plot", str(path), "-o", str(default)).returncode == 0
+    done = cli("plot", str(path), "--kind", "learning-curve", "-o", str(named))
+    assert done.returncode == 0, done.stderr
+    assert default.read_bytes() == named.read_bytes()
+    before = named.read_bytes()
+    again = cli("plot", str(path), "--kind", "power", "-o", str(named))
+    assert again.returncode == 2
+    assert (
+        again.stderr == f"neuroemu: error: {named}: already exists (pass --force to overwrite it)\n"
+    )
+    assert named.read_bytes() == before
+    forced = cli("plot", str(path), "--kind", "power", "-o", str(named), "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert named.read_bytes() != before
+    # A format matplotlib cannot write leaves the old file as it was, and no temporary file.
+    bad = tmp_path / "figure.xyz"
+    bad.write_bytes(b"old")
+    failed = cli("plot", str(path), "-o", str(bad), "--force")
+    assert failed.returncode == 2 and len(failed.stderr.splitlines()) == 1
+    assert failed.stderr.startswith(f"neuroemu: error: {bad}: cannot write the figure (")
+    assert bad.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["default.png", "figure.xyz", "named.png"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("--kind", "sweep"),
+            "--kind sweep: {run} is a run file, not a sweep file (its figures: learning-curve, conductance-histogram, power, settle, drift)",
+        ),
+        (
+            ("--metric", "mean_power_W"),
+            "--metric mean_power_W: only for a sweep file; a run file's figure is chosen by --kind",
+        ),
+        (("--kind", "bogus"), "plot: argument --kind: invalid choice: 'bogus'"),
+    ],
+)
+def test_plot_refuses_what_a_run_file_has_not(trained, tmp_path, args, message):
+    path, _ = trained
+    result = cli("plot", str(path), *args, "-o", str(tmp_path / "f.png"))
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("neuroemu: error: " + message.format(run=path)), line
+    assert not (tmp_path / "f.png").exists()
+
+
+def test_plot_into_a_missing_folder_or_a_folder(trained, tmp_path):
+    path, _ = trained
+    missing = tmp_path / "nope" / "f.png"
+    result = cli("plot", str(path), "-o", str(missing))
+    assert result.stderr == (
+        f"neuroemu: error: {missing}: folder {missing.parent} does not exist\n"
+    )
+    folder = cli("plot", str(path), "-o", str(tmp_path))
+    assert folder.returncode == 2 and "a folder; name the figure file" in folder.stderr
+
+
+def test_drift_and_power_figures_do_not_zoom_into_noise(trained):
+    """The drift figure shows each test error with its standard error over the test
+    samples, and its y axis spans at least that band; the power figure's axes start at 0."""
+    from neuroemu.analysis import run_figure
+    from neuroemu.analysis.figures import sampling_spread
+
+    path, _ = trained
+    run = neuroemu.open_run(path)
+    error = run.aging["error"].values
+    samples = run.aging["samples"].values
+    spread = sampling_spread(error, samples)
+    assert spread == pytest.approx(np.sqrt(error * (1 - error) / samples))
+    ax = run_figure(run, "drift").axes[0]
+    (band,) = ax.collections  # the band of +/- 1 standard error
+    corners = band.get_paths()[0].vertices[:, 1]
+    assert corners.min() == pytest.approx(100 * (error - spread).min())
+    assert corners.max() == pytest.approx(100 * (error + spread).max())
+    low, high = ax.get_ylim()
+    assert low <= 100 * (error - spread).min() and high >= 100 * (error + spread).max()
+    assert high - low >= 2 * 100 * spread.min()
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels[1] == f"+/- 1 standard error ({int(samples.min())} test samples)"
+    assert labels[2] == "as trained (epoch 2)"
+    for axis in run_figure(run, "power").axes:
+        assert axis.get_ylim()[0] == 0.0
+
+
 def test_every_axis_of_every_run_figure_names_its_unit(trained):
     """Axes showing a metric take label and unit from the metrics table, in a prefix that
     suits the values; the values drawn are the file's, scaled by that prefix."""

@@ -76,6 +76,10 @@ def test_two_worker_sweep_records_failures_and_resumes(tmp_path):
     first = cli("sweep", str(spec), "--workers", "2", "--out", str(out))
     assert first.returncode == 1, first.stderr  # the 100-input points cannot take MNIST
     assert "4 points, 2 run, 0 already done, 2 failed" in first.stdout
+    # stderr is not a terminal here: a line per recorded point instead of a live bar.
+    logged = [line for line in first.stderr.splitlines() if line.startswith("sweep s: ")]
+    assert len(logged) == 4 and logged[-1] == "sweep s: 2 of 4 points done, 2 failed"
+    assert "\u2501" not in first.stderr
     ds = open_sweep(out)
     assert ds["error"].dims == ("inputs.size", "seed")
     assert ds["seed"].values.tolist() == [0, 1]
@@ -97,6 +101,35 @@ def test_two_worker_sweep_records_failures_and_resumes(tmp_path):
     figure = tmp_path / "s.png"
     assert cli("plot", str(out), "-o", str(figure)).returncode == 0
     assert figure.stat().st_size > 10_000
+
+
+def test_an_output_the_sweep_cannot_write_is_refused_first(tmp_path):
+    """A missing folder, a folder, a file that is not a sweep file and another sweep's
+    file are each one line, before any cluster starts, and leave the file as it was."""
+    spec = write(tmp_path, BASE.format(path="inputs.gain", values='["2 V"]'))
+    (tmp_path / "other").mkdir()
+    other = write(tmp_path / "other", BASE.format(path="inputs.gain", values='["4 V"]'))
+    theirs = tmp_path / "theirs.h5"
+    from neuroemu.io.sweepfile import open_for_sweep
+
+    with open_for_sweep(theirs, load_sweep(other)):
+        pass
+    text = tmp_path / "notes.h5"
+    text.write_text("my notes")
+    cases = [
+        (tmp_path / "nope" / "s.h5", f"folder {tmp_path / 'nope'} does not exist"),
+        (tmp_path, "a folder; name the sweep file"),
+        (text, "exists and is not a sweep file (pass another --out)"),
+        (theirs, "holds another sweep"),
+    ]
+    for out, said in cases:
+        before = out.read_bytes() if out.is_file() else None
+        result = cli("sweep", str(spec), "--out", str(out))
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"neuroemu: error: {out}: {said}"), result.stderr
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        if before is not None:
+            assert out.read_bytes() == before
 
 
 def test_unreachable_scheduler(tmp_path):
@@ -171,9 +204,41 @@ def test_scheduler_that_speaks_garbage(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+#: Loaded by every Python process of a sweep started with ``PYTHONPATH`` holding its folder
+#: (the command and its Dask workers): while ``NEUROEMU_TEST_GATE`` names a path, the first
+#: point to start runs and every other waits until that path exists.
+GATE = """\
+import os
+
+if os.environ.get("NEUROEMU_TEST_GATE"):
+    import functools
+    import time
+
+    import neuroemu.sweep.run as sweep_run
+
+    original = sweep_run.run_point
+
+    @functools.wraps(original)
+    def gated(*args, **kwargs):
+        gate = os.environ["NEUROEMU_TEST_GATE"]
+        try:
+            os.close(os.open(gate + ".first", os.O_CREAT | os.O_EXCL))
+        except FileExistsError:  # not the first point: wait for the gate to open
+            while not os.path.exists(gate):
+                time.sleep(0.05)
+        return original(*args, **kwargs)
+
+    sweep_run.run_point = gated
+"""
+
+
 def test_killed_sweep_keeps_finished_points_and_resumes(tmp_path):
     """SIGKILL a sweep once a point is recorded: the file holds that point (readable while
-    the sweep runs, and after the kill), and the same command then runs only the rest."""
+    the sweep runs, and after the kill), and the same command then runs only the rest.
+
+    The sweep's other points are held back (``GATE``) until the kill, so exactly one point
+    is done when it comes, however fast or slow the machine is; the test waits for the
+    point to appear in the file, not for a time."""
     import h5py
 
     spec = write(
@@ -183,47 +248,54 @@ def test_killed_sweep_keeps_finished_points_and_resumes(tmp_path):
         chip: xs_784x100
         mode: train
         epochs: 1
-        limit: 2000
+        limit: 200
         axes:
           - path: training.learning_rate
             values: [0.05, 0.1, 0.2, 0.4]
         """,
     )
     out = tmp_path / "killed.h5"
-    command = [sys.executable, "-m", "neuroemu.cli", "sweep", str(spec), "--workers", "1"]
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(GATE)
+    paths = [str(hooks), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(paths),
+        "NEUROEMU_TEST_GATE": str(tmp_path / "gate"),  # never opened: the rest wait
+    }
+    command = [sys.executable, "-m", "neuroemu.cli", "sweep", str(spec), "--workers", "2"]
     command += ["--out", str(out)]
     # Its own session, so the kill reaches the Dask workers it starts as well.
     proc = subprocess.Popen(
         command,
         cwd=ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         start_new_session=True,
     )
     status = np.zeros(4)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
+        while proc.poll() is None:  # until a point is recorded (or the sweep dies)
             if out.exists():
                 with h5py.File(out, "r") as f:  # read-only, while the sweep writes
                     status = f["status"][...]
-                if (status == 1).any():
+                if (status != 0).any():
                     break
-            time.sleep(0.02)
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    done = int((status == 1).sum())
-    assert 1 <= done < 4, f"points done when killed: {status} (a point takes about 0.7 s)"
-    killed = open_sweep(out)  # a complete file: every recorded point, the rest pending
-    assert int((killed["status"].values == 1).sum()) >= done
-    done = int((killed["status"].values == 1).sum())
-    finished = killed["status"].values == 1
+        _, err = proc.communicate()
+    assert status.ravel().tolist().count(1) == 1, f"status {status.ravel()}: {err!r}"
+    killed = open_sweep(out)  # a complete file: the recorded point, the rest pending
+    finished = killed["status"].fillna(0).values == 1
+    assert int(finished.sum()) == 1
     assert np.all(np.isfinite(killed["error"].values[finished]))
     assert np.all(np.isnan(killed["error"].values[~finished]))
     again = cli("sweep", str(spec), "--workers", "1", "--out", str(out))
     assert again.returncode == 0, again.stderr
-    assert f"4 points, {4 - done} run, {done} already done, 0 failed" in again.stdout
+    assert "4 points, 3 run, 1 already done, 0 failed" in again.stdout
     resumed = open_sweep(out)
     assert resumed["status"].values.tolist() == [[1], [1], [1], [1]]
     np.testing.assert_array_equal(
@@ -386,12 +458,12 @@ def test_sweep_figure_draws_numeric_axes_sorted_with_units(tmp_path, monkeypatch
     assert ds["training.beta"].attrs["units"] == "S"
     ax = drawn(monkeypatch, path)
     assert ax.get_xscale() == "log"
-    assert ax.get_xlabel() == "training.learning_rate"
+    assert ax.get_xlabel() == "learning_rate (training)"
     assert ax.get_ylabel() == "test error (%)"
     rates = np.sort(ds["training.learning_rate"].values)
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend == ["100 uS", "300 uS"]  # sorted, in a readable unit
-    assert ax.get_legend().get_title().get_text() == "training.beta"
+    assert ax.get_legend().get_title().get_text() == "beta (training)"
     lines = [container.lines[0] for container in ax.containers]  # error bars' data lines
     for line, beta in zip(lines, [100e-6, 300e-6], strict=True):
         np.testing.assert_allclose(line.get_xdata(), rates)
@@ -415,7 +487,7 @@ def test_sweep_figure_puts_time_after_programming_on_the_x_axis(tmp_path, monkey
     assert ax.get_xlabel() == "time after programming"
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert {"1 s", "1 h", "1 y"} <= set(labels)
-    assert ax.get_legend().get_title().get_text() == "inputs.gain"
+    assert ax.get_legend().get_title().get_text() == "gain (inputs)"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["2 V", "4 V"]
     line = ax.containers[0].lines[0]  # the data line of the first value's error bars
     np.testing.assert_allclose(line.get_xdata(), times)
@@ -455,7 +527,7 @@ def test_sweep_figure_labels_each_metric_from_the_metrics_table(tmp_path, monkey
     for name, (label, factor) in expected.items():
         ax = drawn(monkeypatch, path, name)
         assert ax.get_ylabel() == label
-        assert ax.get_xlabel() == "inputs.gain (V)"
+        assert ax.get_xlabel() == "gain (V, inputs)"
         line = ax.get_lines()[0]
         np.testing.assert_allclose(line.get_xdata(), [2.0, 4.0, 8.0])
         np.testing.assert_allclose(line.get_ydata(), factor * figures[name] * 1.05)
@@ -518,3 +590,142 @@ def test_a_point_that_cannot_be_recorded_leaves_the_file_as_it_was(tmp_path, mon
     assert not list(tmp_path.glob(".s.h5.partial-*"))
     error = open_sweep(out)["error"].values
     assert error[0, 0] == 0.5 and np.isnan(error[0, 1])
+
+
+def partial_sweep(tmp_path: Path, body: str, recorded: dict) -> Path:
+    """A sweep file with only the points of ``recorded`` (index -> figures, or an error
+    message for a failed point) recorded; the others pending."""
+    from neuroemu.io.sweepfile import open_for_sweep
+
+    sweep = load_sweep(write(tmp_path, body))
+    out = tmp_path / "partial.h5"
+    with open_for_sweep(out, sweep) as results:
+        for index, figures in recorded.items():
+            if isinstance(figures, str):
+                results.record(index, None, figures)
+            else:
+                results.record(index, figures)
+    return out
+
+
+STUCK = """\
+    name: stuck
+    chip: xs_784x100
+    limit: 40
+    axes:
+      - path: layers[0].device.stuck_at_min
+        values: [0.0, 0.05, 0.2]
+    seeds: [0, 1]
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="neuroemu/io/sweepfile.py gives status the fill value 0 (pending), which xarray "
+    "decodes as missing: pending points read back as NaN",
+)
+def test_open_sweep_reads_pending_points_as_pending(tmp_path):
+    path = partial_sweep(tmp_path, STUCK, {(0, 0): {"error": 0.5}})
+    assert open_sweep(path)["status"].values.tolist() == [[1, 0], [0, 0], [0, 0]]
+
+
+def test_pending_points_are_counted_not_nan(tmp_path):
+    """A sweep with points pending and failed: ``traces`` counts them and says ``0 done``
+    for a value no seed has finished; the figure marks them and counts the points."""
+    from neuroemu.analysis import sweep_figure
+    from neuroemu.analysis.sweeps import point_status
+
+    recorded = {
+        (0, 0): {"error": 0.5},
+        (0, 1): {"error": 0.4},
+        (1, 0): {"error": 0.3},
+        (2, 0): "InputError: boom",
+    }
+    path = partial_sweep(tmp_path, STUCK, recorded)
+    ds = open_sweep(path)
+    assert point_status(ds).values.tolist() == [[1, 1], [1, 0], [2, 0]]
+    result = cli("traces", str(path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "points      6: 3 done, 2 pending, 1 failed" in lines
+    assert "test error  stuck_at_min (layers[0].device) = 0: 45.00 % (2 of 2 seeds)" in lines
+    assert "            stuck_at_min (layers[0].device) = 0.05: 30.00 % (1 of 2 seeds)" in lines
+    assert "            stuck_at_min (layers[0].device) = 0.2: 0 done, 1 failed" in lines
+    assert any(line.startswith("failed") and "InputError: boom" in line for line in lines)
+    assert "nan" not in result.stdout.lower()
+    ax = sweep_figure(str(path)).axes[0]
+    assert ax.get_xlabel() == "stuck_at_min (fraction, layers[0].device)"
+    assert "3 of 6 points done (1 failed)" in ax.get_title()
+    marks = [text.get_text() for text in ax.texts]
+    assert marks.count("0 done") == 1 and marks.count("1 of 2 seeds") == 1
+    low, high = ax.get_xlim()
+    assert low < 0.0 and high > 0.2  # the value with no point is still on the axis
+    line = ax.get_lines()[0]  # the seed mean (then the lone point's spread as a bar)
+    np.testing.assert_allclose(line.get_ydata(), [45.0, 30.0, np.nan])
+
+
+def test_heat_map_marks_cells_with_no_seed_done(tmp_path):
+    from neuroemu.analysis import sweep_figure
+
+    body = """\
+        name: grid
+        chip: xs_784x100
+        limit: 40
+        axes:
+          - path: layers[0].device.stuck_at_min
+            values: [0.0, 0.1]
+          - path: layers[0].device.stuck_at_max
+            values: [0.0, 0.1]
+          - path: inputs.gain
+            values: ["1 V", "2 V"]
+        seeds: [0, 1]
+    """
+    recorded = {(0, 0, 0, 0): {"error": 0.25}, (0, 0, 0, 1): {"error": 0.35}}
+    recorded[(1, 0, 0, 0)] = {"error": 0.5}
+    ax = sweep_figure(str(partial_sweep(tmp_path, body, recorded))).axes[0]
+    marks = sorted(text.get_text() for text in ax.texts)
+    assert marks == ["0 done", "0 done", "30", "50\n(1 of 2 seeds)"]  # %, seed means
+    assert ax.get_xlabel() == "stuck_at_min (fraction, layers[0].device)"
+    assert ax.get_ylabel() == "stuck_at_max (fraction, layers[0].device)"
+    assert "gain (inputs) = 1 V" in ax.get_title()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a Dask worker runs a point in a thread, and importing brian2 there (to read a "
+    "leaky chip's neuron card, neuroemu/models/neurons.py) fails: brian2 sets a SIGINT handler "
+    "at import, which only the main thread may do",
+)
+def test_a_sweep_of_a_leaky_chip_runs(tmp_path):
+    spec = write(
+        tmp_path,
+        """\
+        name: leaky
+        chip: leaky_784x500
+        mode: infer
+        limit: 20
+        axes:
+          - path: dynamics.free_steps
+            values: [40]
+        """,
+    )
+    result = cli("sweep", str(spec), "--workers", "1", "--out", str(tmp_path / "leaky.h5"))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_line_with_no_seed_done_says_so_in_its_legend(tmp_path):
+    from neuroemu.analysis import sweep_figure
+
+    body = BASE.format(path="inputs.gain", values='["2 V", "4 V", "8 V"]')
+    body += "    infer_at: [1s, 1h, 1y]\n"
+    recorded = {
+        (0, 0): {"error": 0.5, "error_after_programming": [0.5, 0.52, 0.55]},
+        (0, 1): {"error": 0.4, "error_after_programming": [0.45, 0.5, 0.52]},
+        (1, 0): {"error": 0.3, "error_after_programming": [0.4, 0.45, 0.6]},
+    }
+    path = partial_sweep(tmp_path, body, recorded)
+    ax = sweep_figure(str(path), "error_after_programming").axes[0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["2 V", "4 V (1 of 2 seeds)", "8 V (0 done)"]
+    assert len(ax.texts) == 0  # said in the legend, not at every time
+    assert "3 of 6 points done" in ax.get_title()

@@ -7,11 +7,13 @@ selecting a backend: ``Figure.savefig`` picks the canvas the file's format needs
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import RunFileError
+from ..files import atomic_path
 from ..metrics import Metric
 from ..units import display_scale
 
@@ -50,9 +52,19 @@ def shared_label(figures: list[Metric]) -> str:
 
 
 def save(fig: Any, out: str) -> None:
-    """Write ``fig`` to ``out`` (PNG, PDF or SVG by its suffix); a one-line
+    """Write ``fig`` to ``out`` (PNG, PDF or SVG by its suffix; PNG without one),
+    atomically: under a temporary name beside it, renamed over ``out`` once whole, so
+    ``out`` holds the old figure or the new one, never part of one. A one-line
     :class:`~neuroemu.errors.RunFileError` if it cannot be written."""
+    target = Path(out)
+    if not target.parent.is_dir():
+        raise RunFileError(f"{out}: folder {target.parent} does not exist")
+    if target.is_dir():
+        raise RunFileError(f"{out}: a folder, not a figure file")
+    # The temporary name has no suffix matplotlib knows: name the format.
+    form = target.suffix[1:].lower() or "png"
     try:
-        fig.savefig(out, dpi=DPI)
+        with atomic_path(target) as partial:
+            fig.savefig(partial, dpi=DPI, format=form)
     except (OSError, ValueError) as exc:
         raise RunFileError(f"{out}: cannot write the figure ({exc})") from None

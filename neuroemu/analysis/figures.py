@@ -104,7 +104,11 @@ def _conductance_histogram(ax: Any, run: Run) -> None:
 
 
 def _power(ax: Any, run: Run) -> None:
-    """Static power per inference per epoch, and energy per inference on a second axis."""
+    """Static power per inference per epoch, and energy per inference on a second axis.
+
+    Both axes start at 0: they show how large the power and the energy are, and a change
+    between epochs at its true proportion (an axis fitted to the values alone would draw a
+    change of 0.1 % across its whole height)."""
     from matplotlib.ticker import MaxNLocator
 
     _need(run, "mean_power_W", "power")
@@ -116,21 +120,74 @@ def _power(ax: Any, run: Run) -> None:
     ax.set_xlabel(metric("epoch").axis_label())
     ax.set_ylabel(label, color="C3")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _from_zero(ax)
     if "energy_per_inference_J" in metrics:
         energy = metrics["energy_per_inference_J"].values
         factor, label = metric_scale(metric("energy_per_inference_J"), energy)
         twin = ax.twinx()
         twin.plot(epoch, factor * energy, "s--", color="C0")
         twin.set_ylabel(label, color="C0")
+        _from_zero(twin)
+
+
+def _from_zero(ax: Any) -> None:
+    """Start a y axis of positive values at 0 (with room above the largest)."""
+    low, high = ax.get_ylim()
+    if low >= 0:
+        ax.set_ylim(0, high * 1.05)
+
+
+def sampling_spread(error: Any, samples: Any) -> Any:
+    """The standard error (a fraction) of a test error measured on ``samples`` test
+    samples, ``sqrt(e (1 - e) / n)``: how much the figure moves from one draw of the test
+    samples (or of the noise) to another, with nothing else changed."""
+    import numpy as np
+
+    error = np.asarray(error, dtype=float)
+    samples = np.asarray(samples, dtype=float)
+    # at 0 % or 100 % the estimate would be 0: take one sample's worth instead
+    rate = np.clip(error, 1.0 / samples, 1.0 - 1.0 / samples)
+    return np.sqrt(rate * (1.0 - rate) / samples)
 
 
 def _drift(ax: Any, run: Run) -> None:
-    """Test error against time after programming (log scale), with 1 h, 1 d and 1 y marked."""
+    """Test error against time after programming (log scale), with 1 h, 1 d and 1 y marked.
+
+    A band shows one standard error of each test error (:func:`sampling_spread`, from
+    the number of test samples): a run holds one chip and one draw of its noise, so this
+    sampling spread is the smallest difference between two times that means anything, and
+    the y axis always spans the band instead of zooming into differences of a sample or
+    two. A dashed line marks the test error of the chip as trained (its last epoch), before
+    programming."""
     time = run.aging["time"].values
-    factor, label = metric_scale(metric("error_after_programming"), run.aging["error"].values)
-    ax.semilogx(time, factor * run.aging["error"].values, "o-")
+    error = run.aging["error"].values
+    figure = metric("error_after_programming")
+    factor, label = metric_scale(figure, error)
+    samples = run.aging["samples"].values if "samples" in run.aging else None
+    (line,) = ax.semilogx(time, factor * error, "o-", label="after programming")
+    if samples is not None:
+        spread = factor * sampling_spread(error, samples)
+        count = int(samples.min())
+        ax.fill_between(
+            time,
+            factor * error - spread,
+            factor * error + spread,
+            color=line.get_color(),
+            alpha=0.2,
+            label=f"+/- 1 standard error ({count:,} test samples)",
+        )
+    if "error" in run.metrics and run.metrics.sizes.get("epoch", 0):
+        trained = float(run.metrics["error"].values[-1])
+        epoch = int(run.metrics["epoch"].values[-1])
+        ax.axhline(
+            factor * trained, color="0.4", ls="--", lw=1, label=f"as trained (epoch {epoch})"
+        )
+    low, high = ax.get_ylim()
+    if figure.percent:
+        ax.set_ylim(max(low, 0.0), min(high, 100.0))
     ax.set_xlabel(metric("time_s").axis_label())
     ax.set_ylabel(label)
+    ax.legend(fontsize=8)
     for seconds in DRIFT_MARKS:
         if time.min() <= seconds <= time.max():
             ax.axvline(seconds, color="0.7", lw=0.8)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import NeuroemuError, RunFileError
+from ..io.sweepfile import DONE, FAILED, PENDING
 from ..metrics import metric
 from ..units import DURATIONS, display_scale, format_duration
 from .drawing import metric_scale, save
@@ -39,6 +40,11 @@ def sweep_figure(path: str, name: str = "error") -> Figure:
     value of the first axis (a single time is drawn like a metric without one). Without
     time: one axis is a line, two are one line per value of the second, more are a heat
     map of the seed mean over the first two (the others at their first value).
+
+    Points not done (pending or failed) are left out of the means: a value with no seed
+    done is marked ``0 done`` (a heat map cell: ``0 done``), one with some seeds done is
+    marked ``k of n seeds``, and the title counts the points done. One seed done has no
+    spread (no band, no bar).
 
     ``name`` must be a metric of :data:`neuroemu.metrics.METRICS` the file holds; otherwise
     a one-line :class:`~neuroemu.errors.RunFileError` names it and the metrics the file
@@ -80,18 +86,21 @@ def sweep_figure(path: str, name: str = "error") -> Figure:
         _time_axis(ax, time)
         ax.set_ylabel(label)
         if axes:
-            ax.legend(fontsize=8, title=axes[0], title_fontsize=8)
+            ax.legend(fontsize=8, title=_axis_name(axes[0]), title_fontsize=8)
         rest = axes[1:]
     elif len(axes) <= 2:
         x_dim = axes[0]
         positions = _positions(ax, data, x_dim, x_dim in log_axes)
         bars = _seed_lines(ax, positions, _groups(data, axes[1:]), data, axes[1:], scale)
+        _cover(ax, positions)
         ax.set_ylabel(label)
         if len(axes) == 2:
-            ax.legend(fontsize=8, title=axes[1], title_fontsize=8)
+            ax.legend(fontsize=8, title=_axis_name(axes[1]), title_fontsize=8)
         rest = []
     else:
-        first = data.isel({d: 0 for d in axes[2:]}).mean("seed").transpose(axes[1], axes[0])
+        cut = data.isel({d: 0 for d in axes[2:]})
+        first = cut.mean("seed").transpose(axes[1], axes[0])
+        done = cut.count("seed").transpose(axes[1], axes[0]).values
         image = ax.imshow(scale * first.values, origin="lower", aspect="auto", cmap="viridis")
         for which, dim in (("x", axes[0]), ("y", axes[1])):
             ticks = range(first.sizes[dim])
@@ -100,15 +109,24 @@ def sweep_figure(path: str, name: str = "error") -> Figure:
             (ax.set_xlabel if which == "x" else ax.set_ylabel)(_axis_label(data, dim))
         shown = scale * first.values
         middle = np.nanmean([np.nanmin(shown), np.nanmax(shown)]) if np.isfinite(shown).any() else 0
+        seeds = data.sizes["seed"]
         for (row, col), value in np.ndenumerate(shown):
             if np.isfinite(value):  # dark text on the bright half of viridis
                 color = "k" if value > middle else "w"
-                ax.annotate(
-                    f"{value:.3g}", (col, row), ha="center", va="center", fontsize=8, color=color
-                )
+                text = f"{value:.3g}"
+                if done[row, col] < seeds:
+                    text += f"\n({done[row, col]} of {seeds} seeds)"
+                ax.annotate(text, (col, row), ha="center", va="center", fontsize=8, color=color)
+            else:
+                ax.annotate("0 done", (col, row), ha="center", va="center", fontsize=8, color="0.3")
         fig.colorbar(image, ax=ax, label=f"{label}, seed mean")
         rest = axes[2:]
     title = f"sweep {Path(path).stem}"
+    counts = point_counts(ds)
+    if counts[DONE] < counts["total"]:
+        title += f", {counts[DONE]} of {counts['total']} points done"
+        if counts[FAILED]:
+            title += f" ({counts[FAILED]} failed)"
     if len(axes) <= 2 or "time" in data.dims:
         title += f" (seed mean, {'bars' if bars else 'band'}: +/- 1 std over seeds)"
     if rest:
@@ -126,18 +144,76 @@ def _seed_lines(
 ) -> bool:
     """One line per group (a value of ``dims[0]``): the seed mean, with the seeds' standard
     deviation as a band for a single line, or as error bars for several (where bands would
-    hide each other). Returns whether bars were drawn."""
+    hide each other). Points with fewer seeds done than the sweep has are marked (``0 done``
+    at the foot of the axes, ``k of n seeds`` beside the point), or, when a whole line has
+    the same count (the times of one point), once in its legend entry; one seed has no
+    spread. Returns whether bars were drawn."""
     bars = len(groups) > 1
-    for value, part in groups:
+    seeds = data.sizes["seed"]
+    for number, (value, part) in enumerate(groups):
+        done = part.count("seed").values
         mean = scale * part.mean("seed").values
-        spread = scale * part.std("seed").values
+        spread = np.where(done >= 2, scale * part.std("seed").values, np.nan)
         legend = None if value is None else _legend(data, dims[0], value, False)
+        uniform = legend is not None and bool(np.all(done == done.flat[0]))
+        if legend is not None and uniform and done.flat[0] < seeds:  # said once, in the legend
+            count = int(done.flat[0])
+            legend += " (0 done)" if count == 0 else f" ({count} of {seeds} seeds)"
         if bars:
-            ax.errorbar(x, mean, yerr=spread, fmt="o-", capsize=3, label=legend)
+            drawn = ax.errorbar(x, mean, yerr=spread, fmt="o-", capsize=3, label=legend)
+            color = drawn.lines[0].get_color()
         else:
-            ax.plot(x, mean, "o-", label=legend)
-            ax.fill_between(x, mean - spread, mean + spread, alpha=0.2)
+            (line,) = ax.plot(x, mean, "o-", label=legend)
+            color = line.get_color()
+            ax.fill_between(x, mean - spread, mean + spread, alpha=0.2, color=color)
+            # A band needs two neighbouring points; a lone spread is a bar.
+            has = np.isfinite(spread)
+            lone = has & ~np.r_[False, has[:-1]] & ~np.r_[has[1:], False]
+            if lone.any():
+                ax.errorbar(
+                    x[lone],
+                    mean[lone],
+                    yerr=spread[lone],
+                    fmt="none",
+                    capsize=3,
+                    color=color,
+                    alpha=0.5,
+                )
+        for position, count, y in zip(x, done, mean, strict=True):
+            if uniform:
+                break
+            if count == 0:
+                ax.annotate(
+                    "0 done",
+                    (position, 0.02 + 0.05 * number),
+                    xycoords=("data", "axes fraction"),
+                    ha="center",
+                    fontsize=7,
+                    color=color,
+                )
+            elif count < seeds:
+                ax.annotate(
+                    f"{count} of {seeds} seeds",
+                    (position, y),
+                    xytext=(4, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=color,
+                )
     return bars
+
+
+def _cover(ax: Any, positions: np.ndarray) -> None:
+    """Widen the x axis to every value of the sweep, drawn or not (a value no seed has
+    finished has no point to draw, only its ``0 done`` mark)."""
+    low, high = float(np.min(positions)), float(np.max(positions))
+    if ax.get_xscale() == "log":
+        left, right = low / 1.25, high * 1.25
+    else:
+        pad = 0.05 * (high - low) if high > low else 0.5
+        left, right = low - pad, high + pad
+    now = ax.get_xlim()
+    ax.set_xlim(min(left, now[0]), max(right, now[1]))
 
 
 def _groups(data: Any, dims: list[str]) -> list[tuple[Any, Any]]:
@@ -158,9 +234,69 @@ def _unit_scale(data: Any, dim: str) -> tuple[float, str]:
     return display_scale(float(values.max()) if values.size else 0.0, "" if unit == "1" else unit)
 
 
+def _axis_name(dim: str) -> str:
+    """An axis's key path as a reader names it: its last key, then where it sits
+    (``stuck_at_min (layers[0].device)``); a path of one key as it is."""
+    head, _, last = dim.rpartition(".")
+    return f"{last} ({head})" if head else dim
+
+
 def _axis_label(data: Any, dim: str) -> str:
+    """The label of axis ``dim``: its last key with its unit and where it sits,
+    ``stuck_at_min (fraction, layers[0].device)``, ``sigma (uS,
+    layers[0].device.programming_noise)``, ``learning_rate (training)``."""
     _, unit = _unit_scale(data, dim) if _numeric(data, dim) else (1.0, "")
-    return f"{dim} ({unit})" if unit else dim
+    unit = unit or _dimensionless_unit(dim)
+    head, _, last = dim.rpartition(".")
+    inside = ", ".join(part for part in (unit, head) if part)
+    return f"{last} ({inside})" if inside else last
+
+
+def _dimensionless_unit(dim: str) -> str:
+    """``fraction`` for an axis whose spec field is a fraction (its description says so:
+    ``stuck_at_min``, ``stuck_at_max``), else ``""``."""
+    field = _spec_field(dim)
+    description = (field.description or "") if field is not None else ""
+    return "fraction" if description.startswith("fraction") else ""
+
+
+def _spec_field(dim: str) -> Any:
+    """The pydantic field a key path of a chip spec names (``layers[0].device.n_levels``:
+    the device card's ``n_levels``), on a resistive or a leaky chip; ``None`` if neither
+    has it."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from ..spec.leaky import LeakyChipSpec
+    from ..spec.resistive import ChipSpec
+    from ..spec.sweep import split_path
+
+    def models(annotation: Any) -> list[type[BaseModel]]:
+        """The spec models inside an annotation (``X | None``, ``tuple[X, ...]``)."""
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return [annotation]
+        return [m for arg in typing.get_args(annotation) for m in models(arg)]
+
+    try:
+        parts = split_path(dim)
+    except ValueError:
+        return None
+    for root in (ChipSpec, LeakyChipSpec):
+        current: list[type[BaseModel]] = [root]
+        field = None
+        for part in parts:
+            if isinstance(part, int):  # an item of a list: the same models
+                continue
+            found = [m.model_fields[part] for m in current if part in m.model_fields]
+            if not found:
+                field = None
+                break
+            field = found[0]
+            current = models(field.annotation)
+        if field is not None:
+            return field
+    return None
 
 
 def _format_value(data: Any, dim: str, value: Any) -> str:
@@ -174,7 +310,7 @@ def _legend(data: Any, dim: str, value: Any, named: bool = True) -> str:
     """``dim = value unit``, or only ``value unit`` under a legend titled with ``dim``."""
     unit = _unit_scale(data, dim)[1] if _numeric(data, dim) else ""
     text = _format_value(data, dim, value) + (f" {unit}" if unit else "")
-    return f"{dim} = {text}" if named else text
+    return f"{_axis_name(dim)} = {text}" if named else text
 
 
 def _numeric(data: Any, dim: str) -> bool:
@@ -275,3 +411,100 @@ def _time_axis(ax: Any, time: np.ndarray) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlim(low / 2, high * 2)
     ax.set_xlabel("time after programming")
+
+
+def point_status(ds: Any) -> Any:
+    """Each point's status as whole numbers, ``0`` pending, ``1`` done, ``2`` failed.
+
+    xarray reads the file's ``status`` with its fill value, ``0``, as missing: pending
+    points come back as NaN, which this turns back into ``0``."""
+    return ds["status"].fillna(PENDING).astype(np.int8)
+
+
+def point_counts(ds: Any) -> dict[Any, int]:
+    """How many points a sweep file holds (``"total"``) and how many are pending, done and
+    failed (keys :data:`~neuroemu.io.sweepfile.PENDING`, ``DONE``, ``FAILED``)."""
+    status = point_status(ds).values
+    counts: dict[Any, int] = {"total": int(status.size)}
+    for state in (PENDING, DONE, FAILED):
+        counts[state] = int((status == state).sum())
+    return counts
+
+
+#: At most this many combinations of axis values are listed by :func:`sweep_summary_lines`.
+SUMMARY_ROWS = 24
+
+
+def sweep_summary_lines(path: str) -> list[tuple[str, str]]:
+    """What a sweep file holds, as (key, text) pairs, for ``neuroemu traces SWEEP.h5``:
+    the sweep, its axes, how many points are done, pending and failed, the test error of
+    each combination of axis values (seed mean over the seeds done, ``0 done`` where none
+    is) and the first failures' messages."""
+    import yaml
+
+    from ..io.sweepfile import open_sweep
+
+    ds = open_sweep(path)
+    file = Path(path)
+    try:
+        spec = yaml.safe_load(ds.attrs.get("sweep_yaml", "")) or {}
+    except yaml.YAMLError:
+        spec = {}
+    if not isinstance(spec, dict):
+        spec = {}
+    status = point_status(ds)
+    axes = [d for d in status.dims if d != "seed"]
+    runs = [f"chip {spec.get('chip', '?')}", spec.get("mode", "infer")]
+    if spec.get("epochs") is not None:
+        runs.append(f"{spec['epochs']} epochs")
+    runs.append(spec.get("dataset") or "the chip's data set")
+    if spec.get("limit") is not None:
+        runs.append(f"limit {spec['limit']}")
+    if "time" in ds.dims:
+        times = ", ".join(format_duration(float(t)) for t in ds["time"].values)
+        runs.append(f"after programming at {times}")
+    counts = point_counts(ds)
+    lines = [
+        ("file", f"{file} ({file.stat().st_size / 1e6:.2f} MB)"),
+        ("sweep", f"{spec.get('name', file.stem)}: {', '.join(runs)}"),
+    ]
+    for dim in [*axes, "seed"]:
+        values = ", ".join(_format_value(ds, dim, v) for v in ds[dim].values)
+        unit = _unit_scale(ds, dim)[1] if _numeric(ds, dim) and dim != "seed" else ""
+        lines.append(("axis", f"{dim}: {values}" + (f" ({unit})" if unit else "")))
+    lines.append(
+        (
+            "points",
+            f"{counts['total']}: {counts[DONE]} done, {counts[PENDING]} pending, "
+            f"{counts[FAILED]} failed",
+        )
+    )
+    error = metric("error")
+    seeds = ds.sizes["seed"]
+    combos = list(np.ndindex(*[ds.sizes[d] for d in axes]))
+    for n, combo in enumerate(combos[:SUMMARY_ROWS]):
+        where = dict(zip(axes, combo, strict=True))
+        part, state = ds["error"].isel(where), status.isel(where).values
+        done, failed = int((state == DONE).sum()), int((state == FAILED).sum())
+        at = ", ".join(_legend(ds, d, ds[d].values[i]) for d, i in where.items())
+        if done:
+            text = f"{error.display(float(part.mean('seed'))):.2f} % ({done} of {seeds} seeds)"
+        else:
+            text = "0 done"
+        if failed:
+            text += f", {failed} failed"
+        lines.append((error.label if n == 0 else "", f"{at}: {text}"))
+    if len(combos) > SUMMARY_ROWS:
+        lines.append(("", f"... {len(combos) - SUMMARY_ROWS} more (neuroemu plot draws them all)"))
+    failures = [
+        (index, str(ds["message"].values[index]))
+        for index in zip(*np.nonzero(status.values == FAILED), strict=True)
+    ]
+    for index, message in failures[:3]:
+        at = ", ".join(
+            _legend(ds, d, ds[d].values[i]) for d, i in zip(status.dims, index, strict=True)
+        )
+        lines.append(("failed", f"{at}: {message}"))
+    if len(failures) > 3:
+        lines.append(("", f"... {len(failures) - 3} more failed points"))
+    return lines

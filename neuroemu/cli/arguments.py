@@ -36,19 +36,45 @@ positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
 def durations(text: str) -> list[float]:
-    """``1s,1h,1d,1y`` -> seconds after programming."""
+    """``1s,1h,1d,1y`` -> seconds after programming (at least one)."""
     from ..units import parse_duration
 
     try:
-        return [parse_duration(part.strip()) for part in text.split(",") if part.strip()]
+        times = [parse_duration(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not times:
+        raise argparse.ArgumentTypeError(f"no times in {text!r} (e.g. 1s,1h,1d,1y)")
+    return times
+
+
+def dataset_name(text: str) -> str:
+    """An argparse type: a data set's name or folder, not empty."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is empty: give mnist5k, fashion-mnist or a folder of IDX files"
+        )
+    return text
 
 
 def dataset_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dataset",
+        type=dataset_name,
         default=None,
         metavar="NAME|PATH",
         help="mnist5k (embedded, default), fashion-mnist (Debian's dataset-fashion-mnist) "
@@ -63,7 +89,20 @@ def stderr_console() -> Any:
     return Console(stderr=True, soft_wrap=True)
 
 
+def live_display(console: Any) -> bool:
+    """Whether ``console`` writes to a terminal, where live progress bars can redraw
+    themselves. Into a file or a pipe (a CI log) they would be printed once, when they
+    stop, after every line printed while they ran."""
+    isatty = getattr(console.file, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except ValueError:  # a closed file
+        return False
+
+
 def progress_bars(console: Any, disable: bool = False) -> Any:
+    """rich's live progress bars on ``console``; none (a progress object that draws
+    nothing) with ``disable`` or when the console is not a terminal (:func:`live_display`)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -81,6 +120,6 @@ def progress_bars(console: Any, disable: bool = False) -> Any:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-        disable=disable,
+        disable=disable or not live_display(console),
         transient=False,
     )

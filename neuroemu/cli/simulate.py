@@ -39,8 +39,9 @@ def add_parser(sub: Any) -> None:
         "--infer-at",
         type=durations,
         metavar="TIMES",
-        help="after training, evaluate at these times after programming, with programming "
-        "noise, drift and read noise (e.g. 1s,1h,1d,1y)",
+        help="after training, evaluate at these times after programming, with the "
+        "programming noise, drift and read noise the chip's device cards have "
+        "(e.g. 1s,1h,1d,1y)",
     )
     p.add_argument(
         "--test-every",
@@ -53,7 +54,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--batch-size", type=positive_int, default=256, help="samples settled at once")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (drawn only when stderr is a terminal); the per-epoch lines stay",
+    )
     p.set_defaults(func=run)
 
 
@@ -82,13 +87,15 @@ def run(args: argparse.Namespace) -> int:
     else:
         for key, value in report_lines(result):
             print(f"{key:<10}{value}")
-        for entry in result.infer_at:
+        if result.infer_at:
             from ..units import format_duration
 
-            print(
-                f"{'after':<10}{format_duration(entry['time_s'], digits=6)}: test error "
-                f"{100 * entry['error']:.2f} % (programming noise, drift, read noise)"
-            )
+            effects = after_programming(result.chip)
+            for entry in result.infer_at:
+                print(
+                    f"{'after':<10}{format_duration(entry['time_s'], digits=6)}: test error "
+                    f"{100 * entry['error']:.2f} % ({effects})"
+                )
         if result.path is not None:
             print(f"{'run file':<10}{result.path}")
     return 0
@@ -115,6 +122,29 @@ class Bars:
             self.task = None
         elif event.kind == "epoch" and event.epochs > 0:
             self.console.print(epoch_line(event.figures, event.epochs))
+
+
+def after_programming(chip: BaseChip) -> str:
+    """What acts on a chip evaluated at a time after programming, by its device cards:
+    ``programming noise, drift, read noise`` or the part of it its cards have;
+    ``no non-idealities: the chip as trained`` for ideal devices."""
+    cards = [card for _, card in chip.device_arrays()]
+    effects = []
+    if any(_programming_noise(card) for card in cards):
+        effects.append("programming noise")
+    if any(card.drift is not None and (card.drift.nu_mean or card.drift.nu_std) for card in cards):
+        effects.append("drift")
+    if any(
+        card.read_noise is not None and (card.read_noise.relative or card.read_noise.absolute)
+        for card in cards
+    ):
+        effects.append("read noise")
+    return ", ".join(effects) if effects else "no non-idealities: the chip as trained"
+
+
+def _programming_noise(card: Any) -> bool:
+    noise = card.programming_noise
+    return noise is not None and bool(noise.sigma or any(noise.coefficients))
 
 
 def epoch_line(figures: dict[str, Any], epochs: int) -> str:
@@ -200,16 +230,26 @@ def _leaky_lines(
             f"{d.free_steps} {d.method} steps of {format_quantity(d.dt, 's')} "
             f"({_q(f, 'settle_time_s')} per inference)",
         ),
-        (
-            "steady",
-            f"largest |dv/dt| {_q(f, 'max_residual_V_per_s')} "
-            f"(last step moved v by {f['max_relative_residual']:.1e} of v_r)"
-            + ("" if f["converged"] else "  NOT STEADY: more free_steps or a larger dt"),
-        ),
+        ("steady", _steady(f, d.free_steps)),
         ("power", f"mean {_q(f, 'mean_power_W')} read power of the arrays, per sample"),
         ("energy", f"{_q(f, 'energy_per_inference_J')} per inference (read power x time)"),
         _speed(f, dtype),
     ]
+
+
+def _steady(f: dict[str, Any], steps: int) -> str:
+    """Whether every sample's free phase ended steady: the last step moved no ``v`` by
+    ``tol`` of ``v_r`` or more (docs/leaky.md, "How long the free phase runs")."""
+    moved = (
+        f"the last of {steps} steps moved v by up to {f['max_relative_residual']:.1e} of v_r "
+        f"(steady: below {f['tol']:.0e}), |dv/dt| up to {_q(f, 'max_residual_V_per_s')}"
+    )
+    if f["converged"]:
+        return f"yes: {moved}"
+    return (
+        f"no: {moved}; the free phase ended before the slowest samples settled "
+        "(dynamics.free_steps; docs/leaky.md)"
+    )
 
 
 #: The report of each family of chips.

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from ..chip import BaseChip
-    from ..io.datasets import Dataset
 
 from .arguments import (
     dataset_argument,
     non_negative_int,
+    positive_float,
     positive_int,
     progress_bars,
     stderr_console,
@@ -35,22 +37,58 @@ def add_parsers(sub: Any) -> None:
     dataset_argument(p)
     p.add_argument("--samples", type=positive_int, default=3)
     p.add_argument("--seed", type=non_negative_int)
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=DEFAULT_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"the longest one ngspice run may take (default {DEFAULT_TIMEOUT_S:g} s)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=check)
 
 
-def _test_samples(args: argparse.Namespace, chip: BaseChip) -> Dataset:
-    """The test part of ``--dataset``, checked to fit the chip's inputs."""
+#: The seed of the random inputs used when the data set does not fit the chip.
+RANDOM_INPUTS_SEED = 0
+
+#: How long one ngspice ``.op`` may take by default (s): the 784-100 Shockley chip takes
+#: about 8 s on a 2-core machine.
+DEFAULT_TIMEOUT_S = 120.0
+
+
+class Inputs(NamedTuple):
+    """The inputs a netlist is driven with: ``x`` (samples, n_inputs), values in [0, 1],
+    and where they came from, in words."""
+
+    x: np.ndarray
+    source: str
+
+
+def _inputs(args: argparse.Namespace, chip: BaseChip, count: int) -> Inputs:
+    """The first ``count`` test samples of ``--dataset``, checked to fit the chip's inputs.
+
+    Without ``--dataset``, a chip the default data set does not fit is driven with random
+    inputs in [0, 1] drawn from a fixed seed (:data:`RANDOM_INPUTS_SEED`): the same inputs
+    on every run, the first ``k`` the same whatever ``count``."""
+    import numpy as np
+
     from ..errors import InputError
     from ..io.datasets import load_dataset
 
     data = load_dataset(args.dataset)
-    if data.n_features != chip.n_inputs:
-        raise InputError(
-            f"--dataset {data.name}: samples have {data.n_features} values but chip "
-            f"{chip.name} takes {chip.n_inputs} inputs"
+    if data.n_features == chip.n_inputs:
+        return Inputs(data.x_test[:count], f"{data.name}, test part")
+    if args.dataset is None:
+        rng = np.random.default_rng(RANDOM_INPUTS_SEED)
+        return Inputs(
+            rng.random((count, chip.n_inputs)),
+            f"random in [0, 1] (seed {RANDOM_INPUTS_SEED}): {data.name} has "
+            f"{data.n_features} values per sample, chip {chip.name} takes {chip.n_inputs} inputs",
         )
-    return data
+    raise InputError(
+        f"--dataset {args.dataset}: samples have {data.n_features} values but chip "
+        f"{chip.name} takes {chip.n_inputs} inputs"
+    )
 
 
 def export(args: argparse.Namespace) -> int:
@@ -66,15 +104,19 @@ def export(args: argparse.Namespace) -> int:
         raise RunFileError(f"{out}: already exists (pass --force to overwrite it)")
     if not out.parent.is_dir():
         raise RunFileError(f"{out}: folder {out.parent} does not exist")
-    data = _test_samples(args, chip)
-    if args.sample >= len(data.x_test):
+    inputs = _inputs(args, chip, args.sample + 1)
+    if args.sample >= len(inputs.x):
         raise InputError(
-            f"--sample {args.sample}: data set {data.name} has {len(data.x_test)} test samples"
+            f"--sample {args.sample}: the inputs ({inputs.source}) have {len(inputs.x)} "
+            "test samples"
         )
-    text = chip.to_spice(data.x_test[args.sample])
+    text = chip.to_spice(inputs.x[args.sample])
     write_text_atomic(out, text)
     lines = text.count("\n")
-    print(f"wrote {out}: {lines:,} lines, chip {chip.name}, test sample {args.sample}")
+    print(
+        f"wrote {out}: {lines:,} lines, chip {chip.name}, sample {args.sample} "
+        f"(inputs: {inputs.source})"
+    )
     return 0
 
 
@@ -83,21 +125,28 @@ def check(args: argparse.Namespace) -> int:
 
     from ..chip import Chip
     from ..errors import SpiceError
-    from ..io.spice import check_spice, ngspice_available
+    from ..io.spice import SpiceTimeout, check_spice, ngspice_available
 
     if not ngspice_available():
         raise SpiceError("ngspice not found on PATH (install Debian's package ngspice)")
     chip = Chip.from_yaml(args.chip, seed=args.seed)
-    x = _test_samples(args, chip).x_test[: args.samples]
+    inputs = _inputs(args, chip, args.samples)
+    x = inputs.x
     console = stderr_console()
     with progress_bars(console, disable=args.json) as bars:
         task = bars.add_task(f"ngspice {chip.name}", total=len(x), status="")
-        results = check_spice(chip, x, progress=lambda: bars.advance(task))
+        try:
+            results = check_spice(
+                chip, x, progress=lambda: bars.advance(task), timeout=args.timeout
+            )
+        except SpiceTimeout as exc:
+            raise SpiceError(f"{exc} (--timeout {args.timeout:g}: pass a longer one)") from None
     worst = max(r["max_abs_diff_V"] for r in results)
     mean_ngspice = float(np.mean([r["ngspice_s"] for r in results]))
     mean_engine = float(np.mean([r["engine_s"] for r in results]))
     summary = {
         "chip": chip.name,
+        "inputs": inputs.source,
         "samples": len(results),
         "max_abs_diff_V": worst,
         "mean_ngspice_s": mean_ngspice,
@@ -107,6 +156,7 @@ def check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
+        print(f"inputs: {inputs.source}")
         print(f"{'sample':>6}  {'max |dV| (V)':>13}  {'engine (s)':>10}  {'ngspice (s)':>11}")
         for i, r in enumerate(results):
             print(

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .arguments import positive_int, progress_bars, stderr_console
+from .arguments import live_display, positive_int, progress_bars, stderr_console
 
 
 def add_parser(sub: Any) -> None:
@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     sweep = load_sweep(args.sweep)  # every point's spec is checked before anything runs
     out = Path(args.out) if args.out else default_output(sweep)
+    _check_output(out, sweep)  # before a cluster starts
     client, cluster = connect(args.scheduler, args.workers)
     console = stderr_console()
     try:
@@ -33,8 +34,14 @@ def run(args: argparse.Namespace) -> int:
             total = len(sweep.points())
             task = bars.add_task(f"sweep {sweep.spec.name}", total=total, status="")
 
+            live = live_display(console)
+
             def advance(done: int, failed: int, total: int) -> None:
                 bars.update(task, completed=done + failed, status=f"{failed} failed")
+                if not live:  # a log: one line per recorded point instead of a bar
+                    console.print(
+                        f"sweep {sweep.spec.name}: {done} of {total} points done, {failed} failed"
+                    )
 
             counts = run_sweep(sweep, out, client, progress=advance)
     finally:
@@ -46,3 +53,21 @@ def run(args: argparse.Namespace) -> int:
         f"{counts['skipped']} already done, {counts['failed']} failed -> {out}"
     )
     return 1 if counts["failed"] else 0
+
+
+def _check_output(out: Path, sweep: Any) -> None:
+    """Refuse an output the sweep could not write, without changing it: a missing folder,
+    a file that is not this sweep's (another sweep's, not a sweep file) or one that another
+    sweep is writing."""
+    from ..errors import RunFileError
+    from ..io.sweepfile import is_sweep_file, open_for_sweep
+
+    if not out.parent.is_dir():
+        raise RunFileError(f"{out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise RunFileError(f"{out}: a folder; name the sweep file (e.g. {out / 'sweep.h5'})")
+    if out.exists():
+        if not is_sweep_file(out):
+            raise RunFileError(f"{out}: exists and is not a sweep file (pass another --out)")
+        with open_for_sweep(out, sweep):  # checks the file and its lock; writes nothing
+            pass

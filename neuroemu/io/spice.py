@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from ..chip.resistive import Chip
 
 
+class SpiceTimeout(SpiceError):
+    """ngspice did not finish within its time limit (and was stopped)."""
+
+
 def ngspice_available() -> bool:
     return shutil.which("ngspice") is not None
 
@@ -60,7 +64,9 @@ def parse_ascii_raw(text: str) -> dict[str, float]:
 
 
 def run_ngspice(text: str, *, timeout: float = 600.0) -> dict[str, float]:
-    """Run ngspice in batch mode on a netlist; return node name (lowercase) -> voltage (V)."""
+    """Run ngspice in batch mode on a netlist; return node name (lowercase) -> voltage (V).
+
+    ngspice is stopped after ``timeout`` seconds, raising :class:`SpiceTimeout`."""
     exe = shutil.which("ngspice")
     if exe is None:
         raise SpiceError("ngspice not found on PATH (install Debian's package ngspice)")
@@ -76,7 +82,7 @@ def run_ngspice(text: str, *, timeout: float = 600.0) -> dict[str, float]:
                 [exe, "-b", str(deck)], capture_output=True, text=True, timeout=timeout, cwd=tmp
             )
         except subprocess.TimeoutExpired:
-            raise SpiceError(f"ngspice did not finish within {timeout:g} s") from None
+            raise SpiceTimeout(f"ngspice did not finish within {timeout:g} s") from None
         output = proc.stdout + proc.stderr
         if proc.returncode != 0 or not raw.exists():
             problem = next(
@@ -100,19 +106,29 @@ def spice_voltages(chip: Chip, x_row: Any, **options: Any) -> list[np.ndarray]:
 
 
 def check_spice(
-    chip: Chip, x: Any, *, progress: Callable[[], None] | None = None
+    chip: Chip,
+    x: Any,
+    *,
+    progress: Callable[[], None] | None = None,
+    timeout: float = 600.0,
 ) -> list[dict[str, float]]:
     """Settle each row of ``x`` with the engine and with ngspice ``.op``; per sample the
-    largest voltage difference (V) over all free nodes and each one's wall time (s)."""
+    largest voltage difference (V) over all free nodes and each one's wall time (s).
+
+    Each ngspice run may take ``timeout`` seconds; a longer one is stopped and raises
+    :class:`SpiceTimeout` naming the sample."""
     x = chip.check_inputs(x)
     chip.settle(x[:1])  # compile and cache before timing
     results = []
-    for row in x:
+    for index, row in enumerate(x):
         start = time.perf_counter()
         eq = chip.settle(row[None, :])
         engine = time.perf_counter() - start
         start = time.perf_counter()
-        reference = spice_voltages(chip, row)
+        try:
+            reference = spice_voltages(chip, row, timeout=timeout)
+        except SpiceTimeout as exc:
+            raise SpiceTimeout(f"sample {index}: {exc}") from None
         spice = time.perf_counter() - start
         diff = max(
             float(np.max(np.abs(v[0] - r))) for v, r in zip(eq.voltages, reference, strict=True)

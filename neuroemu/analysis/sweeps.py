@@ -416,8 +416,9 @@ def _time_axis(ax: Any, time: np.ndarray) -> None:
 def point_status(ds: Any) -> Any:
     """Each point's status as whole numbers, ``0`` pending, ``1`` done, ``2`` failed.
 
-    xarray reads the file's ``status`` with its fill value, ``0``, as missing: pending
-    points come back as NaN, which this turns back into ``0``."""
+    :func:`~neuroemu.io.sweepfile.open_sweep` keeps them whole; a data set opened with
+    plain ``xarray.open_dataset`` reads the fill value, ``0`` (pending), as NaN, which
+    this turns back into ``0``."""
     return ds["status"].fillna(PENDING).astype(np.int8)
 
 

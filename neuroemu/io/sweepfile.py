@@ -244,10 +244,15 @@ def is_sweep_file(path: str | os.PathLike[str]) -> bool:
 
 
 def open_sweep(path: str | os.PathLike[str]) -> Any:
-    """The results as an ``xarray.Dataset`` (points not done are NaN)."""
+    """The results as an ``xarray.Dataset``: figures of points not done are NaN; ``status``
+    is an integer per point (:data:`PENDING`, :data:`DONE`, :data:`FAILED`)."""
     import xarray as xr
 
     if not is_sweep_file(path):
         raise RunFileError(f"{path}: not a neuroemu sweep file")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    # status keeps its integers: its fill value is a state (pending), not a missing value
+    with xr.open_dataset(path, engine="h5netcdf", mask_and_scale={"status": False}) as ds:
+        ds = ds.load()
+    ds["status"].attrs.pop("_FillValue", None)
+    ds["status"].encoding.pop("_FillValue", None)
+    return ds

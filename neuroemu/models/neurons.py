@@ -26,7 +26,9 @@ import ast
 import functools
 import logging
 import math
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +109,7 @@ class UpdateCode:
 @functools.cache
 def _brian2() -> Any:
     hook = sys.excepthook
-    import brian2
+    brian2 = _import_brian2()
 
     # Brian2 replaces the interpreter's exception hook with its own report; keep ours. It
     # also logs to the console and warns about objects never run; keep that quiet here.
@@ -115,6 +117,35 @@ def _brian2() -> Any:
     logging.getLogger("brian2").setLevel(logging.ERROR)
     brian2.prefs.codegen.target = "numpy"
     return brian2
+
+
+def _import_brian2() -> Any:
+    """Import brian2 from any thread.
+
+    brian2 installs a SIGINT handler when imported, which only the main thread may do; a
+    Dask worker runs each sweep point in another thread. There the import goes on and
+    Ctrl-C keeps the handler the process already has."""
+    if threading.current_thread() is threading.main_thread():
+        import brian2
+
+        return brian2
+    install = signal.signal
+
+    def keep_sigint(signum: int, handler: Any) -> Any:
+        if signum == signal.SIGINT:
+            return signal.getsignal(signum)
+        return install(signum, handler)
+
+    with _IMPORT_LOCK:
+        signal.signal = keep_sigint  # type: ignore[assignment]
+        try:
+            import brian2
+        finally:
+            signal.signal = install
+    return brian2
+
+
+_IMPORT_LOCK = threading.Lock()
 
 
 class _Rewrite(ast.NodeTransformer):

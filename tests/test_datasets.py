@@ -113,15 +113,17 @@ def test_read_idx_rejects(tmp_path):
         read_idx(write(tmp_path / "header-idx", good[:10]))
     with raises(r"bad-idx: not an IDX file: it is a zip archive .*\(starts with 50 4b 03 04\)"):
         read_idx(write(tmp_path / "bad-idx", b"PK\x03\x04rest"))
-    with raises(r"code-idx: not an IDX file: .* type code 0a is none of IDX's; expected an IDX"):
+    with raises(r"code-idx: not an IDX file: .* type code 0a is none of IDX's; an IDX file starts"):
         read_idx(write(tmp_path / "code-idx", b"\0\0\x0a\x01\0\0\0\0"))
-    with raises(r"tiny-idx: not an IDX file: it is empty; expected an IDX file: two zero"):
+    with raises(r"tiny-idx: not an IDX file: it is empty; an IDX file starts with two zero"):
         read_idx(write(tmp_path / "tiny-idx", b""))
     # A double-gzipped file: one layer comes off, the second is recognised.
     double = write(tmp_path / "double-idx", gzip.compress(good), gz=True)
     with raises(r"double-idx.gz: not an IDX file: it is gzip data .* gzipped twice"):
         read_idx(double)
-    with raises(r"text-idx: not an IDX file: it holds text \('label,pixel0 1,0'...\); expected"):
+    with raises(
+        r"text-idx: not an IDX file: it holds text \('label,pixel0 1,0'...\); an IDX file starts"
+    ):
         read_idx(write(tmp_path / "text-idx", b"label,pixel0\n1,0\n"))
     corrupt = gzip.compress(good)[:-12]
     with raises(r"corrupt-idx.gz: corrupt gzip data"):

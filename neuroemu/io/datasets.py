@@ -69,8 +69,8 @@ _IDX_TYPES: dict[int, tuple[np.dtype, str]] = {
 
 #: What an IDX file starts with, for messages.
 _IDX_EXPECTED = (
-    "expected an IDX file: two zero bytes, a type code (08 ubyte, 09 byte, 0B short, 0C int, "
-    "0D float, 0E double) and the number of dimensions, as 00 00 08 03 for MNIST images"
+    "an IDX file starts with two zero bytes, a type code (08 ubyte, 09 byte, 0B short, "
+    "0C int, 0D float, 0E double) and its number of dimensions: 00 00 08 03 for MNIST images"
 )
 
 #: Formats a file that is not IDX may be, by the bytes it starts with.
@@ -78,6 +78,7 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip data once decompressed: gzipped twice"),
     (b"\x89PNG", "a PNG image"),
     (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
     (b"\x89HDF", "an HDF5 file"),
     (b"\x93NUMPY", "a NumPy .npy file"),
     (b"PK\x03\x04", "a zip archive (a .npz file or a folder zipped)"),

@@ -231,7 +231,15 @@ class RunFile:
     @contextmanager
     def part(self, name: str) -> Iterator[Any]:
         """One part file of the run, opened and checked."""
-        f, _ = _open_hdf5(parts_folder(self.path) / name, "part file", sealed_only=True)
+        folder = parts_folder(self.path)
+        if not folder.is_dir():
+            raise RunFileError(
+                f"{self.path}: its parts folder {folder.name} is missing (a run file's parts "
+                "folder goes with it: copy or move both)"
+            )
+        if not (folder / name).is_file():
+            raise RunFileError(f"{self.path}: part file {name} is missing from {folder.name}")
+        f, _ = _open_hdf5(folder / name, "part file", sealed_only=True)
         try:
             yield f
         finally:
@@ -591,7 +599,7 @@ class RunWriter:
             _write_sealed(folder / name, write, "commit.part")
         except OSError as exc:
             raise RunFileError(
-                f"{self.path}: cannot write epoch {epoch} ({_reason(exc)})"
+                f"{self.path}: cannot write epoch {epoch} ({_reason(exc)}); {self._what_is_left()}"
             ) from None
         self.parts = [p for p in self.parts if p[1] != name] + [(epoch, name, kind)]
         self.uncommitted.add(name)
@@ -601,9 +609,17 @@ class RunWriter:
         try:
             _write_sealed(self.path, self._write_main, "commit.main")
         except OSError as exc:
-            raise RunFileError(f"{self.path}: cannot write ({_reason(exc)})") from None
+            raise RunFileError(
+                f"{self.path}: cannot write ({_reason(exc)}); {self._what_is_left()}"
+            ) from None
         self.uncommitted.clear()
         self._clean()
+
+    def _what_is_left(self) -> str:
+        """What a failed write leaves, for its error message."""
+        if self.path.is_file():
+            return "the file keeps what it held before (--resume goes on from there)"
+        return "nothing was written"
 
     def _write_main(self, f: Any) -> None:
         meta = f.create_group("meta")

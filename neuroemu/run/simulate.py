@@ -89,7 +89,10 @@ def simulate(
     started = now()
     report = progress or quiet
     if resume is not None and out is not None:
-        raise InputError("resume: continues the run file it names; give no out (--out) with it")
+        raise InputError(
+            "resume and out given together: resume (--resume) goes on writing the run file "
+            "it names; drop out (--out)"
+        )
     for name, value in (("dataset", dataset), ("out", out), ("resume", resume)):
         if value is not None and not isinstance(value, str | os.PathLike):
             raise InputError(f"{name}: expected a name or a path, got {type(value).__name__}")

@@ -51,11 +51,11 @@ class Drift(Strict):
     def _ordered(self) -> Drift:
         if not self.nu_min <= self.nu_mean <= self.nu_max:
             raise ValueError(
-                f"need nu_min <= nu_mean <= nu_max (got {self.nu_min}, {self.nu_mean}, "
-                f"{self.nu_max})"
+                f"need nu_min <= nu_mean <= nu_max (got nu_min {self.nu_min}, nu_mean "
+                f"{self.nu_mean}, nu_max {self.nu_max})"
             )
         if self.t0 <= 0:
-            raise ValueError(f"t0 must be > 0 s (got {self.t0} s)")
+            raise ValueError(f"t0: must be > 0 s (got {self.t0} s)")
         return self
 
 
@@ -165,15 +165,15 @@ class DiodeCard(Strict):
             if self.i_s is None or self.n is None:
                 raise ValueError("a shockley diode needs i_s and n")
             if not self.i_s > 0:
-                raise ValueError(f"i_s must be > 0 A (got {self.i_s} A)")
+                raise ValueError(f"i_s: must be > 0 A (got {self.i_s} A)")
             if not self.n > 0:
-                raise ValueError(f"n must be > 0 (got {self.n})")
+                raise ValueError(f"n: must be > 0 (got {self.n})")
         elif self.i_s is not None or self.n is not None:
             raise ValueError("an ideal diode takes no i_s or n (use model: shockley)")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be above absolute zero (got {self.temperature} K)")
+            raise ValueError(f"temperature: must be above absolute zero (got {self.temperature} K)")
         if self.gmin < 0:
-            raise ValueError("gmin must be >= 0 S")
+            raise ValueError("gmin: must be >= 0 S")
         return self
 
 

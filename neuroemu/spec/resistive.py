@@ -48,7 +48,7 @@ class Initialisation(Strict):
                 f"{format_quantity(self.high, 'S')})"
             )
         if self.std is not None and self.std < 0:
-            raise ValueError("std must be >= 0 S")
+            raise ValueError("std: must be >= 0 S")
         return self
 
     _non_negative = field_validator("low", "high", "mean", "value")(non_negative_conductance)
@@ -151,7 +151,7 @@ class Layer(Strict):
         if self.readout == "differential" and self.size % 2:
             raise ValueError(f"differential readout needs an even size (got {self.size})")
         if not self.adc_range > 0:
-            raise ValueError(f"adc_range must be > 0 V (got {self.adc_range} V)")
+            raise ValueError(f"adc_range: must be > 0 V (got {self.adc_range} V)")
         return self
 
 

@@ -268,6 +268,142 @@ def test_cross_entropy_nudge_matches_finite_differences():
     assert errors[1] / errors[0] == pytest.approx(0.25, abs=0.08)  # O(beta^2)
 
 
+@pytest.mark.parametrize("diode", ["shockley_1n4148", "ideal_diode"])
+def test_current_nudge_matches_finite_differences(diode):
+    """``nudge: current``: the held current beta (y - V_free) estimates the squared error's
+    gradient, off by O(beta) one-sided and O(beta^2) centred, like the conductance nudge."""
+    from neuroemu.learning.ep import current_pull
+
+    chip = small_chip(diode)
+    x = np.random.default_rng(1).uniform(size=(3, chip.n_inputs))
+    target = chip.target_voltages(np.array([0, 1, 1]), 1.0)
+    free = chip.settle(x)
+    pull = current_pull(free.output, target)
+    np.testing.assert_allclose(pull, target - free.output, rtol=0, atol=0)
+    g_node = chip.circuit().node_conductance[-1].mean()
+    devices = [(0, 1, 2), (0, 9, 4), (1, 3, 0), (2, 2, 3), (2, 3, 1)]
+    truth = np.array(
+        [
+            finite_difference(chip, x, target, k, i, j, 1e-3 * chip.conductances[k][i, j])
+            for k, i, j in devices
+        ]
+    )
+    one = []
+    for fraction in (1e-2, 5e-3):
+        beta = fraction * g_node
+        plus = chip.settle(x, init=free, current=beta * pull)
+        grad = ep_gradient(chip, x, free, plus, beta, "ep-one-sided")
+        estimate = np.array([grad.crossbars[k][i, j] for k, i, j in devices])
+        one.append(np.abs(estimate - truth).max() / np.abs(truth).max())
+    centred = centred_errors(
+        chip, x, free, devices, truth, (1e-2, 5e-3), lambda b: {"current": b * pull}
+    )
+    assert one[0] < 0.1 and centred[0] < one[0] / 10
+    assert one[1] / one[0] == pytest.approx(0.5, abs=0.1)  # O(beta)
+    if diode == "ideal_diode":
+        # Piecewise linear: with the diodes' states unchanged, the voltages move linearly
+        # with the injected current, each squared drop is quadratic in beta, and the
+        # centred difference is exact. What is left is the finite differences' own error.
+        assert max(centred) < 1e-5
+    else:
+        assert centred[1] / centred[0] == pytest.approx(0.25, abs=0.08)  # O(beta^2)
+
+
+def test_a_current_nudge_keeps_an_operating_point_at_any_beta():
+    """A conductance nudge of -beta larger than an output node's own conductance leaves the
+    node no operating point and is refused; the same beta as a held current settles, with
+    the circuit's KCL residual as small as the free phase's and the current balanced."""
+    from neuroemu.errors import InputError
+    from neuroemu.learning.ep import current_pull
+
+    chip = small_chip("shockley_1n4148")
+    x = np.random.default_rng(1).uniform(size=(3, chip.n_inputs))
+    target = chip.target_voltages(np.array([0, 1, 1]), 1.0)
+    free = chip.settle(x)
+    beta = 2.0 * chip.circuit().node_conductance[-1].max()
+    with pytest.raises(InputError, match="non-positive"):
+        chip.settle(x, beta=-beta, target=target)
+    pull = current_pull(free.output, target)
+    minus = chip.settle(x, init=free, current=-beta * pull)
+    assert np.all(minus.converged) and np.all(minus.relative_residual < 1e-9)
+    # Kirchhoff at the output nodes: the current in from the hidden layer and the bias
+    # equals the node's conductance times its voltage less the injected current.
+    circuit = chip.circuit()
+    g_out = circuit.node_conductance[-1]
+    w = chip.conductances[-1]
+    bias = chip.bias_conductance[-1]
+    v_b = chip.spec.bias.voltage
+    inflow = minus.voltages[-2] @ w + v_b * (bias[0] - bias[1])
+    np.testing.assert_allclose(g_out * minus.output, inflow - beta * pull, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "hinge"])
+def test_training_step_with_a_current_nudge(loss_name):
+    """``nudge: current``: every nudged phase of a step holds the current beta (y - V_free)
+    (toward the hinge's sources for the hinge), and no conductance to a source."""
+    from neuroemu.learning.ep import apply_ep_update, current_pull, hinge_targets
+    from neuroemu.learning.train import epoch_rates, train_epoch
+    from neuroemu.streams import stream
+
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["inputs"]["offset"] = 0.5
+    data["layers"][-1]["readout"] = "single"
+    data["training"] = {
+        "beta": "2 uS",
+        "nudge": "current",
+        "target_voltage": "0.1 V",
+        "learning_rate": 20.0,
+        "batch_size": 8,
+        "loss": loss_name,
+    }
+    rng = np.random.default_rng(0)
+    chip = neuroemu.Chip.from_dict(data, seed=4)
+    assert chip.spec.training.nudging == "current"
+    x, y = rng.uniform(size=(8, chip.n_inputs)), rng.integers(0, 4, 8)
+    twin = neuroemu.Chip.from_dict(data, seed=4)
+    order = stream(twin.seed, "epoch", 1).permutation(len(x))
+    xb, yb = x[order], y[order]
+    free = twin.settle(xb)
+    sources = twin.target_voltages(yb, 0.1)
+    if loss_name == "hinge":
+        sources = hinge_targets(twin, free.output, sources)
+    pull = current_pull(free.output, sources)
+    plus = twin.settle(xb, current=2e-6 * pull, init=free)
+    minus = twin.settle(xb, current=-2e-6 * pull, init=free)
+    rates = epoch_rates(chip.spec.training, len(twin.crossbars), 1)
+    pulses = stream(twin.seed, "epoch_pulses", 1)
+    apply_ep_update(twin, xb, minus, plus, 2e-6, "ep-centred", rates, pulses)
+    train_epoch(chip, x, y, chip.spec.training, 1)
+    for ours, theirs in zip(chip.conductances, twin.conductances, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    # ... which differs from the conductance nudge's step
+    data["training"]["nudge"] = "conductance"
+    other = neuroemu.Chip.from_dict(data, seed=4)
+    train_epoch(other, x, y, other.spec.training, 1)
+    assert not np.array_equal(other.conductances[0], chip.conductances[0])
+
+
+def test_nudge_settings_that_do_not_fit_are_refused():
+    from neuroemu.errors import SpecError
+
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["training"] = {
+        "beta": "2 uS",
+        "nudge": "conductance",
+        "target_voltage": "0.1 V",
+        "learning_rate": 1.0,
+        "loss": "cross-entropy",
+    }
+    with pytest.raises(SpecError, match="training: nudge: cross-entropy nudges by a current"):
+        neuroemu.Chip.from_dict(data)
+    data["training"]["nudge"] = None
+    assert neuroemu.Chip.from_dict(data).spec.training.nudging == "current"
+    leaky = yaml.safe_load((ROOT / "chips" / "leaky_tiny.yaml").read_text())
+    leaky["training"] = {**data["training"], "loss": "mse", "nudge": "current"}
+    with pytest.raises(SpecError, match=r"training\.nudge: is for resistive chips"):
+        neuroemu.Chip.from_dict(leaky)
+
+
 def test_hinge_nudge_matches_finite_differences():
     """Sources at the target for the output nodes on its wrong side, at their own free
     voltages for the rest: EP then estimates the gradient of the squared hinge, O(beta^2)

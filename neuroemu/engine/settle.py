@@ -142,7 +142,8 @@ def settle(
         if node_g[-1].min() <= 0:
             raise InputError(
                 f"beta: {beta:g} S makes an output node's total conductance non-positive "
-                f"(smallest {c.node_conductance[-1].min():g} S): no operating point"
+                f"(smallest {c.node_conductance[-1].min():g} S): no operating point; "
+                "training.nudge: current nudges by a current, physical at any beta"
             )
         nudge = beta * target
     if injected is not None:

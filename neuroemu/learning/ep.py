@@ -180,6 +180,20 @@ def hinge_targets(chip: Chip, output: np.ndarray, target: np.ndarray) -> np.ndar
     return np.where(hinge_shortfall(output, target) > 0, target, output)
 
 
+def current_pull(output: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """The current nudge per unit beta (V): ``sources - output`` at the free phase.
+
+    A conductance ``beta`` to a source at ``y_k`` adds ``beta * 1/2 (V_k - y_k)^2`` to the
+    energy; the held current ``beta (y_k - V*_k)``, with ``V*`` the free voltages, adds
+    ``beta * (V*_k - y_k) V_k``: the cost linearised at the free equilibrium. Both costs
+    have the same gradient there, so the EP estimate tends to the same ``dC/dg`` as beta
+    goes to 0, off by O(beta) one-sided and O(beta^2) centred (the bias terms differ).
+    The current source leaves every node's conductance as it is: a nudge of either sign
+    and any size keeps an operating point. Physically, a current source per output node
+    set from a sample-and-hold of its free voltage."""
+    return np.asarray(sources, dtype=np.float64) - np.asarray(output, dtype=np.float64)
+
+
 def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     z = scores / temperature
     z = z - z.max(axis=1, keepdims=True)
@@ -252,6 +266,7 @@ class ResistiveEP:
         self.random_sign = training.random_sign
         self.target_voltage = training.target_voltage
         self.loss = training.loss
+        self.nudging = training.nudging
         self.temperature = training.temperature
         self.dropout = training.dropout
         self.momentum = training.momentum
@@ -295,14 +310,18 @@ class ResistiveEP:
         self, chip: Chip, free: Equilibrium, y: np.ndarray, target: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """What the nudged phases pull toward, from the free phase ``free``: the voltages of
-        the target sources, and for the cross-entropy the current per unit beta instead
-        (``None`` otherwise). The squared error pulls every output node toward ``target``,
-        the squared hinge only those on the wrong side of it (:func:`hinge_targets`)."""
+        the target sources, and, when the nudge is a current, the current per unit beta
+        (V, times beta in S gives A; ``None`` for a conductance nudge). The squared error
+        pulls every output node toward ``target``, the squared hinge only those on the
+        wrong side of it (:func:`hinge_targets`); as a current, each pull is the sources'
+        voltage less the node's free voltage, ``-dC/dV`` at the free phase
+        (:func:`current_pull`)."""
         if self.loss == "cross-entropy":
             return target, cross_entropy_pull(chip, free, y, self.temperature)
-        if self.loss == "hinge":
-            return hinge_targets(chip, free.output, target), None
-        return target, None
+        sources = hinge_targets(chip, free.output, target) if self.loss == "hinge" else target
+        if self.nudging == "current":
+            return sources, current_pull(free.output, sources)
+        return sources, None
 
     def free_loss(
         self, chip: Chip, free: Equilibrium, y: np.ndarray, target: np.ndarray
@@ -328,8 +347,8 @@ class ResistiveEP:
         trace: bool = False,
     ) -> Equilibrium:
         """A nudged phase warm-started from the free one: a conductance ``beta`` to the
-        target sources (squared error, squared hinge), or the current ``beta * pull``
-        (cross-entropy)."""
+        target sources, or the held current ``beta * pull`` (``nudge: current``, and
+        always for the cross-entropy)."""
         options = {"init": free, "dtype": dtype, "grounded": grounded, "trace": trace}
         if pull is not None:
             return chip.settle(x, current=beta * pull, **options)

@@ -118,6 +118,11 @@ class LeakyChipSpec(Strict):
             )
         if training.loss != "mse":
             raise ValueError("training.loss: a leaky chip learns the squared error (mse)")
+        if training.nudge is not None:
+            raise ValueError(
+                "training.nudge: is for resistive chips; a leaky chip's output neuron takes "
+                "beta (v_target - v) in its equation"
+            )
         if training.dropout > 0:
             raise ValueError("training.dropout: only resistive chips switch hidden nodes off")
         rates = training.learning_rate

@@ -6,7 +6,7 @@ import math
 import numbers
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import brief
 from .base import Conductance, Strict, Voltage, Whole, positive
@@ -104,6 +104,15 @@ class Training(Strict):
     )
     temperature: Voltage = Field(0.05, description="softmax temperature of cross-entropy")
     beta: Conductance = Field(description="nudging conductance to the target sources")
+    nudge: Literal["conductance", "current"] | None = Field(
+        None,
+        description="how the nudged phases pull the output nodes (resistive chips): "
+        "conductance, a conductance +-beta to the target sources (negative for -beta, so "
+        "it can leave a node with no positive conductance); current, a held current "
+        "+-beta (y - V_free) from a current source per node (any beta stays physical; "
+        "the cost is linearised at the free phase). Default: conductance for mse and "
+        "hinge; cross-entropy always nudges by a current",
+    )
     random_sign: bool = Field(False, description="draw the sign of beta per mini-batch")
     target_voltage: Voltage = Field(description="target of the right class's output node")
     learning_rate: Annotated[float | tuple[float, ...], BeforeValidator(_learning_rates)] = Field(
@@ -154,6 +163,22 @@ class Training(Strict):
 
     _positive_beta = field_validator("beta", "conductance_unit")(lambda v: positive(v, "S"))
     _positive_target = field_validator("target_voltage", "temperature")(lambda v: positive(v, "V"))
+
+    @model_validator(mode="after")
+    def _nudge_fits_loss(self) -> Training:
+        if self.loss == "cross-entropy" and self.nudge == "conductance":
+            raise ValueError(
+                "nudge: cross-entropy nudges by a current (give nudge: current, or leave nudge out)"
+            )
+        return self
+
+    @property
+    def nudging(self) -> Literal["conductance", "current"]:
+        """How the nudged phases pull: ``nudge``, or the loss's own way when it is not
+        given (a current for the cross-entropy, a conductance otherwise)."""
+        if self.nudge is not None:
+            return self.nudge
+        return "current" if self.loss == "cross-entropy" else "conductance"
 
     def rates(self, n_crossbars: int) -> list[float]:
         if isinstance(self.learning_rate, tuple):

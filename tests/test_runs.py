@@ -99,6 +99,8 @@ METRIC_UNITS = {
     "train_loss_V2": "V^2",
     "train_mean_sweeps": "1",
     "train_wall_time_s": "s",
+    "update_unmoved_fraction": "1",
+    "update_clipped_fraction": "1",
 }
 # Figures of a pass that do not depend on the clock, by their name in InferenceReport.
 REPORT_FIELDS = {

@@ -5,11 +5,20 @@ chip's accumulated counts; and the training epoch's figures and warning."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
+import yaml
 
+import neuroemu
+from neuroemu.chip import DeviceUpdate
+from neuroemu.errors import NeuroemuWarning
 from neuroemu.kernels.update import PARALLEL_MIN_DEVICES, VELOCITY_FLOOR, ep_update
+from neuroemu.learning.train import train_epoch
+
+from .conftest import ROOT
+from .test_datasets import idx_bytes
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 G_MIN, G_MAX = 1e-6, 40e-6
@@ -250,3 +259,153 @@ def test_stuck_masks_are_checked():
     with pytest.raises(ValueError, match="stuck at g_min"):
         ep_update(g, np.zeros(3), np.zeros(4), zeros, 1.0, G_MIN, G_MAX, None,
                   stuck=(np.zeros((3, 4)), np.zeros((3, 4), bool)))  # fmt: skip
+
+
+# --------------------------------------------------------------------------- chip, training
+def tiny_levels(rounding: str, learning_rate: float = 3000.0) -> dict:
+    """chips/tiny.yaml with 64-level devices (1-50 uS) in every array, and training."""
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    card = {"g_min": "1 uS", "g_max": "50 uS", "n_levels": 64, "rounding": rounding}
+    for layer in data["layers"]:
+        layer["device"] = card
+    data["training"] = {
+        "beta": "10 uS",
+        "target_voltage": "0.1 V",
+        "learning_rate": learning_rate,
+        "batch_size": 10,
+        "epochs": 1,
+    }
+    return data
+
+
+def two_classes(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Six-pixel samples of two noisy prototypes."""
+    rng = np.random.default_rng(seed)
+    prototypes = rng.uniform(0.0, 1.0, (2, 6))
+    y = rng.integers(0, 2, n)
+    return np.clip(prototypes[y] + rng.normal(0.0, 0.1, (n, 6)), 0.0, 1.0), y
+
+
+def write_idx(folder, x, y, n_test=40):
+    """``x``, ``y`` as an MNIST-format folder of 2 x 3 images (the last ``n_test`` the test
+    part)."""
+    folder.mkdir()
+    images = np.rint(255 * x).astype(np.uint8).reshape(-1, 2, 3)
+    parts = {"train": slice(0, len(x) - n_test), "t10k": slice(len(x) - n_test, len(x))}
+    for part, rows in parts.items():
+        (folder / f"{part}-images-idx3-ubyte").write_bytes(idx_bytes(images[rows], 0x08))
+        (folder / f"{part}-labels-idx1-ubyte").write_bytes(idx_bytes(y[rows], 0x08))
+
+
+def test_chip_counts_accumulate_and_are_taken():
+    """The chip adds up every update's counts per array; taking them starts anew."""
+    chip = neuroemu.Chip.from_dict(tiny_levels("deterministic"))
+    assert len(chip.update_counts.names) == len(chip.device_arrays())
+    shapes = [g.shape for g, _ in chip.device_arrays()]
+    step = chip.crossbars[0].device.level_step
+    updates = []
+    for index, (rows, cols) in enumerate(shapes):
+        cross = np.full((rows, cols), -0.3 * step / 2)  # 0.3 of a step: rounds to nothing
+        cross[0, 0] = -3.0 * step / 2  # 3 steps: moves
+        updates.append(DeviceUpdate(index, np.zeros(rows), np.zeros(cols), cross, 1.0))
+    chip.update_devices(updates, np.random.default_rng(0))
+    chip.update_devices(updates[:1], np.random.default_rng(0))
+    counts = chip.update_counts
+    sizes = [rows * cols for rows, cols in shapes]
+    assert counts.asked == (2 * sizes[0], *sizes[1:])
+    assert counts.unmoved == (2 * (sizes[0] - 1), *(n - 1 for n in sizes[1:]))
+    assert counts.unmoved_fraction == pytest.approx(1 - (len(sizes) + 1) / (sum(sizes) + sizes[0]))
+    assert chip.take_update_counts() == counts
+    assert chip.update_counts.total_asked == 0 and chip.update_counts.unmoved_fraction == 0.0
+
+
+def test_stuck_devices_are_not_counted():
+    data = tiny_levels("deterministic")
+    data["layers"][0]["device"] = {**data["layers"][0]["device"], "stuck_at_min": 0.2}
+    chip = neuroemu.Chip.from_dict(data)
+    stuck = int(chip.faults[0][0].sum())
+    assert 0 < stuck < chip.conductances[0].size
+    rows, cols = chip.conductances[0].shape
+    cross = np.full((rows, cols), -1e-6)
+    update = DeviceUpdate(0, np.zeros(rows), np.zeros(cols), cross, 1.0)
+    chip.update_devices([update], np.random.default_rng(0))
+    assert chip.update_counts.asked[0] == rows * cols - stuck
+
+
+def test_deterministic_rounding_warns_once_per_epoch_and_records_the_fractions(tmp_path):
+    """64 levels rounded to the nearest with a small learning rate: almost every update
+    rounds to no pulse; the epoch warns once with the fraction, which the run file keeps."""
+    x, y = two_classes()
+    write_idx(tmp_path / "two", x, y)
+    chip = neuroemu.Chip.from_dict(tiny_levels("deterministic"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = neuroemu.simulate(chip, dataset=tmp_path / "two", epochs=2, out=tmp_path / "r.h5")
+    messages = [str(w.message) for w in caught if issubclass(w.category, NeuroemuWarning)]
+    assert len(messages) == 2  # one per epoch
+    for epoch, message in enumerate(messages, 1):
+        fraction = run.history[epoch]["update_unmoved_fraction"]
+        assert 0.9 < fraction < 1.0  # most, not all: a few output devices take a pulse
+        assert message.startswith(f"epoch {epoch}: {100 * fraction:.1f} % of the device ")
+        assert "rounded to no pulse (worst: " in message and "rounding: stochastic" in message
+        assert "\n" not in message
+        assert run.history[epoch]["update_clipped_fraction"] == 0.0
+    assert "update_unmoved_fraction" not in run.history[0]  # epoch 0: no training
+    reread = neuroemu.open_run(tmp_path / "r.h5")
+    assert reread.history[2]["update_unmoved_fraction"] == run.history[2]["update_unmoved_fraction"]
+
+
+def test_stochastic_rounding_does_not_warn():
+    """The same chip rounding stochastically: as many small changes take no pulse, but each
+    is taken with its probability, so nothing is lost on average and the epoch is quiet."""
+    x, y = two_classes()
+    quiet = neuroemu.Chip.from_dict(tiny_levels("stochastic"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NeuroemuWarning)
+        report = train_epoch(quiet, x, y, quiet.spec.training, 1)
+    moved = report.updates
+    assert moved is not None and 0.5 < moved.unmoved_fraction < 1.0
+    loud = neuroemu.Chip.from_dict(tiny_levels("deterministic"))
+    with pytest.warns(NeuroemuWarning, match=r"^epoch 1: 9\d\.\d % of the device updates"):
+        deterministic = train_epoch(loud, x, y, loud.spec.training, 1)
+    assert deterministic.updates is not None
+    assert deterministic.updates.unmoved_fraction > moved.unmoved_fraction
+
+
+def test_clipping_warns_with_the_arrays_worst_hit():
+    """A learning rate far too large drives devices against their bounds: the epoch says
+    so and what to change."""
+    x, y = two_classes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chip = neuroemu.Chip.from_dict(tiny_levels("deterministic", learning_rate=1e7))
+        report = train_epoch(chip, x, y, chip.spec.training, 1)
+    assert report.updates is not None and report.updates.clipped_fraction > 0.5
+    clipped = [str(w.message) for w in caught if "clipped at a bound" in str(w.message)]
+    assert len(clipped) == 1
+    assert f"{100 * report.updates.clipped_fraction:.1f} %" in clipped[0]
+    assert "take a smaller learning rate" in clipped[0]
+
+
+def test_leaky_chips_count_and_warn_too():
+    """A leaky chip updates through the same chip method: its epoch reports and warns."""
+    data = yaml.safe_load((ROOT / "chips" / "leaky_tiny.yaml").read_text())
+    for layer in data["layers"]:
+        layer["device"] = {"g_min": "1 uS", "g_max": "100 uS", "n_levels": 64}
+    data["training"] = {
+        "algorithm": "ep-centred",
+        "beta": "0.5 uS",
+        "target_voltage": "1 V",
+        "learning_rate": 1.0,
+        "conductance_unit": "10 uS",
+        "batch_size": 4,
+    }
+    chip = neuroemu.Chip.from_dict(data)
+    x = np.random.default_rng(7).random((8, 6))
+    y = np.arange(8) % 3
+    with pytest.warns(NeuroemuWarning, match="rounded to no pulse") as caught:
+        report = train_epoch(chip, x, y, chip.spec.training, 1)
+    figures = report.figures()
+    assert 0.5 < figures["update_unmoved_fraction"] < 1.0
+    assert f"{100 * figures['update_unmoved_fraction']:.1f} %" in str(caught[0].message)
+    assert report.updates is not None and report.updates.names[0] == "input->hidden"

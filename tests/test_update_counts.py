@@ -409,3 +409,14 @@ def test_leaky_chips_count_and_warn_too():
     assert 0.5 < figures["update_unmoved_fraction"] < 1.0
     assert f"{100 * figures['update_unmoved_fraction']:.1f} %" in str(caught[0].message)
     assert report.updates is not None and report.updates.names[0] == "input->hidden"
+
+
+@pytest.mark.parametrize(
+    ("fraction", "text"),
+    [(0.981, "98.1 %"), (0.99968, "99.97 %"), (0.999996, "99.9996 %"), (1.0, "100.0 %"),
+     (0.0, "0.0 %"), (0.0004, "0.04 %")],
+)  # fmt: skip
+def test_warnings_never_round_a_fraction_to_all_or_nothing(fraction, text):
+    from neuroemu.learning.train import percent
+
+    assert percent(fraction) == text

@@ -159,10 +159,10 @@ def check_updates(chip: BaseChip, updates: UpdateCounts, epoch: int) -> None:
         if fraction <= BLOCKED_FRACTION:
             continue
         worst = _worst(updates.fractions(kind), names)
-        hit = ", ".join(f"{name} {100 * share:.1f} %" for name, share in worst)
+        hit = ", ".join(f"{name} {percent(share)}" for name, share in worst)
         devices = ", ".join(sorted({cards[name].name for name, _ in worst}))
         warnings.warn(
-            f"epoch {epoch}: {100 * fraction:.1f} % of the device updates asked {what} "
+            f"epoch {epoch}: {percent(fraction)} of the device updates asked {what} "
             f"(worst: {hit}; device {devices}): {advice}",
             NeuroemuWarning,
             stacklevel=3,
@@ -173,6 +173,16 @@ ROUNDED_ADVICE = (
     "learning stalls; set the card's rounding: stochastic, or take a larger learning rate"
 )
 CLIP_ADVICE = "take a smaller learning rate, or widen the card's range (g_min, g_max)"
+
+
+def percent(fraction: float) -> str:
+    """``fraction`` in % to one decimal, or to as many as it takes not to read 0.0 % or
+    100.0 % when it is neither (99.97 % of updates lost is not all of them)."""
+    for decimals in range(1, 5):
+        text = f"{100 * fraction:.{decimals}f}"
+        if text not in (f"{0:.{decimals}f}", f"{100:.{decimals}f}") or fraction in (0, 1):
+            break
+    return f"{text} %"
 
 
 def _worst(fractions: dict[str, float], names: list[str], most: int = 2) -> list[tuple[str, float]]:

@@ -160,10 +160,10 @@ def check_updates(chip: BaseChip, updates: UpdateCounts, epoch: int) -> None:
             continue
         worst = _worst(updates.fractions(kind), names)
         hit = ", ".join(f"{name} {percent(share)}" for name, share in worst)
-        devices = ", ".join(sorted({cards[name].name for name, _ in worst}))
+        devices = sorted({cards[name].name for name, _ in worst})
         warnings.warn(
             f"epoch {epoch}: {percent(fraction)} of the device updates asked {what} "
-            f"(worst: {hit}; device {devices}): {advice}",
+            f"(worst: {hit}; device{'s' * (len(devices) > 1)} {', '.join(devices)}): {advice}",
             NeuroemuWarning,
             stacklevel=3,
         )

@@ -246,6 +246,28 @@ METRICS: dict[str, Metric] = _table(
         "sum",
         group="train",
     ),
+    Metric(
+        "update_unmoved_fraction",
+        "1",
+        "float",
+        "updates rounded to nothing",
+        "fraction of the devices asked to move during the epoch whose change rounded to no "
+        "pulse (devices with levels or pulses; stuck devices not counted)",
+        "mean",
+        percent=True,
+        group="train",
+    ),
+    Metric(
+        "update_clipped_fraction",
+        "1",
+        "float",
+        "updates clipped",
+        "fraction of the devices asked to move during the epoch whose change was cut at a "
+        "bound of their range (stuck devices not counted)",
+        "mean",
+        percent=True,
+        group="train",
+    ),
     # Inference at times after programming.
     Metric(
         "time_s",

@@ -99,6 +99,8 @@ METRIC_UNITS = {
     "train_loss_V2": "V^2",
     "train_mean_sweeps": "1",
     "train_wall_time_s": "s",
+    "update_unmoved_fraction": "1",
+    "update_clipped_fraction": "1",
 }
 # Figures of a pass that do not depend on the clock, by their name in InferenceReport.
 REPORT_FIELDS = {
@@ -119,6 +121,11 @@ TRAIN_FIELDS = {
     "train_error": "train_error",
     "train_loss_V2": "train_loss",
     "train_mean_sweeps": "mean_sweeps",
+}
+# What the device models made of an epoch's updates, by their name in UpdateCounts.
+UPDATE_FIELDS = {
+    "update_unmoved_fraction": "unmoved_fraction",
+    "update_clipped_fraction": "clipped_fraction",
 }
 CLOCK = ("wall_time_s", "samples_per_s", "train_wall_time_s")
 
@@ -242,6 +249,9 @@ def test_round_trip_of_every_field(trained, replayed):
             elif name in TRAIN_FIELDS:
                 done = epochs[epoch]["trained"]
                 same(value, np.nan if done is None else getattr(done, TRAIN_FIELDS[name]))
+            elif name in UPDATE_FIELDS:
+                done = epochs[epoch]["trained"]
+                same(value, np.nan if done is None else getattr(done.updates, UPDATE_FIELDS[name]))
             elif name in CLOCK:
                 assert np.isnan(value) if epoch == 0 and name.startswith("train") else value > 0
             else:
@@ -413,7 +423,7 @@ def test_round_trip_of_every_field(trained, replayed):
     ):
         assert any(item.startswith(prefix) for item in seen), prefix
     with h5py.File(path) as f:
-        assert len([i for i in walk(f) if re.fullmatch(r"metrics/\w+", i)]) == 19  # epoch + 18
+        assert len([i for i in walk(f) if re.fullmatch(r"metrics/\w+", i)]) == 21  # epoch + 20
 
 
 def test_traces_and_plots(trained, tmp_path):
@@ -936,7 +946,13 @@ def test_a_run_file_of_an_earlier_version_opens_and_resumes(tmp_path):
     assert chip.velocities is not None  # trained with momentum
 
     resumed = neuroemu.simulate(tmp_path / "run_v2_chip.yaml", limit=40, epochs=4, resume=path)
-    history = [{k: v for k, v in h.items() if k not in timings} for h in resumed.history]
+    # The epochs trained now also say what the device models made of their updates, a
+    # figure that version did not have; every other figure is as it gave.
+    assert all(set(UPDATE_FIELDS) <= set(h) for h in resumed.history[3:])
+    history = [
+        {k: v for k, v in h.items() if k not in timings and k not in UPDATE_FIELDS}
+        for h in resumed.history
+    ]
     assert history == expected["history"]
     from neuroemu.io.hdf5 import array_names
 

@@ -5,7 +5,7 @@ their state. Each family registers the spec it is built from: resistive networks
 from .base import FAMILIES, BaseChip, Crossbar, build_chip
 from .leaky import LeakyChip
 from .resistive import Chip
-from .state import ChipState, DeviceUpdate, ReadOnlyArray
+from .state import ChipState, DeviceUpdate, ReadOnlyArray, UpdateCounts
 
 __all__ = [
     "FAMILIES",
@@ -16,5 +16,6 @@ __all__ = [
     "DeviceUpdate",
     "LeakyChip",
     "ReadOnlyArray",
+    "UpdateCounts",
     "build_chip",
 ]

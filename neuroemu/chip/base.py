@@ -11,7 +11,9 @@ are never stale:
 - :meth:`BaseChip.set_conductances` writes new values, checked (shapes, finite, ``>= 0``,
   each device's range); :meth:`BaseChip.state` and :meth:`BaseChip.load_state` save and
   restore everything training changes (run files and ``--resume`` use them);
-- :meth:`BaseChip.update_devices` moves devices through their cards' models (learning);
+- :meth:`BaseChip.update_devices` moves devices through their cards' models (learning),
+  counting the devices asked to move, rounded to no pulse and clipped at a bound
+  (:attr:`BaseChip.update_counts`, :meth:`BaseChip.take_update_counts`);
 - :meth:`BaseChip.reading` reads the arrays with read noise;
 - :meth:`BaseChip.programmed` and :meth:`BaseChip.drift_to` program the devices once and
   let them drift (inference after programming).
@@ -44,7 +46,15 @@ from ..spec.resistive import Initialisation
 from ..streams import stream
 from ..units import format_quantity
 from .reads import read_arrays
-from .state import ChipState, DeviceUpdate, DriftClock, ReadOnlyArray, frozen, read_only
+from .state import (
+    ChipState,
+    DeviceUpdate,
+    DriftClock,
+    ReadOnlyArray,
+    UpdateCounts,
+    frozen,
+    read_only,
+)
 
 if TYPE_CHECKING:
     from ..engine.states import Equilibrium
@@ -207,6 +217,8 @@ class BaseChip:
         self.crossbar_bounds, self.bias_bounds = self._bounds[:n], self._bounds[n:]
         self.crossbar_spread, self.bias_spread = self._spread[:n], self._spread[n:]
         self._velocities: list[np.ndarray] | None = None
+        # Per device array: devices asked to move, rounded to no pulse, clipped.
+        self._update_counts = np.zeros((len(self._arrays), 3), dtype=np.int64)
         self._clock: DriftClock | None = None
         self._reads: np.random.Generator | None = None
         self._read_pool = (
@@ -578,7 +590,8 @@ class BaseChip:
         with its own step spread; the kernel's random stream is seeded from ``rng`` for each
         array whose card draws (stochastic rounding, cycle noise). With ``momentum`` > 0
         every device moves by its velocity ``v <- momentum v + change`` instead. Stuck
-        devices do not move."""
+        devices do not move. Each array's devices asked to move, rounded to no pulse and
+        clipped add to :attr:`update_counts`."""
         updates = list(updates)
         for u in updates:
             if not isinstance(u, DeviceUpdate) or not 0 <= u.index < len(self._arrays):
@@ -606,7 +619,8 @@ class BaseChip:
         draws = stochastic or (pulses is not None and pulses[3] > 0)
         seed = int(rng.integers(2**31)) if draws else -1
         velocity = self._velocity(u.index) if momentum > 0 else None
-        ep_update(
+        stuck = self.faults[u.index] if u.index < self._n_crossbars else None
+        counts = ep_update(
             g,
             u.rows,
             u.cols,
@@ -622,7 +636,23 @@ class BaseChip:
             self._bounds[u.index],
             velocity=velocity,
             momentum=momentum,
+            stuck=stuck,
         )
+        self._update_counts[u.index] += counts
+
+    @property
+    def update_counts(self) -> UpdateCounts:
+        """The devices each array was asked to move by :meth:`update_devices`, and of them
+        those rounded to no pulse and those clipped at a bound, since the counts were last
+        taken (:meth:`take_update_counts`) or the chip was built."""
+        asked, unmoved, clipped = (tuple(int(n) for n in c) for c in self._update_counts.T)
+        return UpdateCounts(tuple(self._names), asked, unmoved, clipped)
+
+    def take_update_counts(self) -> UpdateCounts:
+        """:attr:`update_counts`, and start counting anew (training: once per epoch)."""
+        counts = self.update_counts
+        self._update_counts[...] = 0
+        return counts
 
     def _velocity(self, index: int) -> np.ndarray:
         """The velocity (S) of device array ``index``: each device's last requested change,

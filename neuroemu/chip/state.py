@@ -134,6 +134,48 @@ class DeviceUpdate:
     factor: float
 
 
+@dataclass(frozen=True)
+class UpdateCounts:
+    """What the device models made of the updates a chip was asked for, since its counts
+    were last taken (:meth:`~neuroemu.chip.base.BaseChip.take_update_counts`): per device
+    array (``names``, in :meth:`~neuroemu.chip.base.BaseChip.device_arrays` order), the
+    devices asked to move, of them those whose change rounded to no pulse (``unmoved``) and
+    those cut at a bound (``clipped``), summed over updates (a device asked at every one of
+    ``n`` updates counts ``n`` times); stuck devices are never counted
+    (:mod:`neuroemu.kernels.update`)."""
+
+    names: tuple[str, ...]
+    asked: tuple[int, ...]
+    unmoved: tuple[int, ...]
+    clipped: tuple[int, ...]
+
+    @property
+    def total_asked(self) -> int:
+        return sum(self.asked)
+
+    @property
+    def unmoved_fraction(self) -> float:
+        """Of every device asked to move, the fraction that rounded to no pulse (0 when
+        none was asked)."""
+        return sum(self.unmoved) / max(self.total_asked, 1)
+
+    @property
+    def clipped_fraction(self) -> float:
+        """Of every device asked to move, the fraction cut at a bound (0 when none was
+        asked)."""
+        return sum(self.clipped) / max(self.total_asked, 1)
+
+    def fractions(self, kind: str) -> dict[str, float]:
+        """Each array's fraction of its asked devices that were ``kind`` (``"unmoved"`` or
+        ``"clipped"``), for the arrays asked anything."""
+        counts = {"unmoved": self.unmoved, "clipped": self.clipped}[kind]
+        return {
+            name: n / asked
+            for name, n, asked in zip(self.names, counts, self.asked, strict=True)
+            if asked > 0
+        }
+
+
 @dataclass
 class DriftClock:
     """A chip as programmed onto its devices once: the conductances programming left (S,

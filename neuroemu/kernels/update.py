@@ -20,11 +20,28 @@ Random draws (stochastic rounding, cycle-to-cycle noise) are counter-based: word
 ``4 device + draw`` of the SplitMix64 sequence of the scrambled ``seed`` (Steele, Lea and
 Flood 2014), so a given seed gives the same update whatever the threads (``seed`` must be
 >= 0 when draws are needed). A device whose change rounds to no pulse is not touched.
+
+Every update also counts, per row (rows on threads never share a counter; the wrapper sums
+them), what happened to the devices:
+
+- ``asked``: devices asked to move, their change ``delta != 0`` before programming (with
+  momentum, their velocity);
+- ``unmoved``: of those, the devices whose change rounded to no pulse (whole steps of
+  ``step`` or pulses: a pulse count of 0; a continuous device always moves);
+- ``clipped``: of those that took a pulse (or moved continuously), the devices that ended at
+  a bound with their change cut: ``g + delta`` fell outside ``[g_min, g_max]`` (or the
+  device's own bounds) and the clip changed it.
+
+``unmoved`` and ``clipped`` never overlap. Stuck devices (``stuck``) are left out of all
+three: the kernel moves them as any other, but their chip puts them back at their stuck
+conductance after the update (:meth:`neuroemu.chip.base.BaseChip.update_devices`), so
+nothing the device model did to them happened. Counting changes no conductance.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -37,6 +54,21 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 #: slower (measured: an epoch of crossbar_784x500 went from 10 s to 24 s). 1e-30 S is far
 #: below the rounding of any conductance (the spacing of floats near 1 nS is 2e-25 S).
 VELOCITY_FLOOR = 1e-30
+
+#: The stuck-device masks of an array without faults (read-only, as a chip's own masks are,
+#: so that one compiled kernel serves both).
+_NO_FAULTS = np.zeros((0, 0), dtype=np.bool_)
+_NO_FAULTS.flags.writeable = False
+
+
+class UpdateCount(NamedTuple):
+    """What one update did to an array's devices (see the module docs): ``asked`` to move,
+    of them ``unmoved`` (rounded to no pulse) and ``clipped`` (cut at a bound)."""
+
+    asked: int
+    unmoved: int
+    clipped: int
+
 
 #: Arrays with fewer devices are updated on one thread (the serial twin: the same bits).
 PARALLEL_MIN_DEVICES = 16384
@@ -106,12 +138,17 @@ def _update_row(
     high,
     velocity,
     momentum,
+    stuck_low,
+    stuck_high,
+    counts,
 ):
     spreads = spread.shape[0] > 0
+    faulty = stuck_low.shape[0] > 0
     accumulates = velocity.shape[0] > 0
     bounded = low.shape[0] > 0
     span = g_max - g_min
     cols = g.shape[1]
+    asked = unmoved = clipped = 0
     for j in range(cols):
         device = i * cols + j
         delta = factor * (row_term[i] + col_term[j] - 2.0 * cross[i, j])
@@ -120,11 +157,15 @@ def _update_row(
             if abs(delta) < VELOCITY_FLOOR:
                 delta = 0.0  # a velocity decaying to nothing never turns subnormal
             velocity[i, j] = delta
+        # Counted: a device asked to move that can (a stuck one is put back by its chip).
+        counted = delta != 0.0 and not (faulty and (stuck_low[i, j] or stuck_high[i, j]))
+        asked += counted
         if up > 0.0:  # pulses of a state-dependent size
             rise = delta > 0.0
             nominal = (up if rise else down) * span
             count = _whole(abs(delta) / nominal, stochastic, key, device)
             if count == 0.0:
+                unmoved += counted
                 continue  # no pulse: the device stays where it is, inside its range
             size = nominal
             if soft and bounded:  # saturating at the device's own bounds
@@ -142,10 +183,18 @@ def _update_row(
             delta = change if rise else -change
         elif step > 0.0:
             count = _whole(delta / step, stochastic, key, device)
+            if count == 0.0:
+                unmoved += counted
+                counted = False
             delta = count * step * (spread[i, j] if spreads else 1.0)
         lo = low[i, j] if bounded else g_min
         hi = high[i, j] if bounded else g_max
-        g[i, j] = min(max(g[i, j] + delta, lo), hi)
+        wanted = g[i, j] + delta
+        g[i, j] = min(max(wanted, lo), hi)
+        clipped += counted and g[i, j] != wanted
+    counts[i, 0] = asked
+    counts[i, 1] = unmoved
+    counts[i, 2] = clipped
 
 
 @njit(cache=True, parallel=True)
@@ -169,6 +218,9 @@ def _ep_update_parallel(
     high,
     velocity,
     momentum,
+    stuck_low,
+    stuck_high,
+    counts,
 ):
     for i in prange(g.shape[0]):
         _update_row(
@@ -192,6 +244,9 @@ def _ep_update_parallel(
             high,
             velocity,
             momentum,
+            stuck_low,
+            stuck_high,
+            counts,
         )
 
 
@@ -216,6 +271,9 @@ def _ep_update_serial(
     high,
     velocity,
     momentum,
+    stuck_low,
+    stuck_high,
+    counts,
 ):
     for i in range(g.shape[0]):
         _update_row(
@@ -239,6 +297,9 @@ def _ep_update_serial(
             high,
             velocity,
             momentum,
+            stuck_low,
+            stuck_high,
+            counts,
         )
 
 
@@ -259,14 +320,18 @@ def ep_update(
     parallel: bool = True,
     velocity: np.ndarray | None = None,
     momentum: float = 0.0,
-) -> None:
-    """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs).
+    stuck: tuple[np.ndarray, np.ndarray] | None = None,
+) -> UpdateCount:
+    """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs); return
+    how many devices were asked to move, rounded to no pulse and clipped (module docs).
 
     ``spread`` (rows, cols) scales each device's step; ``bounds = (g_lo, g_hi)``, each
     (rows, cols) in S, are each device's own range (else ``[g_min, g_max]`` for all).
     ``velocity`` (rows, cols, S), with ``momentum``: heavy-ball momentum (Polyak 1964), each
     device asked to move by ``v <- momentum v + factor (R_i + C_j - 2 X_ij)`` (``v``
     updated in place) instead of the bare change; the device model then programs ``v``.
+    ``stuck = (at_min, at_max)``, boolean (rows, cols): the stuck devices, left out of the
+    counts (their chip puts them back; the kernel moves them as any other).
     ``parallel``: rows on Numba's threads (the serial twin gives the same bits)."""
     rows, cols = g.shape
     if row_term.shape != (rows,) or col_term.shape != (cols,) or cross.shape != g.shape:
@@ -284,6 +349,11 @@ def ep_update(
             continue
         if array.shape != g.shape or array.dtype != np.float64 or not array.flags.c_contiguous:
             raise ValueError(f"{name}: must be a C-contiguous float64 array of shape {g.shape}")
+    stuck_low, stuck_high = (_NO_FAULTS, _NO_FAULTS) if stuck is None else stuck
+    for name, mask in (("stuck at g_min", stuck_low), ("stuck at g_max", stuck_high)):
+        if mask is not _NO_FAULTS and (mask.shape != g.shape or mask.dtype != np.bool_):
+            raise ValueError(f"{name}: must be a boolean array of shape {g.shape}")
+    counts = np.zeros((rows, 3), dtype=np.int64)  # per row: threads never share a counter
     up, down, soft, cycle = pulses if pulses is not None else (0.0, 0.0, False, 0.0)
     key = np.uint64(_scramble(np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)))
     # Small arrays (bias columns, a 100 x 10 readout) finish before threads would wake.
@@ -309,4 +379,9 @@ def ep_update(
         high,
         empty if velocity is None else velocity,
         float(momentum),
+        stuck_low,
+        stuck_high,
+        counts,
     )
+    asked, unmoved, clipped = (int(n) for n in counts.sum(axis=0))
+    return UpdateCount(asked, unmoved, clipped)

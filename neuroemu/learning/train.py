@@ -7,6 +7,13 @@ Every draw of an epoch comes from a stream of the chip's seed of its own
 ``epoch_reads``, its augmentation from ``epoch_augment`` and its dropout from
 ``epoch_dropout``. So a run resumed after epoch ``e`` continues exactly as an uninterrupted
 one.
+
+An epoch also reports what the device models made of its updates
+(:attr:`~neuroemu.chip.base.BaseChip.update_counts`): the fractions of the devices asked to
+move whose change rounded to no pulse and that were clipped at a bound. When more than
+half of them rounded to no pulse on devices that round to the nearest pulse (the change is
+lost, not taken with a probability), or more than half were clipped, the epoch warns
+(:func:`check_updates`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from .registry import EpochDraws, Traced, rule_for
 
 if TYPE_CHECKING:
     from ..chip.base import BaseChip
+    from ..chip.state import UpdateCounts
     from ..spec.training import Training
 
 
@@ -40,15 +48,20 @@ class EpochReport:
     mean_sweeps: float  # per phase
     wall_time: float  # s
     loss_metric: str = "train_loss_V2"
+    updates: UpdateCounts | None = None  # what the device models made of the epoch's updates
 
     def figures(self) -> dict[str, float]:
         """The epoch's figures, named as in :mod:`neuroemu.metrics`."""
-        return {
+        figures = {
             "train_error": self.train_error,
             self.loss_metric: self.train_loss,
             "train_mean_sweeps": self.mean_sweeps,
             "train_wall_time_s": self.wall_time,
         }
+        if self.updates is not None:
+            figures["update_unmoved_fraction"] = self.updates.unmoved_fraction
+            figures["update_clipped_fraction"] = self.updates.clipped_fraction
+        return figures
 
 
 def epoch_rates(training: Training, n_arrays: int, epoch: int) -> list[float]:
@@ -93,6 +106,7 @@ def train_epoch(
             dtype=dtype,
         )
         order = draws.rng.permutation(len(x))
+        chip.take_update_counts()  # the epoch's counts start here
         wrong = seen = sweeps = phases = 0
         total_loss = 0.0
         start = time.perf_counter()
@@ -109,6 +123,8 @@ def train_epoch(
             if progress is not None:
                 progress(len(yb), wrong / seen)
             failpoints.reach("train.batch")
+    updates = chip.take_update_counts()
+    check_updates(chip, updates, epoch)
     return EpochReport(
         epoch=epoch,
         train_error=wrong / max(seen, 1),
@@ -116,7 +132,63 @@ def train_epoch(
         mean_sweeps=sweeps / max(phases, 1),
         wall_time=time.perf_counter() - start,
         loss_metric=rule.loss_metric,
+        updates=updates,
     )
+
+
+#: An epoch warns when more than this fraction of the devices asked to move rounded to no
+#: pulse (rounding to the nearest) or were clipped at a bound.
+BLOCKED_FRACTION = 0.5
+
+
+def check_updates(chip: BaseChip, updates: UpdateCounts, epoch: int) -> None:
+    """Warn (:class:`~neuroemu.errors.NeuroemuWarning`, one line) when more than half the
+    devices asked to move in ``epoch`` rounded to no pulse, counted over the arrays whose
+    cards round to the nearest pulse (with ``rounding: stochastic`` a small change is taken
+    with a probability, so nothing is lost on average), or more than half were clipped at a
+    bound; the message names the fraction, the arrays worst hit and what to change."""
+    cards = dict(zip(updates.names, (card for _, card in chip.device_arrays()), strict=True))
+    nearest = [name for name, card in cards.items() if card.rounding != "stochastic"]
+    asked = sum(n for name, n in zip(cards, updates.asked, strict=True) if name in nearest)
+    unmoved = sum(n for name, n in zip(cards, updates.unmoved, strict=True) if name in nearest)
+    blocked = [
+        ("unmoved", unmoved / max(asked, 1), nearest, "rounded to no pulse", ROUNDED_ADVICE),
+        ("clipped", updates.clipped_fraction, list(cards), "were clipped at a bound", CLIP_ADVICE),
+    ]
+    for kind, fraction, names, what, advice in blocked:
+        if fraction <= BLOCKED_FRACTION:
+            continue
+        worst = _worst(updates.fractions(kind), names)
+        hit = ", ".join(f"{name} {percent(share)}" for name, share in worst)
+        devices = sorted({cards[name].name for name, _ in worst})
+        warnings.warn(
+            f"epoch {epoch}: {percent(fraction)} of the device updates asked {what} "
+            f"(worst: {hit}; device{'s' * (len(devices) > 1)} {', '.join(devices)}): {advice}",
+            NeuroemuWarning,
+            stacklevel=3,
+        )
+
+
+ROUNDED_ADVICE = (
+    "learning stalls; set the card's rounding: stochastic, or take a larger learning rate"
+)
+CLIP_ADVICE = "take a smaller learning rate, or widen the card's range (g_min, g_max)"
+
+
+def percent(fraction: float) -> str:
+    """``fraction`` in % to one decimal, or to as many as it takes not to read 0.0 % or
+    100.0 % when it is neither (99.97 % of updates lost is not all of them)."""
+    for decimals in range(1, 5):
+        text = f"{100 * fraction:.{decimals}f}"
+        if text not in (f"{0:.{decimals}f}", f"{100:.{decimals}f}") or fraction in (0, 1):
+            break
+    return f"{text} %"
+
+
+def _worst(fractions: dict[str, float], names: list[str], most: int = 2) -> list[tuple[str, float]]:
+    """The ``most`` arrays of ``names`` with the largest fractions, largest first."""
+    ranked = [(name, fractions[name]) for name in names if name in fractions]
+    return sorted(ranked, key=lambda item: -item[1])[:most]
 
 
 def check_first_update(chip: BaseChip, x: np.ndarray, y: np.ndarray, training: Training) -> None:

@@ -268,6 +268,17 @@ METRICS: dict[str, Metric] = _table(
         percent=True,
         group="train",
     ),
+    Metric(
+        "update_pulses_per_device",
+        "1",
+        "float",
+        "pulses per device",
+        "programming pulses (whole level steps or pulses) applied during the epoch, per "
+        "device of the arrays whose devices take pulses (stuck devices not counted)",
+        "mean",
+        "sum",
+        group="train",
+    ),
     # Inference at times after programming.
     Metric(
         "time_s",

@@ -52,10 +52,11 @@ def normal(key: np.ndarray, device: np.ndarray) -> np.ndarray:
 
 def reference_update(
     g, rows, cols, cross, factor, step=None, *, stochastic=False, seed=-1, pulses=None,
-    spread=None, bounds=None, velocity=None, momentum=0.0, stuck=None,
+    spread=None, bounds=None, velocity=None, momentum=0.0, stuck=None, residual=None,
 ):  # fmt: skip
     """The kernel written the obvious way over whole arrays: the new conductances, the new
-    velocity and the counts ``(asked, unmoved, clipped)`` of the module docs."""
+    velocity and the counts ``(asked, unmoved, clipped, pulses)`` of the module docs. A
+    mixed-precision accumulator ``residual`` is updated in place."""
     delta = factor * (rows[:, None] + cols[None, :] - 2.0 * cross)
     new_velocity = None
     if velocity is not None:
@@ -63,6 +64,9 @@ def reference_update(
         delta = np.where(np.abs(delta) < VELOCITY_FLOOR, 0.0, delta)
         new_velocity = delta
     requested = delta
+    carries = residual is not None and (pulses is not None or step is not None)
+    if carries:
+        delta = delta + residual
     device = np.arange(g.size).reshape(g.shape)
     key = mix(np.array([(max(seed, 0) * int(GOLDEN) + 1) % 2**64], dtype=np.uint64))
 
@@ -75,11 +79,16 @@ def reference_update(
     lo, hi = (np.full(g.shape, G_MIN), np.full(g.shape, G_MAX)) if bounds is None else bounds
     scale = 1.0 if spread is None else spread
     pulsed = np.ones(g.shape, dtype=bool)  # took at least one pulse (or moved continuously)
+    count = np.zeros(g.shape)  # pulses taken
     if pulses is not None:
         up, down, soft, cycle = pulses
         rise = delta > 0.0
         nominal = np.where(rise, up, down) * (G_MAX - G_MIN)
-        count = whole(np.abs(delta) / nominal)
+        if carries:  # whole pulses toward zero, the rest kept
+            count = np.floor(np.abs(delta) / nominal)
+            residual[...] = delta - np.where(rise, count * nominal, -count * nominal)
+        else:
+            count = whole(np.abs(delta) / nominal)
         pulsed = count != 0.0
         if soft and bounds is not None:
             width = hi - lo
@@ -96,19 +105,26 @@ def reference_update(
             change = change + size * cycle * np.sqrt(count) * normal(key, device)
         delta = np.where(rise, change, -change)
     elif step is not None:
-        count = whole(delta / step)
+        if carries:
+            count = np.trunc(delta / step)
+            residual[...] = delta - count * step
+        else:
+            count = whole(delta / step)
         pulsed = count != 0.0
         delta = count * step * scale
     wanted = g + delta
     clipped_g = np.minimum(np.maximum(wanted, lo), hi)
     new_g = clipped_g if pulses is None else np.where(pulsed, clipped_g, g)
     asked = requested != 0.0
+    movable = np.ones(g.shape, dtype=bool)
     if stuck is not None:
-        asked &= ~(stuck[0] | stuck[1])
+        movable = ~(stuck[0] | stuck[1])
+    asked &= movable
     counts = (
         int(asked.sum()),
         int((asked & ~pulsed).sum()),
         int((asked & pulsed & (clipped_g != wanted)).sum()),
+        int(np.abs(count)[movable].sum()),
     )
     return new_g, new_velocity, counts
 
@@ -186,9 +202,9 @@ def test_kernel_counts_match_the_numpy_reference(case):
     counts = run_kernel(g, rows, cols, cross, kw)
     np.testing.assert_array_equal(g, expected_g)
     assert tuple(counts) == expected
-    asked, unmoved, clipped = counts
-    print(case, counts)
+    asked, unmoved, clipped, pulses = counts
     assert 0 < asked <= g.size
+    assert (pulses == 0) == (case == "continuous")
     if case == "continuous":
         assert unmoved == 0 and 0 < clipped < asked
     elif case == "soft-pulses":  # fewer than 1 / up pulses never reach a soft bound
@@ -208,7 +224,7 @@ def test_deterministic_rounding_leaves_most_small_changes_unmoved():
     zeros_r, zeros_c = np.zeros(shape[0]), np.zeros(shape[1])
     g = np.full(shape, G_MIN + 30 * STEP)
     counts = ep_update(g, zeros_r, zeros_c, cross, -1.0, G_MIN, G_MAX, STEP)
-    assert counts == (g.size, g.size, 0)
+    assert counts == (g.size, g.size, 0, 0)
     np.testing.assert_array_equal(g, G_MIN + 30 * STEP)
     counts = ep_update(g, zeros_r, zeros_c, cross, -1.0, G_MIN, G_MAX, STEP, True, 3)
     assert counts.asked == g.size and counts.clipped == 0

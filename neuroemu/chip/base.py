@@ -217,8 +217,9 @@ class BaseChip:
         self.crossbar_bounds, self.bias_bounds = self._bounds[:n], self._bounds[n:]
         self.crossbar_spread, self.bias_spread = self._spread[:n], self._spread[n:]
         self._velocities: list[np.ndarray] | None = None
-        # Per device array: devices asked to move, rounded to no pulse, clipped.
-        self._update_counts = np.zeros((len(self._arrays), 3), dtype=np.int64)
+        self._residuals: list[np.ndarray] | None = None
+        # Per device array: devices asked to move, rounded to no pulse, clipped; pulses.
+        self._update_counts = np.zeros((len(self._arrays), 4), dtype=np.int64)
         self._clock: DriftClock | None = None
         self._reads: np.random.Generator | None = None
         self._read_pool = (
@@ -258,8 +259,9 @@ class BaseChip:
             self._changed()
 
     def _owned(self) -> list[np.ndarray]:
-        """Every array of the chip's state: conductances, then velocities (if any)."""
-        return [*self._arrays, *(self._velocities or [])]
+        """Every array of the chip's state: conductances, then velocities and accumulators
+        (if any)."""
+        return [*self._arrays, *(self._velocities or []), *(self._residuals or [])]
 
     def _device_pairs(self) -> list[tuple[np.ndarray, ResistorCard]]:
         return list(zip(self._arrays, self._cards, strict=True))
@@ -429,6 +431,15 @@ class BaseChip:
             return None
         return tuple(read_only(v) for v in self._velocities)
 
+    @property
+    def residuals(self) -> tuple[ReadOnlyArray, ...] | None:
+        """Each device's mixed-precision accumulator (S): the change asked of it and not
+        yet programmed, in :meth:`device_arrays` order, as read-only views; ``None`` until
+        training with ``scheme: mixed-precision`` first updates the chip."""
+        if self._residuals is None:
+            return None
+        return tuple(read_only(r) for r in self._residuals)
+
     # ------------------------------------------------------------------ inputs
     def dac(self, x: np.ndarray) -> np.ndarray:
         """The inputs the input DAC produces: ``x`` rounded to ``2^bits - 1`` steps of
@@ -504,35 +515,39 @@ class BaseChip:
         n = self._n_crossbars
         arrays = [g.copy() for g in self._arrays]
         velocities = None if self._velocities is None else [v.copy() for v in self._velocities]
-        return ChipState(arrays[:n], arrays[n:], velocities)
+        residuals = None if self._residuals is None else [r.copy() for r in self._residuals]
+        return ChipState(arrays[:n], arrays[n:], velocities, residuals)
 
     def load_state(self, state: ChipState) -> None:
         """Restore a state saved by :meth:`state` (or read from a run file), checked as
-        :meth:`set_conductances` checks conductances; velocities must match the arrays'
-        shapes and be finite."""
+        :meth:`set_conductances` checks conductances; velocities and accumulators must match
+        the arrays' shapes and be finite."""
         if not isinstance(state, ChipState):
             raise InputError(f"state: expected a ChipState (chip.state()), got {brief(state)}")
         n = self._n_crossbars
         new = self._checked("conductances", _arrays(state.conductances, "conductances"), 0, n)
         new += self._checked("biases", _arrays(state.biases, "biases"), n, len(self._arrays))
-        velocities = None
-        if state.velocities is not None:
-            velocities = [
-                as_array(v, f"velocities[{k}]", "S")
-                for k, v in enumerate(_arrays(state.velocities, "velocities"))
-            ]
-            shapes = [g.shape for g in self._arrays]
-            if [v.shape for v in velocities] != shapes:
-                raise InputError(
-                    f"velocities: expected arrays of shapes {shapes}, "
-                    f"got {[v.shape for v in velocities]}"
-                )
-            if not all(np.all(np.isfinite(v)) for v in velocities):
-                raise InputError("velocities: contain NaN or infinite values")
+        velocities = self._digital(state.velocities, "velocities")
+        residuals = self._digital(state.residuals, "residuals")
         self._write(new)
-        for v in velocities or []:
+        for v in [*(velocities or []), *(residuals or [])]:
             v.flags.writeable = False
-        self._velocities = velocities
+        self._velocities, self._residuals = velocities, residuals
+
+    def _digital(self, arrays: Any, what: str) -> list[np.ndarray] | None:
+        """Per-device digital memory (velocities, accumulators) of a state, as float64
+        copies: one finite array per device array, of its shape; ``None`` stays ``None``."""
+        if arrays is None:
+            return None
+        copies = [as_array(a, f"{what}[{k}]", "S") for k, a in enumerate(_arrays(arrays, what))]
+        shapes = [g.shape for g in self._arrays]
+        if [a.shape for a in copies] != shapes:
+            raise InputError(
+                f"{what}: expected arrays of shapes {shapes}, got {[a.shape for a in copies]}"
+            )
+        if not all(np.all(np.isfinite(a)) for a in copies):
+            raise InputError(f"{what}: contain NaN or infinite values")
+        return copies
 
     def _checked(self, what: str, arrays: list[Any], first: int, stop: int) -> list[np.ndarray]:
         """``arrays`` as float64 copies, checked against device arrays ``first..stop-1``."""
@@ -582,16 +597,24 @@ class BaseChip:
 
     # ------------------------------------------------------------------ learning
     def update_devices(
-        self, updates: Iterable[DeviceUpdate], rng: np.random.Generator, momentum: float = 0.0
+        self,
+        updates: Iterable[DeviceUpdate],
+        rng: np.random.Generator,
+        momentum: float = 0.0,
+        *,
+        accumulate: bool = False,
     ) -> None:
         """Move devices as :class:`~neuroemu.chip.state.DeviceUpdate` asks, one array at a
         time in the order given, each through its card's model (bounds, levels, pulses,
         cycle noise; :func:`neuroemu.kernels.update.ep_update`) within its own range and
         with its own step spread; the kernel's random stream is seeded from ``rng`` for each
         array whose card draws (stochastic rounding, cycle noise). With ``momentum`` > 0
-        every device moves by its velocity ``v <- momentum v + change`` instead. Stuck
-        devices do not move. Each array's devices asked to move, rounded to no pulse and
-        clipped add to :attr:`update_counts`."""
+        every device moves by its velocity ``v <- momentum v + change`` instead. With
+        ``accumulate`` (mixed precision) every device adds the change to its accumulator
+        and takes the whole pulses it holds, keeping the rest (:mod:`~neuroemu.kernels.update`;
+        the card's ``rounding`` is then not used). Stuck devices do not move. Each array's
+        devices asked to move, rounded to no pulse and clipped, and its pulses, add to
+        :attr:`update_counts`."""
         updates = list(updates)
         for u in updates:
             if not isinstance(u, DeviceUpdate) or not 0 <= u.index < len(self._arrays):
@@ -601,11 +624,13 @@ class BaseChip:
                 )
         with self._writing():
             for u in updates:
-                self._update(u, rng, momentum)
+                self._update(u, rng, momentum, accumulate)
             self._apply_faults()
         self._clock = None
 
-    def _update(self, u: DeviceUpdate, rng: np.random.Generator, momentum: float) -> None:
+    def _update(
+        self, u: DeviceUpdate, rng: np.random.Generator, momentum: float, accumulate: bool
+    ) -> None:
         """One array's update through its card's model (inside :meth:`_writing`)."""
         from ..kernels.update import ep_update
 
@@ -615,10 +640,11 @@ class BaseChip:
             p = card.pulses
             pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
         quantised = card.level_step is not None or card.pulses is not None
-        stochastic = quantised and card.rounding == "stochastic"
+        stochastic = quantised and card.rounding == "stochastic" and not accumulate
         draws = stochastic or (pulses is not None and pulses[3] > 0)
         seed = int(rng.integers(2**31)) if draws else -1
-        velocity = self._velocity(u.index) if momentum > 0 else None
+        velocity = self._memory("_velocities", u.index) if momentum > 0 else None
+        residual = self._memory("_residuals", u.index) if accumulate and quantised else None
         stuck = self.faults[u.index] if u.index < self._n_crossbars else None
         counts = ep_update(
             g,
@@ -637,16 +663,22 @@ class BaseChip:
             velocity=velocity,
             momentum=momentum,
             stuck=stuck,
+            residual=residual,
         )
         self._update_counts[u.index] += counts
 
     @property
     def update_counts(self) -> UpdateCounts:
         """The devices each array was asked to move by :meth:`update_devices`, and of them
-        those rounded to no pulse and those clipped at a bound, since the counts were last
-        taken (:meth:`take_update_counts`) or the chip was built."""
-        asked, unmoved, clipped = (tuple(int(n) for n in c) for c in self._update_counts.T)
-        return UpdateCounts(tuple(self._names), asked, unmoved, clipped)
+        those rounded to no pulse and those clipped at a bound, and the pulses programmed,
+        since the counts were last taken (:meth:`take_update_counts`) or the chip was
+        built."""
+        asked, unmoved, clipped, pulses = (tuple(int(n) for n in c) for c in self._update_counts.T)
+        pulsed = tuple(
+            g.size if card.level_step is not None or card.pulses is not None else 0
+            for g, card in self._device_pairs()
+        )
+        return UpdateCounts(tuple(self._names), asked, unmoved, clipped, pulses, pulsed)
 
     def take_update_counts(self) -> UpdateCounts:
         """:attr:`update_counts`, and start counting anew (training: once per epoch)."""
@@ -654,13 +686,14 @@ class BaseChip:
         self._update_counts[...] = 0
         return counts
 
-    def _velocity(self, index: int) -> np.ndarray:
-        """The velocity (S) of device array ``index``: each device's last requested change,
-        zero until momentum first moves it; it lives beside the array (a digital
-        accumulator per device, as SGD with momentum needs)."""
-        if self._velocities is None:
-            self._velocities = [np.zeros(g.shape) for g in self._arrays]
-        return self._velocities[index]
+    def _memory(self, kind: str, index: int) -> np.ndarray:
+        """Device array ``index``'s digital memory ``kind``, a number per device beside the
+        array (S), zero until first used (inside :meth:`_writing`): ``_velocities``, each
+        device's last requested change (SGD with momentum); ``_residuals``, each device's
+        accumulator of what was asked and not yet programmed (mixed precision)."""
+        if getattr(self, kind) is None:
+            setattr(self, kind, [np.zeros(g.shape) for g in self._arrays])
+        return getattr(self, kind)[index]
 
     # ------------------------------------------------------------------ reads
     @property

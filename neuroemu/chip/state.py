@@ -104,11 +104,15 @@ class ChipState:
         With momentum: each device's velocity (S), one array per device array in the
         order of ``conductances`` then ``biases``; ``None`` when nothing moved with
         momentum.
+    residuals
+        With mixed precision: each device's accumulator (S), in the same order; ``None``
+        when nothing was trained with it.
     """
 
     conductances: list[np.ndarray]
     biases: list[np.ndarray]
     velocities: list[np.ndarray] | None = None
+    residuals: list[np.ndarray] | None = None
 
     @property
     def arrays(self) -> list[np.ndarray]:
@@ -141,13 +145,23 @@ class UpdateCounts:
     array (``names``, in :meth:`~neuroemu.chip.base.BaseChip.device_arrays` order), the
     devices asked to move, of them those whose change rounded to no pulse (``unmoved``) and
     those cut at a bound (``clipped``), summed over updates (a device asked at every one of
-    ``n`` updates counts ``n`` times); stuck devices are never counted
-    (:mod:`neuroemu.kernels.update`)."""
+    ``n`` updates counts ``n`` times), and the programming ``pulses`` applied; stuck
+    devices are never counted (:mod:`neuroemu.kernels.update`)."""
 
     names: tuple[str, ...]
     asked: tuple[int, ...]
     unmoved: tuple[int, ...]
     clipped: tuple[int, ...]
+    pulses: tuple[int, ...] = ()
+    pulsed_devices: tuple[int, ...] = ()
+
+    @property
+    def pulses_per_device(self) -> float | None:
+        """The programming pulses (whole level steps or pulses) per device, over the arrays
+        whose devices take pulses (``pulsed_devices``: their device counts, 0 for an array
+        of continuous devices); ``None`` for a chip without such arrays."""
+        devices = sum(self.pulsed_devices)
+        return sum(self.pulses) / devices if devices else None
 
     @property
     def total_asked(self) -> int:

@@ -20,10 +20,12 @@ A run file is ``RUN.h5`` and, beside it, the folder ``RUN.h5.parts/``:
 - ``RUN.h5.parts/<run_id>-<epoch>.h5``, one per evaluated epoch, written once:
   ``/state/conductance/<crossbar>`` (rows, columns) and ``/state/bias/<layer>`` in S, the
   conductances after that epoch; with ``training.momentum``,
-  ``<run_id>-<epoch>-velocity.h5`` holds ``/state/velocity/...`` (S) beside it. The parts
-  of snapshot epochs (every ``snapshot_every``-th, epoch 0 and the last; kind
-  ``snapshot``) stay; so does the last state with its velocities (kinds ``state``,
-  ``velocity``), the run's state; the others are removed once a later epoch is
+  ``<run_id>-<epoch>-velocity.h5`` holds ``/state/velocity/...`` (S) beside it, and with
+  ``training.scheme: mixed-precision`` ``<run_id>-<epoch>-residual.h5`` holds each
+  device's accumulator, ``/state/residual/...`` (S). The parts of snapshot epochs (every
+  ``snapshot_every``-th, epoch 0 and the last; kind ``snapshot``) stay; so does the last
+  state with its velocities and accumulators (kinds ``state``, ``velocity``,
+  ``residual``), the run's state; the others are removed once a later epoch is
   committed.
 - ``RUN.h5.parts/<run_id>-<epoch>-traces.h5`` (kind ``traces``), for the samples the spec's
   ``trace_samples`` names, at every evaluated epoch: ``/traces/epoch_<e>``: ``samples``,
@@ -78,6 +80,9 @@ from ..version import __version__
 FORMAT = "neuroemu-run"
 #: 3: a small file rewritten per commit and a folder of parts; 2: /state, /snapshot_epoch.
 FORMAT_VERSION = 3
+#: The digital memories a chip state may hold beside its conductances: the part kind (and
+#: ``/state`` group) of each, and its :class:`~neuroemu.chip.state.ChipState` field.
+MEMORY = {"velocity": "velocities", "residual": "residuals"}
 
 
 class RecordedChip(Protocol):
@@ -284,10 +289,11 @@ class RunFile:
         epoch, name = states[-1]
         with self.part(name) as part:
             state = read_state(part, names, n_crossbars)
-        for e, velocity, kind in parts:
-            if kind == "velocity" and e == epoch:
-                with self.part(velocity) as part:
-                    state.velocities = [part[f"state/velocity/{n}"][()] for n in names]
+        for e, memory, kind in parts:
+            if kind in MEMORY and e == epoch:
+                with self.part(memory) as part:
+                    arrays = [part[f"state/{kind}/{n}"][()] for n in names]
+                setattr(state, MEMORY[kind], arrays)
         return state
 
     def trace_groups(self) -> Iterator[Any]:
@@ -314,10 +320,11 @@ def read_state(f: Any, names: list[str], n_crossbars: int) -> ChipState:
     the last snapshot (version 1 snapshots every epoch)."""
     source = f["state"] if "state" in f else None
     arrays = [source[name][()] if source is not None else f[name][-1] for name in names]
-    velocities = None
-    if source is not None and "velocity" in source:  # trained with momentum
-        velocities = [source[f"velocity/{name}"][()] for name in names]
-    return ChipState(arrays[:n_crossbars], arrays[n_crossbars:], velocities)
+    state = ChipState(arrays[:n_crossbars], arrays[n_crossbars:])
+    for memory, field in MEMORY.items():  # trained with momentum, or mixed precision
+        if source is not None and memory in source:
+            setattr(state, field, [source[f"{memory}/{name}"][()] for name in names])
+    return state
 
 
 def array_names(chip: RecordedChip) -> list[str]:
@@ -516,10 +523,10 @@ class RunWriter:
         last = int(self.epochs[-1])
         for i, epoch in enumerate(snapshot_epochs.tolist()):
             if epoch != last:  # the last state is written below
-                self._write_state(epoch, [arrays[n][i] for n in self.arrays], None, True)
+                self._write_state(epoch, [arrays[n][i] for n in self.arrays], True)
         n_crossbars = sum(name.startswith("conductance/") for name in self.arrays)
         state = read_state(f, self.arrays, n_crossbars)
-        self._write_state(last, state.arrays, state.velocities, last in snapshot_epochs)
+        self._write_state(last, state, last in snapshot_epochs)
         for group in f.get("traces", {}).values():
             epoch = int(group.attrs["epoch"])
             self._write_traces(
@@ -554,7 +561,7 @@ class RunWriter:
             self.metrics.setdefault(key, [np.nan] * (row + 1))[row] = float(value)
         if prediction is not None and labels is not None:
             self.prediction, self.label = np.asarray(prediction), np.asarray(labels)
-        self._write_state(epoch, state.arrays, state.velocities, snapshot)
+        self._write_state(epoch, state, snapshot)
         if traced is not None:
             self._write_traces(epoch, lambda f: _write_traces(f, epoch, traced, samples, layers))
         self._commit()
@@ -568,13 +575,11 @@ class RunWriter:
         self._commit()
 
     def _write_state(
-        self,
-        epoch: int,
-        arrays: Sequence[np.ndarray],
-        velocities: Sequence[np.ndarray] | None,
-        snapshot: bool,
+        self, epoch: int, state: ChipState | Sequence[np.ndarray], snapshot: bool
     ) -> None:
-        """Write the part of ``epoch``'s state into the parts folder."""
+        """Write the part of ``epoch``'s state (a chip state, or its conductance arrays)
+        into the parts folder, and a part for each digital memory the state holds."""
+        arrays = state.arrays if isinstance(state, ChipState) else state
 
         def write(f: Any, what: Sequence[np.ndarray], prefix: str) -> None:
             group = f.create_group("state")
@@ -584,9 +589,11 @@ class RunWriter:
 
         kind = "snapshot" if snapshot else "state"
         self._write_part(epoch, f"{epoch:05d}", lambda f: write(f, arrays, ""), kind)
-        if velocities is not None:  # kept with the last state only, for --resume
-            velocity = lambda f: write(f, velocities, "velocity/")  # noqa: E731
-            self._write_part(epoch, f"{epoch:05d}-velocity", velocity, "velocity")
+        for memory, field in MEMORY.items():  # kept with the last state only, for --resume
+            values = getattr(state, field, None)
+            if values is not None:
+                part = lambda f, v=values, m=memory: write(f, v, f"{m}/")  # noqa: E731
+                self._write_part(epoch, f"{epoch:05d}-{memory}", part, memory)
 
     def _write_traces(self, epoch: int, write: Any) -> None:
         self._write_part(epoch, f"{epoch:05d}-traces", write, "traces")
@@ -654,7 +661,7 @@ class RunWriter:
 
     def _kept(self) -> list[tuple[int, str, str]]:
         """The parts the run keeps: every snapshot and every traces part, and the last
-        state with its velocities (the run's state, to resume from)."""
+        state with its velocities and accumulators (the run's state, to resume from)."""
         states = [p for p in self.parts if p[2] in ("snapshot", "state")]
         last = max(states)[0] if states else None
         return sorted(p for p in self.parts if p[2] in ("snapshot", "traces") or p[0] == last)

@@ -210,7 +210,7 @@ class Run:
     def chip(self) -> BaseChip:
         """The chip as the run left it: the trained chip of a run just made; for a run read
         from its file, the chip rebuilt from the spec and cards the file keeps, with the
-        conductances (and velocities) of its last evaluated epoch."""
+        conductances (and velocities, accumulators) of its last evaluated epoch."""
         if self._chip is None:
             self._chip = _rebuild_chip(self)
         return self._chip

@@ -32,10 +32,23 @@ them), what happened to the devices:
   a bound with their change cut: ``g + delta`` fell outside ``[g_min, g_max]`` (or the
   device's own bounds) and the clip changed it.
 
+- ``pulses``: the programming pulses applied, summed over devices (whole level steps or
+  pulses; a continuous device takes none).
+
 ``unmoved`` and ``clipped`` never overlap. Stuck devices (``stuck``) are left out of all
 three: the kernel moves them as any other, but their chip puts them back at their stuck
 conductance after the update (:meth:`neuroemu.chip.base.BaseChip.update_devices`), so
 nothing the device model did to them happened. Counting changes no conductance.
+
+Mixed precision (Nandakumar et al. 2020, Front. Neurosci. 14, 406): with an accumulator
+``residual`` (S, one per device, a digital memory beside the array), each device adds its
+change to its accumulator ``chi <- chi + delta`` and takes the whole pulses the sum holds,
+toward zero: ``n = trunc(chi / eps)`` with ``eps`` the nominal step (``step``, or the
+nominal pulse ``up (g_max - g_min)`` or ``down (g_max - g_min)`` in the direction of
+``chi``), and keeps the rest, ``chi <- chi - n eps``, so ``|chi| < eps`` after every update.
+No change is lost to rounding and no draw is made for it; what the pulses actually did
+(soft bounds, spread, cycle noise, a clip) is not fed back: the programming is open loop,
+as in the paper. A continuous device takes its change whole and its accumulator stays 0.
 """
 
 from __future__ import annotations
@@ -63,11 +76,13 @@ _NO_FAULTS.flags.writeable = False
 
 class UpdateCount(NamedTuple):
     """What one update did to an array's devices (see the module docs): ``asked`` to move,
-    of them ``unmoved`` (rounded to no pulse) and ``clipped`` (cut at a bound)."""
+    of them ``unmoved`` (rounded to no pulse) and ``clipped`` (cut at a bound), and the
+    ``pulses`` programmed."""
 
     asked: int
     unmoved: int
     clipped: int
+    pulses: int = 0
 
 
 #: Arrays with fewer devices are updated on one thread (the serial twin: the same bits).
@@ -138,6 +153,7 @@ def _update_row(
     high,
     velocity,
     momentum,
+    residual,
     stuck_low,
     stuck_high,
     counts,
@@ -145,10 +161,12 @@ def _update_row(
     spreads = spread.shape[0] > 0
     faulty = stuck_low.shape[0] > 0
     accumulates = velocity.shape[0] > 0
+    carries = residual.shape[0] > 0
     bounded = low.shape[0] > 0
     span = g_max - g_min
     cols = g.shape[1]
     asked = unmoved = clipped = 0
+    pulses = 0
     for j in range(cols):
         device = i * cols + j
         delta = factor * (row_term[i] + col_term[j] - 2.0 * cross[i, j])
@@ -158,15 +176,23 @@ def _update_row(
                 delta = 0.0  # a velocity decaying to nothing never turns subnormal
             velocity[i, j] = delta
         # Counted: a device asked to move that can (a stuck one is put back by its chip).
-        counted = delta != 0.0 and not (faulty and (stuck_low[i, j] or stuck_high[i, j]))
+        movable = not (faulty and (stuck_low[i, j] or stuck_high[i, j]))
+        counted = delta != 0.0 and movable
         asked += counted
+        if carries:  # mixed precision: what earlier updates left unprogrammed is added
+            delta += residual[i, j]
         if up > 0.0:  # pulses of a state-dependent size
             rise = delta > 0.0
             nominal = (up if rise else down) * span
-            count = _whole(abs(delta) / nominal, stochastic, key, device)
+            if carries:  # whole pulses toward zero; the rest stays in the accumulator
+                count = math.floor(abs(delta) / nominal)
+                residual[i, j] = delta - (count * nominal if rise else -count * nominal)
+            else:
+                count = _whole(abs(delta) / nominal, stochastic, key, device)
             if count == 0.0:
                 unmoved += counted
                 continue  # no pulse: the device stays where it is, inside its range
+            pulses += int(count) * movable
             size = nominal
             if soft and bounded:  # saturating at the device's own bounds
                 lo, hi = low[i, j], high[i, j]
@@ -182,10 +208,15 @@ def _update_row(
                 change += size * cycle * math.sqrt(count) * _normal(key, device)
             delta = change if rise else -change
         elif step > 0.0:
-            count = _whole(delta / step, stochastic, key, device)
+            if carries:
+                count = math.trunc(delta / step)
+                residual[i, j] = delta - count * step
+            else:
+                count = _whole(delta / step, stochastic, key, device)
             if count == 0.0:
                 unmoved += counted
                 counted = False
+            pulses += int(abs(count)) * movable
             delta = count * step * (spread[i, j] if spreads else 1.0)
         lo = low[i, j] if bounded else g_min
         hi = high[i, j] if bounded else g_max
@@ -195,6 +226,7 @@ def _update_row(
     counts[i, 0] = asked
     counts[i, 1] = unmoved
     counts[i, 2] = clipped
+    counts[i, 3] = pulses
 
 
 @njit(cache=True, parallel=True)
@@ -218,6 +250,7 @@ def _ep_update_parallel(
     high,
     velocity,
     momentum,
+    residual,
     stuck_low,
     stuck_high,
     counts,
@@ -244,6 +277,7 @@ def _ep_update_parallel(
             high,
             velocity,
             momentum,
+            residual,
             stuck_low,
             stuck_high,
             counts,
@@ -271,6 +305,7 @@ def _ep_update_serial(
     high,
     velocity,
     momentum,
+    residual,
     stuck_low,
     stuck_high,
     counts,
@@ -297,6 +332,7 @@ def _ep_update_serial(
             high,
             velocity,
             momentum,
+            residual,
             stuck_low,
             stuck_high,
             counts,
@@ -321,6 +357,7 @@ def ep_update(
     velocity: np.ndarray | None = None,
     momentum: float = 0.0,
     stuck: tuple[np.ndarray, np.ndarray] | None = None,
+    residual: np.ndarray | None = None,
 ) -> UpdateCount:
     """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs); return
     how many devices were asked to move, rounded to no pulse and clipped (module docs).
@@ -332,6 +369,8 @@ def ep_update(
     updated in place) instead of the bare change; the device model then programs ``v``.
     ``stuck = (at_min, at_max)``, boolean (rows, cols): the stuck devices, left out of the
     counts (their chip puts them back; the kernel moves them as any other).
+    ``residual`` (rows, cols, S): mixed precision, each device's accumulator (module
+    docs), updated in place; ``stochastic`` is then not used.
     ``parallel``: rows on Numba's threads (the serial twin gives the same bits)."""
     rows, cols = g.shape
     if row_term.shape != (rows,) or col_term.shape != (cols,) or cross.shape != g.shape:
@@ -343,7 +382,13 @@ def ep_update(
         raise ValueError("conductances must be a C-contiguous float64 array")
     empty = np.zeros((0, 0))
     low, high = (empty, empty) if bounds is None else bounds
-    named = (("spread", spread), ("g_lo", low), ("g_hi", high), ("velocity", velocity))
+    named = (
+        ("spread", spread),
+        ("g_lo", low),
+        ("g_hi", high),
+        ("velocity", velocity),
+        ("residual", residual),
+    )
     for name, array in named:
         if array is None or array is empty:
             continue
@@ -353,7 +398,7 @@ def ep_update(
     for name, mask in (("stuck at g_min", stuck_low), ("stuck at g_max", stuck_high)):
         if mask is not _NO_FAULTS and (mask.shape != g.shape or mask.dtype != np.bool_):
             raise ValueError(f"{name}: must be a boolean array of shape {g.shape}")
-    counts = np.zeros((rows, 3), dtype=np.int64)  # per row: threads never share a counter
+    counts = np.zeros((rows, 4), dtype=np.int64)  # per row: threads never share a counter
     up, down, soft, cycle = pulses if pulses is not None else (0.0, 0.0, False, 0.0)
     key = np.uint64(_scramble(np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)))
     # Small arrays (bias columns, a 100 x 10 readout) finish before threads would wake.
@@ -379,9 +424,10 @@ def ep_update(
         high,
         empty if velocity is None else velocity,
         float(momentum),
+        empty if residual is None else residual,
         stuck_low,
         stuck_high,
         counts,
     )
-    asked, unmoved, clipped = (int(n) for n in counts.sum(axis=0))
-    return UpdateCount(asked, unmoved, clipped)
+    asked, unmoved, clipped, pulses = (int(n) for n in counts.sum(axis=0))
+    return UpdateCount(asked, unmoved, clipped, pulses)

@@ -145,13 +145,14 @@ def apply_ep_update(
     rates: list[float],
     rng: np.random.Generator,
     momentum: float = 0.0,
+    accumulate: bool = False,
 ) -> None:
     """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array
     (:func:`ep_updates`), each through its device model in one pass
     (:meth:`~neuroemu.chip.base.BaseChip.update_devices`); with ``momentum`` > 0 each
-    device moves by its velocity instead."""
+    device moves by its velocity instead, with ``accumulate`` through its accumulator."""
     updates = ep_updates(chip, x, first, second, beta, algorithm, rates)
-    chip.update_devices(updates, rng, momentum)
+    chip.update_devices(updates, rng, momentum, accumulate=accumulate)
 
 
 def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
@@ -257,7 +258,7 @@ class ResistiveEP:
 
     Its settings, from the ``training:`` section: ``beta`` (S) and ``random_sign``, the
     loss (``mse``, ``cross-entropy`` with its ``temperature``, ``hinge``) and its
-    ``target_voltage``, ``dropout`` and ``momentum``.
+    ``target_voltage``, ``dropout``, ``momentum`` and ``scheme``.
     """
 
     def __init__(self, training: Training):
@@ -270,6 +271,7 @@ class ResistiveEP:
         self.temperature = training.temperature
         self.dropout = training.dropout
         self.momentum = training.momentum
+        self.accumulate = training.accumulates
         self.loss_metric = LOSS_METRIC[training.loss]
 
     def step(self, chip: Chip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
@@ -288,7 +290,16 @@ class ResistiveEP:
             first = free
             phases, sweeps = 2, free.sweeps + plus.sweeps
         apply_ep_update(
-            chip, x, first, plus, beta, self.algorithm, draws.rates, draws.pulses, self.momentum
+            chip,
+            x,
+            first,
+            plus,
+            beta,
+            self.algorithm,
+            draws.rates,
+            draws.pulses,
+            self.momentum,
+            self.accumulate,
         )
         loss = float(self.free_loss(chip, free, y, target).sum())
         return Step(free, loss, sweeps, phases)

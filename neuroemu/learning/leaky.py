@@ -98,12 +98,13 @@ def apply_update(
     rates: list[float],
     rng: np.random.Generator,
     momentum: float = 0.0,
+    accumulate: bool = False,
 ) -> None:
     """``G <- device(G - rate u^2 dC/dG)`` for every array and bias array, from the phases
     ``low`` and ``high`` (see :func:`estimate`); ``rates`` already include ``u^2`` and the
     decay. Each device sees only its own pre- and postsynaptic rates. With ``momentum`` > 0
-    each device moves by its velocity instead: all arrays, then all biases
-    (:meth:`~neuroemu.chip.base.BaseChip.update_devices`)."""
+    each device moves by its velocity instead, with ``accumulate`` through its accumulator:
+    all arrays, then all biases (:meth:`~neuroemu.chip.base.BaseChip.update_devices`)."""
     crosses, bias = _crosses(chip, low, high, rule)
     coefficient = chip.spec.inputs.read_voltage * chip.model.v_r / (beta * low[0].shape[0])
     n = len(chip.crossbars)
@@ -118,7 +119,7 @@ def apply_update(
             factor = -0.5 * rate * coefficient
             yield DeviceUpdate(index, np.zeros(rows), np.zeros(cols), cross, factor)
 
-    chip.update_devices(updates(), rng, momentum)
+    chip.update_devices(updates(), rng, momentum, accumulate=accumulate)
 
 
 def _phase_rates(x_rates: np.ndarray, eq: Any) -> list[np.ndarray]:
@@ -134,7 +135,7 @@ class LeakyEP:
     (``c-ep``, ``c-vf``) move the devices at every step of the nudged phase.
 
     Its settings, from the ``training:`` section: ``algorithm``, ``beta`` (S) and
-    ``random_sign``, ``target_voltage`` and ``momentum``.
+    ``random_sign``, ``target_voltage``, ``momentum`` and ``scheme``.
     """
 
     loss_metric = "train_loss_V2"
@@ -146,6 +147,7 @@ class LeakyEP:
         self.random_sign = training.random_sign
         self.target_voltage = training.target_voltage
         self.momentum = training.momentum
+        self.accumulate = training.accumulates
 
     def step(self, chip: LeakyChip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
         dtype, rates, pulses = draws.dtype, draws.rates, draws.pulses
@@ -158,7 +160,17 @@ class LeakyEP:
         if self.algorithm in CONTINUAL:
 
             def learn(t: int, before: list, after: list, beta: float = beta) -> None:
-                apply_update(chip, before, after, beta, self.rule, rates, pulses, self.momentum)
+                apply_update(
+                    chip,
+                    before,
+                    after,
+                    beta,
+                    self.rule,
+                    rates,
+                    pulses,
+                    self.momentum,
+                    self.accumulate,
+                )
 
             nudged = chip.settle(x, beta, target, init=free, dtype=dtype, on_step=learn)
             phases, sweeps = 2, free.sweeps + nudged.sweeps
@@ -166,12 +178,16 @@ class LeakyEP:
             plus = chip.settle(x, beta, target, init=free, dtype=dtype)
             minus = chip.settle(x, -beta, target, init=free, dtype=dtype)
             low, high = _phase_rates(x_rates, minus), _phase_rates(x_rates, plus)
-            apply_update(chip, low, high, 2 * beta, self.rule, rates, pulses, self.momentum)
+            apply_update(
+                chip, low, high, 2 * beta, self.rule, rates, pulses, self.momentum, self.accumulate
+            )
             phases, sweeps = 3, free.sweeps + plus.sweeps + minus.sweeps
         else:
             nudged = chip.settle(x, beta, target, init=free, dtype=dtype)
             low, high = _phase_rates(x_rates, free), _phase_rates(x_rates, nudged)
-            apply_update(chip, low, high, beta, self.rule, rates, pulses, self.momentum)
+            apply_update(
+                chip, low, high, beta, self.rule, rates, pulses, self.momentum, self.accumulate
+            )
             phases, sweeps = 2, free.sweeps + nudged.sweeps
         loss = float(0.5 * np.square(free.voltages[-1] - target).sum())
         return Step(free, loss, sweeps, phases)

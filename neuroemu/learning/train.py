@@ -12,8 +12,9 @@ An epoch also reports what the device models made of its updates
 (:attr:`~neuroemu.chip.base.BaseChip.update_counts`): the fractions of the devices asked to
 move whose change rounded to no pulse and that were clipped at a bound. When more than
 half of them rounded to no pulse on devices that round to the nearest pulse (the change is
-lost, not taken with a probability), or more than half were clipped, the epoch warns
-(:func:`check_updates`).
+lost, not taken with a probability nor kept in an accumulator), or more than half were
+clipped, the epoch warns (:func:`check_updates`). It also reports the programming pulses
+per device.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class EpochReport:
         if self.updates is not None:
             figures["update_unmoved_fraction"] = self.updates.unmoved_fraction
             figures["update_clipped_fraction"] = self.updates.clipped_fraction
+            if self.updates.pulses_per_device is not None:
+                figures["update_pulses_per_device"] = self.updates.pulses_per_device
         return figures
 
 
@@ -124,7 +127,7 @@ def train_epoch(
                 progress(len(yb), wrong / seen)
             failpoints.reach("train.batch")
     updates = chip.take_update_counts()
-    check_updates(chip, updates, epoch)
+    check_updates(chip, updates, epoch, accumulated=training.accumulates)
     return EpochReport(
         epoch=epoch,
         train_error=wrong / max(seen, 1),
@@ -141,14 +144,20 @@ def train_epoch(
 BLOCKED_FRACTION = 0.5
 
 
-def check_updates(chip: BaseChip, updates: UpdateCounts, epoch: int) -> None:
+def check_updates(
+    chip: BaseChip, updates: UpdateCounts, epoch: int, accumulated: bool = False
+) -> None:
     """Warn (:class:`~neuroemu.errors.NeuroemuWarning`, one line) when more than half the
     devices asked to move in ``epoch`` rounded to no pulse, counted over the arrays whose
     cards round to the nearest pulse (with ``rounding: stochastic`` a small change is taken
-    with a probability, so nothing is lost on average), or more than half were clipped at a
-    bound; the message names the fraction, the arrays worst hit and what to change."""
+    with a probability, so nothing is lost on average; when ``accumulated``, mixed
+    precision, it waits in the device's accumulator, so none is counted), or more than half
+    were clipped at a bound; the message names the fraction, the arrays worst hit and what
+    to change."""
     cards = dict(zip(updates.names, (card for _, card in chip.device_arrays()), strict=True))
-    nearest = [name for name, card in cards.items() if card.rounding != "stochastic"]
+    nearest = [
+        name for name, card in cards.items() if card.rounding != "stochastic" and not accumulated
+    ]
     asked = sum(n for name, n in zip(cards, updates.asked, strict=True) if name in nearest)
     unmoved = sum(n for name, n in zip(cards, updates.unmoved, strict=True) if name in nearest)
     blocked = [
@@ -170,7 +179,8 @@ def check_updates(chip: BaseChip, updates: UpdateCounts, epoch: int) -> None:
 
 
 ROUNDED_ADVICE = (
-    "learning stalls; set the card's rounding: stochastic, or take a larger learning rate"
+    "learning stalls; set the card's rounding: stochastic, or training.scheme: "
+    "mixed-precision, or take a larger learning rate"
 )
 CLIP_ADVICE = "take a smaller learning rate, or widen the card's range (g_min, g_max)"
 

@@ -86,6 +86,7 @@ class Training(Strict):
     measured in units of ``u`` (``conductance_unit``), so ``learning_rate`` is dimensionless.
     ``learning_rate`` is one value or one per crossbar (a layer's bias conductances use its
     crossbar's); it is multiplied by ``decay`` after every epoch (Scellier 2024).
+    ``scheme`` says how the devices take the changes (direct, or mixed precision).
     """
 
     algorithm: Algorithm = Field(
@@ -127,6 +128,15 @@ class Training(Strict):
         description="heavy-ball momentum of SGD (Scellier et al. 2023 use 0.9): each device "
         "moves by a velocity v <- momentum v + change kept beside the array; 0 (plain SGD, "
         "nothing stored but the devices) by default",
+    )
+    scheme: Literal["direct", "mixed-precision"] = Field(
+        "direct",
+        description="how a device takes the changes asked of it: direct, each update "
+        "programmed as the card's model rounds it (a change smaller than a step may be "
+        "lost); mixed-precision, each device adds the change to an accumulator beside it "
+        "(a digital memory per device, as momentum's velocity) and takes the whole "
+        "pulses the sum holds, keeping the rest (Nandakumar et al. 2020, Front. Neurosci. "
+        "14, 406); it replaces the card's rounding on devices with levels or pulses",
     )
     batch_size: Whole = Field(4, gt=0)
     dropout: float = Field(
@@ -179,6 +189,11 @@ class Training(Strict):
         if self.nudge is not None:
             return self.nudge
         return "current" if self.loss == "cross-entropy" else "conductance"
+
+    @property
+    def accumulates(self) -> bool:
+        """Whether the devices take their changes through accumulators (mixed precision)."""
+        return self.scheme == "mixed-precision"
 
     def rates(self, n_crossbars: int) -> list[float]:
         if isinstance(self.learning_rate, tuple):

@@ -2,10 +2,12 @@
 
 An axis path names a key of the chip spec as validated, with device cards inline, in the
 notation of error messages: ``layers[0].device.n_levels``, ``inputs.gain``,
-``training.learning_rate``. Values are written as in a chip YAML: a quantity with its unit
-(``0.5 uS``; a bare number at a key with a unit is refused), and a random axis of a quantity
-gives ``low`` and ``high`` with their unit (``{low: 100 uS, high: 1 mS, count: 4}``). Every
-point's spec is built and validated before any point runs.
+``training.learning_rate``; an axis's ``also`` lists further paths that take the same value
+(the same card key in every layer), its dimension keeping the name of ``path``. Values are
+written as in a chip YAML: a quantity with its unit (``0.5 uS``; a bare number at a key with
+a unit is refused), and a random axis of a quantity gives ``low`` and ``high`` with their
+unit (``{low: 100 uS, high: 1 mS, count: 4}``). Every point's spec is built and validated
+before any point runs.
 """
 
 from __future__ import annotations
@@ -70,6 +72,11 @@ class RandomValues(Strict):
 
 class Axis(Strict):
     path: str
+    also: list[str] = Field(
+        default_factory=list,
+        description="further key paths set to the same value at every point (the same "
+        "card key in every layer); the axis keeps the name of path",
+    )
     values: list[Any] | None = None
     random: RandomValues | None = None
 
@@ -79,7 +86,15 @@ class Axis(Strict):
             raise ValueError("give either values or random")
         if self.values is not None and not self.values:
             raise ValueError("values must not be empty")
+        repeated = sorted({p for p in self.also if p == self.path or self.also.count(p) > 1})
+        if repeated:
+            raise ValueError(f"also: names {', '.join(repeated)} twice (with path or itself)")
         return self
+
+    @property
+    def paths(self) -> list[str]:
+        """Every key path the axis sets: ``path``, then ``also``."""
+        return [self.path, *self.also]
 
     @property
     def size(self) -> int:
@@ -199,7 +214,8 @@ class LoadedSweep:
         chip's quantities are written with theirs)."""
         data = self.base.to_dict()
         for axis_no, (axis, values) in enumerate(zip(self.spec.axes, self.values, strict=True)):
-            set_path(data, axis.path, copy.deepcopy(values[index[axis_no]]))
+            for path in axis.paths:
+                set_path(data, path, copy.deepcopy(values[index[axis_no]]))
         where = ", ".join(
             f"{a.path}={v[i]!r}"
             for a, v, i in zip(self.spec.axes, self.values, index, strict=False)
@@ -236,10 +252,14 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     sweep = LoadedSweep(spec, base, source, text, values)
     probe = base.model_dump(mode="json")
     for number, (axis, axis_vals) in enumerate(zip(spec.axes, values, strict=True)):
-        try:
-            set_path(probe, axis.path, axis_vals[0])
-        except ValueError as exc:
-            raise SpecError(f"{source}: axes[{number}].path: {exc}") from None
+        for key, path in [
+            ("path", axis.path),
+            *((f"also[{k}]", p) for k, p in enumerate(axis.also)),
+        ]:
+            try:
+                set_path(probe, path, axis_vals[0])
+            except ValueError as exc:
+                raise SpecError(f"{source}: axes[{number}].{key}: {exc}") from None
     for index in sweep.points():
         sweep.point_spec(index)  # raises SpecError naming the point
     return sweep

@@ -383,12 +383,13 @@ def compare(before: Path, after: Path) -> list[str]:
         ours, theirs = a.chip.state(), b.chip.state()
         for i, (x, y) in enumerate(zip(ours.arrays, theirs.arrays, strict=True)):
             arrays_differ(f"{file.name}: state {i}", x, y)
-        if (ours.velocities is None) != (theirs.velocities is None):
-            found.append(f"{file.name}: velocities kept in one only")
-        for i, (x, y) in enumerate(
-            zip(ours.velocities or [], theirs.velocities or [], strict=True)
-        ):
-            arrays_differ(f"{file.name}: velocity {i}", x, y)
+        for memory in ("velocities", "residuals"):  # digital memories beside the devices
+            x_arrays, y_arrays = getattr(ours, memory, None), getattr(theirs, memory, None)
+            if (x_arrays is None) != (y_arrays is None):
+                found.append(f"{file.name}: {memory} kept in one only")
+            elif x_arrays is not None:
+                for i, (x, y) in enumerate(zip(x_arrays, y_arrays, strict=True)):
+                    arrays_differ(f"{file.name}: {memory} {i}", x, y)
         if a.traced_epochs != b.traced_epochs:
             found.append(f"{file.name}: traced epochs differ")
         for epoch in a.traced_epochs:

@@ -34,10 +34,12 @@ from .test_update_counts import (
 QUANTISED = [case for case in CASES if case != "continuous"]
 
 
+@pytest.mark.parametrize("threshold", [1.0, 0.5])
 @pytest.mark.parametrize("case", QUANTISED)
-def test_kernel_accumulates_as_the_reference(case):
+def test_kernel_accumulates_as_the_reference(case, threshold):
     """Four updates in a row with accumulators: conductances, accumulators and counts bit for
-    bit as the reference's, and every accumulator under one nominal step."""
+    bit as the reference's, and every accumulator under its threshold (one nominal step for
+    mixed precision, half of one rounded to the nearest)."""
     rng, g, rows, cols, cross = problem((40, 30), len(case), CASES[case].get("scale", 0.6))
     kw = arguments(case, rng, g)
     kw.pop("stochastic", None)  # an accumulator replaces the rounding
@@ -46,24 +48,31 @@ def test_kernel_accumulates_as_the_reference(case):
     for k in range(4):
         scale = 1.0 + 0.5 * k  # a different change each time
         expected_g, _, expected = reference_update(
-            g_ref, rows * scale, cols, cross, -1.0, residual=r_ref, **kw
+            g_ref, rows * scale, cols, cross, -1.0, residual=r_ref, threshold=threshold, **kw
         )
-        counts = run_kernel(g, rows * scale, cols, cross, {**kw, "residual": residual})
+        counts = run_kernel(
+            g, rows * scale, cols, cross, {**kw, "residual": residual, "threshold": threshold}
+        )
         g_ref = expected_g
         np.testing.assert_array_equal(g, g_ref)
         np.testing.assert_array_equal(residual, r_ref)
         assert tuple(counts) == expected
-    if "pulses" in kw:
+    if "pulses" in kw:  # rounded to the nearest, a rest may change sign: the larger pulse
         up, down = kw["pulses"][:2]
         nominal = np.where(residual > 0, up, down) * (G_MAX - G_MIN)
+        if threshold < 1.0:
+            nominal = max(up, down) * (G_MAX - G_MIN)
     else:
         nominal = STEP
-    assert np.all(np.abs(residual) < nominal)
+    assert np.all(np.abs(residual) <= threshold * nominal)
+    if threshold == 1.0:
+        assert np.all(np.abs(residual) < nominal)
     assert np.any(residual != 0.0)
     assert counts.pulses > 0
 
 
-def test_hard_pulses_program_exactly_what_was_asked():
+@pytest.mark.parametrize("threshold", [1.0, 0.5])
+def test_hard_pulses_program_exactly_what_was_asked(threshold):
     """Hard pulses, far from the bounds, no spread or noise: after any number of updates the
     programmed change plus what the accumulators hold is the sum of the changes asked,
     although each change alone is under a pulse (and rounded to the nearest would be lost)."""
@@ -81,11 +90,11 @@ def test_hard_pulses_program_exactly_what_was_asked():
         asked += -2.0 * cross * -1.0
         before = g.copy()
         counts = ep_update(g, zeros_r, zeros_c, cross, -1.0, G_MIN, G_MAX, None,
-                           pulses=pulses, residual=residual)  # fmt: skip
+                           pulses=pulses, residual=residual, threshold=threshold)  # fmt: skip
         assert counts.pulses == int(np.rint(np.abs(g - before) / STEP).sum())
         total += counts.pulses
     np.testing.assert_allclose(g - start + residual, asked, rtol=0, atol=1e-18)
-    assert np.all(np.abs(residual) < STEP * (1 + 1e-12))
+    assert np.all(np.abs(residual) <= threshold * STEP * (1 + 1e-12))
     assert total >= int(np.rint(np.abs(g - start) / STEP).sum())  # some went up and down
     assert np.abs(g - start).max() > 2 * STEP  # devices did move, by pulses
 
@@ -118,6 +127,27 @@ def test_kernel_checks_the_accumulator():
     with pytest.raises(ValueError, match="residual"):
         ep_update(g, np.zeros(3), np.zeros(4), zeros, 1.0, G_MIN, G_MAX, STEP,
                   residual=np.zeros((4, 3)))  # fmt: skip
+    with pytest.raises(ValueError, match=r"threshold: must be in \[0\.5, 1\]"):
+        ep_update(g, np.zeros(3), np.zeros(4), zeros, 1.0, G_MIN, G_MAX, STEP,
+                  residual=np.zeros((3, 4)), threshold=0.2)  # fmt: skip
+
+
+def test_rounded_to_the_nearest_a_device_moves_at_half_a_step():
+    """0.3 of a step asked twice: mixed precision waits for a whole step (none yet), the
+    nearest-carry accumulator takes one pulse at 0.6 and carries -0.4."""
+    moved = {}
+    for threshold in (1.0, 0.5):
+        g = np.full((2, 3), G_MIN + 10 * STEP)
+        residual = np.zeros((2, 3))
+        cross = np.full((2, 3), -0.15 * STEP)  # factor 1: a change of 0.3 step
+        for _ in range(2):
+            ep_update(g, np.zeros(2), np.zeros(3), cross, 1.0, G_MIN, G_MAX, STEP,
+                      residual=residual, threshold=threshold)  # fmt: skip
+        moved[threshold] = (g - G_MIN) / STEP - 10, residual / STEP
+    np.testing.assert_allclose(moved[1.0][0], 0.0, atol=1e-9)
+    np.testing.assert_allclose(moved[1.0][1], 0.6, rtol=1e-9)
+    np.testing.assert_allclose(moved[0.5][0], 1.0, rtol=1e-9)
+    np.testing.assert_allclose(moved[0.5][1], -0.4, rtol=1e-9)
 
 
 # --------------------------------------------------------------------------- chip
@@ -140,7 +170,7 @@ def test_chip_accumulates_and_keeps_its_accumulators_in_its_state():
     start = [g.copy() for g, _ in chip.device_arrays()]
     assert chip.residuals is None and chip.state().residuals is None
     for k in range(4):
-        chip.update_devices(updates, np.random.default_rng(k), accumulate=True)
+        chip.update_devices(updates, np.random.default_rng(k), accumulate=1.0)
         moved = [g - s for (g, _), s in zip(chip.device_arrays(), start, strict=True)]
         if k < 3:
             assert all(np.all(m == 0.0) for m in moved)
@@ -151,6 +181,8 @@ def test_chip_accumulates_and_keeps_its_accumulators_in_its_state():
     assert chip.update_counts.pulses_per_device == 1.0
     with pytest.raises(ValueError, match="read-only"):
         chip.residuals[0][0, 0] = 1.0
+    with pytest.raises(InputError, match=r"^accumulate: expected a threshold in \[0\.5, 1\]"):
+        chip.update_devices(updates, np.random.default_rng(0), accumulate=True)
 
     twin = neuroemu.Chip.from_dict(tiny_levels("deterministic"))
     twin.load_state(chip.state())
@@ -195,10 +227,24 @@ def one_layer(scheme: str) -> dict:
     return data
 
 
+def test_nearest_carry_learns_without_warning(tmp_path):
+    x, y = two_classes(400)
+    write_idx(tmp_path / "two", x, y, n_test=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NeuroemuWarning)
+        run = neuroemu.simulate(neuroemu.Chip.from_dict(one_layer("nearest-carry")),
+                                dataset=tmp_path / "two", epochs=3)  # fmt: skip
+    assert run.history[3]["error"] < 0.15
+    assert run.history[3]["update_pulses_per_device"] > 0.0
+
+
 def test_scheme_is_checked():
     data = mixed()
     data["training"]["scheme"] = "mixed"
-    with pytest.raises(SpecError, match=r"^<dict>: training\.scheme: Input should be .direct. or"):
+    with pytest.raises(
+        SpecError,
+        match=r"^<dict>: training\.scheme: Input should be .direct., .mixed-precision. or",
+    ):
         neuroemu.Chip.from_dict(data)
 
 

@@ -53,10 +53,11 @@ def normal(key: np.ndarray, device: np.ndarray) -> np.ndarray:
 def reference_update(
     g, rows, cols, cross, factor, step=None, *, stochastic=False, seed=-1, pulses=None,
     spread=None, bounds=None, velocity=None, momentum=0.0, stuck=None, residual=None,
+    threshold=1.0,
 ):  # fmt: skip
     """The kernel written the obvious way over whole arrays: the new conductances, the new
-    velocity and the counts ``(asked, unmoved, clipped, pulses)`` of the module docs. A
-    mixed-precision accumulator ``residual`` is updated in place."""
+    velocity and the counts ``(asked, unmoved, clipped, pulses)`` of the module docs. An
+    accumulator ``residual`` (with its ``threshold`` in steps) is updated in place."""
     delta = factor * (rows[:, None] + cols[None, :] - 2.0 * cross)
     new_velocity = None
     if velocity is not None:
@@ -84,8 +85,8 @@ def reference_update(
         up, down, soft, cycle = pulses
         rise = delta > 0.0
         nominal = np.where(rise, up, down) * (G_MAX - G_MIN)
-        if carries:  # whole pulses toward zero, the rest kept
-            count = np.floor(np.abs(delta) / nominal)
+        if carries:  # whole pulses past the threshold, the rest kept
+            count = np.floor(np.abs(delta) / nominal + 1.0 - threshold)
             residual[...] = delta - np.where(rise, count * nominal, -count * nominal)
         else:
             count = whole(np.abs(delta) / nominal)
@@ -106,7 +107,7 @@ def reference_update(
         delta = np.where(rise, change, -change)
     elif step is not None:
         if carries:
-            count = np.trunc(delta / step)
+            count = np.sign(delta) * np.floor(np.abs(delta) / step + 1.0 - threshold)
             residual[...] = delta - count * step
         else:
             count = whole(delta / step)

@@ -602,7 +602,7 @@ class BaseChip:
         rng: np.random.Generator,
         momentum: float = 0.0,
         *,
-        accumulate: bool = False,
+        accumulate: float | None = None,
     ) -> None:
         """Move devices as :class:`~neuroemu.chip.state.DeviceUpdate` asks, one array at a
         time in the order given, each through its card's model (bounds, levels, pulses,
@@ -610,9 +610,11 @@ class BaseChip:
         with its own step spread; the kernel's random stream is seeded from ``rng`` for each
         array whose card draws (stochastic rounding, cycle noise). With ``momentum`` > 0
         every device moves by its velocity ``v <- momentum v + change`` instead. With
-        ``accumulate`` (mixed precision) every device adds the change to its accumulator
-        and takes the whole pulses it holds, keeping the rest (:mod:`~neuroemu.kernels.update`;
-        the card's ``rounding`` is then not used). Stuck devices do not move. Each array's
+        ``accumulate``, a threshold in nominal steps (1: mixed precision; 0.5: rounded to
+        the nearest step with the rounding error carried), every device with levels or
+        pulses adds the change to its accumulator and takes the whole pulses it holds past
+        the threshold, keeping the rest (:mod:`~neuroemu.kernels.update`; the card's
+        ``rounding`` is then not used). Stuck devices do not move. Each array's
         devices asked to move, rounded to no pulse and clipped, and its pulses, add to
         :attr:`update_counts`."""
         updates = list(updates)
@@ -622,6 +624,15 @@ class BaseChip:
                     f"updates: expected DeviceUpdate of arrays 0..{len(self._arrays) - 1}, "
                     f"got {brief(u)}"
                 )
+        if accumulate is not None and not (
+            isinstance(accumulate, float | int)
+            and not isinstance(accumulate, bool)
+            and 0.5 <= accumulate <= 1.0
+        ):
+            raise InputError(
+                f"accumulate: expected a threshold in [0.5, 1] nominal steps or None, "
+                f"got {brief(accumulate)}"
+            )
         with self._writing():
             for u in updates:
                 self._update(u, rng, momentum, accumulate)
@@ -629,7 +640,11 @@ class BaseChip:
         self._clock = None
 
     def _update(
-        self, u: DeviceUpdate, rng: np.random.Generator, momentum: float, accumulate: bool
+        self,
+        u: DeviceUpdate,
+        rng: np.random.Generator,
+        momentum: float,
+        accumulate: float | None,
     ) -> None:
         """One array's update through its card's model (inside :meth:`_writing`)."""
         from ..kernels.update import ep_update
@@ -640,11 +655,12 @@ class BaseChip:
             p = card.pulses
             pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
         quantised = card.level_step is not None or card.pulses is not None
-        stochastic = quantised and card.rounding == "stochastic" and not accumulate
+        carries = accumulate is not None and quantised
+        stochastic = quantised and card.rounding == "stochastic" and not carries
         draws = stochastic or (pulses is not None and pulses[3] > 0)
         seed = int(rng.integers(2**31)) if draws else -1
         velocity = self._memory("_velocities", u.index) if momentum > 0 else None
-        residual = self._memory("_residuals", u.index) if accumulate and quantised else None
+        residual = self._memory("_residuals", u.index) if carries else None
         stuck = self.faults[u.index] if u.index < self._n_crossbars else None
         counts = ep_update(
             g,
@@ -664,6 +680,7 @@ class BaseChip:
             momentum=momentum,
             stuck=stuck,
             residual=residual,
+            threshold=1.0 if accumulate is None else float(accumulate),
         )
         self._update_counts[u.index] += counts
 

@@ -40,15 +40,19 @@ three: the kernel moves them as any other, but their chip puts them back at thei
 conductance after the update (:meth:`neuroemu.chip.base.BaseChip.update_devices`), so
 nothing the device model did to them happened. Counting changes no conductance.
 
-Mixed precision (Nandakumar et al. 2020, Front. Neurosci. 14, 406): with an accumulator
-``residual`` (S, one per device, a digital memory beside the array), each device adds its
-change to its accumulator ``chi <- chi + delta`` and takes the whole pulses the sum holds,
-toward zero: ``n = trunc(chi / eps)`` with ``eps`` the nominal step (``step``, or the
+Accumulators: with ``residual`` (S, one per device, a digital memory beside the array),
+each device adds its change to its accumulator ``chi <- chi + delta`` and takes the whole
+pulses the sum holds past a ``threshold`` ``t`` (in nominal steps),
+``n = sign(chi) floor(|chi| / eps + 1 - t)`` with ``eps`` the nominal step (``step``, or the
 nominal pulse ``up (g_max - g_min)`` or ``down (g_max - g_min)`` in the direction of
-``chi``), and keeps the rest, ``chi <- chi - n eps``, so ``|chi| < eps`` after every update.
-No change is lost to rounding and no draw is made for it; what the pulses actually did
-(soft bounds, spread, cycle noise, a clip) is not fed back: the programming is open loop,
-as in the paper. A continuous device takes its change whole and its accumulator stays 0.
+``chi``), and keeps the rest, ``chi <- chi - n eps``, so ``|chi| < t eps`` after every
+update. ``t = 1`` is mixed precision (Nandakumar et al. 2020, Front. Neurosci. 14, 406): a
+pulse once a whole step has accumulated, ``n = trunc(chi / eps)``; ``t = 1/2`` rounds the
+accumulated change to the nearest step and carries the rounding error (error feedback, as
+in a sigma-delta modulator). No change is lost to rounding and no draw is made for it;
+what the pulses actually did (soft bounds, spread, cycle noise, a clip) is not fed back:
+the programming is open loop, as in the paper. A continuous device takes its change whole
+and its accumulator stays 0.
 """
 
 from __future__ import annotations
@@ -154,6 +158,7 @@ def _update_row(
     velocity,
     momentum,
     residual,
+    threshold,
     stuck_low,
     stuck_high,
     counts,
@@ -184,8 +189,8 @@ def _update_row(
         if up > 0.0:  # pulses of a state-dependent size
             rise = delta > 0.0
             nominal = (up if rise else down) * span
-            if carries:  # whole pulses toward zero; the rest stays in the accumulator
-                count = math.floor(abs(delta) / nominal)
+            if carries:  # whole pulses once past the threshold; the rest stays
+                count = math.floor(abs(delta) / nominal + 1.0 - threshold)
                 residual[i, j] = delta - (count * nominal if rise else -count * nominal)
             else:
                 count = _whole(abs(delta) / nominal, stochastic, key, device)
@@ -209,7 +214,7 @@ def _update_row(
             delta = change if rise else -change
         elif step > 0.0:
             if carries:
-                count = math.trunc(delta / step)
+                count = math.copysign(math.floor(abs(delta) / step + 1.0 - threshold), delta)
                 residual[i, j] = delta - count * step
             else:
                 count = _whole(delta / step, stochastic, key, device)
@@ -251,6 +256,7 @@ def _ep_update_parallel(
     velocity,
     momentum,
     residual,
+    threshold,
     stuck_low,
     stuck_high,
     counts,
@@ -278,6 +284,7 @@ def _ep_update_parallel(
             velocity,
             momentum,
             residual,
+            threshold,
             stuck_low,
             stuck_high,
             counts,
@@ -306,6 +313,7 @@ def _ep_update_serial(
     velocity,
     momentum,
     residual,
+    threshold,
     stuck_low,
     stuck_high,
     counts,
@@ -333,6 +341,7 @@ def _ep_update_serial(
             velocity,
             momentum,
             residual,
+            threshold,
             stuck_low,
             stuck_high,
             counts,
@@ -358,6 +367,7 @@ def ep_update(
     momentum: float = 0.0,
     stuck: tuple[np.ndarray, np.ndarray] | None = None,
     residual: np.ndarray | None = None,
+    threshold: float = 1.0,
 ) -> UpdateCount:
     """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs); return
     how many devices were asked to move, rounded to no pulse and clipped (module docs).
@@ -369,8 +379,9 @@ def ep_update(
     updated in place) instead of the bare change; the device model then programs ``v``.
     ``stuck = (at_min, at_max)``, boolean (rows, cols): the stuck devices, left out of the
     counts (their chip puts them back; the kernel moves them as any other).
-    ``residual`` (rows, cols, S): mixed precision, each device's accumulator (module
-    docs), updated in place; ``stochastic`` is then not used.
+    ``residual`` (rows, cols, S): each device's accumulator (module docs), updated in
+    place, with its ``threshold`` in nominal steps (1: mixed precision; 0.5: rounded to the
+    nearest step, the rounding error carried); ``stochastic`` is then not used.
     ``parallel``: rows on Numba's threads (the serial twin gives the same bits)."""
     rows, cols = g.shape
     if row_term.shape != (rows,) or col_term.shape != (cols,) or cross.shape != g.shape:
@@ -394,6 +405,8 @@ def ep_update(
             continue
         if array.shape != g.shape or array.dtype != np.float64 or not array.flags.c_contiguous:
             raise ValueError(f"{name}: must be a C-contiguous float64 array of shape {g.shape}")
+    if not 0.5 <= threshold <= 1.0:
+        raise ValueError(f"threshold: must be in [0.5, 1] nominal steps (got {threshold})")
     stuck_low, stuck_high = (_NO_FAULTS, _NO_FAULTS) if stuck is None else stuck
     for name, mask in (("stuck at g_min", stuck_low), ("stuck at g_max", stuck_high)):
         if mask is not _NO_FAULTS and (mask.shape != g.shape or mask.dtype != np.bool_):
@@ -425,9 +438,10 @@ def ep_update(
         empty if velocity is None else velocity,
         float(momentum),
         empty if residual is None else residual,
+        float(threshold),
         stuck_low,
         stuck_high,
         counts,
     )
-    asked, unmoved, clipped, pulses = (int(n) for n in counts.sum(axis=0))
-    return UpdateCount(asked, unmoved, clipped, pulses)
+    asked, unmoved, clipped, programmed = (int(n) for n in counts.sum(axis=0))
+    return UpdateCount(asked, unmoved, clipped, programmed)

@@ -145,7 +145,7 @@ def apply_ep_update(
     rates: list[float],
     rng: np.random.Generator,
     momentum: float = 0.0,
-    accumulate: bool = False,
+    accumulate: float | None = None,
 ) -> None:
     """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array
     (:func:`ep_updates`), each through its device model in one pass
@@ -271,7 +271,7 @@ class ResistiveEP:
         self.temperature = training.temperature
         self.dropout = training.dropout
         self.momentum = training.momentum
-        self.accumulate = training.accumulates
+        self.accumulate = training.accumulator_threshold
         self.loss_metric = LOSS_METRIC[training.loss]
 
     def step(self, chip: Chip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:

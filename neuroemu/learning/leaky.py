@@ -98,7 +98,7 @@ def apply_update(
     rates: list[float],
     rng: np.random.Generator,
     momentum: float = 0.0,
-    accumulate: bool = False,
+    accumulate: float | None = None,
 ) -> None:
     """``G <- device(G - rate u^2 dC/dG)`` for every array and bias array, from the phases
     ``low`` and ``high`` (see :func:`estimate`); ``rates`` already include ``u^2`` and the
@@ -147,7 +147,7 @@ class LeakyEP:
         self.random_sign = training.random_sign
         self.target_voltage = training.target_voltage
         self.momentum = training.momentum
-        self.accumulate = training.accumulates
+        self.accumulate = training.accumulator_threshold
 
     def step(self, chip: LeakyChip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
         dtype, rates, pulses = draws.dtype, draws.rates, draws.pulses

@@ -127,7 +127,7 @@ def train_epoch(
                 progress(len(yb), wrong / seen)
             failpoints.reach("train.batch")
     updates = chip.take_update_counts()
-    check_updates(chip, updates, epoch, accumulated=training.accumulates)
+    check_updates(chip, updates, epoch, accumulated=training.accumulator_threshold is not None)
     return EpochReport(
         epoch=epoch,
         train_error=wrong / max(seen, 1),

@@ -86,7 +86,8 @@ class Training(Strict):
     measured in units of ``u`` (``conductance_unit``), so ``learning_rate`` is dimensionless.
     ``learning_rate`` is one value or one per crossbar (a layer's bias conductances use its
     crossbar's); it is multiplied by ``decay`` after every epoch (Scellier 2024).
-    ``scheme`` says how the devices take the changes (direct, or mixed precision).
+    ``scheme`` says how the devices take the changes (direct, or through per-device
+    accumulators).
     """
 
     algorithm: Algorithm = Field(
@@ -129,14 +130,16 @@ class Training(Strict):
         "moves by a velocity v <- momentum v + change kept beside the array; 0 (plain SGD, "
         "nothing stored but the devices) by default",
     )
-    scheme: Literal["direct", "mixed-precision"] = Field(
+    scheme: Literal["direct", "mixed-precision", "nearest-carry"] = Field(
         "direct",
         description="how a device takes the changes asked of it: direct, each update "
         "programmed as the card's model rounds it (a change smaller than a step may be "
         "lost); mixed-precision, each device adds the change to an accumulator beside it "
-        "(a digital memory per device, as momentum's velocity) and takes the whole "
-        "pulses the sum holds, keeping the rest (Nandakumar et al. 2020, Front. Neurosci. "
-        "14, 406); it replaces the card's rounding on devices with levels or pulses",
+        "(a digital memory per device, as momentum's velocity) and takes a pulse for each "
+        "whole step the sum holds, keeping the rest (Nandakumar et al. 2020, Front. "
+        "Neurosci. 14, 406); nearest-carry, the same accumulator rounded to the nearest "
+        "step, the rounding error carried (error feedback); both replace the card's "
+        "rounding on devices with levels or pulses",
     )
     batch_size: Whole = Field(4, gt=0)
     dropout: float = Field(
@@ -191,9 +194,10 @@ class Training(Strict):
         return "current" if self.loss == "cross-entropy" else "conductance"
 
     @property
-    def accumulates(self) -> bool:
-        """Whether the devices take their changes through accumulators (mixed precision)."""
-        return self.scheme == "mixed-precision"
+    def accumulator_threshold(self) -> float | None:
+        """The threshold, in nominal steps, past which a device's accumulator takes a pulse
+        (1 for mixed precision, 1/2 for nearest-carry); ``None`` for direct updates."""
+        return {"mixed-precision": 1.0, "nearest-carry": 0.5}.get(self.scheme)
 
     def rates(self, n_crossbars: int) -> list[float]:
         if isinstance(self.learning_rate, tuple):

@@ -4,8 +4,8 @@ card in both layers, trained on each of
 
 - ``direct``: the card as shipped;
 - ``nearest`` and ``stochastic``: a card with levels or pulses, its ``rounding`` set so;
-- ``mixed-precision``: ``training.scheme: mixed-precision`` (per-device accumulators,
-  docs/learning.md), for a card with levels or pulses.
+- ``mixed-precision`` and ``nearest-carry``: that ``training.scheme`` (per-device
+  accumulators, docs/learning.md), for a card with levels or pulses.
 
 Prints a Markdown table: card, scheme, test error after the last epoch, best epoch,
 programming pulses per device per epoch (mean over epochs), the fraction of the changes
@@ -42,7 +42,9 @@ def card(name: str) -> dict:
 def schemes(data: dict) -> list[str]:
     """The schemes a card can be trained with: a continuous card only takes changes whole."""
     quantised = "n_levels" in data or "pulses" in data
-    return ["direct", "nearest", "stochastic", "mixed-precision"] if quantised else ["direct"]
+    if not quantised:
+        return ["direct"]
+    return ["direct", "nearest", "stochastic", "mixed-precision", "nearest-carry"]
 
 
 def chip_with(name: str, scheme: str) -> dict:
@@ -53,8 +55,8 @@ def chip_with(name: str, scheme: str) -> dict:
         device["rounding"] = "deterministic"
     elif scheme == "stochastic":
         device["rounding"] = "stochastic"
-    elif scheme == "mixed-precision":
-        chip["training"]["scheme"] = "mixed-precision"
+    elif scheme in ("mixed-precision", "nearest-carry"):
+        chip["training"]["scheme"] = scheme
     for layer in chip["layers"]:
         layer["device"] = copy.deepcopy(device)
     return chip

@@ -723,3 +723,48 @@ def test_a_line_with_no_seed_done_says_so_in_its_legend(tmp_path):
     assert legend == ["2 V", "4 V (1 of 2 seeds)", "8 V (0 done)"]
     assert len(ax.texts) == 0  # said in the legend, not at every time
     assert "3 of 6 points done" in ax.get_title()
+
+
+def test_an_axis_sets_every_path_it_names(tmp_path):
+    """``also``: the same value at further keys (both layers' cards), one dimension; a bad
+    further path is named by its place in ``also``."""
+    body = BASE.format(path="layers[0].device.n_levels", values="[4, 16]").replace(
+        "        values:", '        also: ["layers[1].device.n_levels"]\n        values:'
+    )
+    sweep = load_sweep(write(tmp_path, body))
+    assert sweep.shape == (2, 2)
+    spec = sweep.point_spec((1, 0))
+    assert spec.layers[0].device.n_levels == spec.layers[1].device.n_levels == 16
+    bad = body.replace("layers[1].device.n_levels", "layers[2].device.n_levels")
+    with pytest.raises(SpecError, match=r"axes\[0\]\.also\[0\]: layers\[2\]: no such item"):
+        load_sweep(write(tmp_path, bad))
+    twice = body.replace("layers[1].device.n_levels", "layers[0].device.n_levels")
+    with pytest.raises(SpecError, match=r"also: names layers\[0\]\.device\.n_levels twice"):
+        load_sweep(write(tmp_path, twice))
+
+
+def test_every_device_requirements_sweep_validates():
+    """The device-requirements sweeps (benchmarks/device_requirements.py): each moves one
+    property of both layers' devices, and the pulsed base chip is symmetric and noiseless."""
+    folder = ROOT / "benchmarks" / "device_requirements"
+    specs = sorted(folder.glob("*.yaml"))
+    names = [path.stem for path in specs]
+    assert names == sorted(["ideal", "levels", "asymmetry", "cycle_noise", "read_noise",
+                            "step_spread"])  # fmt: skip
+    for path in specs:
+        sweep = load_sweep(path)
+        assert sweep.spec.name == f"requirements_{path.stem}"
+        assert sweep.spec.seeds == [0, 1, 2] and sweep.spec.limit == 10_000
+        if path.stem == "ideal":
+            continue
+        first = sweep.spec.axes[0]
+        assert first.also == [first.path.replace("layers[0]", "layers[1]")]
+        last = tuple(n - 1 for n in sweep.shape)
+        spec = sweep.point_spec(last)  # the last value of every axis
+        hidden, output = (layer.device.model_dump(exclude={"name"}) for layer in spec.layers)
+        assert hidden == output
+        schemes = [a.values for a in sweep.spec.axes if a.path == "training.scheme"]
+        assert schemes == [["direct", "mixed-precision", "nearest-carry"]]
+        assert spec.training.scheme == "nearest-carry"
+    base = load_sweep(folder / "asymmetry.yaml").point_spec((0, 0, 0)).layers[0].device
+    assert base.pulses.up == base.pulses.down == 0.001 and base.pulses.cycle_noise == 0.0

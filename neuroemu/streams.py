@@ -14,6 +14,7 @@ stream              key                 draws
 ``faults``          ``[seed, 3]``       which devices are stuck
 ``step_spread``     ``[seed, 4]``       each device's step scale
 ``range_spread``    ``[seed, 0, 5]``    each device's own range
+``up_down_spread``  ``[seed, 0, 8]``    each device's imbalance of up and down steps
 ``read_pool``       ``[seed, 0, 7]``    the pool of normal draws that reads take windows of
 ``inference``       ``[seed, 6]``       reads of an inference pass (read noise)
 ``aging``           ``[seed, 2]``       programming noise, drift exponents and reads
@@ -35,6 +36,7 @@ import numpy as np
 CHIP_STREAMS: dict[str, tuple[int, ...]] = {
     "faults": (3,),
     "step_spread": (4,),
+    "up_down_spread": (0, 8),
     "range_spread": (0, 5),
     "read_pool": (0, 7),
     "inference": (6,),

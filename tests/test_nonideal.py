@@ -241,6 +241,42 @@ def test_device_to_device_step_spread():
     np.testing.assert_allclose(g - 25e-6, card.level_step * spread[0, :5], rtol=1e-9)
 
 
+def test_device_to_device_up_down_imbalance():
+    """up_down_spread: b = s z per device from the chip's stream [seed, 0, 8]; a device's up
+    steps are max(1 + b, 0), its down steps max(1 - b, 0) times the nominal one, in the
+    chip's update (the kernel) as in the device model's formula."""
+    import yaml
+
+    import neuroemu
+    from neuroemu.chip import DeviceUpdate
+    from neuroemu.models.update import apply_update
+
+    data = yaml.safe_load((ROOT / "chips" / "xs_784x100.yaml").read_text())
+    data["layers"][0]["device"] = {"g_min": "0 uS", "g_max": "50 uS", "n_levels": 500,
+                                   "up_down_spread": 0.1}  # fmt: skip
+    chip = neuroemu.Chip.from_dict(data)
+    tilt = chip._tilt[0]
+    expected = 0.1 * np.random.default_rng([chip.seed, 0, 8]).standard_normal((1568, 100))
+    np.testing.assert_array_equal(tilt, expected)
+    assert chip._tilt[1] is None and chip.crossbar_spread[0] is None  # nothing else drawn
+    card = chip.crossbars[0].device
+    step = card.level_step
+    for sign in (1.0, -1.0):  # three steps up, then three down
+        before = chip.conductances[0].copy()
+        cross = np.full((1568, 100), -sign * 1.5 * step)  # factor 1: a change of 3 steps
+        chip.update_devices([DeviceUpdate(0, np.zeros(1568), np.zeros(100), cross, 1.0)],
+                            np.random.default_rng(0))  # fmt: skip
+        moved = chip.conductances[0] - before
+        inside = (before > 4 * step) & (before < card.g_max - 4 * step)
+        factor = np.maximum(1.0 + sign * tilt, 0.0)
+        np.testing.assert_allclose(moved[inside], (3 * sign * step * factor)[inside], rtol=1e-9)
+        g = before[0, :8].copy()
+        apply_update(g, np.full(8, 3 * sign * step), card, np.random.default_rng(0),
+                     tilt=tilt[0, :8])  # fmt: skip
+        np.testing.assert_allclose(g, np.clip(before[0, :8] + moved[0, :8], 0, card.g_max),
+                                   rtol=1e-12, atol=1e-18)  # fmt: skip
+
+
 # --------------------------------------------------------------------------- range spread
 RANGED = {"g_min": "2 uS", "g_max": "40 uS", "range_spread": 0.1}
 

@@ -53,7 +53,7 @@ def normal(key: np.ndarray, device: np.ndarray) -> np.ndarray:
 def reference_update(
     g, rows, cols, cross, factor, step=None, *, stochastic=False, seed=-1, pulses=None,
     spread=None, bounds=None, velocity=None, momentum=0.0, stuck=None, residual=None,
-    threshold=1.0,
+    threshold=1.0, tilt=None,
 ):  # fmt: skip
     """The kernel written the obvious way over whole arrays: the new conductances, the new
     velocity and the counts ``(asked, unmoved, clipped, pulses)`` of the module docs. An
@@ -101,6 +101,8 @@ def reference_update(
         else:
             size = nominal
         size = size * scale
+        if tilt is not None:  # the device's own up/down imbalance
+            size = size * np.maximum(np.where(rise, 1.0 + tilt, 1.0 - tilt), 0.0)
         change = count * size
         if cycle > 0.0:
             change = change + size * cycle * np.sqrt(count) * normal(key, device)
@@ -113,6 +115,8 @@ def reference_update(
             count = whole(delta / step)
         pulsed = count != 0.0
         delta = count * step * scale
+        if tilt is not None:
+            delta = delta * np.maximum(np.where(count > 0, 1.0 + tilt, 1.0 - tilt), 0.0)
     wanted = g + delta
     clipped_g = np.minimum(np.maximum(wanted, lo), hi)
     new_g = clipped_g if pulses is None else np.where(pulsed, clipped_g, g)
@@ -156,6 +160,7 @@ CASES = {
     "levels-stochastic": {"step": STEP, "stochastic": True, "seed": 11},
     "levels-step-spread": {"step": STEP, "spread": 0.3},
     "levels-own-bounds": {"step": STEP, "bounds": True},
+    "levels-up-down-spread": {"step": STEP, "tilt": 0.5, "spread": 0.2},
     "soft-pulses": {"pulses": (1 / 63, 1.5 / 63, True, 0.0)},
     "soft-pulses-overshoot": {"pulses": (0.15, 0.1, True, 0.0), "scale": 10.0},
     "soft-pulses-own-bounds-noise": {
@@ -167,6 +172,14 @@ CASES = {
         "seed": 5,
     },
     "hard-pulses": {"pulses": (1 / 63, 1 / 63, False, 0.0)},
+    "soft-pulses-up-down-spread": {
+        "pulses": (0.15, 0.1, True, 0.3),
+        "scale": 10.0,
+        "bounds": True,
+        "tilt": 0.5,
+        "stochastic": True,
+        "seed": 8,
+    },
     "continuous": {"step": None},
     "stuck": {"step": STEP, "stuck": True},
 }
@@ -178,6 +191,8 @@ def arguments(case, rng, g):
     kw.pop("scale", None)
     if "spread" in kw:
         kw["spread"] = np.maximum(1.0 + kw["spread"] * rng.standard_normal(g.shape), 0.0)
+    if "tilt" in kw:  # sigma 0.5: some devices cannot move one way at all
+        kw["tilt"] = kw["tilt"] * rng.standard_normal(g.shape)
     if kw.pop("bounds", False):
         kw["bounds"] = own_bounds(rng, g.shape)
         np.clip(g, *kw["bounds"], out=g)

@@ -39,7 +39,7 @@ from ..errors import InputError, brief
 from ..memory import check_memory
 from ..models.nonideal import drift_exponents, drifted, normal_pool
 from ..models.nonideal import program as program_noisily
-from ..models.update import Bounds, fit_to_range, range_bounds, step_spread
+from ..models.update import Bounds, fit_to_range, range_bounds, step_spread, up_down_tilt
 from ..spec.cards import ResistorCard
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
 from ..spec.resistive import Initialisation
@@ -136,16 +136,18 @@ class BaseChip:
     def memory_needed(cls, spec: Any, batch: int = MEMORY_BATCH) -> int:
         """An estimate (bytes) of the memory a chip of ``spec`` takes, built and settling a
         batch of ``batch`` samples: per device its conductance and the engine's copy of it
-        (float64), its own range (``range_spread``), step (``step_spread``), read buffer
-        (``read_noise``), fault masks and momentum velocity when it has them; two
-        temporaries of the largest array (programming, updates); and the engine's arrays
-        of the batch."""
+        (float64), its own range (``range_spread``), step (``step_spread``) and up/down
+        imbalance (``up_down_spread``), read buffer (``read_noise``), fault masks, momentum
+        velocity and accumulator when it has them; two temporaries of the largest array
+        (programming, updates); and the engine's arrays of the batch."""
         momentum = spec.training is not None and spec.training.momentum > 0
+        accumulates = spec.training is not None and spec.training.scheme != "direct"
         total = largest = 0
         for shape, card in cls.array_shapes(spec):
             devices = int(shape[0]) * int(shape[1])
             per_device = 16 + 8 * momentum
             per_device += 16 * (card.range_spread > 0) + 8 * (card.step_spread > 0)
+            per_device += 8 * (card.up_down_spread > 0) + 8 * accumulates
             per_device += 8 * (card.read_noise is not None)
             per_device += 2 * (card.stuck_at_min + card.stuck_at_max > 0)
             total += devices * per_device
@@ -213,6 +215,10 @@ class BaseChip:
         spread_rng = stream(self.seed, "step_spread")
         self._spread = [
             frozen(step_spread(g.shape, card, spread_rng)) for g, card in self._device_pairs()
+        ]
+        tilt_rng = stream(self.seed, "up_down_spread")
+        self._tilt = [
+            frozen(up_down_tilt(g.shape, card, tilt_rng)) for g, card in self._device_pairs()
         ]
         self.crossbar_bounds, self.bias_bounds = self._bounds[:n], self._bounds[n:]
         self.crossbar_spread, self.bias_spread = self._spread[:n], self._spread[n:]
@@ -433,9 +439,10 @@ class BaseChip:
 
     @property
     def residuals(self) -> tuple[ReadOnlyArray, ...] | None:
-        """Each device's mixed-precision accumulator (S): the change asked of it and not
+        """Each device's accumulator (S): the change asked of it and not
         yet programmed, in :meth:`device_arrays` order, as read-only views; ``None`` until
-        training with ``scheme: mixed-precision`` first updates the chip."""
+        training with an accumulator scheme (``mixed-precision``,
+        ``nearest-carry``) first updates the chip."""
         if self._residuals is None:
             return None
         return tuple(read_only(r) for r in self._residuals)
@@ -681,6 +688,7 @@ class BaseChip:
             stuck=stuck,
             residual=residual,
             threshold=1.0 if accumulate is None else float(accumulate),
+            tilt=self._tilt[u.index],
         )
         self._update_counts[u.index] += counts
 
@@ -707,7 +715,8 @@ class BaseChip:
         """Device array ``index``'s digital memory ``kind``, a number per device beside the
         array (S), zero until first used (inside :meth:`_writing`): ``_velocities``, each
         device's last requested change (SGD with momentum); ``_residuals``, each device's
-        accumulator of what was asked and not yet programmed (mixed precision)."""
+        accumulator of what was asked and not yet programmed (``mixed-precision``,
+        ``nearest-carry``)."""
         if getattr(self, kind) is None:
             setattr(self, kind, [np.zeros(g.shape) for g in self._arrays])
         return getattr(self, kind)[index]

@@ -153,6 +153,7 @@ def _update_row(
     soft,
     cycle,
     spread,
+    tilt,
     low,
     high,
     velocity,
@@ -164,6 +165,7 @@ def _update_row(
     counts,
 ):
     spreads = spread.shape[0] > 0
+    tilted = tilt.shape[0] > 0
     faulty = stuck_low.shape[0] > 0
     accumulates = velocity.shape[0] > 0
     carries = residual.shape[0] > 0
@@ -184,7 +186,7 @@ def _update_row(
         movable = not (faulty and (stuck_low[i, j] or stuck_high[i, j]))
         counted = delta != 0.0 and movable
         asked += counted
-        if carries:  # mixed precision: what earlier updates left unprogrammed is added
+        if carries:  # an accumulator: what earlier updates left unprogrammed is added
             delta += residual[i, j]
         if up > 0.0:  # pulses of a state-dependent size
             rise = delta > 0.0
@@ -208,6 +210,8 @@ def _update_row(
                 size = up * (g_max - g[i, j]) if rise else down * (g[i, j] - g_min)
             if spreads:
                 size *= spread[i, j]
+            if tilted:  # the device's own imbalance of up and down steps
+                size *= max(1.0 + tilt[i, j], 0.0) if rise else max(1.0 - tilt[i, j], 0.0)
             change = count * size
             if cycle > 0.0:
                 change += size * cycle * math.sqrt(count) * _normal(key, device)
@@ -223,6 +227,8 @@ def _update_row(
                 counted = False
             pulses += int(abs(count)) * movable
             delta = count * step * (spread[i, j] if spreads else 1.0)
+            if tilted:
+                delta *= max(1.0 + tilt[i, j] if count > 0 else 1.0 - tilt[i, j], 0.0)
         lo = low[i, j] if bounded else g_min
         hi = high[i, j] if bounded else g_max
         wanted = g[i, j] + delta
@@ -251,6 +257,7 @@ def _ep_update_parallel(
     soft,
     cycle,
     spread,
+    tilt,
     low,
     high,
     velocity,
@@ -279,6 +286,7 @@ def _ep_update_parallel(
             soft,
             cycle,
             spread,
+            tilt,
             low,
             high,
             velocity,
@@ -308,6 +316,7 @@ def _ep_update_serial(
     soft,
     cycle,
     spread,
+    tilt,
     low,
     high,
     velocity,
@@ -336,6 +345,7 @@ def _ep_update_serial(
             soft,
             cycle,
             spread,
+            tilt,
             low,
             high,
             velocity,
@@ -368,12 +378,15 @@ def ep_update(
     stuck: tuple[np.ndarray, np.ndarray] | None = None,
     residual: np.ndarray | None = None,
     threshold: float = 1.0,
+    tilt: np.ndarray | None = None,
 ) -> UpdateCount:
     """Apply the EP update to crossbar ``g`` (rows, cols) in place (see module docs); return
     how many devices were asked to move, rounded to no pulse and clipped (module docs).
 
-    ``spread`` (rows, cols) scales each device's step; ``bounds = (g_lo, g_hi)``, each
-    (rows, cols) in S, are each device's own range (else ``[g_min, g_max]`` for all).
+    ``spread`` (rows, cols) scales each device's step, ``tilt`` (rows, cols) its up steps
+    by ``max(1 + tilt, 0)`` and its down steps by ``max(1 - tilt, 0)``;
+    ``bounds = (g_lo, g_hi)``, each (rows, cols) in S, are each device's own range (else
+    ``[g_min, g_max]`` for all).
     ``velocity`` (rows, cols, S), with ``momentum``: heavy-ball momentum (Polyak 1964), each
     device asked to move by ``v <- momentum v + factor (R_i + C_j - 2 X_ij)`` (``v``
     updated in place) instead of the bare change; the device model then programs ``v``.
@@ -395,6 +408,7 @@ def ep_update(
     low, high = (empty, empty) if bounds is None else bounds
     named = (
         ("spread", spread),
+        ("tilt", tilt),
         ("g_lo", low),
         ("g_hi", high),
         ("velocity", velocity),
@@ -433,6 +447,7 @@ def ep_update(
         bool(soft),
         float(cycle),
         empty if spread is None else spread,
+        empty if tilt is None else tilt,
         low,
         high,
         empty if velocity is None else velocity,

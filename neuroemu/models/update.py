@@ -14,6 +14,10 @@ Device-to-device spread (each drawn once per chip, from the chip's seed):
 
 - of the step, ``s_ij = max(1 + step_spread z, 0)`` (:func:`step_spread`): every step or
   pulse of device ``(i, j)`` is ``s_ij`` times the nominal one;
+- of the balance of up and down steps (:func:`up_down_tilt`), after IBM aihwkit's
+  ``up_down_dtod``: device ``(i, j)`` has an imbalance ``b_ij = up_down_spread z`` and its
+  up steps are ``max(1 + b_ij, 0)``, its down steps ``max(1 - b_ij, 0)`` times the nominal
+  ones (times ``s_ij``);
 - of the range (:func:`range_bounds`), after IBM aihwkit's ``w_min_dtod``/``w_max_dtod``:
   device ``(i, j)`` has its own bounds
 
@@ -27,12 +31,13 @@ Device-to-device spread (each drawn once per chip, from the chip's seed):
   ``s down (g_max - g_min) (G - g_lo) / (g_hi - g_lo)`` (the primer's soft-bound pulse with
   the device's own bounds; with the nominal bounds this is ``s up (g_max - G)``). Pulse
   counts are planned on the nominal device: the programming circuit does not know a
-  device's own range or step.
+  device's own range, step or imbalance. (A card's own ``up != down`` is known to it, and
+  planned for: the nominal pulse of each direction.)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -61,18 +66,21 @@ def apply_update(
     rng: np.random.Generator,
     spread: np.ndarray | None = None,
     bounds: Bounds = None,
+    tilt: np.ndarray | None = None,
 ) -> np.ndarray:
     """Add ``delta`` to ``g`` in place through the device model; return ``g``. ``spread``
-    scales each device's own step (:func:`step_spread`); ``bounds`` are each device's own
-    range (:func:`range_bounds`), else the card's."""
+    scales each device's own step (:func:`step_spread`), ``tilt`` its up and down steps
+    apart (:func:`up_down_tilt`); ``bounds`` are each device's own range
+    (:func:`range_bounds`), else the card's."""
     step = card.level_step
     if card.pulses is not None:
-        g += pulse_change(g, delta, card, rng, spread=spread, bounds=bounds)
+        g += pulse_change(g, delta, card, rng, spread=spread, bounds=bounds, tilt=tilt)
     elif step is None:
         g += delta
     else:
-        scale = 1.0 if spread is None else spread
-        g += pulses(delta, step, card.rounding, rng) * step * scale
+        count = pulses(delta, step, card.rounding, rng)
+        scale = (1.0 if spread is None else spread) * direction_scale(count > 0, tilt)
+        g += count * step * scale
     low, high = (card.g_min, card.g_max) if bounds is None else bounds
     np.clip(g, low, high, out=g)
     return g
@@ -86,6 +94,7 @@ def pulse_change(
     gauss: np.ndarray | None = None,
     spread: np.ndarray | None = None,
     bounds: Bounds = None,
+    tilt: np.ndarray | None = None,
 ) -> np.ndarray:
     """The change (S) a pulse-programmed device makes when asked for ``delta``."""
     p = card.pulses
@@ -107,6 +116,7 @@ def pulse_change(
         size = nominal * fraction
     if spread is not None:
         size = size * spread
+    size = size * direction_scale(up, tilt)
     change = count * size
     if p.cycle_noise > 0:
         if gauss is None:
@@ -123,6 +133,24 @@ def step_spread(
     if card.step_spread == 0:
         return None
     return np.maximum(1.0 + card.step_spread * rng.standard_normal(shape), 0.0)
+
+
+def up_down_tilt(
+    shape: tuple[int, ...], card: ResistorCard, rng: np.random.Generator
+) -> np.ndarray | None:
+    """Each device's imbalance ``b = up_down_spread * N(0, 1)`` of its up and down steps
+    (:func:`direction_scale`), or ``None`` for a card without it (then nothing is drawn)."""
+    if card.up_down_spread == 0:
+        return None
+    return card.up_down_spread * rng.standard_normal(shape)
+
+
+def direction_scale(up: np.ndarray, tilt: np.ndarray | None) -> Any:
+    """The factor of each device's step in its direction: ``max(1 + b, 0)`` up,
+    ``max(1 - b, 0)`` down, for imbalance ``tilt`` ``b``; 1 without one."""
+    if tilt is None:
+        return 1.0
+    return np.maximum(np.where(up, 1.0 + tilt, 1.0 - tilt), 0.0)
 
 
 def range_bounds(shape: tuple[int, ...], card: ResistorCard, rng: np.random.Generator) -> Bounds:

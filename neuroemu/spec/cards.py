@@ -92,6 +92,14 @@ class ResistorCard(Strict):
     step_spread: float = Field(
         0.0, ge=0, description="device-to-device relative spread of the step (pulse) size"
     )
+    up_down_spread: float = Field(
+        0.0,
+        ge=0,
+        description="device-to-device imbalance of the up and down steps: each device's up "
+        "step scaled by max(1 + b, 0) and its down step by max(1 - b, 0), "
+        "b = up_down_spread z, z ~ N(0, 1) per device (as IBM aihwkit's up_down_dtod); "
+        "the programming circuit plans on the nominal steps",
+    )
     range_spread: float = Field(
         0.0,
         ge=0,

@@ -105,7 +105,7 @@ class ChipState:
         order of ``conductances`` then ``biases``; ``None`` when nothing moved with
         momentum.
     residuals
-        With mixed precision: each device's accumulator (S), in the same order; ``None``
+        With an accumulator scheme: each device's accumulator (S), in the same order; ``None``
         when nothing was trained with it.
     """
 

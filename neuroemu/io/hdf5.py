@@ -21,7 +21,7 @@ A run file is ``RUN.h5`` and, beside it, the folder ``RUN.h5.parts/``:
   ``/state/conductance/<crossbar>`` (rows, columns) and ``/state/bias/<layer>`` in S, the
   conductances after that epoch; with ``training.momentum``,
   ``<run_id>-<epoch>-velocity.h5`` holds ``/state/velocity/...`` (S) beside it, and with
-  ``training.scheme: mixed-precision`` ``<run_id>-<epoch>-residual.h5`` holds each
+  an accumulator ``training.scheme`` ``<run_id>-<epoch>-residual.h5`` holds each
   device's accumulator, ``/state/residual/...`` (S). The parts of snapshot epochs (every
   ``snapshot_every``-th, epoch 0 and the last; kind ``snapshot``) stay; so does the last
   state with its velocities and accumulators (kinds ``state``, ``velocity``,
@@ -321,7 +321,7 @@ def read_state(f: Any, names: list[str], n_crossbars: int) -> ChipState:
     source = f["state"] if "state" in f else None
     arrays = [source[name][()] if source is not None else f[name][-1] for name in names]
     state = ChipState(arrays[:n_crossbars], arrays[n_crossbars:])
-    for memory, field in MEMORY.items():  # trained with momentum, or mixed precision
+    for memory, field in MEMORY.items():  # trained with momentum, or accumulators
         if source is not None and memory in source:
             setattr(state, field, [source[f"{memory}/{name}"][()] for name in names])
     return state

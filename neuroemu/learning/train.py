@@ -180,7 +180,7 @@ def check_updates(
 
 ROUNDED_ADVICE = (
     "learning stalls; set the card's rounding: stochastic, or training.scheme: "
-    "mixed-precision, or take a larger learning rate"
+    "nearest-carry, or take a larger learning rate"
 )
 CLIP_ADVICE = "take a smaller learning rate, or widen the card's range (g_min, g_max)"
 

@@ -749,8 +749,8 @@ def test_every_device_requirements_sweep_validates():
     folder = ROOT / "benchmarks" / "device_requirements"
     specs = sorted(folder.glob("*.yaml"))
     names = [path.stem for path in specs]
-    assert names == sorted(["ideal", "levels", "asymmetry", "cycle_noise", "read_noise",
-                            "step_spread"])  # fmt: skip
+    assert names == sorted(["ideal", "levels", "asymmetry", "up_down_spread", "cycle_noise",
+                            "read_noise", "step_spread"])  # fmt: skip
     for path in specs:
         sweep = load_sweep(path)
         assert sweep.spec.name == f"requirements_{path.stem}"

@@ -175,6 +175,15 @@ def momentum_one(ws: Path) -> str:
     return validate(ws, swap("momentum: 0.9", "momentum: 1"))
 
 
+@case(
+    "chip YAML",
+    "an accumulator scheme on continuous devices: `scheme: mixed-precision`",
+    "training.scheme",
+)
+def scheme_on_continuous_devices(ws: Path) -> str:
+    return validate(ws, swap("momentum: 0.9", "momentum: 0.9\n  scheme: mixed-precision"))
+
+
 @case("chip YAML", "`batch_size: 0`", "training.batch_size")
 def batch_size_zero(ws: Path) -> str:
     return validate(ws, swap("batch_size: 32", "batch_size: 0"))

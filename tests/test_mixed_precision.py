@@ -238,6 +238,14 @@ def test_nearest_carry_learns_without_warning(tmp_path):
     assert run.history[3]["update_pulses_per_device"] > 0.0
 
 
+def test_an_accumulator_scheme_needs_devices_with_steps():
+    data = mixed()
+    for layer in data["layers"]:
+        layer["device"] = "ideal_resistor"
+    with pytest.raises(SpecError, match=r"^<dict>: training\.scheme: mixed-precision gathers "):
+        neuroemu.Chip.from_dict(data)
+
+
 def test_scheme_is_checked():
     data = mixed()
     data["training"]["scheme"] = "mixed"

@@ -218,3 +218,36 @@ def test_resume_refuses_other_labels_under_one_name_and_another_version(tmp_path
     make_folder(digits, n_train=50, n_test=50, labels=[i % 10 for i in range(100)])
     with pytest.raises(RunFileError, match=r"neuroemu's version .* here, but the run used 0.0.1"):
         neuroemu.simulate(XS, dataset=digits, epochs=2, resume=out)
+
+
+def test_a_spec_kept_before_a_key_existed_resumes_with_its_default(tmp_path):
+    """A run file whose kept spec predates a key (a card's up_down_spread, training.scheme)
+    resumes, since the key's default is what that run used; a kept value that differs is
+    still refused."""
+    import json
+
+    import h5py
+
+    from neuroemu.files import seal
+
+    out = tmp_path / "run.h5"
+    straight = neuroemu.simulate(XS, limit=20, epochs=2)
+    neuroemu.simulate(XS, limit=20, epochs=1, out=out)
+    with h5py.File(out, "a") as f:  # as a version without those keys wrote it
+        spec = json.loads(f["meta"].attrs["chip_spec"])
+        del spec["training"]["scheme"]
+        for layer in spec["layers"]:
+            del layer["device"]["up_down_spread"]
+        f["meta"].attrs["chip_spec"] = json.dumps(spec)
+    seal(out)
+    resumed = neuroemu.simulate(XS, limit=20, epochs=2, resume=out)
+    assert untimed(resumed.history) == untimed(straight.history)
+    with h5py.File(out, "a") as f:
+        spec = json.loads(f["meta"].attrs["chip_spec"])
+        spec["training"]["beta"] = 2e-4
+        f["meta"].attrs["chip_spec"] = json.dumps(spec)
+    seal(out)
+    with pytest.raises(
+        RunFileError, match=r"spec's training\.beta is 0\.0003 here, but .* 0\.0002"
+    ):
+        neuroemu.simulate(XS, limit=20, epochs=3, resume=out)

@@ -69,7 +69,7 @@ import numpy as np
 
 from .. import failpoints
 from ..chip.state import ChipState
-from ..errors import RunFileError, one_line
+from ..errors import NeuroemuError, RunFileError, one_line
 from ..files import Lock, LockHeld, fsync_path, partial_prefix, sealed, sealed_image
 from ..interrupts import uninterrupted
 from ..learning.registry import Traced
@@ -734,7 +734,7 @@ def _check_same_run(path: Path, meta: Any, chip: RecordedChip, settings: dict[st
         )
 
     if "chip_spec" in meta:  # the validated spec: every setting, every card
-        kept_spec = json.loads(meta["chip_spec"])
+        kept_spec = _current(json.loads(meta["chip_spec"]), f"{path}: /meta/chip_spec")
         difference = first_difference(kept_spec, chip.spec.model_dump(mode="json"))
         if difference is not None:
             key, kept, asked = difference
@@ -784,6 +784,19 @@ def _short(value: Any) -> str:
         return f"{value:.10g}"
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _current(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    """A spec kept by a run file as this version validates it: a key added since the file
+    was written takes its default (what the run used), so it is no difference. A spec this
+    version no longer accepts stays as kept (and differs where it differs)."""
+    from ..spec.loader import chip_from_dict
+
+    try:
+        current: dict[str, Any] = chip_from_dict(spec, source).model_dump(mode="json")
+    except NeuroemuError:
+        return spec
+    return current
 
 
 def first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | None:

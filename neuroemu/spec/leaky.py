@@ -10,7 +10,7 @@ from ..errors import brief
 from .base import Strict, Time, Voltage, Whole, positive
 from .cards import NeuronCard, ResistorCard
 from .resistive import Initialisation
-from .training import ASYMMETRIC, Training, check_augment
+from .training import ASYMMETRIC, Training, check_augment, check_scheme
 
 
 class LeakyInputs(Strict):
@@ -99,6 +99,8 @@ class LeakyChipSpec(Strict):
         if training is None:
             return self
         check_augment(training, self.inputs.size)
+        backward = [layer.backward_device for layer in self.layers if layer.backward_device]
+        check_scheme(training, [layer.device for layer in self.layers] + backward)
         algorithm = training.algorithm
         if algorithm in ASYMMETRIC and self.synapses != "asymmetric":
             raise ValueError(

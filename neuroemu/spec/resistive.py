@@ -19,7 +19,7 @@ from .base import (
     positive,
 )
 from .cards import DiodeCard, ResistorCard
-from .training import LEAKY_ONLY, Training, check_augment
+from .training import LEAKY_ONLY, Training, check_augment, check_scheme
 
 
 class Initialisation(Strict):
@@ -201,6 +201,7 @@ class ChipSpec(Strict):
     @model_validator(mode="after")
     def _training_fits(self) -> ChipSpec:
         check_augment(self.training, self.inputs.size)
+        check_scheme(self.training, [layer.device for layer in self.layers])
         if self.training is not None and self.training.algorithm in LEAKY_ONLY:
             raise ValueError(
                 f"training.algorithm: {self.training.algorithm} needs a leaky chip "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -36,6 +37,18 @@ class Augment(Strict):
         if value is not None and min(value) < 1:
             raise ValueError(f"must be two sizes >= 1 (got {list(value)})")
         return value
+
+
+def check_scheme(training: Training | None, cards: Iterable[Any]) -> None:
+    """An accumulator scheme needs devices that take whole steps (levels or pulses)."""
+    if training is None or training.scheme == "direct":
+        return
+    if not any(card.level_step is not None or card.pulses is not None for card in cards):
+        raise ValueError(
+            f"training.scheme: {training.scheme} gathers changes into whole steps, but every "
+            "device of this chip is continuous (no n_levels or pulses in its cards); use "
+            "direct"
+        )
 
 
 def check_augment(training: Training | None, n_inputs: int) -> None:

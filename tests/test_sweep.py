@@ -338,6 +338,9 @@ def test_sweep_file_units_are_the_metrics_tables(tmp_path):
         "mean_power_W",
         "energy_per_inference_J",
         "train_error",
+        "update_unmoved_fraction",
+        "update_clipped_fraction",
+        "update_pulses_per_device",
         "wall_time_s",
         "error_after_programming",
     }
@@ -768,3 +771,41 @@ def test_every_device_requirements_sweep_validates():
         assert spec.training.scheme == "nearest-carry"
     base = load_sweep(folder / "asymmetry.yaml").point_spec((0, 0, 0)).layers[0].device
     assert base.pulses.up == base.pulses.down == 0.001 and base.pulses.cycle_noise == 0.0
+
+
+def test_a_training_point_records_its_update_figures_and_an_older_file_keeps_its_own(tmp_path):
+    """A point of a chip with levels records its last epoch's update figures (pulses per
+    device among them); a file made before they were recorded has no such variables, and
+    its points are recorded with the figures it has."""
+    import h5py
+
+    from neuroemu.io.sweepfile import open_for_sweep
+    from neuroemu.sweep.run import run_point
+
+    body = BASE.format(path="layers[0].device.n_levels", values="[256]")
+    body = body.replace("chip: xs_784x100", "chip: xs_784x100\n    mode: train\n    epochs: 1")
+    body = body.replace("    seeds:", "      - path: layers[0].device.rounding\n"
+                        "        values: [stochastic]\n    seeds:")  # fmt: skip
+    sweep = load_sweep(write(tmp_path, body))
+    index = (0, 0, 0)
+    s = sweep.spec
+    spec = sweep.point_spec(index).model_dump(mode="json")
+    result = run_point(spec, s.seeds[0], s.mode, s.epochs, s.dataset, s.limit, s.times)
+    assert 0.0 < result["update_unmoved_fraction"] < 1.0
+    assert result["update_pulses_per_device"] > 0.0
+    out = tmp_path / "s.h5"
+    with open_for_sweep(out, sweep) as f:
+        f.record(index, result)
+    ds = open_sweep(out)
+    assert ds["update_pulses_per_device"].values[index] == result["update_pulses_per_device"]
+    older = tmp_path / "older.h5"
+    with open_for_sweep(older, sweep):
+        pass
+    with h5py.File(older, "a") as f:  # as a version without the update figures made it
+        for name in ("update_unmoved_fraction", "update_clipped_fraction",
+                     "update_pulses_per_device"):  # fmt: skip
+            del f[name]
+    with open_for_sweep(older, sweep) as f:
+        f.record(index, result)
+    ds = open_sweep(older)
+    assert "update_pulses_per_device" not in ds and ds["error"].values[index] == result["error"]

@@ -5,8 +5,9 @@ per axis (named by its key path) and ``seed``.
 Coordinates: each axis's values (quantities written with a unit, ``0.5 uS``, as SI numbers
 with a ``units`` attribute; version 1 files kept them as text) and ``seed``; with
 ``infer_at``, ``time`` (s). Variables: one per figure (``error``, ``accuracy``,
-``mean_power_W``, ...; NaN until the point is done; named, and with the ``units`` attribute,
-as in :data:`neuroemu.metrics.METRICS`), ``status`` (0 pending, 1 done, 2
+``mean_power_W``, ..., the last training epoch's update figures; NaN until the point is
+done; named, and with the ``units`` attribute, as in :data:`neuroemu.metrics.METRICS`; a
+file made before a figure was recorded keeps the figures it has), ``status`` (0 pending, 1 done, 2
 failed) and ``message`` (the error of a failed point). Attributes: ``format``
 ``neuroemu-sweep``, ``format_version``, ``sweep_yaml`` (the exact spec text). Each point
 is recorded as it finishes, atomically and durably (:class:`SweepFile`): a killed sweep
@@ -43,6 +44,9 @@ FIGURES: dict[str, Metric] = {
         "mean_power_W",
         "energy_per_inference_J",
         "train_error",
+        "update_unmoved_fraction",
+        "update_clipped_fraction",
+        "update_pulses_per_device",
         "wall_time_s",
     )
 }
@@ -134,6 +138,8 @@ def _write_point(
         f.variables["message"][index] = error
         return
     for name, value in result.items():
+        if name not in f.variables:  # a file made before the figure existed
+            continue
         if name in TIMED_FIGURES:
             f.variables[name][index] = value
         else:

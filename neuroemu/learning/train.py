@@ -150,8 +150,8 @@ def check_updates(
     """Warn (:class:`~neuroemu.errors.NeuroemuWarning`, one line) when more than half the
     devices asked to move in ``epoch`` rounded to no pulse, counted over the arrays whose
     cards round to the nearest pulse (with ``rounding: stochastic`` a small change is taken
-    with a probability, so nothing is lost on average; when ``accumulated``, mixed
-    precision, it waits in the device's accumulator, so none is counted), or more than half
+    with a probability, so nothing is lost on average; when ``accumulated``, an accumulator
+    scheme, it waits in the device's accumulator, so none is counted), or more than half
     were clipped at a bound; the message names the fraction, the arrays worst hit and what
     to change."""
     cards = dict(zip(updates.names, (card for _, card in chip.device_arrays()), strict=True))

@@ -47,7 +47,11 @@ BASE = """\
 @pytest.mark.parametrize(
     ("path", "values", "message"),
     [
-        ("layers[0].device.n_level", "[4]", "no key 'n_level' in layers[0].device (it has: "),
+        (
+            "layers[0].device.n_level",
+            "[4]",
+            "no key 'n_level' in layers[0].device (did you mean n_levels?)",
+        ),
         ("layers[5].size", "[4]", "layers[5]: no such item (layers has 2 items)"),
         ("inputs.gain.volts", "[1]", "inputs.gain.volts: inputs.gain is not a mapping"),
         ("inputs.gain", '["-1 V"]', "inputs.gain: must be > 0 V (got -1.0 V)"),

@@ -13,6 +13,7 @@ before any point runs.
 from __future__ import annotations
 
 import copy
+import difflib
 import itertools
 import math
 import re
@@ -169,8 +170,12 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
             if not isinstance(node, dict):
                 raise ValueError(f"{walked}.{part}: {here} is not a mapping (it is {node!r})")
             if part not in node:
-                known = ", ".join(sorted(node))
-                raise ValueError(f"{part}: no key {part!r} in {here} (it has: {known})")
+                close = difflib.get_close_matches(part, sorted(node), n=3)
+                if close:
+                    hint = f"did you mean {' or '.join(close)}?"
+                else:
+                    hint = f"it has: {', '.join(sorted(node))}"
+                raise ValueError(f"{part}: no key {part!r} in {here} ({hint})")
             walked += ("." if walked else "") + part
         if last:
             node[part] = value

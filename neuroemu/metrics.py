@@ -279,6 +279,17 @@ METRICS: dict[str, Metric] = _table(
         "sum",
         group="train",
     ),
+    Metric(
+        "update_refreshes_per_pair",
+        "1",
+        "float",
+        "refreshes per pair",
+        "refreshes (both devices RESET, their difference programmed back into one) during "
+        "the epoch, per pair of devices (training.scheme: pairs)",
+        "mean",
+        "sum",
+        group="train",
+    ),
     # Inference at times after programming.
     Metric(
         "time_s",

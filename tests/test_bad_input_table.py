@@ -184,6 +184,24 @@ def scheme_on_continuous_devices(ws: Path) -> str:
     return validate(ws, swap("momentum: 0.9", "momentum: 0.9\n  scheme: mixed-precision"))
 
 
+@case(
+    "chip YAML",
+    "a device that depresses only by RESET, trained directly: `device: pcm_pulsed`",
+    "training.scheme",
+)
+def reset_device_without_pairs(ws: Path) -> str:
+    return validate(ws, swap("device: ideal_resistor", "device: pcm_pulsed"))
+
+
+@case(
+    "chip YAML",
+    "training by pairs on a chip whose output layer has no pair circuit: `scheme: pairs`",
+    "training.scheme",
+)
+def pairs_without_circuit(ws: Path) -> str:
+    return validate(ws, swap("momentum: 0.9", "momentum: 0.9\n  scheme: pairs"))
+
+
 @case("chip YAML", "`batch_size: 0`", "training.batch_size")
 def batch_size_zero(ws: Path) -> str:
     return validate(ws, swap("batch_size: 32", "batch_size: 0"))

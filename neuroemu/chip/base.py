@@ -58,6 +58,7 @@ from .state import (
 
 if TYPE_CHECKING:
     from ..engine.states import Equilibrium
+    from ..models.pairs import Halves
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,10 @@ class BaseChip:
         self.crossbar_spread, self.bias_spread = self._spread[:n], self._spread[n:]
         self._velocities: list[np.ndarray] | None = None
         self._residuals: list[np.ndarray] | None = None
-        # Per device array: devices asked to move, rounded to no pulse, clipped; pulses.
-        self._update_counts = np.zeros((len(self._arrays), 4), dtype=np.int64)
+        # Per device array: devices asked to move, rounded to no pulse, clipped; pulses;
+        # pairs refreshed (training by pairs).
+        self._update_counts = np.zeros((len(self._arrays), 5), dtype=np.int64)
+        self._pairs = [0] * len(self._arrays)  # pairs per array, once trained by pairs
         self._clock: DriftClock | None = None
         self._reads: np.random.Generator | None = None
         self._read_pool = (
@@ -610,6 +613,7 @@ class BaseChip:
         momentum: float = 0.0,
         *,
         accumulate: float | None = None,
+        pairs: float | None = None,
     ) -> None:
         """Move devices as :class:`~neuroemu.chip.state.DeviceUpdate` asks, one array at a
         time in the order given, each through its card's model (bounds, levels, pulses,
@@ -621,8 +625,12 @@ class BaseChip:
         the nearest step with the rounding error carried), every device with levels or
         pulses adds the change to its accumulator and takes the whole pulses it holds past
         the threshold, keeping the rest (:mod:`~neuroemu.kernels.update`; the card's
-        ``rounding`` is then not used). Stuck devices do not move. Each array's
-        devices asked to move, rounded to no pulse and clipped, and its pulses, add to
+        ``rounding`` is then not used). With ``pairs``, a refresh level (a fraction of the
+        range), every array moves as pairs of devices that are only potentiated
+        (:mod:`neuroemu.models.pairs`; the arrays' pairs are :meth:`pair_halves`), with
+        ``accumulate`` through an accumulator per pair. Stuck
+        devices do not move. Each array's devices (or pairs) asked to move, rounded to no
+        pulse and clipped, its pulses and its refreshed pairs, add to
         :attr:`update_counts`."""
         updates = list(updates)
         for u in updates:
@@ -640,9 +648,27 @@ class BaseChip:
                 f"accumulate: expected a threshold in [0.5, 1] nominal steps or None, "
                 f"got {brief(accumulate)}"
             )
+        if pairs is not None:
+            if not (
+                isinstance(pairs, float | int) and not isinstance(pairs, bool) and 0 < pairs <= 1
+            ):
+                raise InputError(
+                    f"pairs: expected a refresh level in (0, 1] of the range or None, "
+                    f"got {brief(pairs)}"
+                )
+            missing = [self._names[u.index] for u in updates if self.pair_halves(u.index) is None]
+            if missing:
+                raise InputError(
+                    f"pairs: array {missing[0]} has no pair circuit (pairs are the input "
+                    "crossbar with differential encoding, the bias arrays and the last "
+                    "crossbar with differential readout)"
+                )
         with self._writing():
             for u in updates:
-                self._update(u, rng, momentum, accumulate)
+                if pairs is None:
+                    self._update(u, rng, momentum, accumulate)
+                else:
+                    self._update_pairs(u, rng, momentum, float(pairs), accumulate)
             self._apply_faults()
         self._clock = None
 
@@ -660,7 +686,7 @@ class BaseChip:
         pulses = None
         if card.pulses is not None:
             p = card.pulses
-            pulses = (p.up, p.down, p.soft_bounds, p.cycle_noise)
+            pulses = (p.up, p.down_fraction, p.soft_bounds, p.cycle_noise)
         quantised = card.level_step is not None or card.pulses is not None
         carries = accumulate is not None and quantised
         stochastic = quantised and card.rounding == "stochastic" and not carries
@@ -690,7 +716,51 @@ class BaseChip:
             threshold=1.0 if accumulate is None else float(accumulate),
             tilt=self._tilt[u.index],
         )
+        self._update_counts[u.index, :4] += counts
+
+    def _update_pairs(
+        self,
+        u: DeviceUpdate,
+        rng: np.random.Generator,
+        momentum: float,
+        refresh_at: float,
+        accumulate: float | None,
+    ) -> None:
+        """One array's update as pairs (inside :meth:`_writing`)."""
+        from ..models.pairs import pair_update
+
+        g, card = self._arrays[u.index], self._cards[u.index]
+        halves = self.pair_halves(u.index)
+        assert halves is not None
+        delta = u.factor * (u.rows[:, None] + u.cols[None, :] - 2.0 * u.cross)
+        stuck, held = None, self._stuck[u.index]
+        if held is not None:
+            stuck = np.zeros(g.shape, dtype=bool)
+            stuck.reshape(-1)[held[0]] = True
+        counts = pair_update(
+            g,
+            delta,
+            halves,
+            card,
+            rng,
+            spread=self._spread[u.index],
+            bounds=self._bounds[u.index],
+            tilt=self._tilt[u.index],
+            velocity=self._memory("_velocities", u.index) if momentum > 0 else None,
+            momentum=momentum,
+            residual=self._memory("_residuals", u.index) if accumulate is not None else None,
+            threshold=1.0 if accumulate is None else float(accumulate),
+            stuck=stuck,
+            refresh_at=refresh_at,
+        )
         self._update_counts[u.index] += counts
+        self._pairs[u.index] = g[halves[0]].size
+
+    def pair_halves(self, index: int) -> Halves | None:
+        """The two halves of device array ``index`` whose devices pair up in the circuit
+        (:mod:`neuroemu.models.pairs`), or ``None`` where the circuit has no pairs (a
+        family without them: every array)."""
+        return None
 
     @property
     def update_counts(self) -> UpdateCounts:
@@ -698,12 +768,16 @@ class BaseChip:
         those rounded to no pulse and those clipped at a bound, and the pulses programmed,
         since the counts were last taken (:meth:`take_update_counts`) or the chip was
         built."""
-        asked, unmoved, clipped, pulses = (tuple(int(n) for n in c) for c in self._update_counts.T)
+        asked, unmoved, clipped, pulses, refreshed = (
+            tuple(int(n) for n in c) for c in self._update_counts.T
+        )
         pulsed = tuple(
             g.size if card.level_step is not None or card.pulses is not None else 0
             for g, card in self._device_pairs()
         )
-        return UpdateCounts(tuple(self._names), asked, unmoved, clipped, pulses, pulsed)
+        names = tuple(self._names)
+        pairs = tuple(self._pairs)
+        return UpdateCounts(names, asked, unmoved, clipped, pulses, pulsed, refreshed, pairs)
 
     def take_update_counts(self) -> UpdateCounts:
         """:attr:`update_counts`, and start counting anew (training: once per epoch)."""

@@ -29,6 +29,7 @@ from ..errors import InputError, SpecError
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
 from ..models.diode import thermal_voltage
+from ..models.pairs import Halves
 from ..spec.cards import ResistorCard
 from ..spec.loader import LoadedChip
 from ..spec.resistive import ChipSpec, Layer
@@ -82,6 +83,24 @@ class Chip(BaseChip):
         sizes = [spec.inputs.n_sources] + [layer.size for layer in spec.layers]
         crossbars = [((sizes[k], layer.size), layer.device) for k, layer in enumerate(spec.layers)]
         return crossbars + [((2, layer.size), layer.device) for layer in spec.layers]
+
+    def pair_halves(self, index: int) -> Halves | None:
+        """The devices of array ``index`` that pair up in this circuit, as
+        :mod:`neuroemu.models.pairs` describes: the input crossbar's ``+a x`` and ``-a x``
+        rows (differential encoding), a bias array's ``+V_b`` and ``-V_b`` rows, and the
+        last crossbar's ``V+`` and ``V-`` columns (differential readout); ``None`` for any
+        other array."""
+        n = len(self.spec.layers)
+        if not 0 <= index < 2 * n:
+            raise InputError(f"index: expected a device array 0..{2 * n - 1}, got {index!r}")
+        if index >= n:
+            return (slice(0, 1),), (slice(1, 2),)
+        if index == 0 and self.spec.inputs.encoding == "differential":
+            size = self.spec.inputs.size
+            return (slice(0, size),), (slice(size, None),)
+        if index == n - 1 and self.spec.output.readout == "differential":
+            return (slice(None), slice(0, None, 2)), (slice(None), slice(1, None, 2))
+        return None
 
     # ------------------------------------------------------------------ nodes
     def junction_conductance(self, layer: Layer) -> np.ndarray:

@@ -146,7 +146,9 @@ class UpdateCounts:
     devices asked to move, of them those whose change rounded to no pulse (``unmoved``) and
     those cut at a bound (``clipped``), summed over updates (a device asked at every one of
     ``n`` updates counts ``n`` times), and the programming ``pulses`` applied; stuck
-    devices are never counted (:mod:`neuroemu.kernels.update`)."""
+    devices are never counted (:mod:`neuroemu.kernels.update`). Arrays trained as pairs
+    count pairs, not devices, and their ``refreshed`` pairs (``pairs``: their pairs, 0 for
+    an array not trained so)."""
 
     names: tuple[str, ...]
     asked: tuple[int, ...]
@@ -154,6 +156,15 @@ class UpdateCounts:
     clipped: tuple[int, ...]
     pulses: tuple[int, ...] = ()
     pulsed_devices: tuple[int, ...] = ()
+    refreshed: tuple[int, ...] = ()
+    pairs: tuple[int, ...] = ()
+
+    @property
+    def refreshes_per_pair(self) -> float | None:
+        """Refreshes per pair of devices (training by pairs: :mod:`neuroemu.models.pairs`),
+        over the arrays trained as pairs; ``None`` when none was."""
+        pairs = sum(self.pairs)
+        return sum(self.refreshed) / pairs if pairs else None
 
     @property
     def pulses_per_device(self) -> float | None:

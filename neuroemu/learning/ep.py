@@ -146,13 +146,15 @@ def apply_ep_update(
     rng: np.random.Generator,
     momentum: float = 0.0,
     accumulate: float | None = None,
+    pairs: float | None = None,
 ) -> None:
     """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array
     (:func:`ep_updates`), each through its device model in one pass
     (:meth:`~neuroemu.chip.base.BaseChip.update_devices`); with ``momentum`` > 0 each
-    device moves by its velocity instead, with ``accumulate`` through its accumulator."""
+    device moves by its velocity instead, with ``accumulate`` through its accumulator,
+    with ``pairs`` (a refresh level) as pairs of devices."""
     updates = ep_updates(chip, x, first, second, beta, algorithm, rates)
-    chip.update_devices(updates, rng, momentum, accumulate=accumulate)
+    chip.update_devices(updates, rng, momentum, accumulate=accumulate, pairs=pairs)
 
 
 def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
@@ -272,6 +274,7 @@ class ResistiveEP:
         self.dropout = training.dropout
         self.momentum = training.momentum
         self.accumulate = training.accumulator_threshold
+        self.pairs = training.pair_refresh
         self.loss_metric = LOSS_METRIC[training.loss]
 
     def step(self, chip: Chip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
@@ -300,6 +303,7 @@ class ResistiveEP:
             draws.pulses,
             self.momentum,
             self.accumulate,
+            self.pairs,
         )
         loss = float(self.free_loss(chip, free, y, target).sum())
         return Step(free, loss, sweeps, phases)

@@ -64,6 +64,8 @@ class EpochReport:
             figures["update_clipped_fraction"] = self.updates.clipped_fraction
             if self.updates.pulses_per_device is not None:
                 figures["update_pulses_per_device"] = self.updates.pulses_per_device
+            if self.updates.refreshes_per_pair is not None:
+                figures["update_refreshes_per_pair"] = self.updates.refreshes_per_pair
         return figures
 
 

@@ -97,16 +97,32 @@ def pulse_change(
     tilt: np.ndarray | None = None,
 ) -> np.ndarray:
     """The change (S) a pulse-programmed device makes when asked for ``delta``."""
+    return pulse_plan(g, delta, card, rng, gauss, spread, bounds, tilt)[0]
+
+
+def pulse_plan(
+    g: np.ndarray,
+    delta: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    gauss: np.ndarray | None = None,
+    spread: np.ndarray | None = None,
+    bounds: Bounds = None,
+    tilt: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pulse_change` and the whole pulses it takes, per device. A card whose
+    depression is an abrupt RESET (``pulses.down: reset``) takes one down pulse as a
+    return to its lower bound."""
     p = card.pulses
     assert p is not None
     span = card.g_max - card.g_min
     up = delta > 0
-    nominal = np.where(up, p.up * span, p.down * span)
+    nominal = np.where(up, p.up * span, p.down_fraction * span)
     count = pulses(np.abs(delta) / nominal, 1.0, card.rounding, rng)
     if not p.soft_bounds:
         size = nominal
     elif bounds is None:
-        size = np.where(up, p.up * (card.g_max - g), p.down * (g - card.g_min))
+        size = np.where(up, p.up * (card.g_max - g), p.down_fraction * (g - card.g_min))
     else:
         low, high = bounds
         width = high - low
@@ -122,7 +138,7 @@ def pulse_change(
         if gauss is None:
             gauss = rng.standard_normal(np.shape(g))
         change = change + size * p.cycle_noise * np.sqrt(count) * gauss
-    return np.where(up, change, -change)
+    return np.where(up, change, -change), count
 
 
 def step_spread(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
@@ -65,13 +65,27 @@ class Pulses(Strict):
     One up pulse adds ``up * (g_max - G)`` (soft bounds) or ``up * (g_max - g_min)``; one
     down pulse removes ``down * (G - g_min)`` or ``down * (g_max - g_min)``. ``up != down``
     is the up/down asymmetry. Each pulse's size varies by ``cycle_noise`` (relative standard
-    deviation, independent per pulse: cycle-to-cycle noise).
+    deviation, independent per pulse: cycle-to-cycle noise). ``down: reset`` is a device
+    that depresses only abruptly, all the way to ``g_min`` (phase-change memory: a RESET
+    melts and quenches the whole programmed region), so it learns only as one of a pair of
+    devices that are only potentiated (``training.scheme: pairs``).
     """
 
     up: float = Field(gt=0, le=1)
-    down: float = Field(gt=0, le=1)
+    down: Annotated[float, Field(gt=0, le=1)] | Literal["reset"]
     soft_bounds: bool = True
     cycle_noise: float = Field(0.0, ge=0)
+
+    @property
+    def resets(self) -> bool:
+        """Whether depression is an abrupt RESET to ``g_min`` (``down: reset``)."""
+        return self.down == "reset"
+
+    @property
+    def down_fraction(self) -> float:
+        """One down pulse as a fraction of the range (soft bounds: of ``G - g_min``); a
+        RESET is the whole of it."""
+        return 1.0 if self.down == "reset" else float(self.down)
 
 
 class ResistorCard(Strict):

@@ -100,6 +100,11 @@ class LeakyChipSpec(Strict):
             return self
         check_augment(training, self.inputs.size)
         backward = [layer.backward_device for layer in self.layers if layer.backward_device]
+        if training.pair_refresh is not None:
+            raise ValueError(
+                "training.scheme: pairs needs the pair circuits of a resistive chip "
+                "(kind: leaky has none)"
+            )
         check_scheme(training, [layer.device for layer in self.layers] + backward)
         algorithm = training.algorithm
         if algorithm in ASYMMETRIC and self.synapses != "asymmetric":

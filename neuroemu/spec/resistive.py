@@ -202,6 +202,8 @@ class ChipSpec(Strict):
     def _training_fits(self) -> ChipSpec:
         check_augment(self.training, self.inputs.size)
         check_scheme(self.training, [layer.device for layer in self.layers])
+        if self.training is not None and self.training.pair_refresh is not None:
+            self._check_pairs()
         if self.training is not None and self.training.algorithm in LEAKY_ONLY:
             raise ValueError(
                 f"training.algorithm: {self.training.algorithm} needs a leaky chip "
@@ -229,6 +231,29 @@ class ChipSpec(Strict):
                 "so it needs a single readout (this chip reads classes differentially)"
             )
         return self
+
+    def _check_pairs(self) -> None:
+        """Training by pairs needs a pair circuit for every crossbar: the input sources at
+        +a x and -a x (differential encoding) for the first, differential readout for the
+        last, and nothing can pair the devices between two hidden layers
+        (:mod:`neuroemu.models.pairs`)."""
+        n = len(self.layers)
+        scheme = self.training.scheme if self.training is not None else None
+        for k, layer in enumerate(self.layers):
+            first = k == 0 and self.inputs.encoding == "differential"
+            last = k == n - 1 and self.output.readout == "differential"
+            if first or last:
+                continue
+            if k == 0:
+                why = "its inputs need encoding: differential (sources at +a x and -a x)"
+            elif k < n - 1:
+                why = "it joins two hidden layers, whose nodes have no inverted copies"
+            else:
+                why = "its outputs need readout: differential (scores V+ - V-)"
+            raise ValueError(
+                f"training.scheme: {scheme} needs a pair circuit for every device, but "
+                f"layers[{k}] ({layer.name}) has none: {why}"
+            )
 
     @model_validator(mode="after")
     def _nodes_reached(self) -> ChipSpec:

@@ -40,8 +40,19 @@ class Augment(Strict):
 
 
 def check_scheme(training: Training | None, cards: Iterable[Any]) -> None:
-    """An accumulator scheme needs devices that take whole steps (levels or pulses)."""
-    if training is None or training.scheme == "direct":
+    """An accumulator scheme needs devices that take whole steps (levels or pulses); a
+    device that depresses only by RESET learns only in pairs."""
+    if training is None:
+        return
+    cards = list(cards)
+    resets = [card.name for card in cards if card.pulses is not None and card.pulses.resets]
+    if resets and training.pair_refresh is None:
+        raise ValueError(
+            f"training.scheme: {training.scheme}, but device {resets[0]} depresses only by "
+            "an abrupt RESET (pulses.down: reset), so it cannot take a change down; train "
+            "it with training.scheme: pairs"
+        )
+    if training.scheme in ("direct", "pairs", "pairs-carry"):
         return
     if not any(card.level_step is not None or card.pulses is not None for card in cards):
         raise ValueError(
@@ -143,7 +154,7 @@ class Training(Strict):
         "moves by a velocity v <- momentum v + change kept beside the array; 0 (plain SGD, "
         "nothing stored but the devices) by default",
     )
-    scheme: Literal["direct", "mixed-precision", "nearest-carry"] = Field(
+    scheme: Literal["direct", "mixed-precision", "nearest-carry", "pairs", "pairs-carry"] = Field(
         "direct",
         description="how a device takes the changes asked of it: direct, each update "
         "programmed as the card's model rounds it (a change smaller than a step may be "
@@ -152,7 +163,20 @@ class Training(Strict):
         "whole step the sum holds, keeping the rest (Nandakumar et al. 2020, Front. "
         "Neurosci. 14, 406); nearest-carry, the same accumulator rounded to the nearest "
         "step, the rounding error carried (error feedback); both replace the card's "
-        "rounding on devices with levels or pulses",
+        "rounding on devices with levels or pulses; pairs, each weight on two devices "
+        "whose currents enter with opposite signs, only ever potentiated, the pair "
+        "refreshed when a device passes refresh_at (Boybat et al. 2018, Nat. Commun. 9, "
+        "2514; resistive chips whose every crossbar has a pair circuit), the pulses rounded "
+        "as the card rounds them; pairs-carry, the same pairs, each with an accumulator "
+        "rounded to the nearest whole SET pulse, the rest carried (as nearest-carry)",
+    )
+    refresh_at: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="scheme: pairs: a pair is refreshed (both devices RESET, their "
+        "difference programmed back into one) once a device reaches this fraction of the "
+        "nominal range",
     )
     batch_size: Whole = Field(4, gt=0)
     dropout: float = Field(
@@ -210,7 +234,13 @@ class Training(Strict):
     def accumulator_threshold(self) -> float | None:
         """The threshold, in nominal steps, past which a device's accumulator takes a pulse
         (1 for mixed precision, 1/2 for nearest-carry); ``None`` for direct updates."""
-        return {"mixed-precision": 1.0, "nearest-carry": 0.5}.get(self.scheme)
+        return {"mixed-precision": 1.0, "nearest-carry": 0.5, "pairs-carry": 0.5}.get(self.scheme)
+
+    @property
+    def pair_refresh(self) -> float | None:
+        """The refresh level of training by pairs (``refresh_at``); ``None`` for the other
+        schemes."""
+        return self.refresh_at if self.scheme in ("pairs", "pairs-carry") else None
 
     def rates(self, n_crossbars: int) -> list[float]:
         if isinstance(self.learning_rate, tuple):

@@ -1,0 +1,190 @@
+"""Signed pairs of devices that are only ever potentiated, refreshed when one fills up.
+
+Phase-change memory potentiates in gradual SET pulses but depresses only by an abrupt RESET
+(all the way to ``g_min``), so on-chip training keeps each weight on two devices, takes
+every change as SET pulses on one or the other, and now and then moves the pair's
+difference back down (Boybat et al. 2018, Nat. Commun. 9, 2514).
+
+**The circuit.** Two devices between the same two nodes add, so a pair needs two devices
+whose currents reach the circuit with opposite signs. A resistive chip has three such
+places, all of them already in its netlist, device count, power and energy:
+
+- the input crossbar with ``differential`` encoding: device ``(i, j)`` is driven by the
+  source at ``+a x_i`` and device ``(N + i, j)`` by the one at ``-a x_i``; their difference
+  ``a (g+ - g-)`` is the weight of ``x_i`` at node ``j``;
+- every bias array: row 0 goes to ``+V_b``, row 1 to ``-V_b``;
+- the last crossbar with ``readout: differential``: device ``(h, 2k)`` feeds ``V+_k`` and
+  device ``(h, 2k + 1)`` feeds ``V-_k``; their difference weighs node ``h`` in the score
+  ``V+_k - V-_k``.
+
+A crossbar between two hidden layers has no such partner (its rows are hidden nodes, with
+no inverted copies), so a chip with one cannot train by pairs
+(:func:`neuroemu.spec.training.check_pairs`).
+
+**The update.** EP asks device ``a`` for ``d_a`` and its partner ``b`` for ``d_b``. The
+pair takes the change of its difference, ``w = d_a - d_b`` (with momentum, the pair's
+velocity ``v <- m v + w``, kept beside device ``a``), as SET pulses on ``a`` when ``w > 0``
+and on ``b`` when ``w < 0``, through the card's model (pulse size, soft bounds, rounding,
+cycle noise, spread). The common part ``(d_a + d_b) / 2``, which would move the node's total
+conductance, is not programmed: a device that only rises cannot follow it. This is the
+local part: each pair needs only its own two devices' EP terms.
+
+**The refresh.** After each update, every pair with a device at or above ``refresh_at`` of
+the nominal range (``g_min + refresh_at (g_max - g_min)``) is read, both devices are RESET
+to their lower bounds, and the difference they held is programmed back into the device
+that held the larger conductance, as SET pulses through the device model (open loop, as
+any update: cycle noise and soft bounds act, nothing is verified). A pair with a stuck
+device is not refreshed. The refresh needs a read of both devices and a comparator per
+pair, done row by row by the programming circuit; the read is taken noise-free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .update import Bounds, direction_scale, pulse_plan, pulses
+
+if TYPE_CHECKING:
+    from ..spec.cards import ResistorCard
+
+#: The two halves of a device array that form its pairs: index expressions ``(a, b)`` into
+#: the array, ``g[a]`` and ``g[b]`` of one shape, device ``g[a][k]`` paired with
+#: ``g[b][k]``. Basic slices only, so each half is a view.
+Halves = tuple[tuple[slice, ...], tuple[slice, ...]]
+
+
+def set_pulses(
+    g: np.ndarray,
+    request: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    spread: np.ndarray | None = None,
+    bounds: Bounds = None,
+    tilt: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The change (S) and the whole SET pulses of devices ``g`` asked to rise by
+    ``request >= 0`` (S), through the card's model (not clipped): pulses of the card's
+    ``pulses``, whole steps of its levels, or, for a continuous device, the request itself
+    and no pulse."""
+    if card.pulses is not None:
+        return pulse_plan(g, request, card, rng, spread=spread, bounds=bounds, tilt=tilt)
+    step = card.level_step
+    if step is None:
+        return request.copy(), np.zeros(request.shape)
+    count = pulses(request, step, card.rounding, rng)
+    scale = (1.0 if spread is None else spread) * direction_scale(count > 0, tilt)
+    return count * step * scale, count
+
+
+def nominal_set(card: ResistorCard) -> float | None:
+    """The nominal SET step (S) a pair's accumulator counts in: one pulse at ``g_min``
+    (``up (g_max - g_min)``), or one level; ``None`` for a continuous device."""
+    if card.pulses is not None:
+        return card.pulses.up * (card.g_max - card.g_min)
+    return card.level_step
+
+
+def _part(a: np.ndarray | None, half: tuple[slice, ...]) -> np.ndarray | None:
+    return None if a is None else a[half]
+
+
+def _program(
+    g: np.ndarray,
+    half: tuple[slice, ...],
+    request: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    spread: np.ndarray | None,
+    bounds: Bounds,
+    tilt: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """SET ``request`` (S, >= 0) into ``g[half]`` in place, clipped to each device's range;
+    return the pulses per device and whether the clip cut the change."""
+    view = g[half]
+    own = None if bounds is None else (bounds[0][half], bounds[1][half])
+    change, count = set_pulses(
+        view, request, card, rng, _part(spread, half), own, _part(tilt, half)
+    )
+    low, high = (card.g_min, card.g_max) if own is None else own
+    target = view + change
+    cut = (change != 0) & ((target < low) | (target > high))
+    np.clip(target, low, high, out=view)
+    return count, cut
+
+
+def pair_update(
+    g: np.ndarray,
+    delta: np.ndarray,
+    halves: Halves,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    *,
+    spread: np.ndarray | None = None,
+    bounds: Bounds = None,
+    tilt: np.ndarray | None = None,
+    velocity: np.ndarray | None = None,
+    momentum: float = 0.0,
+    residual: np.ndarray | None = None,
+    threshold: float = 0.5,
+    stuck: np.ndarray | None = None,
+    refresh_at: float = 0.9,
+) -> np.ndarray:
+    """Move the pairs of array ``g`` (S, in place) by the changes ``delta`` (S, one per
+    device) EP asks, as the module describes, and refresh the pairs that filled up.
+
+    Returns ``[asked, unmoved, clipped, pulses, refreshed]``: the pairs asked to move (a
+    nonzero difference), of them those whose change rounded to no pulse and those cut by a
+    bound, the pulses programmed (SET pulses, and two RESETs and the SET pulses of each
+    refresh) and the pairs refreshed. With ``residual`` (S, beside device ``a`` of each
+    pair: a digital memory per pair) the pair accumulates its changes and takes the whole
+    nominal SET pulses its sum holds past ``threshold`` (0.5: the nearest whole number,
+    the rest carried), as :mod:`neuroemu.kernels.update` does per device; the card's
+    rounding is then not used. ``stuck`` (a device mask, or ``None``) only keeps pairs
+    with a stuck device from refreshing; the chip puts stuck devices back."""
+    a, b = halves
+    want = delta[a] - delta[b]
+    if momentum > 0:
+        assert velocity is not None
+        v = velocity[a]
+        v *= momentum
+        v += want
+        want = v.copy()
+    asked = want != 0
+    step = nominal_set(card)
+    if residual is not None and step is not None:
+        chi = residual[a]
+        chi += want
+        whole = np.sign(chi) * np.floor(np.abs(chi) / step + 1.0 - threshold)
+        chi -= whole * step
+        want = whole * step  # whole pulses: the rounding below leaves them whole
+    count_a, cut_a = _program(g, a, np.maximum(want, 0.0), card, rng, spread, bounds, tilt)
+    count_b, cut_b = _program(g, b, np.maximum(-want, 0.0), card, rng, spread, bounds, tilt)
+    count = count_a + count_b
+    counts = np.array(
+        [
+            np.count_nonzero(asked),
+            np.count_nonzero(asked & (count == 0)) if step is not None else 0,
+            np.count_nonzero(cut_a | cut_b),
+            count.sum(),
+            0,
+        ],
+        dtype=np.int64,
+    )
+    level = card.g_min + refresh_at * (card.g_max - card.g_min)
+    g_a, g_b = g[a], g[b]
+    full = (g_a >= level) | (g_b >= level)
+    if stuck is not None:
+        full &= ~(stuck[a] | stuck[b])
+    if full.any():
+        net = np.where(full, g_a - g_b, 0.0)
+        for half, view in ((a, g_a), (b, g_b)):
+            low = card.g_min if bounds is None else bounds[0][half]
+            view[full] = np.broadcast_to(low, view.shape)[full]
+        refill_a, _ = _program(g, a, np.maximum(net, 0.0), card, rng, spread, bounds, tilt)
+        refill_b, _ = _program(g, b, np.maximum(-net, 0.0), card, rng, spread, bounds, tilt)
+        refreshed = np.count_nonzero(full)
+        counts[3] += 2 * refreshed + int((refill_a + refill_b).sum())
+        counts[4] = refreshed
+    return counts

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .update import Bounds, direction_scale, pulse_plan, pulses
+from .update import Bounds, programmed
 
 if TYPE_CHECKING:
     from ..spec.cards import ResistorCard
@@ -53,29 +53,6 @@ if TYPE_CHECKING:
 #: the array, ``g[a]`` and ``g[b]`` of one shape, device ``g[a][k]`` paired with
 #: ``g[b][k]``. Basic slices only, so each half is a view.
 Halves = tuple[tuple[slice, ...], tuple[slice, ...]]
-
-
-def set_pulses(
-    g: np.ndarray,
-    request: np.ndarray,
-    card: ResistorCard,
-    rng: np.random.Generator,
-    spread: np.ndarray | None = None,
-    bounds: Bounds = None,
-    tilt: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The change (S) and the whole SET pulses of devices ``g`` asked to rise by
-    ``request >= 0`` (S), through the card's model (not clipped): pulses of the card's
-    ``pulses``, whole steps of its levels, or, for a continuous device, the request itself
-    and no pulse."""
-    if card.pulses is not None:
-        return pulse_plan(g, request, card, rng, spread=spread, bounds=bounds, tilt=tilt)
-    step = card.level_step
-    if step is None:
-        return request.copy(), np.zeros(request.shape)
-    count = pulses(request, step, card.rounding, rng)
-    scale = (1.0 if spread is None else spread) * direction_scale(count > 0, tilt)
-    return count * step * scale, count
 
 
 def nominal_set(card: ResistorCard) -> float | None:
@@ -104,7 +81,7 @@ def _program(
     return the pulses per device and whether the clip cut the change."""
     view = g[half]
     own = None if bounds is None else (bounds[0][half], bounds[1][half])
-    change, count = set_pulses(
+    change, count = programmed(
         view, request, card, rng, _part(spread, half), own, _part(tilt, half)
     )
     low, high = (card.g_min, card.g_max) if own is None else own

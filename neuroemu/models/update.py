@@ -68,22 +68,37 @@ def apply_update(
     bounds: Bounds = None,
     tilt: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Add ``delta`` to ``g`` in place through the device model; return ``g``. ``spread``
-    scales each device's own step (:func:`step_spread`), ``tilt`` its up and down steps
-    apart (:func:`up_down_tilt`); ``bounds`` are each device's own range
-    (:func:`range_bounds`), else the card's."""
-    step = card.level_step
-    if card.pulses is not None:
-        g += pulse_change(g, delta, card, rng, spread=spread, bounds=bounds, tilt=tilt)
-    elif step is None:
-        g += delta
-    else:
-        count = pulses(delta, step, card.rounding, rng)
-        scale = (1.0 if spread is None else spread) * direction_scale(count > 0, tilt)
-        g += count * step * scale
+    """Add ``delta`` to ``g`` in place through the device model (:func:`programmed`),
+    clipped to each device's range; return ``g``."""
+    g += programmed(g, delta, card, rng, spread, bounds, tilt)[0]
     low, high = (card.g_min, card.g_max) if bounds is None else bounds
     np.clip(g, low, high, out=g)
     return g
+
+
+def programmed(
+    g: np.ndarray,
+    delta: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    spread: np.ndarray | None = None,
+    bounds: Bounds = None,
+    tilt: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The change (S, not clipped) devices ``g`` make when asked for ``delta`` (S), and
+    the whole pulses it takes per device: pulses of the card's ``pulses``
+    (:func:`pulse_plan`), whole steps of its levels, or, for a continuous device, the
+    change itself and no pulse. ``spread`` scales each device's own step
+    (:func:`step_spread`), ``tilt`` its up and down steps apart (:func:`up_down_tilt`);
+    ``bounds`` are each device's own range (:func:`range_bounds`), else the card's."""
+    if card.pulses is not None:
+        return pulse_plan(g, delta, card, rng, spread=spread, bounds=bounds, tilt=tilt)
+    step = card.level_step
+    if step is None:
+        return delta.copy(), np.zeros(np.shape(delta))
+    count = pulses(delta, step, card.rounding, rng)
+    scale = (1.0 if spread is None else spread) * direction_scale(count > 0, tilt)
+    return count * step * scale, count
 
 
 def pulse_change(

@@ -192,12 +192,12 @@ def test_soft_bound_pulses_follow_their_formula():
 
 
 def test_cycle_to_cycle_noise_statistics():
-    from neuroemu.models.update import pulse_change
+    from neuroemu.models.update import pulse_plan
 
     card = pulse_card(up=0.01, down=0.01, soft_bounds=False, cycle_noise=0.3)
     rng = np.random.default_rng(1)
     g = np.full(200_000, 6e-6)
-    change = pulse_change(g, np.full(g.shape, 4 * 0.1e-6), card, rng)  # 4 pulses of 0.1 uS
+    change, _ = pulse_plan(g, np.full(g.shape, 4 * 0.1e-6), card, rng)  # 4 pulses of 0.1 uS
     assert change.mean() == pytest.approx(0.4e-6, rel=0.01)
     # Four independent pulses: standard deviation 0.3 * 0.1 uS * sqrt(4).
     assert change.std() == pytest.approx(0.3 * 0.1e-6 * 2, rel=0.01)

@@ -137,11 +137,11 @@ def test_a_pair_remembers_its_velocity():
 def test_a_reset_pulse_returns_the_device_to_g_min():
     """``down: reset`` as the card's formula says: one down pulse (a change of the whole
     range, rounded) takes any state to g_min."""
-    from neuroemu.models.update import pulse_change
+    from neuroemu.models.update import pulse_plan
 
     c = card("set-reset")
     g = np.linspace(G_MIN, G_MAX, 7)
-    change = pulse_change(g, np.full(7, -0.6 * (G_MAX - G_MIN)), c, np.random.default_rng(0))
+    change, _ = pulse_plan(g, np.full(7, -0.6 * (G_MAX - G_MIN)), c, np.random.default_rng(0))
     np.testing.assert_allclose(g + change, G_MIN, rtol=0, atol=1e-20)
     assert c.pulses.resets and c.pulses.down_fraction == 1.0
 

@@ -11,7 +11,7 @@ forms each device's change ``factor * (R_i + C_j - 2 X_ij)`` from its own terms,
 it as the device allows (whole pulses of ``step`` when ``step > 0``: rounded to nearest,
 ties to even as ``numpy.rint``, or, when ``stochastic``, up with probability equal to the
 fraction; or, for a pulse-programmed device, pulses with soft bounds, up/down asymmetry and
-cycle-to-cycle noise, as :func:`neuroemu.models.update.pulse_change`), each device's step
+cycle-to-cycle noise, as :func:`neuroemu.models.update.pulse_plan`), each device's step
 scaled by its own ``spread[i, j]`` when given (device-to-device spread of the step), and
 clips to ``[g_min, g_max]``, or, when ``bounds = (g_lo, g_hi)`` is given (device-to-device
 spread of the range), to each device's own ``[g_lo[i, j], g_hi[i, j]]``, at which its soft

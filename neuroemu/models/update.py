@@ -101,20 +101,6 @@ def programmed(
     return count * step * scale, count
 
 
-def pulse_change(
-    g: np.ndarray,
-    delta: np.ndarray,
-    card: ResistorCard,
-    rng: np.random.Generator,
-    gauss: np.ndarray | None = None,
-    spread: np.ndarray | None = None,
-    bounds: Bounds = None,
-    tilt: np.ndarray | None = None,
-) -> np.ndarray:
-    """The change (S) a pulse-programmed device makes when asked for ``delta``."""
-    return pulse_plan(g, delta, card, rng, gauss, spread, bounds, tilt)[0]
-
-
 def pulse_plan(
     g: np.ndarray,
     delta: np.ndarray,
@@ -125,9 +111,9 @@ def pulse_plan(
     bounds: Bounds = None,
     tilt: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`pulse_change` and the whole pulses it takes, per device. A card whose
-    depression is an abrupt RESET (``pulses.down: reset``) takes one down pulse as a
-    return to its lower bound."""
+    """The change (S) a pulse-programmed device makes when asked for ``delta``, and the
+    whole pulses it takes, per device. A card whose depression is an abrupt RESET
+    (``pulses.down: reset``) takes one down pulse as a return to its lower bound."""
     p = card.pulses
     assert p is not None
     span = card.g_max - card.g_min

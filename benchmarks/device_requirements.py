@@ -9,7 +9,11 @@ epochs on the first 10,000 Fashion-MNIST images:
 - ``asymmetry`` (the card's, which the programming circuit plans for),
   ``up_down_spread`` (each device's own, which it does not), ``cycle_noise``,
   ``read_noise``, ``step_spread``: one property of a symmetric pulsed device of 1000
-  steps (``chips/xs_784x100_pulsed.yaml`` there).
+  steps (``chips/xs_784x100_pulsed.yaml`` there);
+- ``soft_bounds``: the pulse size of a symmetric device with soft bounds, whose devices
+  drift to mid-range under random pulses (``chips/xs_784x100_soft.yaml``), and
+  ``soft_bounds_tiki_taka``: the same devices trained by Tiki-Taka
+  (``chips/xs_784x100_soft_tiki_taka.yaml``).
 
 This script runs every sweep with ``neuroemu sweep`` (2 workers; a sweep already in
 ``--out`` is resumed, its finished points kept) and prints, per sweep and scheme, the test
@@ -43,6 +47,8 @@ SWEEPS = [
     "cycle_noise",
     "read_noise",
     "step_spread",
+    "soft_bounds",
+    "soft_bounds_tiki_taka",
 ]
 #: Per sweep: what its first axis measures, and whether a larger value is the better device.
 PROPERTY = {
@@ -52,6 +58,8 @@ PROPERTY = {
     "cycle_noise": ("cycle-to-cycle noise (of a pulse)", False),
     "read_noise": ("read noise (of G)", False),
     "step_spread": ("device-to-device step spread", False),
+    "soft_bounds": ("first step of a soft-bound device (of the range)", False),
+    "soft_bounds_tiki_taka": ("first step of a soft-bound device (of the range)", False),
 }
 
 
@@ -73,12 +81,16 @@ def value_text(name: str, value: object) -> str:
         return f"{float(text.split(':')[1].strip(' }')):.0%}"
     if name in ("cycle_noise", "step_spread", "up_down_spread"):
         return f"{float(value):.0%}"
+    if name.startswith("soft_bounds"):
+        return f"{float(value):.2%}"
     return str(value)
 
 
-def scheme_text(labels: dict[str, str]) -> str:
-    """The scheme of a point from its non-property axes."""
-    scheme = labels.get("training.scheme", "direct")
+def scheme_text(labels: dict[str, str], name: str = "") -> str:
+    """The scheme of a point of sweep ``name`` from its non-property axes (a sweep of a
+    chip trained by Tiki-Taka has no scheme axis)."""
+    default = "tiki-taka" if name.endswith("tiki_taka") else "direct"
+    scheme = labels.get("training.scheme", default)
     rounding = labels.get("layers[0].device.rounding", "stochastic")
     card = "nearest" if rounding == "deterministic" else "stochastic"
     if scheme == "direct":
@@ -118,14 +130,14 @@ def report(out: Path, names: list[str], within: float) -> None:
                 + ("" if n == seeds else f" ({n} of {seeds} seeds)")
                 for m, s, n in zip(means, spreads, done, strict=True)
             ]
-            print(f"| {scheme_text(labels)} | " + " | ".join(cells) + " |")
+            print(f"| {scheme_text(labels, name)} | " + " | ".join(cells) + " |")
             values = list(ds[first].values)
             least = threshold(values, means, reference + within / 100, larger_better)
             shown = "none tried" if least is None else value_text(name, least)
             worst = min(values, key=_number) if larger_better else max(values, key=_number)
             if least is not None and least == worst:
                 shown += " (the worst tried)"
-            rows.append((what, scheme_text(labels), shown))
+            rows.append((what, scheme_text(labels, name), shown))
         print()
     print(f"### Within {within:g} point of ideal devices (seed mean)\n")
     print("| property | scheme | the least device tried that stays within |")

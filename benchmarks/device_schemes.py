@@ -8,7 +8,8 @@ card in both layers, trained on each of
   accumulators, docs/learning.md), for a card with levels or pulses.
 
 Prints a Markdown table: card, scheme, test error after the last epoch, best epoch,
-programming pulses per device per epoch (mean over epochs), the fraction of the changes
+programming pulses per device per epoch and the chip's programming energy per epoch (means
+over epochs; the energy from the card's ``pulse_energy``), the fraction of the changes
 asked that rounded to no pulse, whether an epoch warned, and the wall time.
 
 Run: ``python benchmarks/device_schemes.py [--epochs 5] [--dataset mnist5k] [--limit N]
@@ -29,6 +30,7 @@ import yaml
 
 import neuroemu
 from neuroemu.errors import NeuroemuWarning
+from neuroemu.units import format_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
 CARDS = ["ideal_resistor", "rram_hfo2", "ecram", "pcm"]
@@ -79,6 +81,7 @@ def train(name: str, scheme: str, args: argparse.Namespace) -> dict:
         "error": run.error,
         "best": min(entry["error"] for entry in trained),
         "pulses": mean("update_pulses_per_device"),
+        "energy": mean("update_programming_energy_J"),
         "unmoved": mean("update_unmoved_fraction"),
         "warned": any(issubclass(w.category, NeuroemuWarning) for w in caught),
         "wall": time.perf_counter() - start,
@@ -98,16 +101,17 @@ def main() -> int:
     )
     print()
     print("| card | scheme | test error | best epoch | pulses per device per epoch "
-          "| unmoved | warned | wall |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "| programming energy per epoch | unmoved | warned | wall |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in args.cards:
         for scheme in schemes(card(name)):
             row = train(name, scheme, args)
             pulses = "-" if np.isnan(row["pulses"]) else f"{row['pulses']:.3g}"
+            energy = "-" if np.isnan(row["energy"]) else format_quantity(row["energy"], "J")
             print(
                 f"| {name} | {scheme} | {100 * row['error']:.2f} % | {100 * row['best']:.2f} % "
-                f"| {pulses} | {row['unmoved']:.4f} | {'yes' if row['warned'] else 'no'} "
-                f"| {row['wall']:.0f} s |",
+                f"| {pulses} | {energy} | {row['unmoved']:.4f} "
+                f"| {'yes' if row['warned'] else 'no'} | {row['wall']:.0f} s |",
                 flush=True,
             )
     return 0

@@ -4,7 +4,9 @@ device has a pair circuit, trained directly on ideal devices and as pairs on ide
 and on the pulsed PCM card, refreshed at several levels.
 
 Prints a Markdown table: devices, scheme, refresh level, nudge, test error after the last
-epoch, pulses per device and refreshes per pair in the last epoch, and the wall time.
+epoch, pulses per device, refreshes per pair and the programming energy (SET pulses and
+RESETs at the card's ``pulse_energy`` and ``reset_energy``) in the last epoch, and the wall
+time.
 
 Run: ``python benchmarks/pairs.py [--epochs 5] [--dataset mnist5k]``; about 2 minutes on
 2 cores with the defaults.
@@ -20,6 +22,7 @@ from pathlib import Path
 import yaml
 
 import neuroemu
+from neuroemu.units import format_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,8 +64,8 @@ def main() -> int:
     parser.add_argument("--dataset", default="mnist5k")
     args = parser.parse_args()
     print("| devices | scheme | refresh_at | nudge | test error | pulses per device | "
-          "refreshes per pair | wall |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "refreshes per pair | programming energy | wall |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for device, scheme, refresh_at, nudge in CASES:
         start = time.perf_counter()
         chip = neuroemu.Chip.from_dict(chip_with(device, scheme, refresh_at, nudge))
@@ -70,11 +73,13 @@ def main() -> int:
         last = run.history[-1]
         pulses = last.get("update_pulses_per_device")
         refreshes = last.get("update_refreshes_per_pair")
+        energy = last.get("update_programming_energy_J")
         print(
             f"| {device} | {scheme} | {refresh_at if refresh_at is not None else '-'} | "
             f"{nudge or 'conductance'} | {100 * last['error']:.2f} % | "
             f"{'-' if pulses is None else f'{pulses:.3g}'} | "
             f"{'-' if refreshes is None else f'{refreshes:.3g}'} | "
+            f"{'-' if energy is None else format_quantity(energy, 'J')} | "
             f"{time.perf_counter() - start:.0f} s |",
             flush=True,
         )

@@ -290,6 +290,17 @@ METRICS: dict[str, Metric] = _table(
         "sum",
         group="train",
     ),
+    Metric(
+        "update_programming_energy_J",
+        "J",
+        "float",
+        "programming energy",
+        "energy of the programming pulses and RESETs applied during the epoch, from the "
+        "device cards' pulse_energy and reset_energy (recorded when the cards give them)",
+        "mean",
+        "sum",
+        group="train",
+    ),
     # Inference at times after programming.
     Metric(
         "time_s",

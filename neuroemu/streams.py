@@ -15,6 +15,8 @@ stream              key                 draws
 ``step_spread``     ``[seed, 4]``       each device's step scale
 ``range_spread``    ``[seed, 0, 5]``    each device's own range
 ``up_down_spread``  ``[seed, 0, 8]``    each device's imbalance of up and down steps
+``fast_devices``    ``[seed, 0, 9]``    the range, step scale and imbalance of each
+                                        fast device (``training.scheme: tiki-taka``)
 ``read_pool``       ``[seed, 0, 7]``    the pool of normal draws that reads take windows of
 ``inference``       ``[seed, 6]``       reads of an inference pass (read noise)
 ``aging``           ``[seed, 2]``       programming noise, drift exponents and reads
@@ -37,6 +39,7 @@ CHIP_STREAMS: dict[str, tuple[int, ...]] = {
     "faults": (3,),
     "step_spread": (4,),
     "up_down_spread": (0, 8),
+    "fast_devices": (0, 9),
     "range_spread": (0, 5),
     "read_pool": (0, 7),
     "inference": (6,),

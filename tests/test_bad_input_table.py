@@ -294,6 +294,15 @@ def range_reversed(ws: Path) -> str:
     return with_device(ws, card)
 
 
+@case(
+    "device cards",
+    "a programming energy on a continuous card: `pulse_energy: 1 pJ` (`pcm`)",
+    "pulse_energy",
+)
+def energy_on_continuous_card(ws: Path) -> str:
+    return with_device(ws, PCM + "pulse_energy: 1 pJ\n")
+
+
 @case("device cards", "a bare number in a card: `g_max: 25`", "g_max")
 def card_bare_number(ws: Path) -> str:
     return with_device(ws, swap("g_max: 25 uS", "g_max: 25", PCM))

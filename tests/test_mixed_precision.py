@@ -251,7 +251,7 @@ def test_scheme_is_checked():
     data["training"]["scheme"] = "mixed"
     with pytest.raises(
         SpecError,
-        match=r"^<dict>: training\.scheme: Input should be .direct., .mixed-precision., .nearest-carry., .pairs. or .pairs-carry.",
+        match=r"^<dict>: training\.scheme: Input should be .direct., .mixed-precision., .nearest-carry., .pairs., .pairs-carry. or .tiki-taka.",
     ):
         neuroemu.Chip.from_dict(data)
 

@@ -42,7 +42,7 @@ def reference(g, delta, halves, c, refresh_at):
     g = g.copy()
     a_half, b_half = halves
     index = np.arange(g.size).reshape(g.shape)
-    pulses = 0
+    pulses = resets = 0
 
     def programmed(value, request):
         if request == 0:
@@ -67,7 +67,8 @@ def reference(g, delta, halves, c, refresh_at):
             larger = a if net > 0 else b
             g[larger], n = programmed(G_MIN, abs(net))
             pulses += 2 + n
-    return g, pulses
+            resets += 2
+    return g, pulses, resets
 
 
 @pytest.mark.parametrize("kind", ["continuous", "levels", "set-reset"])
@@ -82,10 +83,11 @@ def test_pair_update_is_the_pair_by_pair_reference(kind, halves):
     refreshed = 0
     for step in range(6):
         delta = rng.normal(0.0, 3e-6, g.shape) * (1 + step)
-        g_ref, pulses = reference(g_ref, delta, halves, c, 0.8)
+        g_ref, pulses, resets = reference(g_ref, delta, halves, c, 0.8)
         counts = pair_update(g, delta, halves, c, np.random.default_rng(0), refresh_at=0.8)
         np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-18)
         assert counts[3] == pulses
+        assert 2 * counts[4] == resets  # the chip's energy figure counts RESETs so
         refreshed += counts[4]
     assert refreshed > 0  # the updates did fill pairs
 
@@ -262,3 +264,55 @@ def test_a_pair_accumulator_programs_exactly_what_was_asked():
     np.testing.assert_allclose(moved + residual[a], asked, rtol=0, atol=1e-18)
     assert np.all(np.abs(residual[a]) <= 0.5 * c.level_step) and np.all(residual[b] == 0)
     assert np.any(moved != 0)
+
+
+def test_programming_energy_counts_set_pulses_and_resets_at_their_own_energy():
+    """A pair update's energy: every SET pulse at the card's pulse_energy, the two RESETs
+    of each refresh at its reset_energy; on a chip, the epoch figure is that sum over the
+    arrays, and a card without figures gives none."""
+    c = card("set-reset").model_copy(update={"pulse_energy": 2e-12, "reset_energy": 7e-12})
+    rng = np.random.default_rng(4)
+    g = rng.uniform(G_MIN, 20e-6, (12, 8))
+    g_ref = g.copy()
+    for _ in range(4):
+        delta = rng.normal(0.0, 6e-6, g.shape)
+        g_ref, pulses, resets = reference(g_ref, delta, ROWS, c, 0.5)
+        counts = pair_update(g, delta, ROWS, c, None, refresh_at=0.5)
+        assert resets > 0
+        energy = c.programming_energy(int(counts[3]), 2 * int(counts[4]))
+        assert energy == pytest.approx((pulses - resets) * 2e-12 + resets * 7e-12, rel=1e-12)
+
+    data = one_layer_pairs({"g_min": "0 uS", "g_max": "25 uS", "rounding": "stochastic",
+                            "pulses": {"up": 0.05, "down": "reset"},
+                            "pulse_energy": "2 pJ", "reset_energy": "7 pJ"})  # fmt: skip
+    chip = neuroemu.Chip.from_dict(data)
+    shapes = [g.shape for g, _ in chip.device_arrays()]
+    updates = [
+        DeviceUpdate(k, rng.normal(size=s[0]), rng.normal(size=s[1]), rng.normal(size=s), 3e-6)
+        for k, s in enumerate(shapes)
+    ]
+    for _ in range(5):
+        chip.update_devices(updates, np.random.default_rng(0), pairs=0.3)
+    counts = chip.update_counts
+    resets = 2 * sum(counts.refreshed)
+    assert resets > 0 and sum(counts.pulses) > resets
+    assert counts.programming_energy == pytest.approx(
+        (sum(counts.pulses) - resets) * 2e-12 + resets * 7e-12, rel=1e-12
+    )
+    plain = neuroemu.Chip.from_dict(one_layer_pairs("ideal_resistor"))  # no figures
+    plain.update_devices(updates, np.random.default_rng(0), pairs=0.3)
+    assert plain.update_counts.programming_energy is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"pulse_energy": "1 pJ"}, "a continuous device takes no pulses"),
+        ({"n_levels": 8, "reset_energy": "1 pJ"}, "only a card with pulses.down: reset"),
+        ({"pulses": {"up": 0.1, "down": "reset"}, "pulse_energy": "1 pJ"}, "together"),
+        ({"n_levels": 8, "pulse_energy": "-1 pJ"}, "must be >= 0 J"),
+    ],
+)
+def test_a_card_refuses_energy_figures_it_cannot_use(extra, message):
+    with pytest.raises(ValueError, match=message):
+        ResistorCard(kind="resistor", name="x", g_min=G_MIN, g_max=G_MAX, **extra)

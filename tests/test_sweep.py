@@ -345,6 +345,8 @@ def test_sweep_file_units_are_the_metrics_tables(tmp_path):
         "update_unmoved_fraction",
         "update_clipped_fraction",
         "update_pulses_per_device",
+        "update_refreshes_per_pair",
+        "update_programming_energy_J",
         "wall_time_s",
         "error_after_programming",
     }
@@ -752,12 +754,14 @@ def test_an_axis_sets_every_path_it_names(tmp_path):
 
 def test_every_device_requirements_sweep_validates():
     """The device-requirements sweeps (benchmarks/device_requirements.py): each moves one
-    property of both layers' devices, and the pulsed base chip is symmetric and noiseless."""
+    property of both layers' devices, and the pulsed base chip is symmetric and noiseless;
+    the soft-bound pulse moves up and down alike."""
     folder = ROOT / "benchmarks" / "device_requirements"
     specs = sorted(folder.glob("*.yaml"))
     names = [path.stem for path in specs]
     assert names == sorted(["ideal", "levels", "asymmetry", "up_down_spread", "cycle_noise",
-                            "read_noise", "step_spread"])  # fmt: skip
+                            "read_noise", "step_spread", "soft_bounds",
+                            "soft_bounds_tiki_taka"])  # fmt: skip
     for path in specs:
         sweep = load_sweep(path)
         assert sweep.spec.name == f"requirements_{path.stem}"
@@ -765,14 +769,27 @@ def test_every_device_requirements_sweep_validates():
         if path.stem == "ideal":
             continue
         first = sweep.spec.axes[0]
-        assert first.also == [first.path.replace("layers[0]", "layers[1]")]
+        layer1 = first.path.replace("layers[0]", "layers[1]")
+        if path.stem.startswith("soft_bounds"):
+            down = first.path.replace(".up", ".down")
+            assert first.also == [down, layer1, down.replace("layers[0]", "layers[1]")]
+        else:
+            assert first.also == [layer1]
         last = tuple(n - 1 for n in sweep.shape)
         spec = sweep.point_spec(last)  # the last value of every axis
         hidden, output = (layer.device.model_dump(exclude={"name"}) for layer in spec.layers)
         assert hidden == output
         schemes = [a.values for a in sweep.spec.axes if a.path == "training.scheme"]
-        assert schemes == [["direct", "mixed-precision", "nearest-carry"]]
+        if path.stem == "soft_bounds_tiki_taka":
+            assert schemes == [] and spec.training.scheme == "tiki-taka"
+            continue
+        expected = ["direct", "nearest-carry"]
+        if path.stem != "soft_bounds":
+            expected.insert(1, "mixed-precision")
+        assert schemes == [expected]
         assert spec.training.scheme == "nearest-carry"
+        if path.stem == "soft_bounds":
+            assert hidden["pulses"]["up"] == hidden["pulses"]["down"] == 0.02
     base = load_sweep(folder / "asymmetry.yaml").point_spec((0, 0, 0)).layers[0].device
     assert base.pulses.up == base.pulses.down == 0.001 and base.pulses.cycle_noise == 0.0
 

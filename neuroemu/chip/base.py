@@ -39,7 +39,14 @@ from ..errors import InputError, brief
 from ..memory import check_memory
 from ..models.nonideal import drift_exponents, drifted, normal_pool
 from ..models.nonideal import program as program_noisily
-from ..models.update import Bounds, fit_to_range, range_bounds, step_spread, up_down_tilt
+from ..models.update import (
+    Bounds,
+    fit_to_range,
+    range_bounds,
+    step_spread,
+    symmetry_point,
+    up_down_tilt,
+)
 from ..spec.cards import ResistorCard
 from ..spec.loader import LoadedChip, chip_from_dict, load_chip
 from ..spec.resistive import Initialisation
@@ -59,6 +66,20 @@ from .state import (
 if TYPE_CHECKING:
     from ..engine.states import Equilibrium
     from ..models.pairs import Halves
+
+
+@dataclass(frozen=True)
+class FastDevices:
+    """The fast devices of one array trained by Tiki-Taka (``training.scheme:
+    tiki-taka``): each device's own range, step scale and up/down imbalance (as the array's
+    own devices have theirs; :mod:`neuroemu.models.update`) and its symmetry point ``G*``
+    (S, :func:`~neuroemu.models.update.symmetry_point`), which the transfer reads it
+    against."""
+
+    bounds: Bounds
+    spread: np.ndarray | None
+    tilt: np.ndarray | None
+    reference: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -139,16 +160,20 @@ class BaseChip:
         batch of ``batch`` samples: per device its conductance and the engine's copy of it
         (float64), its own range (``range_spread``), step (``step_spread``) and up/down
         imbalance (``up_down_spread``), read buffer (``read_noise``), fault masks, momentum
-        velocity and accumulator when it has them; two temporaries of the largest array
-        (programming, updates); and the engine's arrays of the batch."""
+        velocity and accumulator when it has them (Tiki-Taka: the fast devices too); two
+        temporaries of the largest array (programming, updates); and the engine's arrays
+        of the batch."""
         momentum = spec.training is not None and spec.training.momentum > 0
         accumulates = spec.training is not None and spec.training.scheme != "direct"
+        fast = spec.training is not None and spec.training.scheme == "tiki-taka"
         total = largest = 0
         for shape, card in cls.array_shapes(spec):
             devices = int(shape[0]) * int(shape[1])
             per_device = 16 + 8 * momentum
-            per_device += 16 * (card.range_spread > 0) + 8 * (card.step_spread > 0)
-            per_device += 8 * (card.up_down_spread > 0) + 8 * accumulates
+            spread = 16 * (card.range_spread > 0) + 8 * (card.step_spread > 0)
+            spread += 8 * (card.up_down_spread > 0)
+            # Tiki-Taka: the fast devices' own draws and symmetry points, beside their state.
+            per_device += spread * (1 + fast) + 8 * accumulates + 8 * fast
             per_device += 8 * (card.read_noise is not None)
             per_device += 2 * (card.stuck_at_min + card.stuck_at_max > 0)
             total += devices * per_device
@@ -225,10 +250,13 @@ class BaseChip:
         self.crossbar_spread, self.bias_spread = self._spread[:n], self._spread[n:]
         self._velocities: list[np.ndarray] | None = None
         self._residuals: list[np.ndarray] | None = None
+        self._fast: list[np.ndarray] | None = None  # Tiki-Taka: G_fast - G* per device
+        self._fast_devices: list[FastDevices] | None = None
         # Per device array: devices asked to move, rounded to no pulse, clipped; pulses;
         # pairs refreshed (training by pairs).
         self._update_counts = np.zeros((len(self._arrays), 5), dtype=np.int64)
         self._pairs = [0] * len(self._arrays)  # pairs per array, once trained by pairs
+        self._trained_fast = [False] * len(self._arrays)  # arrays trained by Tiki-Taka
         self._clock: DriftClock | None = None
         self._reads: np.random.Generator | None = None
         self._read_pool = (
@@ -270,7 +298,12 @@ class BaseChip:
     def _owned(self) -> list[np.ndarray]:
         """Every array of the chip's state: conductances, then velocities and accumulators
         (if any)."""
-        return [*self._arrays, *(self._velocities or []), *(self._residuals or [])]
+        return [
+            *self._arrays,
+            *(self._velocities or []),
+            *(self._residuals or []),
+            *(self._fast or []),
+        ]
 
     def _device_pairs(self) -> list[tuple[np.ndarray, ResistorCard]]:
         return list(zip(self._arrays, self._cards, strict=True))
@@ -526,12 +559,13 @@ class BaseChip:
         arrays = [g.copy() for g in self._arrays]
         velocities = None if self._velocities is None else [v.copy() for v in self._velocities]
         residuals = None if self._residuals is None else [r.copy() for r in self._residuals]
-        return ChipState(arrays[:n], arrays[n:], velocities, residuals)
+        fast = None if self._fast is None else [a.copy() for a in self._fast]
+        return ChipState(arrays[:n], arrays[n:], velocities, residuals, fast)
 
     def load_state(self, state: ChipState) -> None:
         """Restore a state saved by :meth:`state` (or read from a run file), checked as
-        :meth:`set_conductances` checks conductances; velocities and accumulators must match
-        the arrays' shapes and be finite."""
+        :meth:`set_conductances` checks conductances; velocities, accumulators and fast
+        arrays must match the arrays' shapes and be finite."""
         if not isinstance(state, ChipState):
             raise InputError(f"state: expected a ChipState (chip.state()), got {brief(state)}")
         n = self._n_crossbars
@@ -539,13 +573,14 @@ class BaseChip:
         new += self._checked("biases", _arrays(state.biases, "biases"), n, len(self._arrays))
         velocities = self._digital(state.velocities, "velocities")
         residuals = self._digital(state.residuals, "residuals")
+        fast = self._digital(state.fast, "fast")
         self._write(new)
-        for v in [*(velocities or []), *(residuals or [])]:
+        for v in [*(velocities or []), *(residuals or []), *(fast or [])]:
             v.flags.writeable = False
-        self._velocities, self._residuals = velocities, residuals
+        self._velocities, self._residuals, self._fast = velocities, residuals, fast
 
     def _digital(self, arrays: Any, what: str) -> list[np.ndarray] | None:
-        """Per-device digital memory (velocities, accumulators) of a state, as float64
+        """Per-device memory (velocities, accumulators, fast arrays) of a state, as float64
         copies: one finite array per device array, of its shape; ``None`` stays ``None``."""
         if arrays is None:
             return None
@@ -614,6 +649,7 @@ class BaseChip:
         *,
         accumulate: float | None = None,
         pairs: float | None = None,
+        transfer: float | None = None,
     ) -> None:
         """Move devices as :class:`~neuroemu.chip.state.DeviceUpdate` asks, one array at a
         time in the order given, each through its card's model (bounds, levels, pulses,
@@ -628,7 +664,8 @@ class BaseChip:
         ``rounding`` is then not used). With ``pairs``, a refresh level (a fraction of the
         range), every array moves as pairs of devices that are only potentiated
         (:mod:`neuroemu.models.pairs`; the arrays' pairs are :meth:`pair_halves`), with
-        ``accumulate`` through an accumulator per pair. Stuck
+        ``accumulate`` through an accumulator per pair. With ``transfer``, a rate in (0, 1],
+        every array learns by Tiki-Taka (:meth:`_update_transfer`). Stuck
         devices do not move. Each array's devices (or pairs) asked to move, rounded to no
         pulse and clipped, its pulses and its refreshed pairs, add to
         :attr:`update_counts`."""
@@ -663,9 +700,22 @@ class BaseChip:
                     "crossbar with differential encoding, the bias arrays and the last "
                     "crossbar with differential readout)"
                 )
+        if transfer is not None:
+            if not (
+                isinstance(transfer, float | int)
+                and not isinstance(transfer, bool)
+                and 0 < transfer <= 1
+            ):
+                raise InputError(
+                    f"transfer: expected a transfer rate in (0, 1] or None, got {brief(transfer)}"
+                )
+            if pairs is not None or accumulate is not None:
+                raise InputError("transfer: Tiki-Taka takes no pairs or accumulate")
         with self._writing():
             for u in updates:
-                if pairs is None:
+                if transfer is not None:
+                    self._update_transfer(u, rng, momentum, float(transfer))
+                elif pairs is None:
                     self._update(u, rng, momentum, accumulate)
                 else:
                     self._update_pairs(u, rng, momentum, float(pairs), accumulate)
@@ -680,22 +730,47 @@ class BaseChip:
         accumulate: float | None,
     ) -> None:
         """One array's update through its card's model (inside :meth:`_writing`)."""
+        card = self._cards[u.index]
+        quantised = card.level_step is not None or card.pulses is not None
+        carries = accumulate is not None and quantised
+        counts = self._program(
+            self._arrays[u.index],
+            u,
+            rng,
+            (self._bounds[u.index], self._spread[u.index], self._tilt[u.index]),
+            velocity=self._memory("_velocities", u.index) if momentum > 0 else None,
+            momentum=momentum,
+            stuck=self.faults[u.index] if u.index < self._n_crossbars else None,
+            residual=self._memory("_residuals", u.index) if carries else None,
+            threshold=1.0 if accumulate is None else float(accumulate),
+        )
+        self._update_counts[u.index, :4] += counts
+
+    def _program(
+        self,
+        g: np.ndarray,
+        u: DeviceUpdate,
+        rng: np.random.Generator,
+        own: tuple[Bounds, np.ndarray | None, np.ndarray | None],
+        **options: Any,
+    ) -> Any:
+        """Move devices ``g`` (of array ``u.index``'s card) by ``u`` through the update
+        kernel, with the devices' ``own`` bounds, step scales and imbalances; ``options``
+        as :func:`~neuroemu.kernels.update.ep_update` takes them. Returns its counts."""
         from ..kernels.update import ep_update
 
-        g, card = self._arrays[u.index], self._cards[u.index]
+        card = self._cards[u.index]
         pulses = None
         if card.pulses is not None:
             p = card.pulses
             pulses = (p.up, p.down_fraction, p.soft_bounds, p.cycle_noise)
         quantised = card.level_step is not None or card.pulses is not None
-        carries = accumulate is not None and quantised
+        carries = options.get("residual") is not None
         stochastic = quantised and card.rounding == "stochastic" and not carries
         draws = stochastic or (pulses is not None and pulses[3] > 0)
         seed = int(rng.integers(2**31)) if draws else -1
-        velocity = self._memory("_velocities", u.index) if momentum > 0 else None
-        residual = self._memory("_residuals", u.index) if carries else None
-        stuck = self.faults[u.index] if u.index < self._n_crossbars else None
-        counts = ep_update(
+        bounds, spread, tilt = own
+        return ep_update(
             g,
             u.rows,
             u.cols,
@@ -707,16 +782,68 @@ class BaseChip:
             stochastic,
             seed,
             pulses,
-            self._spread[u.index],
-            self._bounds[u.index],
-            velocity=velocity,
+            spread,
+            bounds,
+            tilt=tilt,
+            **options,
+        )
+
+    def _update_transfer(
+        self, u: DeviceUpdate, rng: np.random.Generator, momentum: float, rate: float
+    ) -> None:
+        """One array's update by Tiki-Taka (inside :meth:`_writing`; docs/learning.md,
+        "Tiki-Taka"). The change EP asks goes to the array's fast devices, a second array of
+        the same card outside the circuit (each at its symmetry point ``G*`` at first), as
+        the card's model takes it; then each slow device (the array in the circuit) is
+        asked for ``rate (G_fast - G*)``, read against a reference at the fast device's
+        symmetry point. The fast devices are not reset: their own asymmetry pulls them
+        back to ``G*``. The fast array's devices ask, round to nothing and clip in the
+        counts; the pulses are both arrays'."""
+        g = self._arrays[u.index]
+        fast = self.fast_devices[u.index]
+        deviation = self._memory("_fast", u.index)
+        conductance = fast.reference + deviation
+        counts = self._program(
+            conductance,
+            u,
+            rng,
+            (fast.bounds, fast.spread, fast.tilt),
+            velocity=self._memory("_velocities", u.index) if momentum > 0 else None,
             momentum=momentum,
-            stuck=stuck,
-            residual=residual,
-            threshold=1.0 if accumulate is None else float(accumulate),
-            tilt=self._tilt[u.index],
+        )
+        np.subtract(conductance, fast.reference, out=deviation)
+        zeros = np.zeros(g.shape[0]), np.zeros(g.shape[1])
+        transfer = DeviceUpdate(u.index, *zeros, np.multiply(deviation, -0.5 * rate), 1.0)
+        moved = self._program(
+            g,
+            transfer,
+            rng,
+            (self._bounds[u.index], self._spread[u.index], self._tilt[u.index]),
+            stuck=self.faults[u.index] if u.index < self._n_crossbars else None,
         )
         self._update_counts[u.index, :4] += counts
+        self._update_counts[u.index, 3] += moved[3]
+        self._trained_fast[u.index] = True
+
+    @property
+    def fast_devices(self) -> list[FastDevices]:
+        """Per device array, its fast devices for Tiki-Taka (:class:`FastDevices`), drawn
+        once from the chip's stream ``fast_devices`` (their range, step scale and imbalance,
+        in that order per array), so that the slow devices' draws stay those of the chip
+        trained any other way."""
+        if self._fast_devices is None:
+            rng = stream(self.seed, "fast_devices")
+            devices = []
+            for g, card in self._device_pairs():
+                bounds = range_bounds(g.shape, card, rng)
+                spread = step_spread(g.shape, card, rng)
+                tilt = up_down_tilt(g.shape, card, rng)
+                reference = symmetry_point(g.shape, card, bounds, tilt)
+                for a in (*(bounds or ()), spread, tilt, reference):
+                    frozen(a)
+                devices.append(FastDevices(bounds, spread, tilt, reference))
+            self._fast_devices = devices
+        return self._fast_devices
 
     def _update_pairs(
         self,
@@ -772,12 +899,22 @@ class BaseChip:
             tuple(int(n) for n in c) for c in self._update_counts.T
         )
         pulsed = tuple(
-            g.size if card.level_step is not None or card.pulses is not None else 0
-            for g, card in self._device_pairs()
+            g.size * (1 + fast) if card.level_step is not None or card.pulses is not None else 0
+            for (g, card), fast in zip(self._device_pairs(), self._trained_fast, strict=True)
         )
         names = tuple(self._names)
         pairs = tuple(self._pairs)
-        return UpdateCounts(names, asked, unmoved, clipped, pulses, pulsed, refreshed, pairs)
+        # A refresh RESETs both devices of its pair (neuroemu.models.pairs).
+        energies = [
+            card.programming_energy(n, 2 * r)
+            for (_, card), n, r in zip(self._device_pairs(), pulses, refreshed, strict=True)
+        ]
+        missing = any(e is None for e, n in zip(energies, pulses, strict=True) if n > 0)
+        known = [e for e in energies if e is not None]
+        energy = None if missing or not known else sum(known)
+        return UpdateCounts(
+            names, asked, unmoved, clipped, pulses, pulsed, refreshed, pairs, energy
+        )
 
     def take_update_counts(self) -> UpdateCounts:
         """:attr:`update_counts`, and start counting anew (training: once per epoch)."""

@@ -107,12 +107,16 @@ class ChipState:
     residuals
         With an accumulator scheme: each device's accumulator (S), in the same order; ``None``
         when nothing was trained with it.
+    fast
+        Trained by Tiki-Taka: each fast device's distance from its symmetry point,
+        ``G_fast - G*`` (S), in the same order; ``None`` when nothing was trained so.
     """
 
     conductances: list[np.ndarray]
     biases: list[np.ndarray]
     velocities: list[np.ndarray] | None = None
     residuals: list[np.ndarray] | None = None
+    fast: list[np.ndarray] | None = None
 
     @property
     def arrays(self) -> list[np.ndarray]:
@@ -148,7 +152,8 @@ class UpdateCounts:
     ``n`` updates counts ``n`` times), and the programming ``pulses`` applied; stuck
     devices are never counted (:mod:`neuroemu.kernels.update`). Arrays trained as pairs
     count pairs, not devices, and their ``refreshed`` pairs (``pairs``: their pairs, 0 for
-    an array not trained so)."""
+    an array not trained so), and the ``energy`` (J) of the pulses (``None`` when an array
+    that took pulses has no energy figure on its card)."""
 
     names: tuple[str, ...]
     asked: tuple[int, ...]
@@ -158,6 +163,14 @@ class UpdateCounts:
     pulsed_devices: tuple[int, ...] = ()
     refreshed: tuple[int, ...] = ()
     pairs: tuple[int, ...] = ()
+    energy: float | None = None
+
+    @property
+    def programming_energy(self) -> float | None:
+        """The energy (J) of the programming pulses, RESETs included, from the cards'
+        ``pulse_energy`` and ``reset_energy``; ``None`` when an array that took pulses has
+        a card without them."""
+        return self.energy
 
     @property
     def refreshes_per_pair(self) -> float | None:

@@ -22,10 +22,12 @@ A run file is ``RUN.h5`` and, beside it, the folder ``RUN.h5.parts/``:
   conductances after that epoch; with ``training.momentum``,
   ``<run_id>-<epoch>-velocity.h5`` holds ``/state/velocity/...`` (S) beside it, and with
   an accumulator ``training.scheme`` ``<run_id>-<epoch>-residual.h5`` holds each
-  device's accumulator, ``/state/residual/...`` (S). The parts of snapshot epochs (every
+  device's accumulator, ``/state/residual/...`` (S), and with ``scheme: tiki-taka``
+  ``<run_id>-<epoch>-fast.h5`` each fast device's distance from its symmetry point,
+  ``/state/fast/...`` (S). The parts of snapshot epochs (every
   ``snapshot_every``-th, epoch 0 and the last; kind ``snapshot``) stay; so does the last
-  state with its velocities and accumulators (kinds ``state``, ``velocity``,
-  ``residual``), the run's state; the others are removed once a later epoch is
+  state with its velocities, accumulators and fast arrays (kinds ``state``, ``velocity``,
+  ``residual``, ``fast``), the run's state; the others are removed once a later epoch is
   committed.
 - ``RUN.h5.parts/<run_id>-<epoch>-traces.h5`` (kind ``traces``), for the samples the spec's
   ``trace_samples`` names, at every evaluated epoch: ``/traces/epoch_<e>``: ``samples``,
@@ -82,7 +84,7 @@ FORMAT = "neuroemu-run"
 FORMAT_VERSION = 3
 #: The digital memories a chip state may hold beside its conductances: the part kind (and
 #: ``/state`` group) of each, and its :class:`~neuroemu.chip.state.ChipState` field.
-MEMORY = {"velocity": "velocities", "residual": "residuals"}
+MEMORY = {"velocity": "velocities", "residual": "residuals", "fast": "fast"}
 
 
 class RecordedChip(Protocol):

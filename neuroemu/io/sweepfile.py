@@ -47,6 +47,8 @@ FIGURES: dict[str, Metric] = {
         "update_unmoved_fraction",
         "update_clipped_fraction",
         "update_pulses_per_device",
+        "update_refreshes_per_pair",
+        "update_programming_energy_J",
         "wall_time_s",
     )
 }

@@ -147,14 +147,18 @@ def apply_ep_update(
     momentum: float = 0.0,
     accumulate: float | None = None,
     pairs: float | None = None,
+    transfer: float | None = None,
 ) -> None:
     """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array
     (:func:`ep_updates`), each through its device model in one pass
     (:meth:`~neuroemu.chip.base.BaseChip.update_devices`); with ``momentum`` > 0 each
     device moves by its velocity instead, with ``accumulate`` through its accumulator,
-    with ``pairs`` (a refresh level) as pairs of devices."""
+    with ``pairs`` (a refresh level) as pairs of devices, with ``transfer`` (a rate) by
+    Tiki-Taka."""
     updates = ep_updates(chip, x, first, second, beta, algorithm, rates)
-    chip.update_devices(updates, rng, momentum, accumulate=accumulate, pairs=pairs)
+    chip.update_devices(
+        updates, rng, momentum, accumulate=accumulate, pairs=pairs, transfer=transfer
+    )
 
 
 def loss(chip: Chip, eq: Equilibrium, target: np.ndarray) -> np.ndarray:
@@ -275,6 +279,7 @@ class ResistiveEP:
         self.momentum = training.momentum
         self.accumulate = training.accumulator_threshold
         self.pairs = training.pair_refresh
+        self.transfer = training.transfer
         self.loss_metric = LOSS_METRIC[training.loss]
 
     def step(self, chip: Chip, x: np.ndarray, y: np.ndarray, draws: EpochDraws) -> Step:
@@ -304,6 +309,7 @@ class ResistiveEP:
             self.momentum,
             self.accumulate,
             self.pairs,
+            self.transfer,
         )
         loss = float(self.free_loss(chip, free, y, target).sum())
         return Step(free, loss, sweeps, phases)

@@ -66,6 +66,8 @@ class EpochReport:
                 figures["update_pulses_per_device"] = self.updates.pulses_per_device
             if self.updates.refreshes_per_pair is not None:
                 figures["update_refreshes_per_pair"] = self.updates.refreshes_per_pair
+            if self.updates.programming_energy is not None:
+                figures["update_programming_energy_J"] = self.updates.programming_energy
         return figures
 
 

@@ -195,3 +195,34 @@ def fit_to_range(g: np.ndarray, card: ResistorCard, bounds: Bounds) -> np.ndarra
         g[...] = low + np.rint((g - low) / step) * step
         np.clip(g, low, high, out=g)
     return g
+
+
+def symmetry_point(
+    shape: tuple[int, ...], card: ResistorCard, bounds: Bounds, tilt: np.ndarray | None
+) -> np.ndarray:
+    """Each device's symmetry point (S): where one up pulse and one down pulse cancel, so
+    that a device pulsed up and down at random drifts to it. With soft bounds an up pulse
+    adds ``u (g_hi - G)`` and a down pulse removes ``d (G - g_lo)`` (``u``, ``d`` the
+    card's ``up`` and ``down`` times the device's own imbalance ``max(1 +- b, 0)``; its
+    step scale multiplies both and cancels), so
+
+        G* = (u g_hi + d g_lo) / (u + d)
+
+    A device without soft bounds (levels, hard-bound pulses, continuous) has no symmetry
+    point; its reference is the middle of its range (on a level, for a card with levels).
+    """
+    low, high = (card.g_min, card.g_max) if bounds is None else bounds
+    low = np.broadcast_to(low, shape).astype(np.float64)
+    high = np.broadcast_to(high, shape).astype(np.float64)
+    p = card.pulses
+    if p is not None and p.soft_bounds:
+        u = p.up * direction_scale(np.ones(shape, dtype=bool), tilt)
+        d = p.down_fraction * direction_scale(np.zeros(shape, dtype=bool), tilt)
+        total = np.broadcast_to(u + d, shape)
+        middle = 0.5 * (low + high)
+        weighted = np.divide(u * high + d * low, total, out=middle.copy(), where=total > 0)
+        return np.asarray(weighted, dtype=np.float64)
+    step = card.level_step
+    if step is None:
+        return 0.5 * (low + high)
+    return low + np.floor(0.5 * (high - low) / step) * step

@@ -7,7 +7,16 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..units import format_quantity
-from .base import Conductance, Current, Strict, Temperature, Time, Whole, non_negative_conductance
+from .base import (
+    Conductance,
+    Current,
+    Energy,
+    Strict,
+    Temperature,
+    Time,
+    Whole,
+    non_negative_conductance,
+)
 
 #: Temperature SPICE simulates at by default (27 degC), in kelvin.
 SPICE_NOMINAL_TEMPERATURE = 300.15
@@ -123,6 +132,14 @@ class ResistorCard(Strict):
     )
     stuck_at_min: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_min")
     stuck_at_max: float = Field(0.0, ge=0, le=1, description="fraction stuck at g_max")
+    pulse_energy: Energy | None = Field(
+        None,
+        description="energy of one programming pulse (or level step), either direction; of "
+        "one SET pulse for a card with pulses.down: reset",
+    )
+    reset_energy: Energy | None = Field(
+        None, description="energy of one RESET (a card with pulses.down: reset)"
+    )
 
     _check_g_min = field_validator("g_min")(non_negative_conductance)
 
@@ -151,6 +168,33 @@ class ResistorCard(Strict):
                 f"{self.stuck_at_max})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _energy_of_pulses(self) -> ResistorCard:
+        for key in ("pulse_energy", "reset_energy"):
+            value = getattr(self, key)
+            if value is not None and not value >= 0:
+                raise ValueError(f"{key}: must be >= 0 J (got {value} J)")
+        if self.pulse_energy is not None and self.pulses is None and self.n_levels is None:
+            raise ValueError(
+                "pulse_energy: a continuous device takes no pulses (give n_levels or pulses)"
+            )
+        resets = self.pulses is not None and self.pulses.resets
+        if self.reset_energy is not None and not resets:
+            raise ValueError("reset_energy: only a card with pulses.down: reset takes RESETs")
+        if resets and (self.pulse_energy is None) != (self.reset_energy is None):
+            raise ValueError(
+                "a card with pulses.down: reset gives pulse_energy and reset_energy together"
+            )
+        return self
+
+    def programming_energy(self, pulses: int, resets: int) -> float | None:
+        """The energy (J) of ``pulses`` programming pulses of which ``resets`` are RESETs
+        (the rest SET pulses or level steps), or ``None`` for a card without figures."""
+        if self.pulse_energy is None:
+            return None
+        per_reset = self.pulse_energy if self.reset_energy is None else self.reset_energy
+        return (pulses - resets) * self.pulse_energy + resets * per_reset
 
     @property
     def level_step(self) -> float | None:

@@ -105,6 +105,11 @@ class LeakyChipSpec(Strict):
                 "training.scheme: pairs needs the pair circuits of a resistive chip "
                 "(kind: leaky has none)"
             )
+        if training.transfer is not None:
+            raise ValueError(
+                "training.scheme: tiki-taka trains a resistive chip (kind: leaky has no "
+                "fast arrays)"
+            )
         check_scheme(training, [layer.device for layer in self.layers] + backward)
         algorithm = training.algorithm
         if algorithm in ASYMMETRIC and self.synapses != "asymmetric":

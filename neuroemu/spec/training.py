@@ -52,7 +52,7 @@ def check_scheme(training: Training | None, cards: Iterable[Any]) -> None:
             "an abrupt RESET (pulses.down: reset), so it cannot take a change down; train "
             "it with training.scheme: pairs"
         )
-    if training.scheme in ("direct", "pairs", "pairs-carry"):
+    if training.scheme in ("direct", "pairs", "pairs-carry", "tiki-taka"):
         return
     if not any(card.level_step is not None or card.pulses is not None for card in cards):
         raise ValueError(
@@ -154,7 +154,9 @@ class Training(Strict):
         "moves by a velocity v <- momentum v + change kept beside the array; 0 (plain SGD, "
         "nothing stored but the devices) by default",
     )
-    scheme: Literal["direct", "mixed-precision", "nearest-carry", "pairs", "pairs-carry"] = Field(
+    scheme: Literal[
+        "direct", "mixed-precision", "nearest-carry", "pairs", "pairs-carry", "tiki-taka"
+    ] = Field(
         "direct",
         description="how a device takes the changes asked of it: direct, each update "
         "programmed as the card's model rounds it (a change smaller than a step may be "
@@ -168,7 +170,18 @@ class Training(Strict):
         "refreshed when a device passes refresh_at (Boybat et al. 2018, Nat. Commun. 9, "
         "2514; resistive chips whose every crossbar has a pair circuit), the pulses rounded "
         "as the card rounds them; pairs-carry, the same pairs, each with an accumulator "
-        "rounded to the nearest whole SET pulse, the rest carried (as nearest-carry)",
+        "rounded to the nearest whole SET pulse, the rest carried (as nearest-carry); "
+        "tiki-taka, each array's changes go to a second, fast array of the same devices "
+        "outside the circuit, and after every update transfer_rate times each fast "
+        "device's distance from its symmetry point is programmed into the array in the "
+        "circuit (Gokmen & Haensch 2020, Front. Neurosci. 14, 103)",
+    )
+    transfer_rate: float = Field(
+        0.03,
+        gt=0,
+        le=1,
+        description="scheme: tiki-taka: the fraction of each fast device's distance from "
+        "its symmetry point programmed into its slow device after every update",
     )
     refresh_at: float = Field(
         0.9,
@@ -241,6 +254,12 @@ class Training(Strict):
         """The refresh level of training by pairs (``refresh_at``); ``None`` for the other
         schemes."""
         return self.refresh_at if self.scheme in ("pairs", "pairs-carry") else None
+
+    @property
+    def transfer(self) -> float | None:
+        """The transfer rate of Tiki-Taka training (``transfer_rate``); ``None`` for the
+        other schemes."""
+        return self.transfer_rate if self.scheme == "tiki-taka" else None
 
     def rates(self, n_crossbars: int) -> list[float]:
         if isinstance(self.learning_rate, tuple):

@@ -22,7 +22,7 @@ devices, then the requirements table: for each property and scheme, the worst va
 whose seed-mean error stays within ``--within`` points (default 1) of the ideal devices.
 
 Run: ``python benchmarks/device_requirements.py [--out FOLDER] [--only NAME ...]
-[--report]``; about 25 minutes on 2 cores for all 300 points (``--report`` prints the
+[--report]``; about 40 minutes on 2 cores for all 354 points (``--report`` prints the
 tables of the sweeps already in ``--out`` without running anything).
 """
 

@@ -71,11 +71,13 @@ def reference(g, delta, halves, c, refresh_at):
     return g, pulses, resets
 
 
+@pytest.mark.parametrize("kernel", [False, True], ids=["numpy", "kernel"])
 @pytest.mark.parametrize("kind", ["continuous", "levels", "set-reset"])
 @pytest.mark.parametrize("halves", [ROWS, COLUMNS], ids=["rows", "columns"])
-def test_pair_update_is_the_pair_by_pair_reference(kind, halves):
+def test_pair_update_is_the_pair_by_pair_reference(kind, halves, kernel):
     """Conductances and pulses as the slow reference's, over several updates that fill and
-    refresh pairs."""
+    refresh pairs, programmed by numpy and by the Numba kernel (column pairs are strided
+    halves, which the kernel takes through a copy)."""
     rng = np.random.default_rng(1)
     c = card(kind)
     g = rng.uniform(G_MIN, 20e-6, (12, 8))
@@ -84,7 +86,9 @@ def test_pair_update_is_the_pair_by_pair_reference(kind, halves):
     for step in range(6):
         delta = rng.normal(0.0, 3e-6, g.shape) * (1 + step)
         g_ref, pulses, resets = reference(g_ref, delta, halves, c, 0.8)
-        counts = pair_update(g, delta, halves, c, np.random.default_rng(0), refresh_at=0.8)
+        counts = pair_update(
+            g, delta, halves, c, np.random.default_rng(0), refresh_at=0.8, kernel=kernel
+        )
         np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-18)
         assert counts[3] == pulses
         assert 2 * counts[4] == resets  # the chip's energy figure counts RESETs so
@@ -316,3 +320,31 @@ def test_programming_energy_counts_set_pulses_and_resets_at_their_own_energy():
 def test_a_card_refuses_energy_figures_it_cannot_use(extra, message):
     with pytest.raises(ValueError, match=message):
         ResistorCard(kind="resistor", name="x", g_min=G_MIN, g_max=G_MAX, **extra)
+
+
+def test_the_kernel_draws_as_the_device_model_says():
+    """A card that draws (stochastic rounding, cycle noise, soft bounds), many pairs asked
+    for the same change: the kernel's draws differ from numpy's but not their law; the
+    mean programmed difference and the mean pulse count agree within a few standard
+    errors, and the counts of both paths agree with each other."""
+    c = ResistorCard(kind="resistor", name="pcm", g_min=0.0, g_max=25e-6, rounding="stochastic",
+                     pulses={"up": 0.05, "down": "reset", "cycle_noise": 0.5})  # fmt: skip
+    shape = (400, 500)
+    halves = ((slice(0, 200),), (slice(200, None),))
+    delta = np.zeros(shape)
+    delta[:200] = 0.3 * 0.05 * 25e-6  # 0.3 of a nominal SET pulse, on side a
+    results = []
+    for kernel in (False, True):
+        g = np.full(shape, 5e-6)
+        counts = pair_update(
+            g, delta, halves, c, np.random.default_rng(1), refresh_at=1.0, kernel=kernel
+        )
+        moved = g[:200] - 5e-6
+        results.append((moved.mean(), moved.std() / np.sqrt(moved.size), counts))
+    (m0, e0, c0), (m1, e1, c1) = results
+    assert abs(m0 - m1) < 4 * np.hypot(e0, e1)
+    assert c0[0] == c1[0] == 200 * 500
+    n = c0[0]
+    p = 0.3  # chance of a pulse
+    assert abs(c0[3] - c1[3]) < 4 * np.sqrt(2 * n * p * (1 - p))
+    assert abs(c0[1] - c1[1]) < 4 * np.sqrt(2 * n * p * (1 - p))

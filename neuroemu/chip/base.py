@@ -879,6 +879,7 @@ class BaseChip:
             threshold=1.0 if accumulate is None else float(accumulate),
             stuck=stuck,
             refresh_at=refresh_at,
+            kernel=True,
         )
         self._update_counts[u.index] += counts
         self._pairs[u.index] = g[halves[0]].size

@@ -36,6 +36,11 @@ that held the larger conductance, as SET pulses through the device model (open l
 any update: cycle noise and soft bounds act, nothing is verified). A pair with a stuck
 device is not refreshed. The refresh needs a read of both devices and a comparator per
 pair, done row by row by the programming circuit; the read is taken noise-free.
+
+A chip programs its pairs through the Numba update kernel (``kernel=True``: the same
+device model, the kernel's own counter-based draws) and re-programs the few pairs a refresh
+empties through numpy; the numpy path (``kernel=False``) is the reference the kernel's is
+tested against.
 """
 
 from __future__ import annotations
@@ -78,7 +83,8 @@ def _program(
     tilt: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """SET ``request`` (S, >= 0) into ``g[half]`` in place, clipped to each device's range;
-    return the pulses per device and whether the clip cut the change."""
+    return the pulses per device and whether the clip cut the change (numpy, drawing from
+    ``rng``)."""
     view = g[half]
     own = None if bounds is None else (bounds[0][half], bounds[1][half])
     change, count = programmed(
@@ -89,6 +95,60 @@ def _program(
     cut = (change != 0) & ((target < low) | (target > high))
     np.clip(target, low, high, out=view)
     return count, cut
+
+
+def _program_kernel(
+    g: np.ndarray,
+    half: tuple[slice, ...],
+    request: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    spread: np.ndarray | None,
+    bounds: Bounds,
+    tilt: np.ndarray | None,
+) -> np.ndarray:
+    """:func:`_program` through the Numba update kernel
+    (:func:`neuroemu.kernels.update.ep_update`, the same device model, its own
+    counter-based draws seeded from ``rng``); return its counts ``[asked, unmoved,
+    clipped, pulses]`` of the half (each pair asks one device at most, so they count
+    pairs)."""
+    from ..kernels.update import ep_update
+
+    view = g[half]
+    work = view if view.flags.c_contiguous else np.ascontiguousarray(view)
+
+    def part(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.ascontiguousarray(a[half])
+
+    own = None
+    if bounds is not None:
+        own = (np.ascontiguousarray(bounds[0][half]), np.ascontiguousarray(bounds[1][half]))
+    p = card.pulses
+    pulses = None if p is None else (p.up, p.down_fraction, p.soft_bounds, p.cycle_noise)
+    quantised = card.level_step is not None or p is not None
+    stochastic = quantised and card.rounding == "stochastic"
+    draws = stochastic or (pulses is not None and pulses[3] > 0)
+    seed = int(rng.integers(2**31)) if draws else -1
+    rows, cols = work.shape
+    counts = ep_update(
+        work,
+        np.zeros(rows),
+        np.zeros(cols),
+        np.multiply(request, -0.5),
+        1.0,
+        card.g_min,
+        card.g_max,
+        card.level_step,
+        stochastic,
+        seed,
+        pulses,
+        part(spread),
+        own,
+        tilt=part(tilt),
+    )
+    if work is not view:
+        view[...] = work
+    return np.asarray(counts, dtype=np.int64)
 
 
 def pair_update(
@@ -107,6 +167,7 @@ def pair_update(
     threshold: float = 0.5,
     stuck: np.ndarray | None = None,
     refresh_at: float = 0.9,
+    kernel: bool = False,
 ) -> np.ndarray:
     """Move the pairs of array ``g`` (S, in place) by the changes ``delta`` (S, one per
     device) EP asks, as the module describes, and refresh the pairs that filled up.
@@ -119,7 +180,10 @@ def pair_update(
     nominal SET pulses its sum holds past ``threshold`` (0.5: the nearest whole number,
     the rest carried), as :mod:`neuroemu.kernels.update` does per device; the card's
     rounding is then not used. ``stuck`` (a device mask, or ``None``) only keeps pairs
-    with a stuck device from refreshing; the chip puts stuck devices back."""
+    with a stuck device from refreshing; the chip puts stuck devices back. With ``kernel``
+    the devices are programmed by the Numba update kernel (the same device model, its own
+    counter-based draws, so a card that draws gives other draws than numpy's; bit for bit
+    the same on a card that draws nothing); without, by numpy, drawing from ``rng``."""
     a, b = halves
     want = delta[a] - delta[b]
     if momentum > 0:
@@ -136,19 +200,26 @@ def pair_update(
         whole = np.sign(chi) * np.floor(np.abs(chi) / step + 1.0 - threshold)
         chi -= whole * step
         want = whole * step  # whole pulses: the rounding below leaves them whole
-    count_a, cut_a = _program(g, a, np.maximum(want, 0.0), card, rng, spread, bounds, tilt)
-    count_b, cut_b = _program(g, b, np.maximum(-want, 0.0), card, rng, spread, bounds, tilt)
-    count = count_a + count_b
-    counts = np.array(
-        [
-            np.count_nonzero(asked),
-            np.count_nonzero(asked & (count == 0)) if step is not None else 0,
-            np.count_nonzero(cut_a | cut_b),
-            count.sum(),
-            0,
-        ],
-        dtype=np.int64,
-    )
+    device = (card, rng, spread, bounds, tilt)
+    if kernel:
+        counts = np.zeros(5, dtype=np.int64)
+        counts[:4] += _program_kernel(g, a, np.maximum(want, 0.0), *device)
+        counts[:4] += _program_kernel(g, b, np.maximum(-want, 0.0), *device)
+        counts[0] = np.count_nonzero(asked)  # a pair whose difference is asked to move
+    else:
+        count_a, cut_a = _program(g, a, np.maximum(want, 0.0), *device)
+        count_b, cut_b = _program(g, b, np.maximum(-want, 0.0), *device)
+        count = count_a + count_b
+        counts = np.array(
+            [
+                np.count_nonzero(asked),
+                np.count_nonzero(asked & (count == 0)) if step is not None else 0,
+                np.count_nonzero(cut_a | cut_b),
+                count.sum(),
+                0,
+            ],
+            dtype=np.int64,
+        )
     level = card.g_min + refresh_at * (card.g_max - card.g_min)
     g_a, g_b = g[a], g[b]
     full = (g_a >= level) | (g_b >= level)
@@ -159,9 +230,29 @@ def pair_update(
         for half, view in ((a, g_a), (b, g_b)):
             low = card.g_min if bounds is None else bounds[0][half]
             view[full] = np.broadcast_to(low, view.shape)[full]
-        refill_a, _ = _program(g, a, np.maximum(net, 0.0), card, rng, spread, bounds, tilt)
-        refill_b, _ = _program(g, b, np.maximum(-net, 0.0), card, rng, spread, bounds, tilt)
+        if kernel:  # the few pairs refreshed, through numpy
+            refill = 0
+            for half, view, sign in ((a, g_a, 1.0), (b, g_b, -1.0)):
+                take = full & (sign * net > 0)
+                sub = view[take]
+                own = None if bounds is None else (bounds[0][half][take], bounds[1][half][take])
+                count, _ = _program(
+                    sub,
+                    (slice(None),),
+                    sign * net[take],
+                    card,
+                    rng,
+                    None if spread is None else spread[half][take],
+                    own,
+                    None if tilt is None else tilt[half][take],
+                )
+                view[take] = sub
+                refill += int(count.sum())
+        else:
+            refill_a, _ = _program(g, a, np.maximum(net, 0.0), *device)
+            refill_b, _ = _program(g, b, np.maximum(-net, 0.0), *device)
+            refill = (refill_a + refill_b).sum()
         refreshed = np.count_nonzero(full)
-        counts[3] += 2 * refreshed + int((refill_a + refill_b).sum())
+        counts[3] += 2 * refreshed + int(refill)
         counts[4] = refreshed
     return counts

@@ -14,6 +14,7 @@ import pytest
 import neuroemu
 from neuroemu.chip import DeviceUpdate
 from neuroemu.errors import InputError, NeuroemuWarning, SpecError
+from neuroemu.kernels.update import program_half
 from neuroemu.models.pairs import pair_update
 from neuroemu.spec.cards import ResistorCard
 
@@ -87,7 +88,13 @@ def test_pair_update_is_the_pair_by_pair_reference(kind, halves, kernel):
         delta = rng.normal(0.0, 3e-6, g.shape) * (1 + step)
         g_ref, pulses, resets = reference(g_ref, delta, halves, c, 0.8)
         counts = pair_update(
-            g, delta, halves, c, np.random.default_rng(0), refresh_at=0.8, kernel=kernel
+            g,
+            delta,
+            halves,
+            c,
+            np.random.default_rng(0),
+            refresh_at=0.8,
+            program=program_half if kernel else None,
         )
         np.testing.assert_allclose(g, g_ref, rtol=0, atol=1e-18)
         assert counts[3] == pulses
@@ -337,7 +344,13 @@ def test_the_kernel_draws_as_the_device_model_says():
     for kernel in (False, True):
         g = np.full(shape, 5e-6)
         counts = pair_update(
-            g, delta, halves, c, np.random.default_rng(1), refresh_at=1.0, kernel=kernel
+            g,
+            delta,
+            halves,
+            c,
+            np.random.default_rng(1),
+            refresh_at=1.0,
+            program=program_half if kernel else None,
         )
         moved = g[:200] - 5e-6
         results.append((moved.mean(), moved.std() / np.sqrt(moved.size), counts))

@@ -36,6 +36,7 @@ import numpy as np
 
 from ..engine.states import as_array
 from ..errors import InputError, brief
+from ..kernels.update import kernel_update, program_half
 from ..memory import check_memory
 from ..models.nonideal import drift_exponents, drifted, normal_pool
 from ..models.nonideal import program as program_noisily
@@ -755,38 +756,10 @@ class BaseChip:
         **options: Any,
     ) -> Any:
         """Move devices ``g`` (of array ``u.index``'s card) by ``u`` through the update
-        kernel, with the devices' ``own`` bounds, step scales and imbalances; ``options``
-        as :func:`~neuroemu.kernels.update.ep_update` takes them. Returns its counts."""
-        from ..kernels.update import ep_update
-
-        card = self._cards[u.index]
-        pulses = None
-        if card.pulses is not None:
-            p = card.pulses
-            pulses = (p.up, p.down_fraction, p.soft_bounds, p.cycle_noise)
-        quantised = card.level_step is not None or card.pulses is not None
-        carries = options.get("residual") is not None
-        stochastic = quantised and card.rounding == "stochastic" and not carries
-        draws = stochastic or (pulses is not None and pulses[3] > 0)
-        seed = int(rng.integers(2**31)) if draws else -1
-        bounds, spread, tilt = own
-        return ep_update(
-            g,
-            u.rows,
-            u.cols,
-            u.cross,
-            u.factor,
-            card.g_min,
-            card.g_max,
-            card.level_step,
-            stochastic,
-            seed,
-            pulses,
-            spread,
-            bounds,
-            tilt=tilt,
-            **options,
-        )
+        kernel (:func:`~neuroemu.kernels.update.kernel_update`), with the devices' ``own``
+        bounds, step scales and imbalances. Returns its counts."""
+        change = (u.rows, u.cols, u.cross, u.factor)
+        return kernel_update(g, change, self._cards[u.index], rng, own, **options)
 
     def _update_transfer(
         self, u: DeviceUpdate, rng: np.random.Generator, momentum: float, rate: float
@@ -879,7 +852,7 @@ class BaseChip:
             threshold=1.0 if accumulate is None else float(accumulate),
             stuck=stuck,
             refresh_at=refresh_at,
-            kernel=True,
+            program=program_half,
         )
         self._update_counts[u.index] += counts
         self._pairs[u.index] = g[halves[0]].size

@@ -58,10 +58,14 @@ and its accumulator stays 0.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numba import njit, prange
+
+if TYPE_CHECKING:
+    from ..models.update import Bounds
+    from ..spec.cards import ResistorCard
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
@@ -460,3 +464,80 @@ def ep_update(
     )
     asked, unmoved, clipped, programmed = (int(n) for n in counts.sum(axis=0))
     return UpdateCount(asked, unmoved, clipped, programmed)
+
+
+def kernel_update(
+    g: np.ndarray,
+    change: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+    card: ResistorCard,
+    rng: np.random.Generator,
+    own: tuple[Bounds, np.ndarray | None, np.ndarray | None] = (None, None, None),
+    **options: Any,
+) -> Any:
+    """Move devices ``g`` (C-contiguous, rows x columns, in place) of ``card`` by
+    ``change = (rows, cols, cross, factor)``, ``factor (rows_i + cols_j - 2 cross_ij)``,
+    through the Numba update kernel (:func:`neuroemu.kernels.update.ep_update`: the
+    device model of this module), with the devices' ``own`` bounds, step scales and
+    imbalances; the kernel's draws are seeded from ``rng`` when the card draws
+    (stochastic rounding without an accumulator, cycle noise). ``options`` as the kernel
+    takes them (velocity, momentum, stuck, residual, threshold). Returns its counts
+    ``(asked, unmoved, clipped, pulses)``."""
+    p = card.pulses
+    pulses = None if p is None else (p.up, p.down_fraction, p.soft_bounds, p.cycle_noise)
+    quantised = card.level_step is not None or p is not None
+    carries = options.get("residual") is not None
+    stochastic = quantised and card.rounding == "stochastic" and not carries
+    draws = stochastic or (pulses is not None and pulses[3] > 0)
+    seed = int(rng.integers(2**31)) if draws else -1
+    bounds, spread, tilt = own
+    rows, cols, cross, factor = change
+    return ep_update(
+        g,
+        rows,
+        cols,
+        cross,
+        factor,
+        card.g_min,
+        card.g_max,
+        card.level_step,
+        stochastic,
+        seed,
+        pulses,
+        spread,
+        bounds,
+        tilt=tilt,
+        **options,
+    )
+
+
+def program_half(
+    g: np.ndarray,
+    half: tuple[slice, ...],
+    request: np.ndarray,
+    card: ResistorCard,
+    rng: np.random.Generator,
+    spread: np.ndarray | None,
+    bounds: Bounds,
+    tilt: np.ndarray | None,
+) -> np.ndarray:
+    """SET ``request`` (S, >= 0) into ``g[half]`` in place through :func:`ep_update` (the
+    device model of :func:`neuroemu.models.pairs._program`, with the kernel's own
+    counter-based draws seeded from ``rng``), a strided half through a copy; return its
+    counts ``[asked, unmoved,
+    clipped, pulses]`` of the half (each pair asks one device at most, so they count
+    pairs)."""
+    view = g[half]
+    work = view if view.flags.c_contiguous else np.ascontiguousarray(view)
+
+    def part(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.ascontiguousarray(a[half])
+
+    own = None
+    if bounds is not None:
+        own = (np.ascontiguousarray(bounds[0][half]), np.ascontiguousarray(bounds[1][half]))
+    rows, cols = work.shape
+    change = (np.zeros(rows), np.zeros(cols), np.multiply(request, -0.5), 1.0)
+    counts = kernel_update(work, change, card, rng, (own, part(spread), part(tilt)))
+    if work is not view:
+        view[...] = work
+    return np.asarray(counts, dtype=np.int64)

@@ -37,14 +37,15 @@ any update: cycle noise and soft bounds act, nothing is verified). A pair with a
 device is not refreshed. The refresh needs a read of both devices and a comparator per
 pair, done row by row by the programming circuit; the read is taken noise-free.
 
-A chip programs its pairs through the Numba update kernel (``kernel=True``: the same
-device model, the kernel's own counter-based draws) and re-programs the few pairs a refresh
-empties through numpy; the numpy path (``kernel=False``) is the reference the kernel's is
-tested against.
+A chip programs its pairs through the Numba update kernel (``program=``
+:func:`neuroemu.kernels.update.program_half`: the same device model, the kernel's own
+counter-based draws) and re-programs the few pairs a refresh empties through numpy; the
+numpy path (no ``program``) is the reference the kernel's is tested against.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -97,60 +98,6 @@ def _program(
     return count, cut
 
 
-def _program_kernel(
-    g: np.ndarray,
-    half: tuple[slice, ...],
-    request: np.ndarray,
-    card: ResistorCard,
-    rng: np.random.Generator,
-    spread: np.ndarray | None,
-    bounds: Bounds,
-    tilt: np.ndarray | None,
-) -> np.ndarray:
-    """:func:`_program` through the Numba update kernel
-    (:func:`neuroemu.kernels.update.ep_update`, the same device model, its own
-    counter-based draws seeded from ``rng``); return its counts ``[asked, unmoved,
-    clipped, pulses]`` of the half (each pair asks one device at most, so they count
-    pairs)."""
-    from ..kernels.update import ep_update
-
-    view = g[half]
-    work = view if view.flags.c_contiguous else np.ascontiguousarray(view)
-
-    def part(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else np.ascontiguousarray(a[half])
-
-    own = None
-    if bounds is not None:
-        own = (np.ascontiguousarray(bounds[0][half]), np.ascontiguousarray(bounds[1][half]))
-    p = card.pulses
-    pulses = None if p is None else (p.up, p.down_fraction, p.soft_bounds, p.cycle_noise)
-    quantised = card.level_step is not None or p is not None
-    stochastic = quantised and card.rounding == "stochastic"
-    draws = stochastic or (pulses is not None and pulses[3] > 0)
-    seed = int(rng.integers(2**31)) if draws else -1
-    rows, cols = work.shape
-    counts = ep_update(
-        work,
-        np.zeros(rows),
-        np.zeros(cols),
-        np.multiply(request, -0.5),
-        1.0,
-        card.g_min,
-        card.g_max,
-        card.level_step,
-        stochastic,
-        seed,
-        pulses,
-        part(spread),
-        own,
-        tilt=part(tilt),
-    )
-    if work is not view:
-        view[...] = work
-    return np.asarray(counts, dtype=np.int64)
-
-
 def pair_update(
     g: np.ndarray,
     delta: np.ndarray,
@@ -167,7 +114,7 @@ def pair_update(
     threshold: float = 0.5,
     stuck: np.ndarray | None = None,
     refresh_at: float = 0.9,
-    kernel: bool = False,
+    program: Callable[..., np.ndarray] | None = None,
 ) -> np.ndarray:
     """Move the pairs of array ``g`` (S, in place) by the changes ``delta`` (S, one per
     device) EP asks, as the module describes, and refresh the pairs that filled up.
@@ -180,10 +127,12 @@ def pair_update(
     nominal SET pulses its sum holds past ``threshold`` (0.5: the nearest whole number,
     the rest carried), as :mod:`neuroemu.kernels.update` does per device; the card's
     rounding is then not used. ``stuck`` (a device mask, or ``None``) only keeps pairs
-    with a stuck device from refreshing; the chip puts stuck devices back. With ``kernel``
-    the devices are programmed by the Numba update kernel (the same device model, its own
-    counter-based draws, so a card that draws gives other draws than numpy's; bit for bit
-    the same on a card that draws nothing); without, by numpy, drawing from ``rng``."""
+    with a stuck device from refreshing; the chip puts stuck devices back. With ``program``
+    (:func:`neuroemu.kernels.update.program_half`) the pairs' SET pulses are programmed by
+    the Numba update kernel (the same device model, its own counter-based draws, so a card
+    that draws gives other draws than numpy's; bit for bit the same on a card that draws
+    nothing) and the refreshed pairs' by numpy; without, all by numpy, drawing from
+    ``rng``."""
     a, b = halves
     want = delta[a] - delta[b]
     if momentum > 0:
@@ -201,10 +150,10 @@ def pair_update(
         chi -= whole * step
         want = whole * step  # whole pulses: the rounding below leaves them whole
     device = (card, rng, spread, bounds, tilt)
-    if kernel:
+    if program is not None:
         counts = np.zeros(5, dtype=np.int64)
-        counts[:4] += _program_kernel(g, a, np.maximum(want, 0.0), *device)
-        counts[:4] += _program_kernel(g, b, np.maximum(-want, 0.0), *device)
+        counts[:4] += program(g, a, np.maximum(want, 0.0), *device)
+        counts[:4] += program(g, b, np.maximum(-want, 0.0), *device)
         counts[0] = np.count_nonzero(asked)  # a pair whose difference is asked to move
     else:
         count_a, cut_a = _program(g, a, np.maximum(want, 0.0), *device)
@@ -230,7 +179,7 @@ def pair_update(
         for half, view in ((a, g_a), (b, g_b)):
             low = card.g_min if bounds is None else bounds[0][half]
             view[full] = np.broadcast_to(low, view.shape)[full]
-        if kernel:  # the few pairs refreshed, through numpy
+        if program is not None:  # the few pairs refreshed, through numpy
             refill = 0
             for half, view, sign in ((a, g_a, 1.0), (b, g_b, -1.0)):
                 take = full & (sign * net > 0)

@@ -257,7 +257,6 @@ class BaseChip:
         # pairs refreshed (training by pairs).
         self._update_counts = np.zeros((len(self._arrays), 5), dtype=np.int64)
         self._pairs = [0] * len(self._arrays)  # pairs per array, once trained by pairs
-        self._trained_fast = [False] * len(self._arrays)  # arrays trained by Tiki-Taka
         self._clock: DriftClock | None = None
         self._reads: np.random.Generator | None = None
         self._read_pool = (
@@ -796,7 +795,6 @@ class BaseChip:
         )
         self._update_counts[u.index, :4] += counts
         self._update_counts[u.index, 3] += moved[3]
-        self._trained_fast[u.index] = True
 
     @property
     def fast_devices(self) -> list[FastDevices]:
@@ -872,9 +870,10 @@ class BaseChip:
         asked, unmoved, clipped, pulses, refreshed = (
             tuple(int(n) for n in c) for c in self._update_counts.T
         )
+        fast = self._fast is not None  # Tiki-Taka: the fast devices take pulses too
         pulsed = tuple(
             g.size * (1 + fast) if card.level_step is not None or card.pulses is not None else 0
-            for (g, card), fast in zip(self._device_pairs(), self._trained_fast, strict=True)
+            for g, card in self._device_pairs()
         )
         names = tuple(self._names)
         pairs = tuple(self._pairs)

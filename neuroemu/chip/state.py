@@ -152,8 +152,9 @@ class UpdateCounts:
     ``n`` updates counts ``n`` times), and the programming ``pulses`` applied; stuck
     devices are never counted (:mod:`neuroemu.kernels.update`). Arrays trained as pairs
     count pairs, not devices, and their ``refreshed`` pairs (``pairs``: their pairs, 0 for
-    an array not trained so), and the ``energy`` (J) of the pulses (``None`` when an array
-    that took pulses has no energy figure on its card)."""
+    an array not trained so), and the ``programming_energy`` (J) of the pulses, RESETs
+    included, from the cards' ``pulse_energy`` and ``reset_energy`` (``None`` when an array
+    that took pulses has a card without them)."""
 
     names: tuple[str, ...]
     asked: tuple[int, ...]
@@ -163,14 +164,7 @@ class UpdateCounts:
     pulsed_devices: tuple[int, ...] = ()
     refreshed: tuple[int, ...] = ()
     pairs: tuple[int, ...] = ()
-    energy: float | None = None
-
-    @property
-    def programming_energy(self) -> float | None:
-        """The energy (J) of the programming pulses, RESETs included, from the cards'
-        ``pulse_energy`` and ``reset_energy``; ``None`` when an array that took pulses has
-        a card without them."""
-        return self.energy
+    programming_energy: float | None = None
 
     @property
     def refreshes_per_pair(self) -> float | None:

@@ -523,9 +523,8 @@ def program_half(
     """SET ``request`` (S, >= 0) into ``g[half]`` in place through :func:`ep_update` (the
     device model of :func:`neuroemu.models.pairs._program`, with the kernel's own
     counter-based draws seeded from ``rng``), a strided half through a copy; return its
-    counts ``[asked, unmoved,
-    clipped, pulses]`` of the half (each pair asks one device at most, so they count
-    pairs)."""
+    counts ``[asked, unmoved, clipped, pulses]`` of the half (each pair asks one device at
+    most, so they count pairs)."""
     view = g[half]
     work = view if view.flags.c_contiguous else np.ascontiguousarray(view)
 

@@ -279,9 +279,13 @@ def test_export_spice(tmp_path):
     assert float(line.split()[-1]) == pytest.approx(20.0 * x[i], rel=1e-7)
     again = neuroemu("export-spice", "kendall_784x100_shockley", "--out", str(out))
     assert_one_line_error(again, "already exists")
+    # Ideal diodes: the active set of the sample's operating point, which the chip settles.
     ideal = neuroemu("export-spice", "xs_784x100", "--out", str(tmp_path / "ideal.cir"))
-    assert_one_line_error(ideal, "ideal diodes have no SPICE model")
-    assert not (tmp_path / "ideal.cir").exists()
+    assert ideal.returncode == 0, ideal.stderr
+    text = (tmp_path / "ideal.cir").read_text()
+    clamps = text.count("\nVclamp_1_")
+    assert f"as the active set of its operating point ({clamps} clamped nodes)" in ideal.stdout
+    assert 0 < clamps < 100 and "ACTIVE SET OF ONE OPERATING" in text and "\nD" not in text
 
 
 needs_ngspice = pytest.mark.skipif(

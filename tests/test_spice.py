@@ -58,10 +58,34 @@ def test_netlist_elements_and_values():
     assert "TEMP=27.0" in text and "GMIN=1e-12" in text
 
 
-def test_netlist_refuses_ideal_diodes():
+def test_netlist_of_ideal_diodes_is_the_active_set():
+    """Each node settle leaves at its bound is a source at the bound, every other node is
+    plain; the netlist says it holds for one operating point."""
     chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "tiny.yaml")
-    with pytest.raises(SpiceError, match="ideal diodes have no SPICE model"):
-        chip.to_spice(np.zeros(chip.n_inputs))
+    x = np.random.default_rng(3).uniform(size=chip.n_inputs)
+    text = chip.to_spice(x)
+    assert "ACTIVE SET OF ONE OPERATING" in text and "valid for this input only" in text
+    assert not any(line.startswith("D") for line in text.splitlines())
+    eq = chip.settle(x[None, :])
+    expected = []
+    for k, layer in enumerate(chip.spec.layers):
+        lo, hi = chip.node_bounds(layer)
+        v = eq.voltages[k][0]
+        at = (v == lo) | (v == hi) if layer.diode is not None else np.zeros(v.shape, bool)
+        expected += [f"Vclamp_{k + 1}_{j} n{k + 1}_{j} 0 DC 0.0" for j in np.flatnonzero(at)]
+    clamps = [line for line in text.splitlines() if line.startswith("Vclamp_")]
+    assert clamps == expected and len(clamps) >= 2
+    active = chip.active_set([v[0] for v in eq.voltages])
+    assert active.n_clamped == len(clamps)
+    assert active.tolerance == pytest.approx(chip.spec.solver.tol * 2.0)  # V_scale: the 2 V gain
+    # The same netlist from the voltages given, and the writer refuses to guess them.
+    assert chip.to_spice(x, voltages=[v[0] for v in eq.voltages]) == text
+    from neuroemu.engine.netlist import netlist
+
+    with pytest.raises(SpiceError, match="ideal diodes have no SPICE model; their netlist is"):
+        netlist(chip.spec, chip.conductances, chip.bias_conductance, np.zeros(12), [], 0)
+    with pytest.raises(neuroemu.errors.InputError, match=r"voltages\[1\]: expected 4 finite"):
+        chip.to_spice(x, voltages=[v[0] for v in eq.voltages[:1]] + [np.zeros(3), np.zeros(4)])
 
 
 def test_netlist_checks_input():

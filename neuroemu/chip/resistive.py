@@ -17,15 +17,16 @@ Geometry (every array in SI):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..engine.circuit import Circuit
-from ..engine.netlist import netlist
+from ..engine.netlist import ActiveSet, active_set, netlist
 from ..engine.settle import settle
 from ..engine.states import Equilibrium, as_array, as_number
-from ..errors import InputError, SpecError
+from ..errors import InputError, SpecError, brief
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
 from ..models.diode import thermal_voltage
@@ -356,10 +357,62 @@ class Chip(BaseChip):
             trace=trace,
         )
 
-    def to_spice(self, x_row: Any, *, title: str | None = None) -> str:
+    def _ideal_layers(self) -> list[bool]:
+        """Whether each free layer's diodes are ideal."""
+        return [d is not None and d.model == "ideal" for d in (x.diode for x in self.spec.layers)]
+
+    def active_set(self, voltages: Sequence[Any]) -> ActiveSet | None:
+        """The active set of an operating point with node ``voltages`` (V, one (nodes,)
+        array per free layer, as one row of ``settle``'s): which ideal-diode nodes sit at
+        their diode bound (:func:`neuroemu.engine.netlist.active_set`); ``None`` for a chip
+        without ideal diodes.
+
+        A node counts as clamped within ``tol * V_scale`` of its bound, the move below which
+        ``settle`` stops (``solver.tol``, at least ``16 eps`` of the voltages' dtype). The
+        solver's clip puts a clamped node exactly on its bound; a free node that close to it
+        is at the bound to the solver's accuracy. Holding it there instead moves no node by
+        more than that distance (a resistive network's voltages move less than a source
+        that drives them), far below the 1e-6 V of the cross-check, and the current its
+        source then carries the wrong way is at most about ``G_j`` times it."""
+        layers = self.spec.layers
+        ideal = self._ideal_layers()
+        if not any(ideal):
+            return None
+        if not isinstance(voltages, Sequence) or len(voltages) != len(layers):
+            raise InputError(
+                f"voltages: expected one array per free layer ({len(layers)}), got "
+                f"{brief(voltages)}"
+            )
+        arrays = []
+        for k, (v, size) in enumerate(zip(voltages, self.layer_sizes, strict=True)):
+            v = as_array(v, f"voltages[{k}]")
+            if v.shape != (size,) or not np.all(np.isfinite(v)):
+                raise InputError(
+                    f"voltages[{k}]: expected {size} finite voltages (layer {layers[k].name}), "
+                    f"got shape {v.shape}"
+                )
+            arrays.append(v)
+        dtype = np.result_type(*arrays, np.float32)
+        tol = max(self.spec.solver.tol, 16 * float(np.finfo(dtype).eps))
+        tolerance = tol * self.circuit(np.float64).v_scale
+        bounds = [self.node_bounds(layer) for layer in layers]
+        return active_set(arrays, bounds, ideal, tolerance)
+
+    def to_spice(
+        self, x_row: Any, *, voltages: Sequence[Any] | None = None, title: str | None = None
+    ) -> str:
         """An ngspice netlist of the chip with input ``x_row`` (n_inputs,)
-        (:func:`neuroemu.engine.netlist.netlist`)."""
+        (:func:`neuroemu.engine.netlist.netlist`).
+
+        Layers of ideal diodes are written as the active set (:meth:`active_set`) of the
+        operating point with node ``voltages`` (one (nodes,) array per free layer), by
+        default that which ``settle`` finds for ``x_row``."""
         x = self.check_inputs(as_array(x_row, "x_row").reshape(1, -1), "x_row")
+        active = None
+        if any(self._ideal_layers()):
+            if voltages is None:
+                voltages = [v[0] for v in self.settle(x).voltages]
+            active = self.active_set(voltages)
         return netlist(
             self.spec,
             list(self.conductances),
@@ -367,6 +420,7 @@ class Chip(BaseChip):
             self.source_voltages(x)[0],
             [self.node_bounds(layer) for layer in self.spec.layers],
             self.seed,
+            active=active,
             title=title,
         )
 

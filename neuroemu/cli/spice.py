@@ -113,9 +113,15 @@ def export(args: argparse.Namespace) -> int:
     text = chip.to_spice(inputs.x[args.sample])
     write_text_atomic(out, text)
     lines = text.count("\n")
+    clamps = text.count("\nVclamp_")
+    active = (
+        f"; ideal diodes as the active set of its operating point ({clamps:,} clamped nodes)"
+        if "\n* Ideal diodes have no SPICE model" in text
+        else ""
+    )
     print(
         f"wrote {out}: {lines:,} lines, chip {chip.name}, sample {args.sample} "
-        f"(inputs: {inputs.source})"
+        f"(inputs: {inputs.source}){active}"
     )
     return 0
 

@@ -13,8 +13,19 @@ Node names are ``n<layer>_<index>``:
 Elements: ``V0_<i>`` sources, ``R<l>_<i>_<j>`` crossbar devices (from node ``i`` of layer
 ``l-1`` to node ``j`` of layer ``l``), ``RB<l>p_<j>`` / ``RB<l>n_<j>`` bias conductances,
 ``D<l>lo_<j>`` (anode at the lower bound, cathode at the node) and ``D<l>hi_<j>`` (anode at
-the node, cathode at the upper bound) diodes with ``.model DL<l>``. A conductance of exactly
-0 S is an open circuit and is left out.
+the node, cathode at the upper bound) Shockley diodes with ``.model DL<l>``. A conductance
+of exactly 0 S is an open circuit and is left out.
+
+An ideal diode has no SPICE model, so a layer of ideal diodes is written as the *active set*
+of one operating point (:class:`ActiveSet`): each node that sits at its diode bound in that
+solution becomes a DC source ``Vclamp_<l>_<j>`` from the node to ground at the bound, each
+other node stays a plain node with no diode. The netlist then holds for that one input only.
+ngspice's ``i(Vclamp_<l>_<j>)`` is the current flowing from the node through the source to
+ground: the current the diode would carry out of the node. A lower diode (``V >= lo``) can
+only push current into its node, so at the operating point ``i <= 0`` at a lower bound and
+``i >= 0`` at an upper one; with every free node within its bounds, these are the
+conditions (KKT) under which the active-set circuit's solution is the ideal-diode operating
+point (:mod:`neuroemu.io.spice` checks them).
 
 Options written into every netlist, and why:
 
@@ -32,6 +43,7 @@ Options written into every netlist, and why:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,6 +53,55 @@ from ..units import ZERO_CELSIUS
 from ..version import __version__
 
 OPTIONS = "RELTOL=1e-12 VNTOL=1e-15 ABSTOL=1e-18 ITL1=1000"
+
+
+#: Sides of :attr:`ActiveSet.side`: a node at its lower bound, free, at its upper bound.
+AT_LO, FREE, AT_HI = -1, 0, 1
+
+
+@dataclass(frozen=True)
+class ActiveSet:
+    """Which nodes of one ideal-diode operating point sit at a diode bound.
+
+    ``side[k]`` (int8, one per node of free layer ``k + 1``) is :data:`AT_LO`, :data:`FREE`
+    or :data:`AT_HI`; ``bound[k]`` is the bound (V) of each clamped node, NaN at a free one.
+    Layers without ideal diodes are all free. ``tolerance`` (V) is how close to its bound a
+    node of the solution had to be to count as clamped."""
+
+    side: list[np.ndarray]
+    bound: list[np.ndarray]
+    tolerance: float
+
+    @property
+    def n_clamped(self) -> int:
+        """The number of clamped nodes, over every layer."""
+        return sum(int(np.count_nonzero(s)) for s in self.side)
+
+
+def active_set(
+    voltages: Sequence[np.ndarray],
+    node_bounds: Sequence[tuple[np.ndarray, np.ndarray]],
+    ideal: Sequence[bool],
+    tolerance: float,
+) -> ActiveSet:
+    """The active set of an operating point: each node of a layer with ideal diodes
+    (``ideal[k]``) whose voltage in ``voltages`` (V, one (nodes,) array per free layer) lies
+    within ``tolerance`` (V) of a finite bound of ``node_bounds`` (``(lo, hi)`` per layer)
+    is clamped there. ``settle`` stops when no node moves by more than ``tol * V_scale`` in a
+    sweep, and its clip puts a clamped node exactly on its bound, so a tolerance of that size
+    separates the two: a node that close to its bound and yet free is, to the solver's
+    accuracy, at the bound (see :meth:`neuroemu.chip.Chip.active_set`)."""
+    sides, bounds = [], []
+    for v, (lo, hi), is_ideal in zip(voltages, node_bounds, ideal, strict=True):
+        v = np.asarray(v, dtype=np.float64)
+        side = np.zeros(v.shape, dtype=np.int8)
+        if is_ideal:
+            side[np.isfinite(lo) & (np.abs(v - lo) <= tolerance)] = AT_LO
+            side[np.isfinite(hi) & (np.abs(v - hi) <= tolerance)] = AT_HI
+        bound = np.where(side == AT_LO, lo, np.where(side == AT_HI, hi, np.nan))
+        sides.append(side)
+        bounds.append(bound.astype(np.float64))
+    return ActiveSet(sides, bounds, float(tolerance))
 
 
 def _g(value: float) -> str:
@@ -55,20 +116,28 @@ def netlist(
     node_bounds: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
     *,
+    active: ActiveSet | None = None,
     title: str | None = None,
 ) -> str:
     """The ngspice netlist of the chip ``spec`` describes, with ``conductances`` (S, one
     array per crossbar), ``biases`` (S, one (2, nodes) array per layer), its input sources
     at ``sources`` (V, one per source node) and each layer's diode bounds ``node_bounds``
-    (``(lo, hi)`` in V, +/-inf where there is none); ``seed`` is named in the header."""
+    (``(lo, hi)`` in V, +/-inf where there is none); ``seed`` is named in the header.
+    Layers of ideal diodes are written as the ``active`` set of the operating point for
+    these sources (see the module docstring), which they need."""
     name = spec.name
-    diodes = [layer.diode for layer in spec.layers if layer.diode is not None]
-    for layer in spec.layers:
-        if layer.diode is not None and layer.diode.model != "shockley":
-            raise SpiceError(
-                f"chip {name}: layer {layer.name}: ideal diodes have no SPICE model; "
-                "use a chip with Shockley diodes"
-            )
+    diodes = [
+        layer.diode
+        for layer in spec.layers
+        if layer.diode is not None and layer.diode.model == "shockley"
+    ]
+    ideal = [layer.diode is not None and layer.diode.model == "ideal" for layer in spec.layers]
+    if any(ideal) and active is None:
+        layer = spec.layers[ideal.index(True)]
+        raise SpiceError(
+            f"chip {name}: layer {layer.name}: ideal diodes have no SPICE model; their "
+            "netlist is the active set of one operating point (chip.to_spice settles the input)"
+        )
     temps = {d.temperature for d in diodes}
     gmins = {d.gmin for d in diodes}
     if len(temps) > 1 or len(gmins) > 1:
@@ -98,8 +167,10 @@ def netlist(
         "* GMIN = the card's gmin (conductance across each junction, in the engine's model too);",
         "* RELTOL/VNTOL/ABSTOL far below the defaults so the operating point is exact to",
         "* about 1e-12 relative, well below the 1e-6 V the cross-check resolves.",
-        f".options TEMP={temperature!r} TNOM={temperature!r} GMIN={_g(gmin)} {OPTIONS}",
     ]
+    if active is not None and any(ideal):
+        lines += _active_set_header(spec, active, ideal)
+    lines.append(f".options TEMP={temperature!r} TNOM={temperature!r} GMIN={_g(gmin)} {OPTIONS}")
     all_sources = np.concatenate([sources, [spec.bias.voltage, -spec.bias.voltage]])
     lines += [f"V0_{i} n0_{i} 0 DC {_g(v)}" for i, v in enumerate(all_sources)]
     names = [[f"n0_{i}" for i in range(n_src)]]
@@ -123,8 +194,16 @@ def netlist(
         if layer.diode is None:
             continue
         layer_no = k + 1
+        if ideal[k]:
+            assert active is not None  # checked above
+            bound = active.bound[k]
+            lines += [
+                f"Vclamp_{layer_no}_{j} {names[layer_no][j]} 0 DC {_g(bound[j])}"
+                for j in np.flatnonzero(active.side[k]).tolist()
+            ]
+            continue
         d = layer.diode
-        assert d.i_s is not None and d.n is not None  # checked above: a Shockley card
+        assert d.i_s is not None and d.n is not None  # a Shockley card
         lines.append(f".model DL{layer_no} D(IS={_g(d.i_s)} N={_g(d.n)})")
         lo, hi = node_bounds[k]
         for side, bounds in (("lo", lo), ("hi", hi)):
@@ -143,3 +222,25 @@ def netlist(
                 lines.append(f"D{layer_no}{side}_{j} {anode} {cathode} DL{layer_no}")
     lines += [".op", ".end", ""]
     return "\n".join(lines)
+
+
+def _active_set_header(spec: ChipSpec, active: ActiveSet, ideal: Sequence[bool]) -> list[str]:
+    """Comment lines saying that the ideal-diode layers are one operating point's active set."""
+    lines = [
+        "* Ideal diodes have no SPICE model: their layers are the ACTIVE SET OF ONE OPERATING",
+        "* POINT, valid for this input only. A node at its diode bound in that solution",
+        f"* (within {active.tolerance:.3g} V) is held there by source Vclamp_<l>_<j> (node to",
+        "* ground); every other node of the layer is free, with no diode.",
+        "* i(Vclamp) flows from the node into the source: the current the diode carries out of",
+        "* the node. It is the operating point iff i <= 0 at a lower bound (V >= lo), i >= 0 at",
+        "* an upper bound (V <= hi), and every free node lies within its bounds.",
+    ]
+    for k, layer in enumerate(spec.layers):
+        if ideal[k]:
+            side = active.side[k]
+            lines.append(
+                f"* layer {k + 1} ({layer.name}): {int(np.count_nonzero(side))} of {side.size} "
+                f"nodes clamped ({int(np.count_nonzero(side < 0))} at lower bounds, "
+                f"{int(np.count_nonzero(side > 0))} at upper bounds)"
+            )
+    return lines

@@ -451,6 +451,11 @@ def zero_spice_timeout(ws: Path) -> str:
     return command(ws, "check-spice", "xs_784x100", "--timeout", "0")
 
 
+@case("CLI arguments", "`check-spice --tolerance -1e-6`", "--tolerance")
+def negative_spice_tolerance(ws: Path) -> str:
+    return command(ws, "check-spice", "tiny", "--tolerance=-1e-6")
+
+
 @case("CLI arguments", "a library chip name mistyped: `xs_784x10`", "xs_784x10")
 def mistyped_library_chip(ws: Path) -> str:
     return command(ws, "simulate", "xs_784x10")

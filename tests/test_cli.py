@@ -339,6 +339,30 @@ def test_check_spice_of_a_chip_the_data_set_does_not_fit(tmp_path):
 
 
 @needs_ngspice
+def test_check_spice_of_ideal_diodes(tmp_path):
+    """The tiny chip's ideal diodes, checked as the active set of each operating point; a
+    difference above --tolerance fails in one line naming the sample, layer and node."""
+    result = neuroemu("check-spice", "tiny", "--samples", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["max_abs_diff_V"] <= 1e-6 and summary["tolerance_V"] == 1e-6
+    assert len(summary["clamped_nodes"]) == 2 and min(summary["clamped_nodes"]) > 0
+    assert summary["worst_complementarity_margin_V"] >= 0
+    text = neuroemu("check-spice", "tiny", "--samples", "1")
+    assert text.returncode == 0, text.stderr
+    assert "clamped  margin (V)" in text.stdout and "worst margin" in text.stdout
+    strict = neuroemu("check-spice", "tiny", "--samples", "1", "--tolerance", "1e-300")
+    assert_one_line_error(strict, "chip tiny: sample 0: layer ", "> tolerance 1e-300 V")
+
+
+def test_check_spice_default_tolerance():
+    from neuroemu.cli.spice import DEFAULT_TOLERANCE_V
+    from neuroemu.io.spice import TOLERANCE_V
+
+    assert DEFAULT_TOLERANCE_V == TOLERANCE_V
+
+
+@needs_ngspice
 def test_check_spice_timeout(tmp_path):
     """ngspice stopped at --timeout is one line naming the sample and the option."""
     result = neuroemu(

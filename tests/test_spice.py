@@ -13,7 +13,13 @@ import yaml
 
 import neuroemu
 from neuroemu.errors import SpiceError
-from neuroemu.io.spice import check_spice, ngspice_available, run_ngspice
+from neuroemu.io.spice import (
+    SpiceMismatch,
+    check_spice,
+    complementarity,
+    ngspice_available,
+    run_ngspice,
+)
 from neuroemu.models.diode import diode_current, thermal_voltage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,3 +173,119 @@ def test_run_ngspice_missing(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(SpiceError, match="ngspice not found on PATH"):
         run_ngspice("* empty\n.op\n.end\n")
+
+
+# Ideal diodes: the active set of one operating point
+
+
+def one_clamp_chip() -> neuroemu.Chip:
+    """One input source at +-1 V (x = 1 or 0: gain 2 V, offset 0.5), 10 uS to each of two
+    hidden nodes (node 0 has a diode keeping V >= 0, node 1 one keeping V <= 0), 10 uS from
+    each to one output node, no bias. At x = 1 node 1 is clamped at 0 V and node 0 is free:
+    KCL gives V_0 = 2/3 V and V_out = 1/3 V, and node 1's diode carries
+    10 uS * (1 V + 1/3 V) = 40/3 uA out of it. At x = 0 everything is mirrored."""
+    devices = {"device": "ideal_resistor", "init": {"distribution": "constant", "value": "10 uS"}}
+    data = {
+        "name": "one_clamp",
+        "seed": 0,
+        "inputs": {"size": 1, "gain": "2 V", "offset": 0.5, "encoding": "single"},
+        "bias": {"voltage": "1 V", "init": {"distribution": "constant"}},
+        "layers": [
+            {"name": "hidden", "size": 2, "diode": "ideal_diode", **devices},
+            {"name": "output", "size": 1, **devices},
+        ],
+    }
+    chip = neuroemu.Chip.from_dict(data)
+    assert not any(b.any() for b in chip.bias_conductance)  # ideal_resistor's g_min: 0 S
+    return chip
+
+
+@needs_ngspice
+@pytest.mark.parametrize("x", [1.0, 0.0])
+def test_clamp_current_sign_convention(x):
+    """ngspice's i(Vclamp) is the current from the node through the source to ground; an
+    upper clamp may carry it out of the node (i >= 0), a lower one into it (i <= 0)."""
+    chip = one_clamp_chip()
+    sign = 1.0 if x == 1.0 else -1.0
+    eq = chip.settle([[x]])
+    hidden = [2 / 3, 0.0] if x == 1.0 else [0.0, -2 / 3]
+    np.testing.assert_allclose(eq.voltages[0][0], hidden, atol=1e-9)
+    text = chip.to_spice([x])
+    clamped = 1 if x == 1.0 else 0
+    assert [line for line in text.splitlines() if line.startswith("Vclamp")] == [
+        f"Vclamp_1_{clamped} n1_{clamped} 0 DC 0.0"
+    ]
+    values = run_ngspice(text)
+    assert values[f"i(vclamp_1_{clamped})"] == pytest.approx(sign * 4e-5 / 3, rel=1e-9)
+    assert values["n2_0"] == pytest.approx(sign / 3, rel=1e-9)
+    (result,) = check_spice(chip, [[x]])
+    assert result["clamped_nodes"] == 1 and result["max_abs_diff_V"] <= 1e-9
+    # The margin: the free node's 2/3 V inside its bound, against the clamp's current over
+    # its node's 20 uS (2/3 V as well).
+    assert result["complementarity_margin_V"] == pytest.approx(2 / 3, rel=1e-9)
+
+
+@needs_ngspice
+def test_tiny_ideal_matches_ngspice():
+    chip = neuroemu.Chip.from_yaml(ROOT / "chips" / "tiny.yaml")
+    x = np.random.default_rng(5).uniform(size=(4, chip.n_inputs))
+    results = check_spice(chip, x)
+    assert max(r["max_abs_diff_V"] for r in results) <= TOLERANCE_V, results
+    assert all(r["clamped_nodes"] >= 2 and r["complementarity_margin_V"] >= 0 for r in results)
+
+
+def small_ideal_chip() -> neuroemu.Chip:
+    """A 20-input chip of ideal diodes at bounds other than 0 V: a pair layer (every node in
+    [-0.3, 0.4] V) and an alternate one (V >= -0.1 V, V <= 0.2 V), driven hard (10 V gain)."""
+    data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
+    data["name"] = "small_ideal"
+    data["inputs"] = {"size": 20, "gain": "10 V", "offset": 0.5}
+    data["layers"][0].update(size=24, arrangement="pair", v_lo="-0.3 V", v_hi="0.4 V")
+    data["layers"][1].update(size=12, v_lo="-0.1 V", v_hi="0.2 V")
+    return neuroemu.Chip.from_dict(data, seed=3)
+
+
+@needs_ngspice
+def test_small_ideal_chip_matches_ngspice():
+    chip = small_ideal_chip()
+    x = np.random.default_rng(8).uniform(size=(3, chip.n_inputs))
+    results = check_spice(chip, x)
+    assert max(r["max_abs_diff_V"] for r in results) <= TOLERANCE_V, results
+    assert min(r["complementarity_margin_V"] for r in results) >= 0
+    # Both bounds of the pair layer and bounds other than 0 V are exercised.
+    eq = chip.settle(x)
+    active = chip.active_set([v[0] for v in eq.voltages])
+    bounds = np.concatenate(active.bound)
+    assert {-0.3, 0.4} <= set(bounds[np.isfinite(bounds)].tolist())
+    assert 0 < active.n_clamped < sum(chip.layer_sizes[:-1])
+
+
+@needs_ngspice
+@pytest.mark.parametrize("mistake", ["clamp a free node", "free a clamped node", "flip a clamp"])
+def test_a_wrong_active_set_fails_the_check(mistake):
+    """An active set that is not the operating point's: ngspice solves its circuit, and the
+    complementarity conditions, not the comparison with settle, say it is wrong."""
+    chip = small_ideal_chip()
+    x = np.random.default_rng(8).uniform(size=chip.n_inputs)
+    voltages = [v[0].copy() for v in chip.settle(x[None, :]).voltages]
+    right = chip.active_set(voltages)
+    assert complementarity(chip, right, run_ngspice(chip.to_spice(x)), TOLERANCE_V) >= 0
+    lo, hi = chip.node_bounds(chip.spec.layers[0])
+    v = voltages[0]
+    side = right.side[0]
+    if mistake == "clamp a free node":  # the free node farthest inside its bounds, to v_lo
+        j = int(np.argmax(np.where(side == 0, np.minimum(v - lo, hi - v), -np.inf)))
+        v[j] = lo[j]
+        expected = "is clamped at its lower bound -0.3 V, but its source carries"
+    elif mistake == "free a clamped node":
+        j = int(np.flatnonzero(side == -1)[0])
+        v[j] = lo[j] + 0.05
+        expected = "is free in the active set, but ngspice puts it at"
+    else:
+        j = int(np.flatnonzero(side == -1)[0])
+        v[j] = hi[j]
+        expected = "is clamped at its upper bound 0.4 V, but its source carries"
+    wrong = chip.active_set(voltages)
+    values = run_ngspice(chip.to_spice(x, voltages=voltages))
+    with pytest.raises(SpiceMismatch, match=rf"layer 1 \(hidden1\) node {j} \(n1_{j}\) {expected}"):
+        complementarity(chip, wrong, values, TOLERANCE_V)

@@ -17,10 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..engine.netlist import AT_LO, FREE, ActiveSet
 from ..errors import SpiceError
 
 if TYPE_CHECKING:
     from ..chip.resistive import Chip
+
+
+#: The voltage difference (V) at which ``settle`` and ngspice count as agreeing.
+TOLERANCE_V = 1e-6
 
 
 class SpiceTimeout(SpiceError):
@@ -93,16 +98,88 @@ def run_ngspice(text: str, *, timeout: float = 600.0) -> dict[str, float]:
         return parse_ascii_raw(raw.read_text(encoding="utf-8", errors="replace"))
 
 
-def spice_voltages(chip: Chip, x_row: Any, **options: Any) -> list[np.ndarray]:
-    """Free-layer voltages of the operating point ngspice finds, laid out as ``settle``'s."""
-    voltages = run_ngspice(chip.to_spice(x_row), **options)
+def layer_voltages(chip: Chip, values: dict[str, float]) -> list[np.ndarray]:
+    """Free-layer voltages (V) of an operating point ngspice wrote (:func:`run_ngspice`),
+    laid out as one row of ``settle``'s."""
     try:
         return [
-            np.array([voltages[f"n{k + 1}_{j}"] for j in range(n)])
+            np.array([values[f"n{k + 1}_{j}"] for j in range(n)])
             for k, n in enumerate(chip.layer_sizes)
         ]
     except KeyError as exc:
         raise SpiceError(f"ngspice output lacks node {exc.args[0]}") from None
+
+
+def spice_voltages(chip: Chip, x_row: Any, **options: Any) -> list[np.ndarray]:
+    """Free-layer voltages of the operating point ngspice finds, laid out as ``settle``'s."""
+    return layer_voltages(chip, run_ngspice(chip.to_spice(x_row), **options))
+
+
+class SpiceMismatch(SpiceError):
+    """ngspice's operating point and ``settle``'s disagree, or the active set exported for an
+    ideal-diode chip is not the operating point."""
+
+
+def _node(chip: Chip, k: int, j: int) -> str:
+    return f"layer {k + 1} ({chip.spec.layers[k].name}) node {j} (n{k + 1}_{j})"
+
+
+def complementarity(
+    chip: Chip,
+    active: ActiveSet,
+    values: dict[str, float],
+    tolerance: float,
+) -> float:
+    """The worst complementarity margin (V) of the active-set circuit's operating point
+    ``values`` (:func:`run_ngspice`), which is the ideal-diode operating point iff every
+    margin is >= 0 (the KKT conditions of the convex problem):
+
+    - a clamped node: the current its source ``Vclamp`` carries in the direction its diode
+      conducts (into the node at a lower bound, out of it at an upper one) over the node's
+      conductance ``G_j``: how far, to first order, the node would move past its bound
+      without the diode, its neighbours held;
+    - a free node with a diode: its distance inside its bounds.
+
+    A margin below ``-tolerance`` raises :class:`SpiceMismatch` naming the node."""
+    g = chip.circuit(np.float64).node_conductance64
+    v_spice = layer_voltages(chip, values)
+    worst = np.inf
+    for k, layer in enumerate(chip.spec.layers):
+        if layer.diode is None or layer.diode.model != "ideal":
+            continue
+        lo, hi = chip.node_bounds(layer)
+        side, bound, v = active.side[k], active.bound[k], v_spice[k]
+        for j in range(len(side)):
+            if side[j] == FREE:
+                margin = min(v[j] - lo[j], hi[j] - v[j])
+                if not margin >= -tolerance:
+                    which = "lower" if v[j] - lo[j] < hi[j] - v[j] else "upper"
+                    raise SpiceMismatch(
+                        f"{_node(chip, k, j)} is free in the active set, but ngspice puts it "
+                        f"at {v[j]:.9g} V, {-margin:.3e} V beyond its {which} bound "
+                        f"{lo[j] if which == 'lower' else hi[j]:g} V (tolerance {tolerance:g} V)"
+                    )
+            else:
+                key = f"i(vclamp_{k + 1}_{j})"
+                if key not in values:
+                    raise SpiceError(f"ngspice output lacks the current {key}")
+                out = values[key]  # flows from the node through the source to ground
+                allowed = -out if side[j] == AT_LO else out
+                margin = allowed / g[k][j]
+                if not margin >= -tolerance:
+                    which, may = (
+                        ("lower", "push current into it")
+                        if side[j] == AT_LO
+                        else ("upper", "draw current out of it")
+                    )
+                    raise SpiceMismatch(
+                        f"{_node(chip, k, j)} is clamped at its {which} bound {bound[j]:g} V, "
+                        f"but its source carries {abs(out):.3e} A "
+                        f"{'out of' if out > 0 else 'into'} the node while its diode can only "
+                        f"{may} (margin {margin:.3e} V, tolerance {tolerance:g} V)"
+                    )
+            worst = min(worst, margin)
+    return float(worst)
 
 
 def check_spice(
@@ -111,9 +188,16 @@ def check_spice(
     *,
     progress: Callable[[], None] | None = None,
     timeout: float = 600.0,
+    tolerance: float = TOLERANCE_V,
 ) -> list[dict[str, float]]:
     """Settle each row of ``x`` with the engine and with ngspice ``.op``; per sample the
     largest voltage difference (V) over all free nodes and each one's wall time (s).
+
+    A chip with ideal diodes is exported as the active set of each sample's operating point
+    (:meth:`~neuroemu.chip.Chip.active_set`); its samples also report ``clamped_nodes`` and
+    the worst complementarity margin (V, :func:`complementarity`), and a violation beyond
+    ``tolerance`` fails the check. So does a voltage difference above ``tolerance`` (V), on
+    any chip: :class:`SpiceMismatch` names the sample, layer and node.
 
     Each ngspice run may take ``timeout`` seconds; a longer one is stopped and raises
     :class:`SpiceTimeout` naming the sample."""
@@ -124,16 +208,45 @@ def check_spice(
         start = time.perf_counter()
         eq = chip.settle(row[None, :])
         engine = time.perf_counter() - start
+        voltages = [v[0] for v in eq.voltages]
+        text = chip.to_spice(row, voltages=voltages)
         start = time.perf_counter()
         try:
-            reference = spice_voltages(chip, row, timeout=timeout)
+            values = run_ngspice(text, timeout=timeout)
         except SpiceTimeout as exc:
             raise SpiceTimeout(f"sample {index}: {exc}") from None
         spice = time.perf_counter() - start
-        diff = max(
-            float(np.max(np.abs(v[0] - r))) for v, r in zip(eq.voltages, reference, strict=True)
-        )
-        results.append({"max_abs_diff_V": diff, "engine_s": engine, "ngspice_s": spice})
+        result = {"engine_s": engine, "ngspice_s": spice}
+        active = chip.active_set(voltages)
+        try:
+            if active is not None:
+                result["clamped_nodes"] = active.n_clamped
+                result["complementarity_margin_V"] = complementarity(
+                    chip, active, values, tolerance
+                )
+            result["max_abs_diff_V"] = _compare(
+                chip, voltages, layer_voltages(chip, values), tolerance
+            )
+        except SpiceMismatch as exc:
+            raise SpiceMismatch(f"sample {index}: {exc}") from None
+        results.append(result)
         if progress is not None:
             progress()
     return results
+
+
+def _compare(
+    chip: Chip, voltages: list[np.ndarray], reference: list[np.ndarray], tolerance: float
+) -> float:
+    """The largest ``|dV|`` (V) between ``settle``'s voltages and ngspice's; above
+    ``tolerance`` it raises :class:`SpiceMismatch` naming the node."""
+    diffs = [np.abs(v - r) for v, r in zip(voltages, reference, strict=True)]
+    worst = max(float(d.max()) for d in diffs)
+    if not worst <= tolerance:
+        k = max(range(len(diffs)), key=lambda i: float(diffs[i].max()))
+        j = int(np.argmax(diffs[k]))
+        raise SpiceMismatch(
+            f"{_node(chip, k, j)}: settle gives {voltages[k][j]:.9g} V, ngspice "
+            f"{reference[k][j]:.9g} V: |dV| = {worst:.3e} V > tolerance {tolerance:g} V"
+        )
+    return worst

@@ -60,8 +60,9 @@ def add_parsers(sub: Any) -> None:
 RANDOM_INPUTS_SEED = 0
 
 #: How long one ngspice ``.op`` may take by default (s): the 784-100 Shockley chip takes
-#: about 8 s on a 2-core machine.
-DEFAULT_TIMEOUT_S = 120.0
+#: about 8 s on a 2-core machine, the active set of a 784-500-10 ideal-diode chip (784,000
+#: crossbar devices) about 1.5 min.
+DEFAULT_TIMEOUT_S = 300.0
 
 #: The voltage difference (V) at which ``settle`` and ngspice agree by default
 #: (:data:`neuroemu.io.spice.TOLERANCE_V`; kept here so ``--help`` imports nothing heavy).

@@ -15,8 +15,11 @@ import neuroemu
 from neuroemu.chip import DeviceUpdate
 from neuroemu.errors import InputError, NeuroemuWarning, SpecError
 from neuroemu.kernels.update import program_half
-from neuroemu.models.pairs import pair_update
+from neuroemu.models.nonideal import programming_sigma
+from neuroemu.models.pairs import Refresh, pair_update, verified_pulses
+from neuroemu.models.update import programmed
 from neuroemu.spec.cards import ResistorCard
+from neuroemu.spec.loader import load_card
 
 from .conftest import ROOT
 from .test_simulate import untimed
@@ -131,6 +134,81 @@ def test_a_refresh_keeps_the_difference_and_empties_the_pair():
     assert counts[4] == 2 and counts[3] == 4  # two RESETs a pair, a continuous refill
 
 
+def full_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` pairs (rows 0 and 1 of each column) that are past a refresh at 0.5, with
+    differences spread over most of the range, and the differences."""
+    rng = np.random.default_rng(11)
+    g = np.empty((2, n))
+    g[0] = rng.uniform(14e-6, 25e-6, n)
+    g[1] = rng.uniform(G_MIN, 25e-6, n)
+    return g, g[0] - g[1]
+
+
+PAIR_ROWS = ((slice(0, 1),), (slice(1, 2),))
+
+
+def test_a_verified_refresh_writes_the_difference_exactly_on_a_noise_free_card():
+    """A refresh by program and verify on the SET/RESET card without programming noise:
+    the larger device holds exactly the difference, where open-loop SET pulses leave it a
+    rounding away, and the pulses counted are the nominal pulses from g_min to it."""
+    c = card("set-reset")
+    g, net = full_pairs(200)
+    open_loop = g.copy()
+    counts = pair_update(g, np.zeros_like(g), PAIR_ROWS, c, np.random.default_rng(0),
+                         refresh_at=0.5, verified=True)  # fmt: skip
+    larger = np.where(net > 0, g[0], g[1])
+    np.testing.assert_allclose(larger - G_MIN, np.abs(net), rtol=1e-12)
+    assert np.all(np.where(net > 0, g[1], g[0]) == G_MIN)
+    assert counts[4] == 200
+    assert counts[3] == 2 * 200 + verified_pulses(np.abs(net), c).sum()
+    pair_update(open_loop, np.zeros_like(g), PAIR_ROWS, c, np.random.default_rng(0),
+                refresh_at=0.5)  # fmt: skip
+    error = np.abs(np.where(net > 0, open_loop[0], open_loop[1]) - G_MIN - np.abs(net))
+    assert np.median(error) > 0.1 * c.pulses.up * (G_MAX - G_MIN)
+
+
+def test_a_verified_refresh_leaves_the_cards_programming_noise():
+    """On the pcm_pulsed card the written device's error is its programming noise at the
+    difference (the card's polynomial in the target): mean 0, unit variance in sigmas."""
+    c = load_card(ROOT / "devices" / "pcm_pulsed.yaml")
+    assert isinstance(c, ResistorCard)
+    rng = np.random.default_rng(12)
+    n = 20000
+    g = np.empty((2, n))
+    g[0] = c.g_max
+    g[1] = rng.uniform(2e-6, 15e-6, n)
+    net = g[0] - g[1]
+    pair_update(g, np.zeros_like(g), PAIR_ROWS, c, rng, refresh_at=0.5, verified=True)
+    assert np.all(g[1] == c.g_min)
+    z = (g[0] - net) / programming_sigma(net, c)
+    assert abs(z.mean()) < 4 / np.sqrt(n)
+    assert abs(z.std() - 1.0) < 0.02
+
+
+@pytest.mark.parametrize("kind", ["hard", "soft", "levels"])
+def test_verified_pulses_count_the_pulses_that_reach_the_target(kind):
+    """The formula against pulses applied one at a time from g_min through the device
+    model, until the device holds the target."""
+    if kind == "levels":
+        c = card("levels")
+    else:
+        c = ResistorCard(kind="resistor", name=kind, g_min=G_MIN, g_max=G_MAX,
+                         pulses={"up": 0.04, "down": "reset", "soft_bounds": kind == "soft"})  # fmt: skip
+    targets = np.random.default_rng(3).uniform(0.0, 0.95 * (G_MAX - G_MIN), 300)
+    expected = []
+    for target in targets:
+        one = np.array([c.pulses.up * (G_MAX - G_MIN) if c.pulses else c.level_step])
+        value, n = np.array([G_MIN]), 0
+        while value[0] < G_MIN + target - 1e-18:
+            change, taken = programmed(value, one, c, np.random.default_rng(0))
+            assert taken[0] == 1
+            value = np.minimum(value + change, G_MAX)
+            n += 1
+        expected.append(n)
+    assert verified_pulses(targets, c).tolist() == expected
+    assert verified_pulses(targets, card("continuous")).sum() == 0
+
+
 def test_a_pair_remembers_its_velocity():
     """With momentum the pair moves by its velocity, kept beside its first device."""
     g = np.full((4, 3), 5e-6)
@@ -216,25 +294,33 @@ def test_pairs_on_a_chip_move_the_differences_as_direct_updates_do():
         assert not np.allclose(g_pair, g_direct)
 
 
-def test_a_pcm_chip_learns_through_pairs_and_resumes(tmp_path):
+@pytest.mark.parametrize("write", ["pulses", "verified"])
+def test_a_pcm_chip_learns_through_pairs_and_resumes(tmp_path, write):
     """The pcm_pulsed card (gradual SET, RESET) trained by pairs, refreshed at 60 % of the
-    range: it learns two classes, the epochs report pulses and refreshes, and a resumed
-    run is the uninterrupted one."""
+    range, open loop or by program and verify: it learns two classes, the epochs report
+    pulses and refreshes, and a resumed run is the uninterrupted one."""
     x, y = two_classes(400)
     write_idx(tmp_path / "two", x, y, n_test=100)
     data = tmp_path / "two"
+
+    def spec() -> dict:
+        data = one_layer_pairs()
+        data["training"]["refresh_write"] = write
+        return data
+
+    chip = neuroemu.Chip.from_dict(spec())
+    assert chip.spec.training.pair_refresh == Refresh(0.6, verified=write == "verified")
     with warnings.catch_warnings():
         warnings.simplefilter("error", NeuroemuWarning)
-        run = neuroemu.simulate(neuroemu.Chip.from_dict(one_layer_pairs()), dataset=data,
-                                epochs=3, out=tmp_path / "run.h5")  # fmt: skip
+        run = neuroemu.simulate(chip, dataset=data, epochs=3, out=tmp_path / "run.h5")
     assert run.history[0]["error"] > 0.3
     assert run.history[3]["error"] < 0.1
     assert run.history[3]["update_pulses_per_device"] > 0.0
     assert sum(run.history[e]["update_refreshes_per_pair"] for e in (1, 2, 3)) > 0.0
-    first = neuroemu.simulate(neuroemu.Chip.from_dict(one_layer_pairs()), dataset=data,
+    first = neuroemu.simulate(neuroemu.Chip.from_dict(spec()), dataset=data,
                               epochs=1, out=tmp_path / "resumed.h5")  # fmt: skip
     assert untimed(first.history[1]) == untimed(run.history[1])
-    resumed = neuroemu.simulate(neuroemu.Chip.from_dict(one_layer_pairs()), dataset=data,
+    resumed = neuroemu.simulate(neuroemu.Chip.from_dict(spec()), dataset=data,
                                 epochs=3, resume=tmp_path / "resumed.h5")  # fmt: skip
     assert untimed(resumed.history) == untimed(run.history)
 

@@ -40,6 +40,7 @@ from ..kernels.update import kernel_update, program_half
 from ..memory import check_memory
 from ..models.nonideal import drift_exponents, drifted, normal_pool
 from ..models.nonideal import program as program_noisily
+from ..models.pairs import Refresh
 from ..models.update import (
     Bounds,
     fit_to_range,
@@ -648,7 +649,7 @@ class BaseChip:
         momentum: float = 0.0,
         *,
         accumulate: float | None = None,
-        pairs: float | None = None,
+        pairs: Refresh | float | None = None,
         transfer: float | None = None,
     ) -> None:
         """Move devices as :class:`~neuroemu.chip.state.DeviceUpdate` asks, one array at a
@@ -661,8 +662,9 @@ class BaseChip:
         the nearest step with the rounding error carried), every device with levels or
         pulses adds the change to its accumulator and takes the whole pulses it holds past
         the threshold, keeping the rest (:mod:`~neuroemu.kernels.update`; the card's
-        ``rounding`` is then not used). With ``pairs``, a refresh level (a fraction of the
-        range), every array moves as pairs of devices that are only potentiated
+        ``rounding`` is then not used). With ``pairs``, a
+        :class:`~neuroemu.models.pairs.Refresh` (or a refresh level, a fraction of the
+        range, refreshed open loop), every array moves as pairs of devices that are only potentiated
         (:mod:`neuroemu.models.pairs`; the arrays' pairs are :meth:`pair_halves`), with
         ``accumulate`` through an accumulator per pair. With ``transfer``, a rate in (0, 1],
         every array learns by Tiki-Taka (:meth:`_update_transfer`). Stuck
@@ -686,13 +688,16 @@ class BaseChip:
                 f"got {brief(accumulate)}"
             )
         if pairs is not None:
+            level = pairs.at if isinstance(pairs, Refresh) else pairs
             if not (
-                isinstance(pairs, float | int) and not isinstance(pairs, bool) and 0 < pairs <= 1
+                isinstance(level, float | int) and not isinstance(level, bool) and 0 < level <= 1
             ):
                 raise InputError(
                     f"pairs: expected a refresh level in (0, 1] of the range or None, "
-                    f"got {brief(pairs)}"
+                    f"got {brief(level)}"
                 )
+            if not isinstance(pairs, Refresh):
+                pairs = Refresh(float(pairs))
             missing = [self._names[u.index] for u in updates if self.pair_halves(u.index) is None]
             if missing:
                 raise InputError(
@@ -718,7 +723,7 @@ class BaseChip:
                 elif pairs is None:
                     self._update(u, rng, momentum, accumulate)
                 else:
-                    self._update_pairs(u, rng, momentum, float(pairs), accumulate)
+                    self._update_pairs(u, rng, momentum, pairs, accumulate)
             self._apply_faults()
         self._clock = None
 
@@ -821,7 +826,7 @@ class BaseChip:
         u: DeviceUpdate,
         rng: np.random.Generator,
         momentum: float,
-        refresh_at: float,
+        refresh: Refresh,
         accumulate: float | None,
     ) -> None:
         """One array's update as pairs (inside :meth:`_writing`)."""
@@ -849,7 +854,8 @@ class BaseChip:
             residual=self._memory("_residuals", u.index) if accumulate is not None else None,
             threshold=1.0 if accumulate is None else float(accumulate),
             stuck=stuck,
-            refresh_at=refresh_at,
+            refresh_at=refresh.at,
+            verified=refresh.verified,
             program=program_half,
         )
         self._update_counts[u.index] += counts

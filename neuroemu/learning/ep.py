@@ -32,6 +32,7 @@ from .registry import EpochDraws, Step, Traced, register_rule
 
 if TYPE_CHECKING:
     from ..engine.states import Equilibrium
+    from ..models.pairs import Refresh
     from ..spec.training import Training
 
 Algorithm = Literal["ep-one-sided", "ep-centred"]
@@ -146,14 +147,14 @@ def apply_ep_update(
     rng: np.random.Generator,
     momentum: float = 0.0,
     accumulate: float | None = None,
-    pairs: float | None = None,
+    pairs: Refresh | None = None,
     transfer: float | None = None,
 ) -> None:
     """``g <- device(g - rate * dC/dg)`` for every crossbar and bias array
     (:func:`ep_updates`), each through its device model in one pass
     (:meth:`~neuroemu.chip.base.BaseChip.update_devices`); with ``momentum`` > 0 each
     device moves by its velocity instead, with ``accumulate`` through its accumulator,
-    with ``pairs`` (a refresh level) as pairs of devices, with ``transfer`` (a rate) by
+    with ``pairs`` (how they refresh) as pairs of devices, with ``transfer`` (a rate) by
     Tiki-Taka."""
     updates = ep_updates(chip, x, first, second, beta, algorithm, rates)
     chip.update_devices(

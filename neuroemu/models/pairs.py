@@ -33,9 +33,16 @@ local part: each pair needs only its own two devices' EP terms.
 the nominal range (``g_min + refresh_at (g_max - g_min)``) is read, both devices are RESET
 to their lower bounds, and the difference they held is programmed back into the device
 that held the larger conductance, as SET pulses through the device model (open loop, as
-any update: cycle noise and soft bounds act, nothing is verified). A pair with a stuck
-device is not refreshed. The refresh needs a read of both devices and a comparator per
-pair, done row by row by the programming circuit; the read is taken noise-free.
+any update: cycle noise and soft bounds act, nothing is verified), or, with a verified
+refresh (``training.refresh_write: verified``), by program and verify: SET pulses and reads
+in turn until the device holds the difference, as a device is programmed to a target
+before inference, so the written device's error is the card's ``programming_noise`` at
+that target (:func:`neuroemu.models.nonideal.program`; exact on a card without it). A
+verified write counts the nominal SET pulses that reach the target from the lower bound
+(:func:`verified_pulses`), the least its loop takes; the reads between pulses are not
+counted. A pair with a stuck device is not refreshed. The refresh needs a read of both
+devices and a comparator per pair, done row by row by the programming circuit; the read is
+taken noise-free.
 
 A chip programs its pairs through the Numba update kernel (``program=``
 :func:`neuroemu.kernels.update.program_half`: the same device model, the kernel's own
@@ -46,10 +53,12 @@ numpy path (no ``program``) is the reference the kernel's is tested against.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .nonideal import program as program_to
 from .update import Bounds, programmed
 
 if TYPE_CHECKING:
@@ -61,12 +70,47 @@ if TYPE_CHECKING:
 Halves = tuple[tuple[slice, ...], tuple[slice, ...]]
 
 
+@dataclass(frozen=True)
+class Refresh:
+    """How pairs are refreshed: once a device reaches ``at`` of the nominal range, with the
+    difference written back open loop as SET pulses (``verified`` false) or by program
+    and verify (``verified`` true)."""
+
+    at: float
+    verified: bool = False
+
+
 def nominal_set(card: ResistorCard) -> float | None:
     """The nominal SET step (S) a pair's accumulator counts in: one pulse at ``g_min``
     (``up (g_max - g_min)``), or one level; ``None`` for a continuous device."""
     if card.pulses is not None:
         return card.pulses.up * (card.g_max - card.g_min)
     return card.level_step
+
+
+def verified_pulses(target: np.ndarray, card: ResistorCard) -> np.ndarray:
+    """The nominal SET pulses that take a device from ``g_min`` to ``g_min + target``
+    (``target`` in S, >= 0), counted for a verified write: ``ceil(x / u)`` for a fraction
+    ``x`` of the range and pulses of ``u`` of it, ``ceil(log(1 - x) / log(1 - u))`` with
+    soft bounds (each pulse ``u`` of the room left); a card with levels counts level steps,
+    a continuous card none."""
+    target = np.asarray(target, dtype=np.float64)
+    span = card.g_max - card.g_min
+    if card.pulses is not None:
+        up = card.pulses.up
+        x = np.clip(target / span, 0.0, 1.0)
+        if card.pulses.soft_bounds:
+            with np.errstate(divide="ignore"):
+                n = np.log1p(-x) / np.log1p(-up)
+            n = np.minimum(n, np.ceil(np.log(1e-12) / np.log1p(-up)))  # a full device
+        else:
+            n = x / up
+    elif card.level_step is not None:
+        n = target / card.level_step
+    else:
+        return np.zeros(target.shape, dtype=np.int64)
+    # A hair above a whole count is that count: the difference was read, not planned.
+    return np.ceil(n - 1e-9).astype(np.int64)
 
 
 def _part(a: np.ndarray | None, half: tuple[slice, ...]) -> np.ndarray | None:
@@ -114,6 +158,7 @@ def pair_update(
     threshold: float = 0.5,
     stuck: np.ndarray | None = None,
     refresh_at: float = 0.9,
+    verified: bool = False,
     program: Callable[..., np.ndarray] | None = None,
 ) -> np.ndarray:
     """Move the pairs of array ``g`` (S, in place) by the changes ``delta`` (S, one per
@@ -127,7 +172,9 @@ def pair_update(
     nominal SET pulses its sum holds past ``threshold`` (0.5: the nearest whole number,
     the rest carried), as :mod:`neuroemu.kernels.update` does per device; the card's
     rounding is then not used. ``stuck`` (a device mask, or ``None``) only keeps pairs
-    with a stuck device from refreshing; the chip puts stuck devices back. With ``program``
+    with a stuck device from refreshing; the chip puts stuck devices back. ``verified``
+    refreshes by program and verify, drawing the written devices' programming noise from
+    ``rng``, instead of open-loop SET pulses. With ``program``
     (:func:`neuroemu.kernels.update.program_half`) the pairs' SET pulses are programmed by
     the Numba update kernel (the same device model, its own counter-based draws, so a card
     that draws gives other draws than numpy's; bit for bit the same on a card that draws
@@ -179,7 +226,15 @@ def pair_update(
         for half, view in ((a, g_a), (b, g_b)):
             low = card.g_min if bounds is None else bounds[0][half]
             view[full] = np.broadcast_to(low, view.shape)[full]
-        if program is not None:  # the few pairs refreshed, through numpy
+        if verified:
+            refill = 0
+            for half, view, sign in ((a, g_a, 1.0), (b, g_b, -1.0)):
+                take = full & (sign * net > 0)
+                own = None if bounds is None else (bounds[0][half][take], bounds[1][half][take])
+                target = sign * net[take]
+                view[take] = program_to(view[take] + target, card, rng, own)
+                refill += int(verified_pulses(target, card).sum())
+        elif program is not None:  # the few pairs refreshed, through numpy
             refill = 0
             for half, view, sign in ((a, g_a, 1.0), (b, g_b, -1.0)):
                 take = full & (sign * net > 0)

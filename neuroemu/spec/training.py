@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import brief
+from ..models.pairs import Refresh
 from .base import Conductance, Strict, Voltage, Whole, positive
 
 #: Learning rules of :class:`Training`: EP (centred or one-sided) for every chip; on leaky
@@ -191,6 +192,13 @@ class Training(Strict):
         "difference programmed back into one) once a device reaches this fraction of the "
         "nominal range",
     )
+    refresh_write: Literal["pulses", "verified"] = Field(
+        "pulses",
+        description="scheme: pairs: how a refresh writes the difference back: pulses, open "
+        "loop as SET pulses through the card's model (cycle noise and soft bounds act); "
+        "verified, by program and verify, leaving the card's programming_noise at the "
+        "target",
+    )
     batch_size: Whole = Field(4, gt=0)
     dropout: float = Field(
         0.0,
@@ -250,10 +258,12 @@ class Training(Strict):
         return {"mixed-precision": 1.0, "nearest-carry": 0.5, "pairs-carry": 0.5}.get(self.scheme)
 
     @property
-    def pair_refresh(self) -> float | None:
-        """The refresh level of training by pairs (``refresh_at``); ``None`` for the other
-        schemes."""
-        return self.refresh_at if self.scheme in ("pairs", "pairs-carry") else None
+    def pair_refresh(self) -> Refresh | None:
+        """How training by pairs refreshes them (``refresh_at``, ``refresh_write``);
+        ``None`` for the other schemes."""
+        if self.scheme not in ("pairs", "pairs-carry"):
+            return None
+        return Refresh(self.refresh_at, verified=self.refresh_write == "verified")
 
     @property
     def transfer(self) -> float | None:

@@ -38,9 +38,9 @@ refresh (``training.refresh_write: verified``), by program and verify: SET pulse
 in turn until the device holds the difference, as a device is programmed to a target
 before inference, so the written device's error is the card's ``programming_noise`` at
 that target (:func:`neuroemu.models.nonideal.program`; exact on a card without it). A
-verified write counts the nominal SET pulses that reach the target from the lower bound
-(:func:`verified_pulses`), the least its loop takes; the reads between pulses are not
-counted. A pair with a stuck device is not refreshed. The refresh needs a read of both
+verified write counts the nominal SET pulses that bring the device from its lower bound
+within the loop's tolerance of the target (:func:`verified_pulses`); the reads between
+pulses are not counted. A pair with a stuck device is not refreshed. The refresh needs a read of both
 devices and a comparator per pair, done row by row by the programming circuit; the read is
 taken noise-free.
 
@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .nonideal import program as program_to
+from .nonideal import programming_sigma
 from .update import Bounds, programmed
 
 if TYPE_CHECKING:
@@ -89,28 +90,34 @@ def nominal_set(card: ResistorCard) -> float | None:
 
 
 def verified_pulses(target: np.ndarray, card: ResistorCard) -> np.ndarray:
-    """The nominal SET pulses that take a device from ``g_min`` to ``g_min + target``
-    (``target`` in S, >= 0), counted for a verified write: ``ceil(x / u)`` for a fraction
-    ``x`` of the range and pulses of ``u`` of it, ``ceil(log(1 - x) / log(1 - u))`` with
-    soft bounds (each pulse ``u`` of the room left); a card with levels counts level steps,
-    a continuous card none."""
+    """The nominal SET pulses a verified write takes from ``g_min`` to ``g_min + target``
+    (``target`` in S, >= 0): the fewest whose conductance comes within the loop's
+    tolerance of the target, the larger of the card's programming noise there
+    (:func:`~neuroemu.models.nonideal.programming_sigma`, what the write leaves) and half a
+    nominal step. For a fraction ``x`` of the range and pulses of ``u`` of it,
+    ``n u >= x - tol``; with soft bounds (each pulse ``u`` of the room left)
+    ``1 - (1 - u)^n >= x - tol``; a card with levels counts level steps, a continuous card
+    none."""
     target = np.asarray(target, dtype=np.float64)
     span = card.g_max - card.g_min
+    noise = programming_sigma(card.g_min + target, card) / span
+    x = np.clip(target / span, 0.0, 1.0)
     if card.pulses is not None:
         up = card.pulses.up
-        x = np.clip(target / span, 0.0, 1.0)
         if card.pulses.soft_bounds:
+            reach = x - np.maximum(noise, 0.5 * up * (1.0 - x))
             with np.errstate(divide="ignore"):
-                n = np.log1p(-x) / np.log1p(-up)
+                n = np.log1p(-np.clip(reach, 0.0, 1.0)) / np.log1p(-up)
             n = np.minimum(n, np.ceil(np.log(1e-12) / np.log1p(-up)))  # a full device
         else:
-            n = x / up
+            n = (x - np.maximum(noise, 0.5 * up)) / up
     elif card.level_step is not None:
-        n = target / card.level_step
+        step = card.level_step / span
+        n = (x - np.maximum(noise, 0.5 * step)) / step
     else:
         return np.zeros(target.shape, dtype=np.int64)
     # A hair above a whole count is that count: the difference was read, not planned.
-    return np.ceil(n - 1e-9).astype(np.int64)
+    return np.ceil(np.maximum(n, 0.0) - 1e-9).astype(np.int64)
 
 
 def _part(a: np.ndarray | None, half: tuple[slice, ...]) -> np.ndarray | None:

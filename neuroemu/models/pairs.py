@@ -40,9 +40,9 @@ before inference, so the written device's error is the card's ``programming_nois
 that target (:func:`neuroemu.models.nonideal.program`; exact on a card without it). A
 verified write counts the nominal SET pulses that bring the device from its lower bound
 within the loop's tolerance of the target (:func:`verified_pulses`); the reads between
-pulses are not counted. A pair with a stuck device is not refreshed. The refresh needs a read of both
-devices and a comparator per pair, done row by row by the programming circuit; the read is
-taken noise-free.
+pulses are not counted. A pair with a stuck device is not refreshed. The refresh needs a
+read of both devices and a comparator per pair, done row by row by the programming circuit;
+the read is taken noise-free.
 
 A chip programs its pairs through the Numba update kernel (``program=``
 :func:`neuroemu.kernels.update.program_half`: the same device model, the kernel's own

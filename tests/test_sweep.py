@@ -574,6 +574,10 @@ def test_every_example_sweep_validates():
     sigma = [noise.point_spec((i, 0)).layers[0].device.programming_noise.sigma for i in range(6)]
     assert sigma == pytest.approx([0.0, 0.1e-6, 0.2e-6, 0.5e-6, 1e-6, 2e-6])
     assert noise.spec.infer_at  # programming noise acts when the trained chip is programmed
+    wires = load_sweep(ROOT / "examples" / "sweeps" / "wire_resistance.yaml")
+    for i, ohm in enumerate([0.0, 0.03, 0.1, 0.3, 1.0, 3.0]):  # both crossbars' wires
+        point = wires.point_spec((i, 0))
+        assert [layer.wire_resistance for layer in point.layers] == pytest.approx([ohm, ohm])
 
 
 def test_a_point_that_cannot_be_recorded_leaves_the_file_as_it_was(tmp_path, monkeypatch):

@@ -24,8 +24,9 @@ import numpy as np
 
 from ..engine.circuit import Circuit
 from ..engine.netlist import ActiveSet, active_set, netlist
-from ..engine.settle import settle
+from ..engine.settle import checked_sweeps, checked_tol, grounded_params, injection, settle
 from ..engine.states import Equilibrium, as_array, as_number
+from ..engine.wires import chain_factors, settle_wired
 from ..errors import InputError, SpecError, brief
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
@@ -287,6 +288,16 @@ class Chip(BaseChip):
             input_power = gain**2 * (rows[:n_in] + rows[n_in:])
         else:
             input_power = gain**2 * rows
+        wires = [layer.wire_resistance for layer in spec.layers]
+        chains = None
+        if any(wires):
+            chains = [chain_factors(w, r) for w, r in zip(w64, wires, strict=True)]
+            node_g = [
+                chains[k].y_node
+                + (chains[k + 1].z_driver if k + 1 < len(chains) else 0.0)
+                + bias_g[k].sum(axis=0)
+                for k in range(len(chains))
+            ]
         return Circuit(
             dtype=dtype,
             weights=[np.ascontiguousarray(w, dtype=dtype) for w in w64],
@@ -299,6 +310,8 @@ class Chip(BaseChip):
             bias_power=v_b**2 * sum(float(b.sum()) for b in bias_g),
             v_scale=float(v_scale),
             settle_time=float(settle_time),
+            bias_conductance=[np.asarray(b, dtype=np.float64) for b in bias_g],
+            chains=chains,
         )
 
     def _check_conductance(self, k: int, layer: Layer, g: np.ndarray) -> None:
@@ -342,6 +355,11 @@ class Chip(BaseChip):
         x = self.check_inputs(x)
         self.check_batch(len(x))
         solver = self.spec.solver
+        if self.has_wires:
+            return self._settle_wired(
+                x, beta, target, current=current, init=init, grounded=grounded, tol=tol,
+                max_sweeps=max_sweeps, dtype=dtype, trace=trace,
+            )  # fmt: skip
         return settle(
             self.circuit(dtype, read=True),
             self.drive(x),
@@ -354,6 +372,55 @@ class Chip(BaseChip):
             tol=solver.tol if tol is None else tol,
             max_sweeps=solver.max_sweeps if max_sweeps is None else max_sweeps,
             parallel=parallel,
+            trace=trace,
+        )
+
+    @property
+    def has_wires(self) -> bool:
+        """Whether any crossbar has resistive wires (a layer's ``wire_resistance`` > 0)."""
+        return any(layer.wire_resistance > 0 for layer in self.spec.layers)
+
+    def _settle_wired(
+        self,
+        x: np.ndarray,
+        beta: float,
+        target: Any,
+        *,
+        current: Any,
+        init: Any,
+        grounded: Any,
+        tol: float | None,
+        max_sweeps: int | None,
+        dtype: np.dtype,
+        trace: bool,
+    ) -> Equilibrium:
+        """:meth:`settle` of a chip with wire resistance (:mod:`neuroemu.engine.wires`)."""
+        if dtype != np.float64:
+            raise InputError("dtype: a chip with wire resistance settles in float64 only")
+        solver = self.spec.solver
+        tol = checked_tol(solver.tol if tol is None else tol, np.dtype(np.float64))
+        max_sweeps = checked_sweeps(solver.max_sweeps if max_sweeps is None else max_sweeps)
+        c = self.circuit(np.float64, read=True)
+        assert c.chains is not None and c.bias_conductance is not None
+        batch = len(x)
+        sizes = self.layer_sizes
+        beta = as_number(beta, "beta", "S")
+        injected = injection(current, batch, sizes[-1])
+        params = grounded_params(c.params, grounded, sizes, batch)
+        return settle_wired(
+            c,
+            c.chains,
+            self.source_voltages(x).astype(np.float64),
+            c.bias_conductance,
+            self.spec.bias.voltage,
+            self.scores,
+            beta,
+            target,
+            current=injected,
+            params=params,
+            init=init,
+            tol=tol,
+            max_sweeps=max_sweeps,
             trace=trace,
         )
 
@@ -406,7 +473,8 @@ class Chip(BaseChip):
 
         Layers of ideal diodes are written as the active set (:meth:`active_set`) of the
         operating point with node ``voltages`` (one (nodes,) array per free layer), by
-        default that which ``settle`` finds for ``x_row``."""
+        default that which ``settle`` finds for ``x_row``. A crossbar whose layer has a
+        ``wire_resistance`` is written with its row and column wires, segment by segment."""
         x = self.check_inputs(as_array(x_row, "x_row").reshape(1, -1), "x_row")
         active = None
         if any(self._ideal_layers()):
@@ -422,6 +490,7 @@ class Chip(BaseChip):
             self.seed,
             active=active,
             title=title,
+            wires=[layer.wire_resistance for layer in self.spec.layers],
         )
 
     def __repr__(self) -> str:

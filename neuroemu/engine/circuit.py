@@ -14,10 +14,14 @@ only on the conductances, so they are computed once per chip state, not once per
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..kernels import NodeParams
+
+if TYPE_CHECKING:
+    from .wires import Chains
 
 
 @dataclass(frozen=True)
@@ -35,3 +39,5 @@ class Circuit:
     bias_power: float  # W, V_b^2 times every bias conductance: their sources' own term
     v_scale: float  # V, the largest source voltage: the scale of relative residuals
     settle_time: float  # s, 5 C_node / min G: an RC estimate of the settling time
+    bias_conductance: list[np.ndarray] | None = None  # S, (2, nodes) per layer, float64
+    chains: list[Chains] | None = None  # the crossbars' wires, for chips with wire resistance

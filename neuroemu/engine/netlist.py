@@ -16,6 +16,28 @@ Elements: ``V0_<i>`` sources, ``R<l>_<i>_<j>`` crossbar devices (from node ``i``
 the node, cathode at the upper bound) Shockley diodes with ``.model DL<l>``. A conductance
 of exactly 0 S is an open circuit and is left out.
 
+Wires. Each crossbar may have a wire resistance ``r`` (Ohm, the ``wire_resistance`` of the
+layer it feeds): the resistance of one segment of its row and column wires. Crossbar ``l``
+(1-based, the one feeding layer ``l``) with conductances ``W`` of shape ``(N, M)`` (rows =
+the nodes of layer ``l-1``, the input sources for ``l = 1``; columns = the nodes of layer
+``l``) is written, when ``r > 0``, as:
+
+- at every cell ``(i, j)`` a row-wire node ``r<l>_<i>_<j>`` and a column-wire node
+  ``c<l>_<i>_<j>``, the device ``R<l>_<i>_<j>`` (``1 / W[i, j]``, left out at exactly 0 S)
+  joining the two;
+- row ``i`` driven at its ``j = 0`` end: segment ``RWr<l>_<i>_0`` joins the driving node
+  ``n<l-1>_<i>`` to ``r<l>_<i>_0`` and ``RWr<l>_<i>_<j>`` joins ``r<l>_<i>_<j-1>`` to
+  ``r<l>_<i>_<j>`` for ``j = 1 .. M-1``; the ``j = M-1`` end is open;
+- column ``j`` joining its layer node at its ``i = N-1`` end: ``RWc<l>_<i>_<j>`` joins
+  ``c<l>_<i>_<j>`` to ``c<l>_<i+1>_<j>`` for ``i = 0 .. N-2`` and ``RWc<l>_<N-1>_<j>`` joins
+  ``c<l>_<N-1>_<j>`` to ``n<l>_<j>``; the ``i = 0`` end is open;
+- every segment has resistance ``r``; bias conductances and diodes stay on the layer's nodes
+  themselves, with no wire.
+
+So a crossbar with wires adds ``2 N M`` nodes and ``2 N M`` segments. A crossbar with
+``r = 0`` is written with its devices directly between the two layers' nodes, and a chip
+without wire resistance gets the same netlist, byte for byte, as if wires were not given.
+
 An ideal diode has no SPICE model, so a layer of ideal diodes is written as the *active set*
 of one operating point (:class:`ActiveSet`): each node that sits at its diode bound in that
 solution becomes a DC source ``Vclamp_<l>_<j>`` from the node to ground at the bound, each
@@ -118,14 +140,20 @@ def netlist(
     *,
     active: ActiveSet | None = None,
     title: str | None = None,
+    wires: Sequence[float] | None = None,
 ) -> str:
     """The ngspice netlist of the chip ``spec`` describes, with ``conductances`` (S, one
     array per crossbar), ``biases`` (S, one (2, nodes) array per layer), its input sources
     at ``sources`` (V, one per source node) and each layer's diode bounds ``node_bounds``
     (``(lo, hi)`` in V, +/-inf where there is none); ``seed`` is named in the header.
     Layers of ideal diodes are written as the ``active`` set of the operating point for
-    these sources (see the module docstring), which they need."""
+    these sources (see the module docstring), which they need.
+
+    ``wires`` gives the resistance (Ohm, >= 0) of one wire segment of each crossbar, whose
+    row and column wires are then written segment by segment (see the module docstring);
+    ``None``, or every resistance 0 Ohm, writes ideal wires."""
     name = spec.name
+    wire = _wire_resistances(spec, len(conductances), wires)
     diodes = [
         layer.diode
         for layer in spec.layers
@@ -168,6 +196,8 @@ def netlist(
         "* RELTOL/VNTOL/ABSTOL far below the defaults so the operating point is exact to",
         "* about 1e-12 relative, well below the 1e-6 V the cross-check resolves.",
     ]
+    if any(r > 0 for r in wire):
+        lines += _wire_header(spec, wire)
     if active is not None and any(ideal):
         lines += _active_set_header(spec, active, ideal)
     lines.append(f".options TEMP={temperature!r} TNOM={temperature!r} GMIN={_g(gmin)} {OPTIONS}")
@@ -178,12 +208,15 @@ def netlist(
         names.append([f"n{k + 1}_{j}" for j in range(layer.size)])
     for k, g in enumerate(conductances):
         layer_no = k + 1
-        rows, cols = np.nonzero(g)
-        resist = 1.0 / g[rows, cols]
-        lines += [
-            f"R{layer_no}_{i}_{j} {names[k][i]} {names[layer_no][j]} {_g(r)}"
-            for i, j, r in zip(rows.tolist(), cols.tolist(), resist.tolist(), strict=True)
-        ]
+        if wire[k] > 0:
+            lines += _wired_crossbar(layer_no, g, names[k], names[layer_no], wire[k])
+        else:
+            rows, cols = np.nonzero(g)
+            resist = 1.0 / g[rows, cols]
+            lines += [
+                f"R{layer_no}_{i}_{j} {names[k][i]} {names[layer_no][j]} {_g(r)}"
+                for i, j, r in zip(rows.tolist(), cols.tolist(), resist.tolist(), strict=True)
+            ]
         bias = biases[k]
         for row, node, tag in ((0, f"n0_{n_src}", "p"), (1, f"n0_{n_src + 1}", "n")):
             lines += [
@@ -222,6 +255,79 @@ def netlist(
                 lines.append(f"D{layer_no}{side}_{j} {anode} {cathode} DL{layer_no}")
     lines += [".op", ".end", ""]
     return "\n".join(lines)
+
+
+def _wire_resistances(
+    spec: ChipSpec, n_crossbars: int, wires: Sequence[float] | None
+) -> list[float]:
+    """The wire segment resistance (Ohm) of each crossbar, checked: one per crossbar, each
+    finite and >= 0; all 0 Ohm when ``wires`` is ``None``."""
+    if wires is None:
+        return [0.0] * n_crossbars
+    values = [float(r) for r in wires]
+    if len(values) != n_crossbars:
+        raise SpiceError(
+            f"chip {spec.name}: wires: expected one resistance per crossbar ({n_crossbars}), "
+            f"got {len(values)}"
+        )
+    for k, r in enumerate(values):
+        if not (np.isfinite(r) and r >= 0):
+            raise SpiceError(
+                f"chip {spec.name}: wires[{k}]: the wire resistance must be finite and "
+                f">= 0 Ohm (got {r!r} Ohm)"
+            )
+    return values
+
+
+def _wire_header(spec: ChipSpec, wire: Sequence[float]) -> list[str]:
+    """Comment lines stating each crossbar's wire segment resistance and the names of the
+    wire nodes and segments."""
+    names = ["input", *[layer.name for layer in spec.layers]]
+    lines = ["* Wire resistance per segment of each crossbar's row and column wires:"]
+    for k, r in enumerate(wire):
+        what = f"{_g(r)} Ohm" if r > 0 else "0 Ohm (ideal wires: devices join the nodes)"
+        lines.append(f"*   crossbar {k + 1} ({names[k]}->{names[k + 1]}): {what}")
+    lines += [
+        "* With wires, crossbar l has at cell (i, j) row-wire node r<l>_<i>_<j> and column-wire",
+        "* node c<l>_<i>_<j>, joined by the device R<l>_<i>_<j>. Row i is driven at j = 0:",
+        "* RWr<l>_<i>_0 from n<l-1>_<i> to r<l>_<i>_0, RWr<l>_<i>_<j> from r<l>_<i>_<j-1> to",
+        "* r<l>_<i>_<j>. Column j joins its node at i = N-1: RWc<l>_<i>_<j> from c<l>_<i>_<j> to",
+        "* c<l>_<i+1>_<j>, RWc<l>_<N-1>_<j> from c<l>_<N-1>_<j> to n<l>_<j>. The other ends are",
+        "* open; bias conductances and diodes are on the layer nodes, with no wire.",
+    ]
+    return lines
+
+
+def _wired_crossbar(
+    layer_no: int, g: np.ndarray, row_nodes: list[str], col_nodes: list[str], r: float
+) -> list[str]:
+    """The lines of crossbar ``layer_no`` with conductances ``g`` (S, (N, M)) and wire
+    segments of ``r`` (Ohm, > 0): the devices between the cells' row and column wire nodes,
+    then the row wires (driven from ``row_nodes`` at ``j = 0``), then the column wires
+    (ending on ``col_nodes`` at ``i = N-1``)."""
+    n, m = g.shape
+    seg = _g(r)
+    rows, cols = np.nonzero(g)
+    resist = 1.0 / g[rows, cols]
+    lines = [
+        f"R{layer_no}_{i}_{j} r{layer_no}_{i}_{j} c{layer_no}_{i}_{j} {_g(value)}"
+        for i, j, value in zip(rows.tolist(), cols.tolist(), resist.tolist(), strict=True)
+    ]
+    for i in range(n):
+        lines.append(f"RWr{layer_no}_{i}_0 {row_nodes[i]} r{layer_no}_{i}_0 {seg}")
+        lines += [
+            f"RWr{layer_no}_{i}_{j} r{layer_no}_{i}_{j - 1} r{layer_no}_{i}_{j} {seg}"
+            for j in range(1, m)
+        ]
+    for i in range(n - 1):
+        lines += [
+            f"RWc{layer_no}_{i}_{j} c{layer_no}_{i}_{j} c{layer_no}_{i + 1}_{j} {seg}"
+            for j in range(m)
+        ]
+    lines += [
+        f"RWc{layer_no}_{n - 1}_{j} c{layer_no}_{n - 1}_{j} {col_nodes[j]} {seg}" for j in range(m)
+    ]
+    return lines
 
 
 def _active_set_header(spec: ChipSpec, active: ActiveSet, ideal: Sequence[bool]) -> list[str]:

@@ -34,7 +34,7 @@ from .states import Equilibrium, Trace, as_array, as_number, check_target, initi
 from .threads import each, one_blas_thread, sweep_threads
 
 
-def _injection(current: Any, batch: int, outputs: int) -> np.ndarray | None:
+def injection(current: Any, batch: int, outputs: int) -> np.ndarray | None:
     """Check an injected output current (A) of shape (batch, output nodes)."""
     if current is None:
         return None
@@ -60,6 +60,23 @@ def _neighbour_currents(c: Circuit, k: int, v: list[np.ndarray], out: np.ndarray
     else:
         out[...] = 0.0
     return out
+
+
+def checked_tol(tol: Any, dtype: np.dtype) -> float:
+    """The stopping tolerance, in (0, 1), raised to at least ``16 eps`` of ``dtype``."""
+    tol = as_number(tol, "tol")
+    if not 0 < tol < 1:
+        raise InputError(f"tol: must lie in (0, 1) (got {tol})")
+    return max(tol, 16 * float(np.finfo(dtype).eps))
+
+
+def checked_sweeps(max_sweeps: Any) -> int:
+    """The most sweeps a settle may take, a whole number >= 1."""
+    if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int | np.integer):
+        raise InputError(f"max_sweeps: must be a whole number >= 1 (got {brief(max_sweeps)})")
+    if max_sweeps < 1:
+        raise InputError(f"max_sweeps: must be >= 1 (got {max_sweeps})")
+    return int(max_sweeps)
 
 
 def settle(
@@ -119,22 +136,15 @@ def settle(
         voltages per sweep and a power evaluation per recorded state.
     """
     dtype = c.dtype
-    tol = as_number(tol, "tol")
-    if not 0 < tol < 1:
-        raise InputError(f"tol: must lie in (0, 1) (got {tol})")
-    tol = max(tol, 16 * float(np.finfo(dtype).eps))
-    if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int | np.integer):
-        raise InputError(f"max_sweeps: must be a whole number >= 1 (got {brief(max_sweeps)})")
-    max_sweeps = int(max_sweeps)
-    if max_sweeps < 1:
-        raise InputError(f"max_sweeps: must be >= 1 (got {max_sweeps})")
+    tol = checked_tol(tol, dtype)
+    max_sweeps = checked_sweeps(max_sweeps)
     threads = numba.get_num_threads() if parallel is None or parallel else 1
     batch = drive.shape[0]
     sizes = [len(g) for g in c.node_conductance]
     beta = as_number(beta, "beta", "S")
     target = check_target(beta, target, batch, sizes[-1])
-    injected = _injection(current, batch, sizes[-1])
-    params = _grounded_params(c.params, grounded, sizes, batch)
+    injected = injection(current, batch, sizes[-1])
+    params = grounded_params(c.params, grounded, sizes, batch)
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
     if target is not None:
@@ -325,7 +335,7 @@ class _Chunk:
             self.trace = _trace(c, self.x, self.states, self.changes)
 
 
-def _grounded_params(
+def grounded_params(
     params: list[NodeParams], grounded: Any, sizes: list[int], batch: int
 ) -> list[NodeParams]:
     """The layers' node parameters with the ``grounded`` nodes held at 0 V: an ideal clamp

@@ -88,6 +88,9 @@ class Equilibrium:
     trace: Trace | None = None
     rates: list[np.ndarray] | None = None  # leaky chips: each layer's rates
     residual_unit: str = "A"  # leaky chips: V/s, the largest |dv/dt|
+    # Chips with wire resistance: per crossbar, its row-wire and column-wire node voltages
+    # (V), each (batch, rows, columns) (:mod:`neuroemu.engine.wires`); None for ideal wires.
+    wires: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     @property
     def output(self) -> np.ndarray:

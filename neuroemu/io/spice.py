@@ -227,6 +227,10 @@ def check_spice(
             result["max_abs_diff_V"] = _compare(
                 chip, voltages, layer_voltages(chip, values), tolerance
             )
+            if eq.wires is not None:
+                wired = _compare_wires(chip, eq.wires, values, tolerance)
+                result["wire_nodes"] = wired[0]
+                result["max_abs_diff_wires_V"] = wired[1]
         except SpiceMismatch as exc:
             raise SpiceMismatch(f"sample {index}: {exc}") from None
         results.append(result)
@@ -250,3 +254,38 @@ def _compare(
             f"{reference[k][j]:.9g} V: |dV| = {worst:.3e} V > tolerance {tolerance:g} V"
         )
     return worst
+
+
+def _compare_wires(
+    chip: Chip,
+    wires: list[tuple[np.ndarray, np.ndarray]],
+    values: dict[str, float],
+    tolerance: float,
+) -> tuple[int, float]:
+    """The wire nodes compared (every row-wire and column-wire node of a crossbar with
+    ``wire_resistance`` > 0) and the largest ``|dV|`` (V) between ``settle``'s (one sample,
+    ``wires``) and ngspice's; above ``tolerance`` it raises :class:`SpiceMismatch` naming
+    the node."""
+    count, worst = 0, 0.0
+    for k, layer in enumerate(chip.spec.layers):
+        if not layer.wire_resistance > 0:
+            continue
+        for tag, kind, nodes in (("r", "row", wires[k][0][0]), ("c", "column", wires[k][1][0])):
+            n, m = nodes.shape
+            try:
+                spice = np.array(
+                    [values[f"{tag}{k + 1}_{i}_{j}"] for i in range(n) for j in range(m)]
+                ).reshape(n, m)
+            except KeyError as exc:
+                raise SpiceError(f"ngspice output lacks node {exc.args[0]}") from None
+            diff = np.abs(spice - nodes)
+            count += diff.size
+            worst = max(worst, float(diff.max()))
+            if not diff.max() <= tolerance:
+                i, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
+                raise SpiceMismatch(
+                    f"layer {k + 1} ({layer.name}) {kind}-wire node {tag}{k + 1}_{i}_{j}: "
+                    f"settle gives {nodes[i, j]:.9g} V, ngspice {spice[i, j]:.9g} V: |dV| = "
+                    f"{diff[i, j]:.3e} V > tolerance {tolerance:g} V"
+                )
+    return count, worst

@@ -59,13 +59,25 @@ class EPGradient:
     biases: list[np.ndarray]
 
 
+def squared_drops(wires: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``sum over the batch of (R_ij - C_ij)^2`` (V^2) for every device of a crossbar with
+    resistive wires, from its row-wire and column-wire node voltages (batch, rows, columns):
+    each device's own drop."""
+    rows, cols = wires
+    drop = rows - cols
+    return np.einsum("bij,bij->ij", drop, drop)
+
+
 def _phase_drops(chip: Chip, x: np.ndarray, eq: Equilibrium) -> tuple[list, list]:
     """Mean squared drops of every crossbar and bias array in one settled phase."""
     terminals = [chip.source_voltages(x), *eq.voltages]
     v_b = chip.spec.bias.voltage
     crossbars, biases = [], []
     for k in range(len(chip.crossbars)):
-        crossbars.append(mean_squared_drops(terminals[k], terminals[k + 1]))
+        if eq.wires is not None:
+            crossbars.append(squared_drops(eq.wires[k]) / len(x))
+        else:
+            crossbars.append(mean_squared_drops(terminals[k], terminals[k + 1]))
         bias_rows = np.broadcast_to([v_b, -v_b], (len(x), 2))
         biases.append(mean_squared_drops(bias_rows, terminals[k + 1]))
     return crossbars, biases
@@ -124,6 +136,16 @@ def ep_updates(
         col_term = np.square(c_hi).sum(axis=0) - np.square(c_lo).sum(axis=0)
         factor = -rates[k] / (batch * scale)
         for index, raw_hi, raw_lo in ((k, high[k], low[k]), (n + k, bias_rows, bias_rows)):
+            if index == k and second.wires is not None and first.wires is not None:
+                # Wires: each device's drop is between its own two wire nodes, per sample.
+                yield DeviceUpdate(
+                    k,
+                    np.zeros(high[k].shape[1]),
+                    np.zeros(c_hi.shape[1]),
+                    -0.5 * (squared_drops(second.wires[k]) - squared_drops(first.wires[k])),
+                    factor,
+                )
+                continue
             r_hi = np.asarray(raw_hi, dtype=np.float64)
             r_lo = np.asarray(raw_lo, dtype=np.float64)
             if raw_hi is raw_lo:

@@ -11,6 +11,7 @@ from ..units import format_quantity
 from .base import (
     Capacitance,
     Conductance,
+    Resistance,
     Strict,
     Voltage,
     Whole,
@@ -141,6 +142,12 @@ class Layer(Strict):
     readout: Literal["single", "differential"] | None = None
     adc_bits: Whole | None = Field(None, ge=1, le=32, description="output ADC resolution")
     adc_range: Voltage = Field(1.0, description="ADC full scale: -adc_range .. +adc_range")
+    wire_resistance: Resistance = Field(
+        0.0,
+        description="resistance of one segment of the row and column wires of the crossbar "
+        "that feeds this layer, between neighbouring cells and between a wire's last cell "
+        "and the node or source it joins (0 Ohm: ideal wires; docs/physics.md, wires)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Layer:
@@ -152,6 +159,8 @@ class Layer(Strict):
             raise ValueError(f"differential readout needs an even size (got {self.size})")
         if not self.adc_range > 0:
             raise ValueError(f"adc_range: must be > 0 V (got {self.adc_range} V)")
+        if not self.wire_resistance >= 0:
+            raise ValueError(f"wire_resistance: must be >= 0 Ohm (got {self.wire_resistance} Ohm)")
         return self
 
 

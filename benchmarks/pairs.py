@@ -58,6 +58,19 @@ def chip_with(device: str, scheme: str, refresh_at: float | None, nudge: str | N
     return chip
 
 
+def last_epoch(last: dict) -> str:
+    """Table cells of an epoch: test error, pulses per device, refreshes per pair and
+    programming energy (``-`` for what the scheme does not count)."""
+    pulses = last.get("update_pulses_per_device")
+    refreshes = last.get("update_refreshes_per_pair")
+    energy = last.get("update_programming_energy_J")
+    return (
+        f"{100 * last['error']:.2f} % | {'-' if pulses is None else f'{pulses:.3g}'} | "
+        f"{'-' if refreshes is None else f'{refreshes:.3g}'} | "
+        f"{'-' if energy is None else format_quantity(energy, 'J')}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=5)
@@ -70,16 +83,9 @@ def main() -> int:
         start = time.perf_counter()
         chip = neuroemu.Chip.from_dict(chip_with(device, scheme, refresh_at, nudge))
         run = neuroemu.simulate(chip, dataset=args.dataset, epochs=args.epochs)
-        last = run.history[-1]
-        pulses = last.get("update_pulses_per_device")
-        refreshes = last.get("update_refreshes_per_pair")
-        energy = last.get("update_programming_energy_J")
         print(
             f"| {device} | {scheme} | {refresh_at if refresh_at is not None else '-'} | "
-            f"{nudge or 'conductance'} | {100 * last['error']:.2f} % | "
-            f"{'-' if pulses is None else f'{pulses:.3g}'} | "
-            f"{'-' if refreshes is None else f'{refreshes:.3g}'} | "
-            f"{'-' if energy is None else format_quantity(energy, 'J')} | "
+            f"{nudge or 'conductance'} | {last_epoch(run.history[-1])} | "
             f"{time.perf_counter() - start:.0f} s |",
             flush=True,
         )

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 import yaml
+from pairs import last_epoch  # benchmarks/pairs.py, beside this script
 
 import neuroemu
-from neuroemu.units import format_quantity
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,16 +69,9 @@ def main() -> int:
         start = time.perf_counter()
         chip = neuroemu.Chip.from_dict(chip_with(device, scheme, refresh_at, write))
         run = neuroemu.simulate(chip, dataset=args.dataset, epochs=args.epochs, limit=args.limit)
-        last = run.history[-1]
-        pulses = last.get("update_pulses_per_device")
-        refreshes = last.get("update_refreshes_per_pair")
-        energy = last.get("update_programming_energy_J")
         print(
             f"| {device} | {scheme} | {refresh_at if refresh_at is not None else '-'} | "
-            f"{write or '-'} | {100 * last['error']:.2f} % | "
-            f"{'-' if pulses is None else f'{pulses:.3g}'} | "
-            f"{'-' if refreshes is None else f'{refreshes:.3g}'} | "
-            f"{'-' if energy is None else format_quantity(energy, 'J')} | "
+            f"{write or '-'} | {last_epoch(run.history[-1])} | "
             f"{time.perf_counter() - start:.0f} s |",
             flush=True,
         )

@@ -148,13 +148,7 @@ def settle(
     node_g = list(c.node_conductance)
     nudge = None  # A, (batch, output nodes): the nudging current at V = 0, outside the chip
     if target is not None:
-        node_g[-1] = (c.node_conductance[-1] + beta).astype(dtype)
-        if node_g[-1].min() <= 0:
-            raise InputError(
-                f"beta: {beta:g} S makes an output node's total conductance non-positive "
-                f"(smallest {c.node_conductance[-1].min():g} S): no operating point; "
-                "training.nudge: current nudges by a current, physical at any beta"
-            )
+        node_g[-1] = nudged_conductance(c.node_conductance[-1], beta).astype(dtype)
         nudge = beta * target
     if injected is not None:
         nudge = injected if nudge is None else nudge + injected
@@ -203,13 +197,56 @@ def settle(
                 for key in ("residual", "power", "energy")
             },
         )
+    return operating_point(
+        c,
+        v,
+        readout,
+        sweeps=sweeps,
+        per_sample=np.concatenate([chunk.sweeps_per_sample for chunk in chunks]),
+        figures=figures,
+        power=power,
+        done=done,
+        tol=tol,
+        trace=recorded,
+    )
+
+
+def nudged_conductance(g_out: np.ndarray, beta: float) -> np.ndarray:
+    """The output nodes' total conductance (S) with the nudging conductance ``beta``; an
+    :class:`~neuroemu.errors.InputError` if it leaves one non-positive."""
+    nudged = g_out + beta
+    if nudged.min() <= 0:
+        raise InputError(
+            f"beta: {beta:g} S makes an output node's total conductance non-positive "
+            f"(smallest {g_out.min():g} S): no operating point; "
+            "training.nudge: current nudges by a current, physical at any beta"
+        )
+    return nudged
+
+
+def operating_point(
+    c: Circuit,
+    v: list[np.ndarray],
+    readout: Callable[[np.ndarray], np.ndarray],
+    *,
+    sweeps: int,
+    per_sample: np.ndarray,
+    figures: np.ndarray,
+    power: np.ndarray,
+    done: np.ndarray,
+    tol: float,
+    trace: Trace | None,
+    wires: list[tuple[np.ndarray, np.ndarray]] | None = None,
+) -> Equilibrium:
+    """The :class:`Equilibrium` of settled voltages ``v``: ``figures`` holds the largest
+    residual (A) and relative residual per sample in its first two rows."""
     scores = readout(v[-1])
     return Equilibrium(
         voltages=v,
         scores=scores,
         prediction=np.argmax(scores, axis=1),
         sweeps=sweeps,
-        sweeps_per_sample=np.concatenate([chunk.sweeps_per_sample for chunk in chunks]),
+        sweeps_per_sample=per_sample,
         residual=figures[0],
         relative_residual=figures[1],
         power=power,
@@ -217,7 +254,8 @@ def settle(
         settle_time=c.settle_time,
         converged=bool(done.all()),
         tol=tol,
-        trace=recorded,
+        trace=trace,
+        wires=wires,
     )
 
 

@@ -43,10 +43,10 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from ..errors import InputError
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.nodes import diode_current, report_nodes, shockley_node
 from .circuit import Circuit
+from .settle import nudged_conductance, operating_point
 from .states import Equilibrium, Trace, check_target, initial_voltages
 
 
@@ -333,13 +333,7 @@ def settle_wired(
     ]
     const = [_rows2((bias_g[k][0] - bias_g[k][1]) * bias_voltage) for k in range(n_layers)]
     if target is not None:
-        g_node[-1] = g_node[-1] + beta
-        if g_node[-1].min() <= 0:
-            raise InputError(
-                f"beta: {beta:g} S makes an output node's total conductance non-positive "
-                f"(smallest {g_node[-1].min() - beta:g} S): no operating point; "
-                "training.nudge: current nudges by a current, physical at any beta"
-            )
+        g_node[-1] = nudged_conductance(g_node[-1], beta)
         const[-1] = const[-1] + beta * np.asarray(target, dtype=np.float64)
     if current is not None:
         const[-1] = const[-1] + np.asarray(current, dtype=np.float64)
@@ -456,19 +450,15 @@ def settle_wired(
             power=np.array(powers),
             energy=np.array(energies),
         )
-    scores = readout(v[-1])
-    return Equilibrium(
-        voltages=v,
-        scores=scores,
-        prediction=np.argmax(scores, axis=1),
+    return operating_point(
+        c,
+        v,
+        readout,
         sweeps=sweeps,
-        sweeps_per_sample=per_sample,
-        residual=final[0],
-        relative_residual=final[1],
+        per_sample=per_sample,
+        figures=final,
         power=power,
-        energy=power * c.settle_time,
-        settle_time=c.settle_time,
-        converged=bool(done.all()),
+        done=done,
         tol=tol,
         trace=recorded,
         wires=wires,

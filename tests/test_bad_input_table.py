@@ -165,6 +165,11 @@ def negative_learning_rate(ws: Path) -> str:
     return validate(ws, swap("learning_rate: [0.08, 0.32]", "learning_rate: [-0.08, 0.32]"))
 
 
+@case("chip YAML", "a negative wire resistance: `wire_resistance: -1 Ohm`", "wire_resistance")
+def negative_wire_resistance(ws: Path) -> str:
+    return validate(ws, swap("high: 5 uS}", "high: 5 uS}\n    wire_resistance: -1 Ohm"))
+
+
 @case("chip YAML", "`.nan` for a number", "training.decay")
 def nan_number(ws: Path) -> str:
     return validate(ws, swap("decay: 0.99", "decay: .nan"))
@@ -413,6 +418,12 @@ def zero_limit(ws: Path) -> str:
 @case("CLI arguments", "`--dtype float16`", "--dtype")
 def unknown_dtype(ws: Path) -> str:
     return command(ws, "simulate", "xs_784x100", "--dtype", "float16")
+
+
+@case("CLI arguments", "`--dtype float32` for a chip with wire resistance", "dtype")
+def wires_in_float32(ws: Path) -> str:
+    argv = ("xs_784x100_wires", "--limit", "8", "--epochs", "0", "--quiet")
+    return command(ws, "simulate", *argv, "--dtype", "float32")
 
 
 @case("CLI arguments", "`--infer-at 1fortnight`", "infer")

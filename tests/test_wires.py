@@ -108,7 +108,9 @@ def test_ep_through_wires_matches_finite_differences():
 def test_a_chip_with_wires_refuses_what_it_cannot_do():
     chip = tiny("ideal_diode", "10 Ohm")
     x = np.zeros((1, chip.n_inputs))
-    with pytest.raises(InputError, match=r"^dtype: a chip with wire resistance settles in float64"):
+    with pytest.raises(
+        InputError, match=r"^dtype: float32, but chip tiny has wire resistance, which settles in"
+    ):
         chip.settle(x, dtype=np.float32)
     with pytest.raises(neuroemu.errors.SpecError, match=r"wire_resistance: must be >= 0 Ohm"):
         tiny("ideal_diode", "-1 Ohm")

@@ -396,7 +396,10 @@ class Chip(BaseChip):
     ) -> Equilibrium:
         """:meth:`settle` of a chip with wire resistance (:mod:`neuroemu.engine.wires`)."""
         if dtype != np.float64:
-            raise InputError("dtype: a chip with wire resistance settles in float64 only")
+            raise InputError(
+                f"dtype: {dtype}, but chip {self.name} has wire resistance, which settles in "
+                "float64 only"
+            )
         solver = self.spec.solver
         tol = checked_tol(solver.tol if tol is None else tol, np.dtype(np.float64))
         max_sweeps = checked_sweeps(solver.max_sweeps if max_sweeps is None else max_sweeps)

@@ -120,6 +120,11 @@ def simulate(
     batch = _whole("batch_size", batch_size, 1, BATCH_SIZE)
     test_every = _whole("test_every", test_every, 0)
     kind = _dtype(dtype)
+    if kind is np.float32 and getattr(built, "has_wires", False):
+        raise InputError(
+            f"dtype: float32, but chip {built.name} has wire resistance, which settles in "
+            "float64 only"
+        )
     times = _times(infer_at)
     settings = {"chip_file": chip_file, "dtype": np.dtype(kind).name, "epochs": epochs}
     run = _Running(built, data, epochs, batch, kind, report, test_every)

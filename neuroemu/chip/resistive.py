@@ -282,14 +282,8 @@ class Chip(BaseChip):
         bounds = np.concatenate([np.concatenate([p.lo, p.hi]) for p in params])
         bounds = np.abs(bounds[np.isfinite(bounds)])
         v_scale = max(spec.inputs.gain, v_b, float(bounds.max(initial=0.0)))
-        g_min = min(float(g.min()) for g in node_g)
-        settle_time = 5.0 * spec.node_capacitance / g_min if g_min > 0 else np.inf
-        if spec.inputs.encoding == "differential":
-            input_power = gain**2 * (rows[:n_in] + rows[n_in:])
-        else:
-            input_power = gain**2 * rows
         wires = [layer.wire_resistance for layer in spec.layers]
-        chains = None
+        chains = None  # with wires, a node sees its wires' Norton conductances
         if any(wires):
             chains = [chain_factors(w, r) for w, r in zip(w64, wires, strict=True)]
             node_g = [
@@ -298,6 +292,12 @@ class Chip(BaseChip):
                 + bias_g[k].sum(axis=0)
                 for k in range(len(chains))
             ]
+        g_min = min(float(g.min()) for g in node_g)
+        settle_time = 5.0 * spec.node_capacitance / g_min if g_min > 0 else np.inf
+        if spec.inputs.encoding == "differential":
+            input_power = gain**2 * (rows[:n_in] + rows[n_in:])
+        else:
+            input_power = gain**2 * rows
         return Circuit(
             dtype=dtype,
             weights=[np.ascontiguousarray(w, dtype=dtype) for w in w64],

@@ -312,7 +312,8 @@ def settle_wired(
     max_sweeps: int,
     trace: bool = False,
 ) -> Equilibrium:
-    """The operating point of circuit ``c`` with the wires of ``chains`` (one per crossbar),
+    """The operating point of circuit ``c`` with the wires of ``chains`` (one per crossbar;
+    ``c.node_conductance64`` the nodes' Norton conductances through them, with the biases),
     its input sources at ``sources`` (V, (batch, N_0)); ``bias_g`` (S, (2, nodes) per
     layer) to ``+bias_voltage`` and ``-bias_voltage``; ``params`` each layer's nodes
     (grounded nodes included). ``beta``, ``target``, ``current``, ``tol``, ``max_sweeps``
@@ -325,12 +326,8 @@ def settle_wired(
     sizes = [len(g) for g in c.node_conductance]
     n_layers = len(sizes)
     target = check_target(beta, target, batch, sizes[-1])
-    g_node = [
-        chains[k].y_node
-        + (chains[k + 1].z_driver if k + 1 < n_layers else 0.0)
-        + bias_g[k].sum(axis=0)
-        for k in range(n_layers)
-    ]
+    # Each node's Norton conductance: its column's and row's, and its bias conductances.
+    g_node = [np.asarray(g, dtype=np.float64) for g in c.node_conductance64]
     const = [_rows2((bias_g[k][0] - bias_g[k][1]) * bias_voltage) for k in range(n_layers)]
     if target is not None:
         g_node[-1] = nudged_conductance(g_node[-1], beta)

@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numba import njit, prange
 
-from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
-from ..kernels.nodes import diode_current, report_nodes, shockley_node
+from ..kernels import KIND_SHOCKLEY, NodeParams
+from ..kernels.nodes import report_nodes
+from ..kernels.wires import diode_power, node_inflow, solve_inputs, solve_layer, wire_report
 from .circuit import Circuit
 from .settle import nudged_conductance, operating_point
 from .states import Equilibrium, Trace, check_target, initial_voltages
@@ -93,201 +93,6 @@ def chain_factors(g: np.ndarray, r: float) -> Chains:
         t[:, j] = 1.0 / (1.0 + r * acc)
         acc = acc * t[:, j]
     return Chains(r=float(r), g=g, s=s, y_node=y[-1] * s[-1], t=t, z_driver=z[:, 0] * t[:, 0])
-
-
-# --------------------------------------------------------------------------- kernels
-@njit(cache=True, inline="always", error_model="numpy")
-def _node(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v_prev):
-    """The equilibrium of one node given its Norton current ``i_in`` (A) and conductance
-    ``g`` (S) (:mod:`neuroemu.kernels.nodes`)."""
-    if kind == KIND_SHOCKLEY:
-        return shockley_node(i_in, g, lo, hi, i_s, n_vt, gmin, v_prev)
-    v = i_in / g
-    if kind == KIND_IDEAL:
-        v = lo if v < lo else v
-        v = hi if v > hi else v
-    return v
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _solve_layer(
-    kind, lo, hi, i_s, n_vt, gmin, g_node, const,
-    g_in, s_in, r_in, rows_in, cols_in,
-    above, g_out, t_out, r_out, rows_out, cols_out,
-    v, change,
-):  # fmt: skip
-    """Solve every path of one layer (every sample ``b`` and node ``j``) given the others:
-    the column of the crossbar below (``g_in``, ``s_in``, ``r_in``; its row-wire voltages
-    ``rows_in`` held, its column-wire voltages ``cols_in`` written) and, when ``above``, the
-    row of the crossbar above (``g_out``, ``t_out``, ``r_out``; ``cols_out`` held,
-    ``rows_out`` written). ``g_node`` (S) is each node's Norton conductance with its bias
-    (and nudging) conductance, ``const`` (A) the bias (and nudging) current, one row or one
-    per sample. ``change[b]`` receives the sample's largest voltage change.
-
-    The columns are eliminated row of cells by row of cells, every column at once (the
-    loops over ``j`` run along memory); each row of the crossbar above, which lies along
-    memory, node by node."""
-    batch, nodes = v.shape
-    n_in = g_in.shape[0]
-    m_out = g_out.shape[1]
-    for bb in prange(batch):
-        b = np.intp(bb)  # prange hands out unsigned indices
-        col = np.empty((n_in, nodes))
-        acc = np.zeros(nodes)
-        row = np.empty(max(m_out, 1))
-        c = b if b < const.shape[0] else 0
-        q = b if b < lo.shape[0] else 0
-        worst = 0.0
-        # Every column of the crossbar below, from its open end toward its node.
-        for i in range(n_in):
-            for j in range(nodes):
-                a = acc[j] + g_in[i, j] * rows_in[b, i, j]
-                col[i, j] = a
-                acc[j] = a * s_in[i, j]
-        for j in range(nodes):
-            i_node = acc[j]
-            if above:  # row j of the crossbar above, from its open end toward the node
-                a = 0.0
-                for mm in range(m_out - 1, -1, -1):
-                    a = a + g_out[j, mm] * cols_out[b, j, mm]
-                    row[mm] = a
-                    a = a * t_out[j, mm]
-                i_node += a
-            old = v[b, j]
-            new = _node(kind, i_node + const[c, j], g_node[j], lo[q, j], hi[q, j], i_s, n_vt,
-                        gmin, old)  # fmt: skip
-            v[b, j] = new
-            worst = max(worst, abs(new - old))
-            acc[j] = new  # from here on: the voltage the column's next cell hangs from
-            if above:
-                prev = new
-                for mm in range(m_out):
-                    value = t_out[j, mm] * (r_out * row[mm] + prev)
-                    worst = max(worst, abs(value - rows_out[b, j, mm]))
-                    rows_out[b, j, mm] = value
-                    prev = value
-        # Back along the columns, from the nodes to their open ends.
-        for i in range(n_in - 1, -1, -1):
-            for j in range(nodes):
-                value = s_in[i, j] * (r_in * col[i, j] + acc[j])
-                worst = max(worst, abs(value - cols_in[b, i, j]))
-                cols_in[b, i, j] = value
-                acc[j] = value
-        change[b] = max(change[b], worst)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _solve_inputs(sources, g, t, r, rows, cols, change):
-    """Solve the input crossbar's rows (each driven by its source, ``sources`` (batch, N)
-    in V) given its column-wire voltages ``cols``; write ``rows``."""
-    batch, n = sources.shape
-    m = g.shape[1]
-    for b in prange(batch):
-        acc_row = np.empty(m)
-        worst = 0.0
-        for i in range(n):
-            acc = 0.0
-            for mm in range(m - 1, -1, -1):
-                acc = acc + g[i, mm] * cols[b, i, mm]
-                acc_row[mm] = acc
-                acc = acc * t[i, mm]
-            prev = sources[b, i]
-            for mm in range(m):
-                value = t[i, mm] * (r * acc_row[mm] + prev)
-                worst = max(worst, abs(value - rows[b, i, mm]))
-                rows[b, i, mm] = value
-                prev = value
-        change[b] = max(change[b], worst)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _wire_report(g, r, drivers, nodes, rows, cols, scale, out):
-    """Fold one crossbar's wire nodes into ``out`` (3, batch): the largest KCL residual
-    (A) and relative residual of every wire node, and the power (W) of its devices and
-    segments. ``drivers`` (batch, N) and ``nodes`` (batch, M) are the voltages its rows and
-    columns end on. With ``r = 0`` there are no wire nodes, only the devices' power."""
-    batch = rows.shape[0]
-    n, m = g.shape
-    for b in prange(batch):
-        worst = 0.0
-        worst_rel = 0.0
-        power = 0.0
-        for i in range(n):
-            for j in range(m):
-                d = rows[b, i, j] - cols[b, i, j]
-                power += g[i, j] * d * d
-        if r > 0.0:
-            w = 1.0 / r
-            for i in range(n):
-                for j in range(m):
-                    here = rows[b, i, j]
-                    before = drivers[b, i] if j == 0 else rows[b, i, j - 1]
-                    seg = before - here
-                    power += w * seg * seg
-                    into = w * seg + g[i, j] * (cols[b, i, j] - here)
-                    total = w + g[i, j]
-                    if j + 1 < m:
-                        into += w * (rows[b, i, j + 1] - here)
-                        total += w
-                    worst = max(worst, abs(into))
-                    worst_rel = max(worst_rel, abs(into) / (total * scale))
-            for j in range(m):
-                for i in range(n):
-                    here = cols[b, i, j]
-                    after = nodes[b, j] if i == n - 1 else cols[b, i + 1, j]
-                    seg = after - here
-                    power += w * seg * seg
-                    into = w * seg + g[i, j] * (rows[b, i, j] - here)
-                    total = w + g[i, j]
-                    if i > 0:
-                        into += w * (cols[b, i - 1, j] - here)
-                        total += w
-                    worst = max(worst, abs(into))
-                    worst_rel = max(worst_rel, abs(into) / (total * scale))
-        if not worst <= out[0, b]:
-            out[0, b] = worst
-        if not worst_rel <= out[1, b]:
-            out[1, b] = worst_rel
-        out[2, b] += power
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _node_inflow(g_in, r_in, rows_in, cols_in, above, g_out, r_out, rows_out, cols_out, v, out):
-    """The current (A) the wires bring into each node of a layer, (batch, nodes): through
-    the last segment of its column and the first of its row (the devices' currents when
-    ``r = 0``, where the wire is the node)."""
-    batch, nodes = v.shape
-    n_in = g_in.shape[0]
-    m_out = g_out.shape[1]
-    for b in prange(batch):
-        for j in range(nodes):
-            total = 0.0
-            if r_in > 0.0:
-                total += (cols_in[b, n_in - 1, j] - v[b, j]) / r_in
-            else:
-                for i in range(n_in):
-                    total += g_in[i, j] * (rows_in[b, i, j] - v[b, j])
-            if above:
-                if r_out > 0.0:
-                    total += (rows_out[b, j, 0] - v[b, j]) / r_out
-                else:
-                    for mm in range(m_out):
-                        total += g_out[j, mm] * (cols_out[b, j, mm] - v[b, j])
-            out[b, j] = total
-
-
-@njit(cache=True, error_model="numpy")
-def _diode_power(v, lo, hi, i_s, n_vt, gmin, out):
-    """Add the power ``I_D v_D`` (W) of every Shockley diode of a layer to ``out``."""
-    for b in range(v.shape[0]):
-        q = b if b < lo.shape[0] else 0
-        for j in range(v.shape[1]):
-            if lo[q, j] > -np.inf:
-                d = lo[q, j] - v[b, j]
-                out[b] += diode_current(d, i_s, n_vt, gmin)[0] * d
-            if hi[q, j] < np.inf:
-                d = v[b, j] - hi[q, j]
-                out[b] += diode_current(d, i_s, n_vt, gmin)[0] * d
 
 
 # --------------------------------------------------------------------------- driver
@@ -361,7 +166,7 @@ def settle_wired(
         ch = chains[k]
         above = k + 1 < n_layers
         nxt = chains[k + 1] if above else None
-        _solve_layer(
+        solve_layer(
             *phys[k], g_node[k], const[k],
             ch.g, ch.s, ch.r, wires[k][0], wires[k][1],
             above,
@@ -374,7 +179,7 @@ def settle_wired(
         change[:] = 0.0
         for k in range(0, n_layers, 2):
             solve(k)
-        _solve_inputs(drivers[0], chains[0].g, chains[0].t, chains[0].r, *wires[0], change)
+        solve_inputs(drivers[0], chains[0].g, chains[0].t, chains[0].r, *wires[0], change)
         for k in range(1, n_layers, 2):
             solve(k)
 
@@ -382,18 +187,18 @@ def settle_wired(
         """The largest KCL residual (A) and relative residual over every node, and the
         power (W) of the resistive elements, (3, batch); and that of the Shockley diodes."""
         out = np.zeros((3, batch))
-        diode_power = np.zeros(batch)
+        in_diodes = np.zeros(batch)
         for k in range(n_layers):
             ch, above = chains[k], k + 1 < n_layers
             nxt = chains[k + 1] if above else None
             inflow = np.empty((batch, sizes[k]))
-            _node_inflow(
+            node_inflow(
                 ch.g, ch.r, wires[k][0], wires[k][1], above,
                 nxt.g if nxt else empty2, nxt.r if nxt else 0.0,
                 wires[k + 1][0] if above else empty3, wires[k + 1][1] if above else empty3,
                 v[k], inflow,
             )  # fmt: skip
-            _wire_report(ch.g, ch.r, drivers[k], v[k], *wires[k], c.v_scale, out)
+            wire_report(ch.g, ch.r, drivers[k], v[k], *wires[k], c.v_scale, out)
             # The node's own KCL: the wires' inflow, bias and nudging, against its diodes.
             # report_nodes takes I_in - G V; adding the Norton part G_w V to both keeps the
             # residual and relative residual those of the node's total conductance.
@@ -412,13 +217,13 @@ def settle_wired(
             out[2] += (bias_g[k][0] * (v[k] - bias_voltage) ** 2).sum(axis=1)
             out[2] += (bias_g[k][1] * (v[k] + bias_voltage) ** 2).sum(axis=1)
             if phys[k][0] == KIND_SHOCKLEY:
-                _diode_power(v[k], *phys[k][1:], diode_power)
-        return out, diode_power
+                diode_power(v[k], *phys[k][1:], in_diodes)
+        return out, in_diodes
 
     if trace:
-        first, diode_power = figures()
+        first, in_diodes = figures()
         states = [[a.copy() for a in v]]
-        powers = [first[2] + diode_power]
+        powers = [first[2] + in_diodes]
         energies = [0.5 * first[2]]
         changes = []
     while sweeps < max_sweeps:
@@ -428,17 +233,17 @@ def settle_wired(
         per_sample[newly] = sweeps
         done |= newly
         if trace:
-            now, diode_power = figures()
+            now, in_diodes = figures()
             states.append([a.copy() for a in v])
-            powers.append(now[2] + diode_power)
+            powers.append(now[2] + in_diodes)
             energies.append(0.5 * now[2])
             changes.append(change / c.v_scale)
         if done.all():
             break
     per_sample[~done] = sweeps
 
-    final, diode_power = figures()
-    power = np.maximum(final[2] + diode_power, 0.0)
+    final, in_diodes = figures()
+    power = np.maximum(final[2] + in_diodes, 0.0)
     recorded = None
     if trace:
         recorded = Trace(
@@ -460,6 +265,3 @@ def settle_wired(
         trace=recorded,
         wires=wires,
     )
-
-
-__all__ = ["KIND_LINEAR", "Chains", "chain_factors", "settle_wired"]

@@ -170,6 +170,15 @@ def negative_wire_resistance(ws: Path) -> str:
     return validate(ws, swap("high: 5 uS}", "high: 5 uS}\n    wire_resistance: -1 Ohm"))
 
 
+@case(
+    "chip YAML",
+    "a driver resistance on ideal wires: `driver_resistance: 50 Ohm` without `wire_resistance`",
+    "driver_resistance",
+)
+def driver_without_wire(ws: Path) -> str:
+    return validate(ws, swap("high: 5 uS}", "high: 5 uS}\n    driver_resistance: 50 Ohm"))
+
+
 @case("chip YAML", "`.nan` for a number", "training.decay")
 def nan_number(ws: Path) -> str:
     return validate(ws, swap("decay: 0.99", "decay: .nan"))

@@ -16,6 +16,7 @@ import neuroemu
 from neuroemu.engine.netlist import netlist
 from neuroemu.errors import SpiceError
 from neuroemu.io.spice import check_spice, run_ngspice
+from neuroemu.spec import WireResistance
 
 from .conftest import ROOT
 from .test_spice import needs_ngspice, tiny_shockley
@@ -30,7 +31,7 @@ WIRE_EFFECT_V = 1e-3
 SETTLE_V = 1e-8
 
 
-def wired_chip(wires: tuple[str, ...], seed: int = 5) -> neuroemu.Chip:
+def wired_chip(wires: tuple[str | dict, ...], seed: int = 5) -> neuroemu.Chip:
     """A small chip whose nodes are all linear at the operating point: 6 inputs (12
     sources), then 4 hidden nodes and 2 outputs, or 2 outputs alone with one wire.
 
@@ -38,7 +39,8 @@ def wired_chip(wires: tuple[str, ...], seed: int = 5) -> neuroemu.Chip:
     far beyond any voltage the 2 V sources and 1 V biases can reach: they never conduct,
     and the reference checks it. The devices are of 1 to 10 kOhm (a low-resistance state
     of RRAM), so that wires of tens of Ohm move the nodes by millivolts; a few are exactly
-    0 S (open cells)."""
+    0 S (open cells). A wire is a segment resistance, or a dict of the layer's wire keys
+    (``wire_resistance``, ``driver_resistance``, ``sense_resistance``)."""
     device = {"description": "ideal resistor, 0 to 1 mS", "g_min": "0 S", "g_max": "1 mS"}
     init = {"distribution": "uniform", "low": "100 uS", "high": "1 mS"}
     hidden = {
@@ -54,7 +56,7 @@ def wired_chip(wires: tuple[str, ...], seed: int = 5) -> neuroemu.Chip:
     output = {"name": "output", "size": 2, "device": device, "init": init}
     layers = [hidden, output] if len(wires) == 2 else [output]
     for layer, wire in zip(layers, wires, strict=True):
-        layer["wire_resistance"] = wire
+        layer.update(wire if isinstance(wire, dict) else {"wire_resistance": wire})
     data = {
         "name": "wired",
         "seed": seed,
@@ -85,11 +87,23 @@ def spice_text(chip: neuroemu.Chip, x: np.ndarray) -> str:
     return text
 
 
-CHIPS = [("50 Ohm", "20 Ohm"), ("0 Ohm", "20 Ohm"), ("50 Ohm", "0 Ohm"), ("50 Ohm",)]
+#: Driver and sense resistances at the wires' ends, in both crossbars.
+ENDS = (
+    {"wire_resistance": "50 Ohm", "driver_resistance": "200 Ohm", "sense_resistance": "100 Ohm"},
+    {"wire_resistance": "20 Ohm", "sense_resistance": "300 Ohm"},
+)
+CHIPS = [("50 Ohm", "20 Ohm"), ("0 Ohm", "20 Ohm"), ("50 Ohm", "0 Ohm"), ("50 Ohm",), ENDS]
+
+
+def chip_id(wires: tuple[str | dict, ...]) -> str:
+    """A test id for a chip of :data:`CHIPS`."""
+    return "-".join("+".join(w.values()) if isinstance(w, dict) else w for w in wires).replace(
+        " ", ""
+    )
 
 
 @needs_ngspice
-@pytest.mark.parametrize("wires", CHIPS, ids=lambda w: "-".join(w).replace(" ", ""))
+@pytest.mark.parametrize("wires", CHIPS, ids=chip_id)
 def test_ngspice_agrees_with_the_nodal_reference_on_every_node(wires):
     chip = wired_chip(wires)
     x = np.random.default_rng(1).uniform(size=chip.n_inputs)
@@ -112,6 +126,10 @@ def test_ngspice_agrees_with_the_nodal_reference_on_every_node(wires):
             np.testing.assert_allclose(spice, reference, rtol=0, atol=AGREEMENT_V)
     # The wires matter: the layer nodes move by more than a millivolt from ideal wires'.
     ideal = wired_chip(tuple("0 Ohm" for _ in wires))
+    if wires == ENDS:  # the end resistances matter too: against the same wires without them
+        bare = wire_operating_point(wired_chip(("50 Ohm", "20 Ohm")), x)[0]
+        moved = max(float(np.abs(a - b).max()) for a, b in zip(voltages, bare, strict=True))
+        assert moved > WIRE_EFFECT_V
     ideal_voltages, ideal_wires = wire_operating_point(ideal, x)
     assert all(w is None for w in ideal_wires)
     moved = max(float(np.abs(a - b).max()) for a, b in zip(voltages, ideal_voltages, strict=True))
@@ -179,13 +197,17 @@ def test_wires_must_be_one_non_negative_resistance_per_crossbar():
     args, options = netlist_args(chip, x)
     with pytest.raises(SpiceError, match=r"one resistance per crossbar \(2\), got 1"):
         netlist(*args, **options, wires=[1.0])
-    with pytest.raises(SpiceError, match=r"wires\[1\]: .* >= 0 Ohm"):
+    with pytest.raises(SpiceError, match=r"wires\[1\]\.segment: .* >= 0 Ohm"):
         netlist(*args, **options, wires=[1.0, -1.0])
-    with pytest.raises(SpiceError, match=r"wires\[0\]: .* finite"):
+    with pytest.raises(SpiceError, match=r"wires\[0\]\.segment: .* finite"):
         netlist(*args, **options, wires=[float("nan"), 1.0])
+    with pytest.raises(SpiceError, match=r"wires\[1\]\.driver: .* >= 0 Ohm"):
+        netlist(*args, **options, wires=[1.0, WireResistance(1.0, -2.0)])
+    with pytest.raises(SpiceError, match=r"wires\[0\]: a driver or sense resistance needs"):
+        netlist(*args, **options, wires=[WireResistance(0.0, 0.0, 5.0), 1.0])
 
 
-@pytest.mark.parametrize("wires", CHIPS, ids=lambda w: "-".join(w).replace(" ", ""))
+@pytest.mark.parametrize("wires", CHIPS, ids=chip_id)
 def test_segment_and_device_counts_follow_the_geometry(wires):
     chip = wired_chip(wires)
     x = np.random.default_rng(4).uniform(size=chip.n_inputs)
@@ -213,8 +235,22 @@ def test_segment_and_device_counts_follow_the_geometry(wires):
                 )
             continue
         assert len(rows) == len(cols) == n * m
-        assert all(float(s.split()[3]) == r for s in rows + cols)
-        assert any(h.startswith(header) and h.endswith(f": {r!r} Ohm") for h in lines)
+        # Every segment is r, but a row's first adds the driver's resistance and a
+        # column's last the sense resistance.
+        for s in rows + cols:
+            kind, i, j = re.fullmatch(rf"RW([rc]){no}_(\d+)_(\d+)", s.split()[0]).groups()
+            expected = r
+            if kind == "r" and int(j) == 0:
+                expected = r + layer.driver_resistance
+            if kind == "c" and int(i) == n - 1:
+                expected = r + layer.sense_resistance
+            assert float(s.split()[3]) == pytest.approx(expected, rel=1e-15)
+        (said,) = [h for h in lines if h.startswith(header)]
+        assert f": {r!r} Ohm" in said
+        for key, tag in (("driver_resistance", "driver"), ("sense_resistance", "sense")):
+            extra = getattr(layer, key)
+            assert (f"plus {extra!r} Ohm {tag} resistance" in said) == (extra > 0)
+            assert (f"Ohm {tag} resistance" in said) == (extra > 0)
         # Each device between its cell's row and column wire nodes.
         i, j = np.argwhere(g > 0)[0]
         assert elements[f"R{no}_{i}_{j}"][:2] == [f"r{no}_{i}_{j}", f"c{no}_{i}_{j}"]
@@ -237,7 +273,7 @@ def test_segment_and_device_counts_follow_the_geometry(wires):
         assert biases and all(re.fullmatch(rf"n{no}_\d+", b[2]) for b in biases)
 
 
-@pytest.mark.parametrize("wires", CHIPS, ids=lambda w: "-".join(w).replace(" ", ""))
+@pytest.mark.parametrize("wires", CHIPS, ids=chip_id)
 def test_settle_with_wires_is_the_nodal_reference_on_every_node(wires):
     """The engine's exact solve (:mod:`neuroemu.engine.wires`) against the direct nodal
     solve, on every layer and wire node of chips whose nodes are all linear."""
@@ -255,15 +291,19 @@ def test_settle_with_wires_is_the_nodal_reference_on_every_node(wires):
 
 
 @needs_ngspice
+@pytest.mark.parametrize("ends", [False, True], ids=["segments", "driver-sense"])
 @pytest.mark.parametrize("diode", ["ideal_diode", "shockley_1n4148"])
-def test_check_spice_passes_a_wired_chip_with_conducting_diodes(diode):
-    """chips/tiny.yaml with 100 Ohm wires in every crossbar and diodes that conduct:
-    ngspice (ideal diodes as the active set of settle's operating point) agrees with settle
-    on every layer and wire node to 1e-9 V, and the active set is the operating point."""
+def test_check_spice_passes_a_wired_chip_with_conducting_diodes(diode, ends):
+    """chips/tiny.yaml with 100 Ohm wires in every crossbar (and 500 Ohm drivers and
+    300 Ohm sense resistances at their ends) and diodes that conduct: ngspice (ideal diodes
+    as the active set of settle's operating point) agrees with settle on every layer and
+    wire node to 1e-9 V, and the active set is the operating point."""
     data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
     data["inputs"]["gain"] = "10 V"
     for layer in data["layers"]:
         layer["wire_resistance"] = "100 Ohm"
+        if ends:
+            layer.update(driver_resistance="500 Ohm", sense_resistance="300 Ohm")
         if "diode" in layer:
             layer["diode"] = diode
     chip = neuroemu.Chip.from_dict(data, seed=3)

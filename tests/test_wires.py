@@ -16,9 +16,10 @@ from .conftest import ROOT
 from .test_learning import DEVICES, check_ep_orders, finite_difference
 
 
-def tiny(diode: str | None, wires: str | None, **solver) -> neuroemu.Chip:
+def tiny(diode: str | None, wires: str | None, ends: bool = False, **solver) -> neuroemu.Chip:
     """chips/tiny.yaml (6 inputs, 6-4-4 nodes) with ``diode`` in its hidden layers and
-    ``wires`` in every crossbar."""
+    ``wires`` in every crossbar; with ``ends``, a 500 Ohm driver resistance at each row's
+    driven end and 300 Ohm sense resistance at each column's node."""
     data = yaml.safe_load((ROOT / "chips" / "tiny.yaml").read_text())
     data["inputs"]["gain"] = "10 V"
     for layer in data["layers"][:-1]:
@@ -26,6 +27,8 @@ def tiny(diode: str | None, wires: str | None, **solver) -> neuroemu.Chip:
     for layer in data["layers"]:
         if wires is not None:
             layer["wire_resistance"] = wires
+        if ends:
+            layer.update(driver_resistance="500 Ohm", sense_resistance="300 Ohm")
     data["solver"] = {"tol": 1e-13, **solver}
     return neuroemu.Chip.from_dict(data, seed=3)
 
@@ -67,13 +70,15 @@ def test_zero_ohm_wires_are_the_ideal_circuit(diode):
         np.testing.assert_array_equal(cols, np.repeat(wired.voltages[0][:, None, :], 12, 1))
 
 
+@pytest.mark.parametrize("ends", [False, True], ids=["segments", "driver-sense"])
 @pytest.mark.parametrize("diode", ["ideal_diode", "shockley_1n4148"])
-def test_wires_move_the_operating_point_and_every_node_keeps_kcl(diode):
+def test_wires_move_the_operating_point_and_every_node_keeps_kcl(diode, ends):
     """100 Ohm segments on 20-50 uS devices move the nodes by tens of millivolts; every
     node, wire nodes included, meets KCL to the solver's tolerance; wire voltages lie
     between their ends' (a wire carries no source); the wires dissipate power, so the
-    chip's falls with the devices' currents (the same inputs see more resistance)."""
-    chip, ideal = tiny(diode, "100 Ohm"), tiny(diode, None)
+    chip's falls with the devices' currents (the same inputs see more resistance). Driver
+    and sense resistances at the wires' ends move the nodes further."""
+    chip, ideal = tiny(diode, "100 Ohm", ends), tiny(diode, None)
     x = np.random.default_rng(1).uniform(size=(4, chip.n_inputs))
     eq, eq0 = chip.settle(x), ideal.settle(x)
     assert eq.converged and eq.relative_residual.max() < 1e-12
@@ -87,13 +92,22 @@ def test_wires_move_the_operating_point_and_every_node_keeps_kcl(diode):
     assert again.sweeps <= 2
     for a, b in zip(again.voltages, eq.voltages, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    if ends:
+        bare = tiny(diode, "100 Ohm").settle(x)
+        gap = max(
+            float(np.abs(a - b).max()) for a, b in zip(eq.voltages, bare.voltages, strict=True)
+        )
+        assert gap > 1e-3
+        assert np.all(eq.power < bare.power)
 
 
-def test_ep_through_wires_matches_finite_differences():
-    """With 100 Ohm wires the EP estimate from each device's own drop (between its two
-    wire nodes) is the gradient of the loss at equilibrium: one-sided error O(beta),
-    centred O(beta^2); the gradient differs from the same chip's with ideal wires."""
-    chip = tiny("ideal_diode", "100 Ohm")
+@pytest.mark.parametrize("ends", [False, True], ids=["segments", "driver-sense"])
+def test_ep_through_wires_matches_finite_differences(ends):
+    """With 100 Ohm wires (and driver and sense resistances at their ends) the EP estimate
+    from each device's own drop (between its two wire nodes) is the gradient of the loss at
+    equilibrium: one-sided error O(beta), centred O(beta^2); the gradient differs from the
+    same chip's with ideal wires."""
+    chip = tiny("ideal_diode", "100 Ohm", ends)
     truth = check_ep_orders(chip)
     x = np.random.default_rng(1).uniform(size=(3, chip.n_inputs))
     target = chip.target_voltages(np.array([0, 1, 1]), 1.0)
@@ -112,8 +126,14 @@ def test_a_chip_with_wires_refuses_what_it_cannot_do():
         InputError, match=r"^dtype: float32, but chip tiny has wire resistance, which settles in"
     ):
         chip.settle(x, dtype=np.float32)
-    with pytest.raises(neuroemu.errors.SpecError, match=r"wire_resistance: must be >= 0 Ohm"):
+    with pytest.raises(neuroemu.errors.SpecError, match=r"wire_resistance: must be finite and >="):
         tiny("ideal_diode", "-1 Ohm")
+    with pytest.raises(
+        neuroemu.errors.SpecError,
+        match=r"layers\[0\]: driver_resistance: sits at the end of a resistive wire, but "
+        r"wire_resistance is 0 Ohm",
+    ):
+        tiny("ideal_diode", None, ends=True)
 
 
 def test_a_traced_settle_with_wires_descends_its_energy():

@@ -10,7 +10,8 @@ engine or the netlist writer but the geometry they all follow (``neuroemu.engine
   a column-wire node ``C[i, j]`` joined by the device ``W[i, j]``; row ``i`` is a chain of
   segments of ``1 / r`` from its driving node to ``R[i, 0]``, ``R[i, 1]``, .. ``R[i, M-1]``
   (open at the far end); column ``j`` a chain from ``C[0, j]`` (open) through ``C[N-1, j]``
-  to node ``j`` of layer ``l``;
+  to node ``j`` of layer ``l``; the layer's ``driver_resistance`` adds to the row's first
+  segment, its ``sense_resistance`` to the column's last;
 - with ``r = 0`` the device joins the two layers' nodes directly;
 - bias conductances join each layer node to the ``+V_b`` and ``-V_b`` sources.
 
@@ -104,13 +105,15 @@ def wire_operating_point(
             continue
         row_wire, col_wire = nodes
         segment = 1.0 / layer.wire_resistance
+        driven = 1.0 / (layer.wire_resistance + layer.driver_resistance)
+        sensed = 1.0 / (layer.wire_resistance + layer.sense_resistance)
         for i in range(n):
             for j in range(m):
                 edges.append((int(row_wire[i, j]), int(col_wire[i, j]), float(g[i, j])))
                 left = int(below[i]) if j == 0 else int(row_wire[i, j - 1])
-                edges.append((left, int(row_wire[i, j]), segment))
+                edges.append((left, int(row_wire[i, j]), driven if j == 0 else segment))
                 down = int(above[j]) if i == n - 1 else int(col_wire[i + 1, j])
-                edges.append((int(col_wire[i, j]), down, segment))
+                edges.append((int(col_wire[i, j]), down, sensed if i == n - 1 else segment))
     for k, bias in enumerate(chip.bias_conductance):
         for j, node in enumerate(layer_nodes[k + 1]):
             edges.append((n_known - 2, int(node), float(bias[0, j])))

@@ -282,10 +282,10 @@ class Chip(BaseChip):
         bounds = np.concatenate([np.concatenate([p.lo, p.hi]) for p in params])
         bounds = np.abs(bounds[np.isfinite(bounds)])
         v_scale = max(spec.inputs.gain, v_b, float(bounds.max(initial=0.0)))
-        wires = [layer.wire_resistance for layer in spec.layers]
+        wires = [layer.wires for layer in spec.layers]
         chains = None  # with wires, a node sees its wires' Norton conductances
-        if any(wires):
-            chains = [chain_factors(w, r) for w, r in zip(w64, wires, strict=True)]
+        if any(w.segment > 0 for w in wires):
+            chains = [chain_factors(w, *r) for w, r in zip(w64, wires, strict=True)]
             node_g = [
                 chains[k].y_node
                 + (chains[k + 1].z_driver if k + 1 < len(chains) else 0.0)
@@ -477,7 +477,8 @@ class Chip(BaseChip):
         Layers of ideal diodes are written as the active set (:meth:`active_set`) of the
         operating point with node ``voltages`` (one (nodes,) array per free layer), by
         default that which ``settle`` finds for ``x_row``. A crossbar whose layer has a
-        ``wire_resistance`` is written with its row and column wires, segment by segment."""
+        ``wire_resistance`` is written with its row and column wires, segment by segment,
+        with its ``driver_resistance`` and ``sense_resistance`` in the end segments."""
         x = self.check_inputs(as_array(x_row, "x_row").reshape(1, -1), "x_row")
         active = None
         if any(self._ideal_layers()):
@@ -493,7 +494,7 @@ class Chip(BaseChip):
             self.seed,
             active=active,
             title=title,
-            wires=[layer.wire_resistance for layer in self.spec.layers],
+            wires=[layer.wires for layer in self.spec.layers],
         )
 
     def __repr__(self) -> str:

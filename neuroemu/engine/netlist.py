@@ -31,8 +31,9 @@ the nodes of layer ``l-1``, the input sources for ``l = 1``; columns = the nodes
 - column ``j`` joining its layer node at its ``i = N-1`` end: ``RWc<l>_<i>_<j>`` joins
   ``c<l>_<i>_<j>`` to ``c<l>_<i+1>_<j>`` for ``i = 0 .. N-2`` and ``RWc<l>_<N-1>_<j>`` joins
   ``c<l>_<N-1>_<j>`` to ``n<l>_<j>``; the ``i = 0`` end is open;
-- every segment has resistance ``r``; bias conductances and diodes stay on the layer's nodes
-  themselves, with no wire.
+- every segment has resistance ``r``, but ``RWr<l>_<i>_0`` has ``r`` plus the layer's
+  ``driver_resistance`` and ``RWc<l>_<N-1>_<j>`` ``r`` plus its ``sense_resistance``; bias
+  conductances and diodes stay on the layer's nodes themselves, with no wire.
 
 So a crossbar with wires adds ``2 N M`` nodes and ``2 N M`` segments. A crossbar with
 ``r = 0`` is written with its devices directly between the two layers' nodes, and a chip
@@ -70,7 +71,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import SpiceError
-from ..spec.resistive import ChipSpec
+from ..spec.resistive import ChipSpec, WireResistance
 from ..units import ZERO_CELSIUS
 from ..version import __version__
 
@@ -140,7 +141,7 @@ def netlist(
     *,
     active: ActiveSet | None = None,
     title: str | None = None,
-    wires: Sequence[float] | None = None,
+    wires: Sequence[float | WireResistance] | None = None,
 ) -> str:
     """The ngspice netlist of the chip ``spec`` describes, with ``conductances`` (S, one
     array per crossbar), ``biases`` (S, one (2, nodes) array per layer), its input sources
@@ -149,9 +150,10 @@ def netlist(
     Layers of ideal diodes are written as the ``active`` set of the operating point for
     these sources (see the module docstring), which they need.
 
-    ``wires`` gives the resistance (Ohm, >= 0) of one wire segment of each crossbar, whose
-    row and column wires are then written segment by segment (see the module docstring);
-    ``None``, or every resistance 0 Ohm, writes ideal wires."""
+    ``wires`` gives the resistance (Ohm, >= 0) of one wire segment of each crossbar, or its
+    :class:`~neuroemu.spec.resistive.WireResistance` (segment, driver, sense); a crossbar
+    with a segment > 0 is written segment by segment (see the module docstring). ``None``,
+    or every segment 0 Ohm, writes ideal wires."""
     name = spec.name
     wire = _wire_resistances(spec, len(conductances), wires)
     diodes = [
@@ -196,7 +198,7 @@ def netlist(
         "* RELTOL/VNTOL/ABSTOL far below the defaults so the operating point is exact to",
         "* about 1e-12 relative, well below the 1e-6 V the cross-check resolves.",
     ]
-    if any(r > 0 for r in wire):
+    if any(w.segment > 0 for w in wire):
         lines += _wire_header(spec, wire)
     if active is not None and any(ideal):
         lines += _active_set_header(spec, active, ideal)
@@ -208,7 +210,7 @@ def netlist(
         names.append([f"n{k + 1}_{j}" for j in range(layer.size)])
     for k, g in enumerate(conductances):
         layer_no = k + 1
-        if wire[k] > 0:
+        if wire[k].segment > 0:
             lines += _wired_crossbar(layer_no, g, names[k], names[layer_no], wire[k])
         else:
             rows, cols = np.nonzero(g)
@@ -258,34 +260,52 @@ def netlist(
 
 
 def _wire_resistances(
-    spec: ChipSpec, n_crossbars: int, wires: Sequence[float] | None
-) -> list[float]:
-    """The wire segment resistance (Ohm) of each crossbar, checked: one per crossbar, each
-    finite and >= 0; all 0 Ohm when ``wires`` is ``None``."""
+    spec: ChipSpec, n_crossbars: int, wires: Sequence[float | WireResistance] | None
+) -> list[WireResistance]:
+    """The wire resistances (Ohm) of each crossbar, checked: one per crossbar, each finite
+    and >= 0, end resistances only on a wire with segments; all ideal when ``wires`` is
+    ``None``."""
     if wires is None:
-        return [0.0] * n_crossbars
-    values = [float(r) for r in wires]
+        return [WireResistance(0.0)] * n_crossbars
+    values = [
+        WireResistance(*(float(x) for x in w)) if isinstance(w, tuple) else WireResistance(float(w))
+        for w in wires
+    ]
     if len(values) != n_crossbars:
         raise SpiceError(
             f"chip {spec.name}: wires: expected one resistance per crossbar ({n_crossbars}), "
             f"got {len(values)}"
         )
-    for k, r in enumerate(values):
-        if not (np.isfinite(r) and r >= 0):
+    for k, w in enumerate(values):
+        for key, r in w._asdict().items():
+            if not (np.isfinite(r) and r >= 0):
+                raise SpiceError(
+                    f"chip {spec.name}: wires[{k}].{key}: the wire resistance must be finite "
+                    f"and >= 0 Ohm (got {r!r} Ohm)"
+                )
+        if (w.driver > 0 or w.sense > 0) and not w.segment > 0:
             raise SpiceError(
-                f"chip {spec.name}: wires[{k}]: the wire resistance must be finite and "
-                f">= 0 Ohm (got {r!r} Ohm)"
+                f"chip {spec.name}: wires[{k}]: a driver or sense resistance needs wire "
+                "segments (segment > 0 Ohm)"
             )
     return values
 
 
-def _wire_header(spec: ChipSpec, wire: Sequence[float]) -> list[str]:
+def _wire_header(spec: ChipSpec, wire: Sequence[WireResistance]) -> list[str]:
     """Comment lines stating each crossbar's wire segment resistance and the names of the
     wire nodes and segments."""
     names = ["input", *[layer.name for layer in spec.layers]]
     lines = ["* Wire resistance per segment of each crossbar's row and column wires:"]
-    for k, r in enumerate(wire):
-        what = f"{_g(r)} Ohm" if r > 0 else "0 Ohm (ideal wires: devices join the nodes)"
+    for k, w in enumerate(wire):
+        what = (
+            f"{_g(w.segment)} Ohm"
+            if w.segment > 0
+            else "0 Ohm (ideal wires: devices join the nodes)"
+        )
+        if w.driver > 0:
+            what += f", plus {_g(w.driver)} Ohm driver resistance in each RWr<l>_<i>_0"
+        if w.sense > 0:
+            what += f", plus {_g(w.sense)} Ohm sense resistance in each RWc<l>_<N-1>_<j>"
         lines.append(f"*   crossbar {k + 1} ({names[k]}->{names[k + 1]}): {what}")
     lines += [
         "* With wires, crossbar l has at cell (i, j) row-wire node r<l>_<i>_<j> and column-wire",
@@ -299,14 +319,17 @@ def _wire_header(spec: ChipSpec, wire: Sequence[float]) -> list[str]:
 
 
 def _wired_crossbar(
-    layer_no: int, g: np.ndarray, row_nodes: list[str], col_nodes: list[str], r: float
+    layer_no: int, g: np.ndarray, row_nodes: list[str], col_nodes: list[str], w: WireResistance
 ) -> list[str]:
-    """The lines of crossbar ``layer_no`` with conductances ``g`` (S, (N, M)) and wire
-    segments of ``r`` (Ohm, > 0): the devices between the cells' row and column wire nodes,
-    then the row wires (driven from ``row_nodes`` at ``j = 0``), then the column wires
-    (ending on ``col_nodes`` at ``i = N-1``)."""
+    """The lines of crossbar ``layer_no`` with conductances ``g`` (S, (N, M)) and wires
+    ``w`` (Ohm, segment > 0): the devices between the cells' row and column wire nodes,
+    then the row wires (driven from ``row_nodes`` at ``j = 0``, through the driver
+    resistance), then the column wires (ending on ``col_nodes`` at ``i = N-1``, through the
+    sense resistance)."""
     n, m = g.shape
-    seg = _g(r)
+    seg = _g(w.segment)
+    first = _g(w.segment + w.driver)
+    last = _g(w.segment + w.sense)
     rows, cols = np.nonzero(g)
     resist = 1.0 / g[rows, cols]
     lines = [
@@ -314,7 +337,7 @@ def _wired_crossbar(
         for i, j, value in zip(rows.tolist(), cols.tolist(), resist.tolist(), strict=True)
     ]
     for i in range(n):
-        lines.append(f"RWr{layer_no}_{i}_0 {row_nodes[i]} r{layer_no}_{i}_0 {seg}")
+        lines.append(f"RWr{layer_no}_{i}_0 {row_nodes[i]} r{layer_no}_{i}_0 {first}")
         lines += [
             f"RWr{layer_no}_{i}_{j} r{layer_no}_{i}_{j - 1} r{layer_no}_{i}_{j} {seg}"
             for j in range(1, m)
@@ -325,7 +348,7 @@ def _wired_crossbar(
             for j in range(m)
         ]
     lines += [
-        f"RWc{layer_no}_{n - 1}_{j} c{layer_no}_{n - 1}_{j} {col_nodes[j]} {seg}" for j in range(m)
+        f"RWc{layer_no}_{n - 1}_{j} c{layer_no}_{n - 1}_{j} {col_nodes[j]} {last}" for j in range(m)
     ]
     return lines
 

@@ -54,13 +54,17 @@ from .states import Equilibrium, Trace, check_target, initial_voltages
 class Chains:
     """The eliminated conductances of one crossbar's wires (:func:`chain_factors`), float64.
 
-    ``s[i, j] = 1 / (1 + r y[i, j])`` passes column ``j``'s cells ``0..i`` through the
-    segment after cell ``i``; ``y_node[j]`` (S) is the column's Norton conductance at its
-    node. ``t[i, m]`` and ``z_driver[i]`` are the same for row ``i``, from its open end
-    toward its driver.
+    ``s[i, j] = 1 / (1 + r_i y[i, j])`` passes column ``j``'s cells ``0..i`` through the
+    segment ``r_i`` after cell ``i``; ``y_node[j]`` (S) is the column's Norton conductance
+    at its node. ``t[i, m]`` and ``z_driver[i]`` are the same for row ``i``, from its open
+    end toward its driver. Every segment is ``r`` but the row's first, ``r_first`` (through
+    the driver's resistance), and the column's last, ``r_last`` (through the sense
+    resistance).
     """
 
     r: float
+    r_first: float
+    r_last: float
     g: np.ndarray  # S, (N, M)
     s: np.ndarray
     y_node: np.ndarray
@@ -68,21 +72,24 @@ class Chains:
     z_driver: np.ndarray
 
 
-def chain_factors(g: np.ndarray, r: float) -> Chains:
+def chain_factors(g: np.ndarray, r: float, driver: float = 0.0, sense: float = 0.0) -> Chains:
     """The elimination of crossbar ``g`` (S, (N, M)) with wire segments of ``r`` (Ohm):
     column ``j`` from its open end (``i = 0``), ``y_0 = G_0``,
     ``y_i = y_{i-1} / (1 + r y_{i-1}) + G_i`` (a segment in series, then the cell's device
     to a held voltage), and row ``i`` likewise from ``m = M - 1`` toward ``m = 0``. Every
-    term is positive: no cancellation, at any ``r`` (``r = 0`` gives the plain sums)."""
+    term is positive: no cancellation, at any ``r`` (``r = 0`` gives the plain sums).
+    ``driver`` and ``sense`` (Ohm) add to the segment that joins a row to its driver and a
+    column to its node."""
     g = np.ascontiguousarray(g, dtype=np.float64)
     n, m = g.shape
+    r_first, r_last = r + driver, r + sense
     y = np.empty_like(g)
     s = np.empty_like(g)
     acc = np.zeros(m)
     for i in range(n):
         acc = acc + g[i]
         y[i] = acc
-        s[i] = 1.0 / (1.0 + r * acc)
+        s[i] = 1.0 / (1.0 + (r_last if i == n - 1 else r) * acc)
         acc = acc * s[i]
     z = np.empty_like(g)
     t = np.empty_like(g)
@@ -90,9 +97,18 @@ def chain_factors(g: np.ndarray, r: float) -> Chains:
     for j in range(m - 1, -1, -1):
         acc = acc + g[:, j]
         z[:, j] = acc
-        t[:, j] = 1.0 / (1.0 + r * acc)
+        t[:, j] = 1.0 / (1.0 + (r_first if j == 0 else r) * acc)
         acc = acc * t[:, j]
-    return Chains(r=float(r), g=g, s=s, y_node=y[-1] * s[-1], t=t, z_driver=z[:, 0] * t[:, 0])
+    return Chains(
+        r=float(r),
+        r_first=float(r_first),
+        r_last=float(r_last),
+        g=g,
+        s=s,
+        y_node=y[-1] * s[-1],
+        t=t,
+        z_driver=z[:, 0] * t[:, 0],
+    )
 
 
 # --------------------------------------------------------------------------- driver
@@ -168,9 +184,10 @@ def settle_wired(
         nxt = chains[k + 1] if above else None
         solve_layer(
             *phys[k], g_node[k], const[k],
-            ch.g, ch.s, ch.r, wires[k][0], wires[k][1],
+            ch.g, ch.s, ch.r, ch.r_last, wires[k][0], wires[k][1],
             above,
             nxt.g if nxt else empty2, nxt.t if nxt else empty2, nxt.r if nxt else 0.0,
+            nxt.r_first if nxt else 0.0,
             wires[k + 1][0] if above else empty3, wires[k + 1][1] if above else empty3,
             v[k], change,
         )  # fmt: skip
@@ -179,7 +196,8 @@ def settle_wired(
         change[:] = 0.0
         for k in range(0, n_layers, 2):
             solve(k)
-        solve_inputs(drivers[0], chains[0].g, chains[0].t, chains[0].r, *wires[0], change)
+        first = chains[0]
+        solve_inputs(drivers[0], first.g, first.t, first.r, first.r_first, *wires[0], change)
         for k in range(1, n_layers, 2):
             solve(k)
 
@@ -193,12 +211,14 @@ def settle_wired(
             nxt = chains[k + 1] if above else None
             inflow = np.empty((batch, sizes[k]))
             node_inflow(
-                ch.g, ch.r, wires[k][0], wires[k][1], above,
-                nxt.g if nxt else empty2, nxt.r if nxt else 0.0,
+                ch.g, ch.r_last, wires[k][0], wires[k][1], above,
+                nxt.g if nxt else empty2, nxt.r_first if nxt else 0.0,
                 wires[k + 1][0] if above else empty3, wires[k + 1][1] if above else empty3,
                 v[k], inflow,
             )  # fmt: skip
-            wire_report(ch.g, ch.r, drivers[k], v[k], *wires[k], c.v_scale, out)
+            wire_report(
+                ch.g, ch.r, ch.r_first, ch.r_last, drivers[k], v[k], *wires[k], c.v_scale, out
+            )  # fmt: skip
             # The node's own KCL: the wires' inflow, bias and nudging, against its diodes.
             # report_nodes takes I_in - G V; adding the Norton part G_w V to both keeps the
             # residual and relative residual those of the node's total conductance.

@@ -30,17 +30,19 @@ def _node(kind, i_in, g, lo, hi, i_s, n_vt, gmin, v_prev):
 @njit(cache=True, parallel=True, error_model="numpy")
 def solve_layer(
     kind, lo, hi, i_s, n_vt, gmin, g_node, const,
-    g_in, s_in, r_in, rows_in, cols_in,
-    above, g_out, t_out, r_out, rows_out, cols_out,
+    g_in, s_in, r_in, r_in_last, rows_in, cols_in,
+    above, g_out, t_out, r_out, r_out_first, rows_out, cols_out,
     v, change,
 ):  # fmt: skip
     """Solve every path of one layer (every sample ``b`` and node ``j``) given the others:
-    the column of the crossbar below (``g_in``, ``s_in``, ``r_in``; its row-wire voltages
-    ``rows_in`` held, its column-wire voltages ``cols_in`` written) and, when ``above``, the
-    row of the crossbar above (``g_out``, ``t_out``, ``r_out``; ``cols_out`` held,
-    ``rows_out`` written). ``g_node`` (S) is each node's Norton conductance with its bias
-    (and nudging) conductance, ``const`` (A) the bias (and nudging) current, one row or one
-    per sample. ``change[b]`` receives the sample's largest voltage change.
+    the column of the crossbar below (``g_in``, ``s_in``, segments ``r_in`` and the last
+    one, into the node, ``r_in_last``; its row-wire voltages ``rows_in`` held, its
+    column-wire voltages ``cols_in`` written) and, when ``above``, the row of the crossbar
+    above (``g_out``, ``t_out``, segments ``r_out`` and the first one, from the node,
+    ``r_out_first``; ``cols_out`` held, ``rows_out`` written). ``g_node`` (S) is each
+    node's Norton conductance with its bias (and nudging) conductance, ``const`` (A) the
+    bias (and nudging) current, one row or one per sample. ``change[b]`` receives the
+    sample's largest voltage change.
 
     The columns are eliminated row of cells by row of cells, every column at once (the
     loops over ``j`` run along memory); each row of the crossbar above, which lies along
@@ -80,14 +82,16 @@ def solve_layer(
             if above:
                 prev = new
                 for mm in range(m_out):
-                    value = t_out[j, mm] * (r_out * row[mm] + prev)
+                    seg = r_out_first if mm == 0 else r_out
+                    value = t_out[j, mm] * (seg * row[mm] + prev)
                     worst = max(worst, abs(value - rows_out[b, j, mm]))
                     rows_out[b, j, mm] = value
                     prev = value
         # Back along the columns, from the nodes to their open ends.
         for i in range(n_in - 1, -1, -1):
+            seg = r_in_last if i == n_in - 1 else r_in
             for j in range(nodes):
-                value = s_in[i, j] * (r_in * col[i, j] + acc[j])
+                value = s_in[i, j] * (seg * col[i, j] + acc[j])
                 worst = max(worst, abs(value - cols_in[b, i, j]))
                 cols_in[b, i, j] = value
                 acc[j] = value
@@ -95,9 +99,10 @@ def solve_layer(
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def solve_inputs(sources, g, t, r, rows, cols, change):
+def solve_inputs(sources, g, t, r, r_first, rows, cols, change):
     """Solve the input crossbar's rows (each driven by its source, ``sources`` (batch, N)
-    in V) given its column-wire voltages ``cols``; write ``rows``."""
+    in V, through a first segment of ``r_first``) given its column-wire voltages ``cols``;
+    write ``rows``."""
     batch, n = sources.shape
     m = g.shape[1]
     for b in prange(batch):
@@ -111,7 +116,7 @@ def solve_inputs(sources, g, t, r, rows, cols, change):
                 acc = acc * t[i, mm]
             prev = sources[b, i]
             for mm in range(m):
-                value = t[i, mm] * (r * acc_row[mm] + prev)
+                value = t[i, mm] * ((r_first if mm == 0 else r) * acc_row[mm] + prev)
                 worst = max(worst, abs(value - rows[b, i, mm]))
                 rows[b, i, mm] = value
                 prev = value
@@ -119,10 +124,11 @@ def solve_inputs(sources, g, t, r, rows, cols, change):
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def wire_report(g, r, drivers, nodes, rows, cols, scale, out):
+def wire_report(g, r, r_first, r_last, drivers, nodes, rows, cols, scale, out):
     """Fold one crossbar's wire nodes into ``out`` (3, batch): the largest KCL residual
     (A) and relative residual of every wire node, and the power (W) of its devices and
-    segments. ``drivers`` (batch, N) and ``nodes`` (batch, M) are the voltages its rows and
+    segments (``r``, but ``r_first`` from a row's driver and ``r_last`` into a column's
+    node). ``drivers`` (batch, N) and ``nodes`` (batch, M) are the voltages its rows and
     columns end on. With ``r = 0`` there are no wire nodes, only the devices' power."""
     batch = rows.shape[0]
     n, m = g.shape
@@ -136,14 +142,17 @@ def wire_report(g, r, drivers, nodes, rows, cols, scale, out):
                 power += g[i, j] * d * d
         if r > 0.0:
             w = 1.0 / r
+            w_first = 1.0 / r_first
+            w_last = 1.0 / r_last
             for i in range(n):
                 for j in range(m):
                     here = rows[b, i, j]
                     before = drivers[b, i] if j == 0 else rows[b, i, j - 1]
                     seg = before - here
-                    power += w * seg * seg
-                    into = w * seg + g[i, j] * (cols[b, i, j] - here)
-                    total = w + g[i, j]
+                    w_seg = w_first if j == 0 else w
+                    power += w_seg * seg * seg
+                    into = w_seg * seg + g[i, j] * (cols[b, i, j] - here)
+                    total = w_seg + g[i, j]
                     if j + 1 < m:
                         into += w * (rows[b, i, j + 1] - here)
                         total += w
@@ -154,9 +163,10 @@ def wire_report(g, r, drivers, nodes, rows, cols, scale, out):
                     here = cols[b, i, j]
                     after = nodes[b, j] if i == n - 1 else cols[b, i + 1, j]
                     seg = after - here
-                    power += w * seg * seg
-                    into = w * seg + g[i, j] * (rows[b, i, j] - here)
-                    total = w + g[i, j]
+                    w_seg = w_last if i == n - 1 else w
+                    power += w_seg * seg * seg
+                    into = w_seg * seg + g[i, j] * (rows[b, i, j] - here)
+                    total = w_seg + g[i, j]
                     if i > 0:
                         into += w * (cols[b, i - 1, j] - here)
                         total += w
@@ -172,8 +182,9 @@ def wire_report(g, r, drivers, nodes, rows, cols, scale, out):
 @njit(cache=True, parallel=True, error_model="numpy")
 def node_inflow(g_in, r_in, rows_in, cols_in, above, g_out, r_out, rows_out, cols_out, v, out):
     """The current (A) the wires bring into each node of a layer, (batch, nodes): through
-    the last segment of its column and the first of its row (the devices' currents when
-    ``r = 0``, where the wire is the node)."""
+    the last segment of its column (``r_in``, Ohm) and the first of its row (``r_out``)
+    (the devices' currents when the wires are ideal, ``r = 0``, and the wire is the
+    node)."""
     batch, nodes = v.shape
     n_in = g_in.shape[0]
     m_out = g_out.shape[1]

@@ -3,7 +3,7 @@
 from .cards import DiodeCard, Drift, NeuronCard, ProgrammingNoise, Pulses, ReadNoise, ResistorCard
 from .leaky import Dynamics, LeakyChipSpec, LeakyInputs, LeakyLayer
 from .loader import LoadedChip, chip_from_dict, load_card, load_chip
-from .resistive import Bias, ChipSpec, Initialisation, Inputs, Layer, Solver
+from .resistive import Bias, ChipSpec, Initialisation, Inputs, Layer, Solver, WireResistance
 from .training import Augment, Training
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "ResistorCard",
     "Solver",
     "Training",
+    "WireResistance",
     "chip_from_dict",
     "load_card",
     "load_chip",

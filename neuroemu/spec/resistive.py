@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import Field, field_validator, model_validator
 
@@ -123,6 +123,17 @@ class Bias(Strict):
     _positive_voltage = field_validator("voltage")(lambda value: positive(value, "V"))
 
 
+class WireResistance(NamedTuple):
+    """The wires of one crossbar (Ohm): ``segment`` between neighbouring cells (and
+    between a wire's end cell and what it joins); ``driver`` in series at each row's driven
+    end (the output resistance of what drives it); ``sense`` in series at each column's end
+    on its node. ``segment = 0`` is ideal wires."""
+
+    segment: float
+    driver: float = 0.0
+    sense: float = 0.0
+
+
 class Layer(Strict):
     """A layer of nodes and the crossbar that feeds it from the layer before."""
 
@@ -148,6 +159,17 @@ class Layer(Strict):
         "that feeds this layer, between neighbouring cells and between a wire's last cell "
         "and the node or source it joins (0 Ohm: ideal wires; docs/physics.md, wires)",
     )
+    driver_resistance: Resistance = Field(
+        0.0,
+        description="resistance in series with the first segment of each row of that "
+        "crossbar: the output resistance of the source or node driving it (needs "
+        "wire_resistance > 0)",
+    )
+    sense_resistance: Resistance = Field(
+        0.0,
+        description="resistance in series with the last segment of each column of that "
+        "crossbar, at this layer's node (needs wire_resistance > 0)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Layer:
@@ -159,9 +181,24 @@ class Layer(Strict):
             raise ValueError(f"differential readout needs an even size (got {self.size})")
         if not self.adc_range > 0:
             raise ValueError(f"adc_range: must be > 0 V (got {self.adc_range} V)")
-        if not self.wire_resistance >= 0:
-            raise ValueError(f"wire_resistance: must be >= 0 Ohm (got {self.wire_resistance} Ohm)")
+        for key in ("wire_resistance", "driver_resistance", "sense_resistance"):
+            value = getattr(self, key)
+            if not (value >= 0 and value < float("inf")):
+                raise ValueError(f"{key}: must be finite and >= 0 Ohm (got {value} Ohm)")
+        for key in ("driver_resistance", "sense_resistance"):
+            if getattr(self, key) > 0 and not self.wire_resistance > 0:
+                raise ValueError(
+                    f"{key}: sits at the end of a resistive wire, but wire_resistance is "
+                    "0 Ohm (ideal wires); give the wire its segment resistance (> 0 Ohm)"
+                )
         return self
+
+    @property
+    def wires(self) -> WireResistance:
+        """The resistances of the wires of the crossbar that feeds this layer (Ohm)."""
+        return WireResistance(
+            float(self.wire_resistance), float(self.driver_resistance), float(self.sense_resistance)
+        )
 
 
 class Solver(Strict):

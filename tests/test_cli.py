@@ -256,6 +256,27 @@ def test_validate_reports_each_bad_file(tmp_path):
     assert "ok" in result.stdout
 
 
+def test_validate_checks_sweep_specs_and_their_points(tmp_path):
+    """A sweep file is validated as one, with every point's chip: the shipped sweeps pass;
+    a point whose value the chip refuses is named."""
+    files = sorted(str(p) for p in (ROOT / "examples" / "sweeps").glob("*.yaml"))
+    result = neuroemu("validate", *files)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok ") == len(files) > 0
+    text = (ROOT / "examples" / "sweeps" / "wire_resistance.yaml").read_text()
+    chip = str(ROOT / "chips" / "xs_784x100_wires.yaml")
+    bad = tmp_path / "bad_sweep.yaml"
+    bad.write_text(
+        text.replace("../../chips/xs_784x100_wires.yaml", chip)
+        .replace("layers[0].wire_resistance", "layers[0].driver_resistance")
+        .replace('"0 Ohm", ', '"-5 Ohm", ')
+    )
+    result = neuroemu("validate", str(bad))
+    assert result.returncode == 2
+    assert "layers[0].driver_resistance='-5 Ohm'" in result.stderr
+    assert "driver_resistance: must be finite and >= 0 Ohm (got -5.0 Ohm)" in result.stderr
+
+
 def test_check_spice_without_ngspice(tmp_path):
     # An empty PATH hides ngspice: the command must say so in one line.
     result = neuroemu(

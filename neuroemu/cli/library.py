@@ -11,7 +11,7 @@ EXIT_USAGE = 2
 
 
 def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("validate", help="check device cards and chip specs")
+    p = sub.add_parser("validate", help="check device cards, chip specs and sweep specs")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=validate)
 

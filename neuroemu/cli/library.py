@@ -23,10 +23,10 @@ def add_parsers(sub: Any) -> None:
 
 
 def validate(args: argparse.Namespace) -> int:
-    from ..spec.loader import iter_validate
+    from ..spec.sweep import iter_validate_all
 
     failed = 0
-    for path, error in iter_validate([Path(p) for p in args.files]):
+    for path, error in iter_validate_all([Path(p) for p in args.files]):
         if error is None:
             print(f"ok      {path}")
         else:

@@ -545,17 +545,12 @@ def load_chip(name_or_path: str | os.PathLike[str]) -> LoadedChip:
 
 
 def iter_validate(paths: list[Path]) -> Iterator[tuple[Path, str | None]]:
-    """Validate device cards, chip specs and sweep specs (a mapping with ``axes``: every
-    point's chip is validated too); yield ``(path, error message or None)``."""
-    from .sweep import load_sweep  # the sweep spec builds on this module
-
+    """Validate files of either kind; yield ``(path, error message or None)``."""
     for path in paths:
         try:
             data, _ = read_yaml(path)
             source, folder = display_path(path), path.resolve().parent
-            if isinstance(data, dict) and "axes" in data:
-                load_sweep(path)
-            elif "kind" in data and data["kind"] != "leaky":
+            if "kind" in data and data["kind"] != "leaky":
                 card_from_dict(data, source, card_dir=folder, need_units=True)
             else:
                 chip_from_dict(data, source, folder, need_units=True)

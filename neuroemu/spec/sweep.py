@@ -17,6 +17,7 @@ import difflib
 import itertools
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,7 +28,15 @@ from ..errors import SpecError
 from ..streams import SWEEP_AXES_SEED
 from ..units import parse_any_quantity
 from .base import Strict, Whole
-from .loader import AnyChipSpec, chip_from_dict, display_path, find_chip, read_yaml, validate
+from .loader import (
+    AnyChipSpec,
+    chip_from_dict,
+    display_path,
+    find_chip,
+    iter_validate,
+    read_yaml,
+    validate,
+)
 
 _PART = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]")
 
@@ -268,3 +277,23 @@ def load_sweep(path: str | Path) -> LoadedSweep:
     for index in sweep.points():
         sweep.point_spec(index)  # raises SpecError naming the point
     return sweep
+
+
+def iter_validate_all(paths: list[Path]) -> Iterator[tuple[Path, str | None]]:
+    """Validate device cards, chip specs and sweep specs (a mapping with ``axes``: every
+    point's chip is validated too); yield ``(path, error message or None)``."""
+    for path in paths:
+        try:
+            data, _ = read_yaml(path)
+        except SpecError as exc:
+            yield path, str(exc)
+            continue
+        if not (isinstance(data, dict) and "axes" in data):
+            yield from iter_validate([path])
+            continue
+        try:
+            load_sweep(path)
+        except SpecError as exc:
+            yield path, str(exc)
+        else:
+            yield path, None

@@ -5,7 +5,11 @@ first-order IR-drop estimate fails.
    test images) with wire segments of ``--ohm`` in both crossbars against the same chip
    with ideal wires; and a training epoch of chips/xs_784x100_wires.yaml against
    chips/xs_784x100.yaml (``--train-samples`` images of the chip's data set, its own
-   settings, test part included). Each timing is the fastest of ``--repeats``.
+   settings, test part included). Each timing is the fastest of ``--repeats``. Beside
+   them, two floors: reading and writing every wire voltage of the batch once per sweep
+   at the memory bandwidth measured here (what any solve that keeps each sample's wire
+   voltages must do), and the wire solves a multi-port reduction needs per conductance
+   state (one per port).
 2. Accuracy of a first-order estimate: the drop across every device of the XS chip's input
    crossbar, exact (the engine's operating point with wires) against the closed-form
    linearised estimate peers apply per product (the ideal-wire cell currents, summed along
@@ -50,6 +54,17 @@ def fastest(work, repeats: int) -> float:
     return best
 
 
+def stream(size: int) -> None:
+    """Read and write ``size`` doubles once (in place), as a sweep does its wire voltages."""
+    global _STREAM
+    if _STREAM is None or _STREAM.size != size:
+        _STREAM = np.ones(size)
+    np.multiply(_STREAM, 1.0000001, out=_STREAM)
+
+
+_STREAM: np.ndarray | None = None
+
+
 def first_order_drops(g: np.ndarray, r: float, sources: np.ndarray, nodes: np.ndarray):
     """The linearised estimate of every device's drop (V), (batch, N, M): the ideal-wire
     cell currents ``I = g (u_i - v_j)``; the current through row segment ``m`` is the sum
@@ -84,6 +99,12 @@ def main() -> int:
     t_ideal = fastest(lambda: ideal.settle(x), args.repeats)
     t_wired = fastest(lambda: wired.settle(x), args.repeats)
     eq, eq0 = wired.settle(x), ideal.settle(x)
+    # The floor of any solve that keeps each sample's wire voltages (2 N M per crossbar)
+    # and updates them once per sweep: read and write them all, at this machine's memory
+    # bandwidth (measured here, on an array of the same size).
+    state = sum(2 * rows.size for rows, _ in eq.wires)  # doubles of the whole batch
+    t_stream = fastest(lambda: stream(state), args.repeats)
+    floor = t_stream * eq.sweeps
     report["inference_784x500"] = {
         "batch": args.batch,
         "ohm": args.ohm,
@@ -91,10 +112,24 @@ def main() -> int:
         "wires_s": t_wired,
         "ratio": t_wired / t_ideal,
         "sweeps": [eq0.sweeps, eq.sweeps],
+        "wire_state_GB": state * 8 / 1e9,
+        "bandwidth_GB_s": 2 * state * 8 / t_stream / 1e9,
+        "floor_s": floor,
+        "floor_ratio": floor / t_ideal,
         "largest_output_move_V": float(np.abs(eq.voltages[-1] - eq0.voltages[-1]).max()),
         "relative_residual": float(eq.relative_residual.max()),
     }
     print(json.dumps(report["inference_784x500"]), flush=True)
+    # A multi-port reduction (each crossbar's wires eliminated once per conductance state,
+    # leaving the nodes coupled by dense matrices) needs one wire solve per port, N + M:
+    # the cost of settling that many samples.
+    ports = sum(sum(g.shape) for g in wired.conductances)
+    report["port_reduction_784x500"] = {
+        "ports": ports,
+        "estimate_s": t_wired / args.batch * ports,
+        "ratio_to_ideal_batch": t_wired / args.batch * ports / t_ideal,
+    }
+    print(json.dumps(report["port_reduction_784x500"]), flush=True)
 
     def epoch(name: str) -> float:
         def run() -> None:

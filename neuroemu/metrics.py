@@ -301,6 +301,28 @@ METRICS: dict[str, Metric] = _table(
         "sum",
         group="train",
     ),
+    Metric(
+        "update_reads_per_device",
+        "1",
+        "float",
+        "reads per device",
+        "reads of devices by the programming circuit during the epoch (refreshes of pairs, "
+        "verified writes, Tiki-Taka transfers), per device that takes pulses",
+        "mean",
+        "sum",
+        group="train",
+    ),
+    Metric(
+        "update_read_energy_J",
+        "J",
+        "float",
+        "read energy",
+        "energy of those reads, from the device cards' read_energy (recorded when the cards "
+        "give it)",
+        "mean",
+        "sum",
+        group="train",
+    ),
     # Inference at times after programming.
     Metric(
         "time_s",

@@ -161,8 +161,13 @@ def test_a_verified_refresh_writes_the_difference_exactly_on_a_noise_free_card()
     assert np.all(np.where(net > 0, g[1], g[0]) == G_MIN)
     assert counts[4] == 200
     assert counts[3] == 2 * 200 + verified_pulses(np.abs(net), c).sum()
-    pair_update(open_loop, np.zeros_like(g), PAIR_ROWS, c, np.random.default_rng(0),
-                refresh_at=0.5)  # fmt: skip
+    # Reads: both devices of each pair, then the written one after its RESET and after
+    # each pulse; open loop, only the first two.
+    assert np.all(net != 0)
+    assert counts[5] == 2 * 200 + 200 + verified_pulses(np.abs(net), c).sum()
+    loop = pair_update(open_loop, np.zeros_like(g), PAIR_ROWS, c, np.random.default_rng(0),
+                       refresh_at=0.5)  # fmt: skip
+    assert loop[4] == 200 and loop[5] == 2 * 200
     error = np.abs(np.where(net > 0, open_loop[0], open_loop[1]) - G_MIN - np.abs(net))
     assert np.median(error) > 0.1 * c.pulses.up * (G_MAX - G_MIN)
 
@@ -415,6 +420,14 @@ def test_programming_energy_counts_set_pulses_and_resets_at_their_own_energy():
     assert counts.programming_energy == pytest.approx(
         (sum(counts.pulses) - resets) * 2e-12 + resets * 7e-12, rel=1e-12
     )
+    assert counts.read_energy is None  # the card gives no read_energy
+    assert sum(counts.reads) == 2 * sum(counts.refreshed)
+    priced = neuroemu.Chip.from_dict(one_layer_pairs({**data["layers"][0]["device"],
+                                                      "read_energy": "0.5 pJ"}))  # fmt: skip
+    for _ in range(5):
+        priced.update_devices(updates, np.random.default_rng(0), pairs=0.3)
+    assert priced.update_counts.reads == counts.reads  # the same pairs, the same refreshes
+    assert priced.update_counts.read_energy == pytest.approx(sum(counts.reads) * 0.5e-12)
     plain = neuroemu.Chip.from_dict(one_layer_pairs("ideal_resistor"))  # no figures
     plain.update_devices(updates, np.random.default_rng(0), pairs=0.3)
     assert plain.update_counts.programming_energy is None

@@ -347,6 +347,8 @@ def test_sweep_file_units_are_the_metrics_tables(tmp_path):
         "update_pulses_per_device",
         "update_refreshes_per_pair",
         "update_programming_energy_J",
+        "update_reads_per_device",
+        "update_read_energy_J",
         "wall_time_s",
         "error_after_programming",
     }

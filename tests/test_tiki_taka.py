@@ -112,6 +112,25 @@ def test_the_fast_and_slow_arrays_move_as_the_device_model_says(momentum):
     counts = chip.update_counts
     assert sum(counts.pulses) > 0
     assert counts.pulses_per_device == sum(counts.pulses) / (2 * chip.n_devices)
+    # Each transfer reads every fast device once; the card gives no read energy.
+    assert sum(counts.reads) == 3 * chip.n_devices
+    assert counts.reads_per_device == 0.5 * 3
+    assert counts.read_energy is None
+
+
+def test_the_transfers_reads_cost_the_cards_read_energy():
+    chip = neuroemu.Chip.from_dict(one_layer({**SOFT_YAML, "read_energy": "3 pJ"}))
+    rng = np.random.default_rng(2)
+    updates = [
+        DeviceUpdate(k, rng.normal(size=g.shape[0]), rng.normal(size=g.shape[1]),
+                     rng.normal(size=g.shape), 4e-6)
+        for k, (g, _) in enumerate(chip.device_arrays())
+    ]  # fmt: skip
+    for _ in range(2):
+        chip.update_devices(updates, np.random.default_rng(0), transfer=0.2)
+    counts = chip.take_update_counts()
+    assert counts.read_energy == pytest.approx(2 * chip.n_devices * 3e-12, rel=1e-12)
+    assert chip.update_counts.reads == (0,) * len(counts.reads)  # taken: counting anew
 
 
 def test_the_fast_devices_are_drawn_apart_from_the_slow_ones():

@@ -256,7 +256,7 @@ class BaseChip:
         self._fast_devices: list[FastDevices] | None = None
         # Per device array: devices asked to move, rounded to no pulse, clipped; pulses;
         # pairs refreshed (training by pairs).
-        self._update_counts = np.zeros((len(self._arrays), 5), dtype=np.int64)
+        self._update_counts = np.zeros((len(self._arrays), 6), dtype=np.int64)
         self._pairs = [0] * len(self._arrays)  # pairs per array, once trained by pairs
         self._clock: DriftClock | None = None
         self._reads: np.random.Generator | None = None
@@ -800,6 +800,7 @@ class BaseChip:
         )
         self._update_counts[u.index, :4] += counts
         self._update_counts[u.index, 3] += moved[3]
+        self._update_counts[u.index, 5] += deviation.size  # every fast device read
 
     @property
     def fast_devices(self) -> list[FastDevices]:
@@ -873,7 +874,7 @@ class BaseChip:
         those rounded to no pulse and those clipped at a bound, and the pulses programmed,
         since the counts were last taken (:meth:`take_update_counts`) or the chip was
         built."""
-        asked, unmoved, clipped, pulses, refreshed = (
+        asked, unmoved, clipped, pulses, refreshed, reads = (
             tuple(int(n) for n in c) for c in self._update_counts.T
         )
         fast = self._fast is not None  # Tiki-Taka: the fast devices take pulses too
@@ -891,9 +892,15 @@ class BaseChip:
         missing = any(e is None for e, n in zip(energies, pulses, strict=True) if n > 0)
         known = [e for e in energies if e is not None]
         energy = None if missing or not known else sum(known)
+        cards = [card for _, card in self._device_pairs()]
+        read_energy = None
+        read = [(c, n) for c, n in zip(cards, reads, strict=True) if n]
+        if read and all(c.read_energy is not None for c, _ in read):
+            read_energy = sum(n * (c.read_energy or 0.0) for c, n in read)
         return UpdateCounts(
-            names, asked, unmoved, clipped, pulses, pulsed, refreshed, pairs, energy
-        )
+            names, asked, unmoved, clipped, pulses, pulsed, refreshed, pairs, energy,
+            reads, read_energy,
+        )  # fmt: skip
 
     def take_update_counts(self) -> UpdateCounts:
         """:attr:`update_counts`, and start counting anew (training: once per epoch)."""

@@ -154,7 +154,10 @@ class UpdateCounts:
     count pairs, not devices, and their ``refreshed`` pairs (``pairs``: their pairs, 0 for
     an array not trained so), and the ``programming_energy`` (J) of the pulses, RESETs
     included, from the cards' ``pulse_energy`` and ``reset_energy`` (``None`` when an array
-    that took pulses has a card without them)."""
+    that took pulses has a card without them); the ``reads`` of devices by the programming
+    circuit (refreshes of pairs, verified writes, Tiki-Taka transfers) and their
+    ``read_energy`` (J) from the cards' ``read_energy`` (``None`` when there were none, or
+    an array that was read has a card without it)."""
 
     names: tuple[str, ...]
     asked: tuple[int, ...]
@@ -165,6 +168,8 @@ class UpdateCounts:
     refreshed: tuple[int, ...] = ()
     pairs: tuple[int, ...] = ()
     programming_energy: float | None = None
+    reads: tuple[int, ...] = ()
+    read_energy: float | None = None
 
     @property
     def refreshes_per_pair(self) -> float | None:
@@ -180,6 +185,13 @@ class UpdateCounts:
         of continuous devices); ``None`` for a chip without such arrays."""
         devices = sum(self.pulsed_devices)
         return sum(self.pulses) / devices if devices else None
+
+    @property
+    def reads_per_device(self) -> float | None:
+        """The reads by the programming circuit per device, over the same devices as
+        :attr:`pulses_per_device`; ``None`` without such devices."""
+        devices = sum(self.pulsed_devices)
+        return sum(self.reads) / devices if devices else None
 
     @property
     def total_asked(self) -> int:

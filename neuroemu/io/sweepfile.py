@@ -49,6 +49,8 @@ FIGURES: dict[str, Metric] = {
         "update_pulses_per_device",
         "update_refreshes_per_pair",
         "update_programming_energy_J",
+        "update_reads_per_device",
+        "update_read_energy_J",
         "wall_time_s",
     )
 }

@@ -68,6 +68,10 @@ class EpochReport:
                 figures["update_refreshes_per_pair"] = self.updates.refreshes_per_pair
             if self.updates.programming_energy is not None:
                 figures["update_programming_energy_J"] = self.updates.programming_energy
+            if any(self.updates.reads) and self.updates.reads_per_device is not None:
+                figures["update_reads_per_device"] = self.updates.reads_per_device
+            if self.updates.read_energy is not None:
+                figures["update_read_energy_J"] = self.updates.read_energy
         return figures
 
 

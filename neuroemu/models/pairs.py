@@ -39,10 +39,11 @@ in turn until the device holds the difference, as a device is programmed to a ta
 before inference, so the written device's error is the card's ``programming_noise`` at
 that target (:func:`neuroemu.models.nonideal.program`; exact on a card without it). A
 verified write counts the nominal SET pulses that bring the device from its lower bound
-within the loop's tolerance of the target (:func:`verified_pulses`); the reads between
-pulses are not counted. A pair with a stuck device is not refreshed. The refresh needs a
-read of both devices and a comparator per pair, done row by row by the programming circuit;
-the read is taken noise-free.
+within the loop's tolerance of the target (:func:`verified_pulses`) and one read after the
+RESET and after each of those pulses. A pair with a stuck device is not refreshed. The
+refresh needs a read of both devices and a comparator per pair, done row by row by the
+programming circuit; the read is taken noise-free. The reads are counted (two per refresh,
+with the verified write's), and cost the card's ``read_energy`` each.
 
 A chip programs its pairs through the Numba update kernel (``program=``
 :func:`neuroemu.kernels.update.program_half`: the same device model, the kernel's own
@@ -171,17 +172,17 @@ def pair_update(
     """Move the pairs of array ``g`` (S, in place) by the changes ``delta`` (S, one per
     device) EP asks, as the module describes, and refresh the pairs that filled up.
 
-    Returns ``[asked, unmoved, clipped, pulses, refreshed]``: the pairs asked to move (a
+    Returns ``[asked, unmoved, clipped, pulses, refreshed, reads]``: the pairs asked to move (a
     nonzero difference), of them those whose change rounded to no pulse and those cut by a
     bound, the pulses programmed (SET pulses, and two RESETs and the SET pulses of each
-    refresh) and the pairs refreshed. With ``residual`` (S, beside device ``a`` of each
-    pair: a digital memory per pair) the pair accumulates its changes and takes the whole
-    nominal SET pulses its sum holds past ``threshold`` (0.5: the nearest whole number,
-    the rest carried), as :mod:`neuroemu.kernels.update` does per device; the card's
-    rounding is then not used. ``stuck`` (a device mask, or ``None``) only keeps pairs
-    with a stuck device from refreshing; the chip puts stuck devices back. ``verified``
-    refreshes by program and verify, drawing the written devices' programming noise from
-    ``rng``, instead of open-loop SET pulses. With ``program``
+    refresh), the pairs refreshed and the device reads of the refreshes. With ``residual``
+    (S, beside device ``a`` of each pair: a digital memory per pair) the pair accumulates
+    its changes and takes the whole nominal SET pulses its sum holds past ``threshold``
+    (0.5: the nearest whole number, the rest carried), as :mod:`neuroemu.kernels.update`
+    does per device; the card's rounding is then not used. ``stuck`` (a device mask, or
+    ``None``) only keeps pairs with a stuck device from refreshing; the chip puts stuck
+    devices back. ``verified`` refreshes by program and verify, drawing the written devices'
+    programming noise from ``rng``, instead of open-loop SET pulses. With ``program``
     (:func:`neuroemu.kernels.update.program_half`) the pairs' SET pulses are programmed by
     the Numba update kernel (the same device model, its own counter-based draws, so a card
     that draws gives other draws than numpy's; bit for bit the same on a card that draws
@@ -205,7 +206,7 @@ def pair_update(
         want = whole * step  # whole pulses: the rounding below leaves them whole
     device = (card, rng, spread, bounds, tilt)
     if program is not None:
-        counts = np.zeros(5, dtype=np.int64)
+        counts = np.zeros(6, dtype=np.int64)
         counts[:4] += program(g, a, np.maximum(want, 0.0), *device)
         counts[:4] += program(g, b, np.maximum(-want, 0.0), *device)
         counts[0] = np.count_nonzero(asked)  # a pair whose difference is asked to move
@@ -220,6 +221,7 @@ def pair_update(
                 np.count_nonzero(cut_a | cut_b),
                 count.sum(),
                 0,
+                0,
             ],
             dtype=np.int64,
         )
@@ -233,6 +235,7 @@ def pair_update(
         for half, view in ((a, g_a), (b, g_b)):
             low = card.g_min if bounds is None else bounds[0][half]
             view[full] = np.broadcast_to(low, view.shape)[full]
+        reads = 2 * np.count_nonzero(full)  # the pair's difference
         if verified:
             refill = 0
             for half, view, sign in ((a, g_a, 1.0), (b, g_b, -1.0)):
@@ -240,7 +243,9 @@ def pair_update(
                 own = None if bounds is None else (bounds[0][half][take], bounds[1][half][take])
                 target = sign * net[take]
                 view[take] = program_to(view[take] + target, card, rng, own)
-                refill += int(verified_pulses(target, card).sum())
+                pulses = int(verified_pulses(target, card).sum())
+                refill += pulses
+                reads += pulses + int(np.count_nonzero(take))  # after the RESET, each pulse
         elif program is not None:  # the few pairs refreshed, through numpy
             refill = 0
             for half, view, sign in ((a, g_a, 1.0), (b, g_b, -1.0)):
@@ -266,4 +271,5 @@ def pair_update(
         refreshed = np.count_nonzero(full)
         counts[3] += 2 * refreshed + int(refill)
         counts[4] = refreshed
+        counts[5] = reads
     return counts

@@ -140,6 +140,12 @@ class ResistorCard(Strict):
     reset_energy: Energy | None = Field(
         None, description="energy of one RESET (a card with pulses.down: reset)"
     )
+    read_energy: Energy | None = Field(
+        None,
+        description="energy of one read of one device by the programming circuit during "
+        "training (a refresh of pairs, a verified write, a Tiki-Taka transfer): its read "
+        "voltage squared times its conductance times the read time",
+    )
 
     _check_g_min = field_validator("g_min")(non_negative_conductance)
 
@@ -171,7 +177,7 @@ class ResistorCard(Strict):
 
     @model_validator(mode="after")
     def _energy_of_pulses(self) -> ResistorCard:
-        for key in ("pulse_energy", "reset_energy"):
+        for key in ("pulse_energy", "reset_energy", "read_energy"):
             value = getattr(self, key)
             if value is not None and not value >= 0:
                 raise ValueError(f"{key}: must be >= 0 J (got {value} J)")

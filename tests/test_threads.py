@@ -1,0 +1,69 @@
+"""Results do not depend on the number of threads: the same run on one thread and on two
+(Numba's threads, which settle a batch's chunks and update a crossbar's rows side by side,
+and BLAS's) writes the same bits.
+
+Each run is a subprocess, since a process fixes its thread counts when it starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from .conftest import run_cli
+
+#: Figures that time the run, which threads change by design.
+TIMINGS = ("wall_time", "samples_per_s")
+
+
+def datasets(path: Path) -> dict[str, np.ndarray]:
+    """Every numeric dataset of a run file and its parts (conductances, velocities,
+    traces: ``docs/run-file.md``) but the timings, by the part's name (without the run's
+    own id) and the dataset's path."""
+    out: dict[str, np.ndarray] = {}
+    files = [("", path)]
+    files += [(p.name.split("-", 1)[1] + ":", p) for p in sorted(path.parent.glob("*.parts/*"))]
+    for tag, file in files:
+
+        def visit(name: str, item: object, tag: str = tag) -> None:
+            if isinstance(item, h5py.Dataset) and item.dtype.kind in "biuf":
+                if not any(t in name for t in TIMINGS):
+                    out[tag + name] = item[...]
+
+        with h5py.File(file, "r") as f:
+            f.visititems(visit)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("chip", "options"),
+    [
+        # chunks of a test batch settled on threads; rows of the updates on threads
+        ("xs_784x100", ["--epochs", "1", "--limit", "256"]),
+        # Shockley nodes (a Newton solve per node), inference of 300 test samples
+        ("kendall_784x100_shockley", ["--epochs", "0", "--limit", "300"]),
+        # pairs of PCM devices, refreshed by program and verify, counter-based draws
+        ("crossbar_784x500_pcm", ["--epochs", "1", "--limit", "128"]),
+    ],
+)
+def test_one_thread_and_two_give_the_same_bits(chip, options, tmp_path):
+    files = []
+    for threads in ("1", "2"):
+        out = tmp_path / threads / "run.h5"
+        out.parent.mkdir()
+        env = {
+            "NUMBA_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "OMP_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
+        result = run_cli("simulate", chip, *options, "--out", str(out), env=env)
+        assert result.returncode == 0, result.stderr
+        files.append(datasets(out))
+    one, two = files
+    assert one.keys() == two.keys()
+    assert any(name.endswith("prediction") for name in one)
+    for name in one:
+        np.testing.assert_array_equal(one[name], two[name], err_msg=name)

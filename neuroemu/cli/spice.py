@@ -163,7 +163,14 @@ def check(args: argparse.Namespace) -> int:
                 tolerance=args.tolerance,
             )
         except SpiceTimeout as exc:
-            raise SpiceError(f"{exc} (--timeout {args.timeout:g}: pass a longer one)") from None
+            hint = f"--timeout {args.timeout:g}: pass a longer one"
+            if getattr(chip, "has_wires", False):
+                nodes = sum(2 * g.size for g in chip.conductances)
+                hint += (
+                    f"; the chip's wires add {nodes:,} nodes, and ngspice's sparse solver "
+                    "slows down about as their square (docs/physics.md, wires)"
+                )
+            raise SpiceError(f"{exc} ({hint})") from None
         except SpiceMismatch as exc:
             raise SpiceError(f"chip {chip.name}: {exc}") from None
     worst = max(r["max_abs_diff_V"] for r in results)

@@ -65,7 +65,11 @@ def reference(g, delta, halves, c, refresh_at):
         up = a if want > 0 else b
         g[up], n = programmed(g[up], abs(want))
         pulses += n
-        if max(g[a], g[b]) >= G_MIN + refresh_at * (G_MAX - G_MIN):
+        # A pair whose smaller device holds less than one nominal SET step is not
+        # refreshed (a continuous card has no step: always).
+        step = (c.pulses.up * (G_MAX - G_MIN) if c.pulses is not None else c.level_step) or 0.0
+        common = min(g[a], g[b]) - G_MIN
+        if max(g[a], g[b]) >= G_MIN + refresh_at * (G_MAX - G_MIN) and common >= step:
             net = g[a] - g[b]
             g[a] = g[b] = G_MIN
             larger = a if net > 0 else b
@@ -134,13 +138,37 @@ def test_a_refresh_keeps_the_difference_and_empties_the_pair():
     assert counts[4] == 2 and counts[3] == 4  # two RESETs a pair, a continuous refill
 
 
+@pytest.mark.parametrize("kind", ["set-reset", "levels"])
+def test_a_pair_with_no_common_step_to_lower_is_not_refreshed(kind):
+    """Refreshing a pair whose smaller device holds less than one nominal SET step above
+    g_min would lower its common conductance by less than a step and write the difference
+    back with the write's error: past the level, only pairs whose smaller device holds a
+    whole step are refreshed; on a continuous card, every pair past the level."""
+    c = card(kind)
+    step = c.pulses.up * (G_MAX - G_MIN) if c.pulses is not None else c.level_step
+    smaller = G_MIN + np.array([0.0, 0.5, 0.99, 1.0, 1.01, 3.0]) * step
+    g = np.stack([np.full(6, 20e-6), smaller])
+    before = g.copy()
+    counts = pair_update(g, np.zeros_like(g), PAIR_ROWS, c, None, refresh_at=0.5)
+    refreshed = smaller - G_MIN >= step
+    assert counts[4] == refreshed.sum() == 3
+    np.testing.assert_array_equal(g[:, ~refreshed], before[:, ~refreshed])
+    assert np.all(g[1, refreshed] == G_MIN) and np.all(g[0, refreshed] < 20e-6)
+    plain = np.stack([np.full(6, 20e-6), smaller])
+    counts = pair_update(plain, np.zeros_like(g), PAIR_ROWS, card("continuous"), None,
+                         refresh_at=0.5)  # fmt: skip
+    assert counts[4] == 6
+
+
 def full_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` pairs (rows 0 and 1 of each column) that are past a refresh at 0.5, with
-    differences spread over most of the range, and the differences."""
+    differences spread over most of the range, and the differences. Each device holds more
+    than one SET step (1 uS on the set-reset card) above g_min, so a refresh lowers the
+    pair's common conductance."""
     rng = np.random.default_rng(11)
     g = np.empty((2, n))
     g[0] = rng.uniform(14e-6, 25e-6, n)
-    g[1] = rng.uniform(G_MIN, 25e-6, n)
+    g[1] = rng.uniform(G_MIN + 1.5e-6, 25e-6, n)
     return g, g[0] - g[1]
 
 

@@ -30,20 +30,21 @@ conductance, is not programmed: a device that only rises cannot follow it. This 
 local part: each pair needs only its own two devices' EP terms.
 
 **The refresh.** After each update, every pair with a device at or above ``refresh_at`` of
-the nominal range (``g_min + refresh_at (g_max - g_min)``) is read, both devices are RESET
-to their lower bounds, and the difference they held is programmed back into the device
-that held the larger conductance, as SET pulses through the device model (open loop, as
-any update: cycle noise and soft bounds act, nothing is verified), or, with a verified
-refresh (``training.refresh_write: verified``), by program and verify: SET pulses and reads
-in turn until the device holds the difference, as a device is programmed to a target
-before inference, so the written device's error is the card's ``programming_noise`` at
-that target (:func:`neuroemu.models.nonideal.program`; exact on a card without it). A
-verified write counts the nominal SET pulses that bring the device from its lower bound
-within the loop's tolerance of the target (:func:`verified_pulses`) and one read after the
-RESET and after each of those pulses. A pair with a stuck device is not refreshed. The
-refresh needs a read of both devices and a comparator per pair, done row by row by the
-programming circuit; the read is taken noise-free. The reads are counted (two per refresh,
-with the verified write's), and cost the card's ``read_energy`` each.
+the nominal range (``g_min + refresh_at (g_max - g_min)``) and whose smaller device holds at
+least one nominal SET step above its lower bound is read, both devices are RESET to their
+lower bounds, and the difference they held is programmed back into the device that held the
+larger conductance, as SET pulses through the device model (open loop, as any update: cycle
+noise and soft bounds act, nothing is verified), or, with a verified refresh
+(``training.refresh_write: verified``), by program and verify: SET pulses and reads in turn
+until the device holds the difference, as a device is programmed to a target before
+inference, so the written device's error is the card's ``programming_noise`` at that target
+(:func:`neuroemu.models.nonideal.program`; exact on a card without it). A verified write
+counts the nominal SET pulses that bring the device from its lower bound within the loop's
+tolerance of the target (:func:`verified_pulses`) and one read after the RESET and after
+each of those pulses. A pair with a stuck device is not refreshed. The refresh needs a read
+of both devices and a comparator per pair, done row by row by the programming circuit; the
+read is taken noise-free. The reads are counted (two per refresh, with the verified
+write's), and cost the card's ``read_energy`` each.
 
 A chip programs its pairs through the Numba update kernel (``program=``
 :func:`neuroemu.kernels.update.program_half`: the same device model, the kernel's own
@@ -228,6 +229,13 @@ def pair_update(
     level = card.g_min + refresh_at * (card.g_max - card.g_min)
     g_a, g_b = g[a], g[b]
     full = (g_a >= level) | (g_b >= level)
+    if step is not None:
+        # A refresh lowers the pair's common conductance by what its smaller device holds
+        # above its RESET level; less than one SET step, and it would only write the
+        # difference back with the write's error: skipped.
+        low_a = card.g_min if bounds is None else bounds[0][a]
+        low_b = card.g_min if bounds is None else bounds[0][b]
+        full &= np.minimum(g_a - low_a, g_b - low_b) >= step
     if stuck is not None:
         full &= ~(stuck[a] | stuck[b])
     if full.any():

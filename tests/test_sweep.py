@@ -482,6 +482,38 @@ def test_sweep_figure_draws_numeric_axes_sorted_with_units(tmp_path, monkeypatch
         np.testing.assert_allclose(line.get_ydata(), 100 * (rates / 10 + beta * 100 + 0.005))
 
 
+def test_sweep_figure_of_a_grid_from_zero_over_decades_is_symmetric_log(tmp_path, monkeypatch):
+    """0 Ohm, then values over two decades: a symmetric log scale (linear up to the smallest
+    positive value), a tick at each value, the seeds' spread as error bars and a band."""
+    body = """\
+        name: s
+        chip: xs_784x100
+        axes:
+          - path: layers[0].wire_resistance
+            values: ["0 Ohm", "0.03 Ohm", "0.3 Ohm", "3 Ohm"]
+        seeds: [0, 1, 2]
+        """
+    ohms = {"0 Ohm": 0.0, "0.03 Ohm": 0.03, "0.3 Ohm": 0.3, "3 Ohm": 3.0}
+    path = synthetic_sweep(
+        tmp_path, body, lambda values, seed: {"error": 0.1 + 0.2 * ohms[values[0]] + 0.01 * seed}
+    )
+    ax = drawn(monkeypatch, path)
+    assert ax.get_xscale() == "symlog"
+    assert ax.xaxis.get_transform().linthresh == pytest.approx(0.03)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.03", "0.3", "3"]
+    assert ax.get_xlim()[0] < 0 < 3 < ax.get_xlim()[1]
+    (bars,) = ax.containers
+    np.testing.assert_allclose(bars.lines[0].get_xdata(), [0, 0.03, 0.3, 3])
+    np.testing.assert_allclose(
+        bars.lines[0].get_ydata(), 100 * (0.11 + 0.2 * np.array([0, 0.03, 0.3, 3]))
+    )
+    (caps,) = bars.lines[2]  # one bar per point, +/- one standard deviation of the 3 seeds
+    half = [np.ptp(segment[:, 1]) / 2 for segment in caps.get_segments()]
+    np.testing.assert_allclose(half, 100 * np.std([0.0, 0.01, 0.02], ddof=1))
+    assert len(ax.collections) == 2  # the bars' lines and the band
+    assert "bars: +/- 1 sample std over seeds" in ax.get_title()
+
+
 def test_sweep_figure_puts_time_after_programming_on_the_x_axis(tmp_path, monkeypatch):
     body = BASE.format(path="inputs.gain", values='["2 V", "4 V"]') + "    infer_at: [1s, 1h, 1y]\n"
     times = np.array([1.0, 3600.0, 365.25 * 86400])

@@ -31,10 +31,11 @@ def plot_sweep(path: str, out: str, metric: str = "error") -> None:
 
 def sweep_figure(path: str, name: str = "error") -> Figure:
     """Test error (or the metric called ``name``) against the sweep's axes: the seed mean,
-    with the seeds' spread (one standard deviation) as a band.
+    with the seeds' spread (one sample standard deviation) as error bars.
 
     Numeric axes are drawn at their values, sorted, on a log scale when the values span a
-    decade or more or were drawn log-uniformly, in a readable unit (``uS``); text axes as
+    decade or more or were drawn log-uniformly (a symmetric log scale, linear up to the
+    smallest positive value, when they also hold 0), in a readable unit (``uS``); text axes as
     categories in file order. A metric with a ``time`` dimension (``infer_at``) is drawn
     against the time after programming (log scale, ticks in s, min, h, d, y), one line per
     value of the first axis (a single time is drawn like a metric without one). Without
@@ -79,10 +80,9 @@ def sweep_figure(path: str, name: str = "error") -> Figure:
     scale, label = metric_scale(figure, data.values)
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.subplots()
-    bars = False
     if "time" in data.dims:
         time = data["time"].values
-        bars = _seed_lines(ax, time, _groups(data, axes), data, axes[:1], scale)
+        _seed_lines(ax, time, _groups(data, axes), data, axes[:1], scale)
         _time_axis(ax, time)
         ax.set_ylabel(label)
         if axes:
@@ -91,7 +91,7 @@ def sweep_figure(path: str, name: str = "error") -> Figure:
     elif len(axes) <= 2:
         x_dim = axes[0]
         positions = _positions(ax, data, x_dim, x_dim in log_axes)
-        bars = _seed_lines(ax, positions, _groups(data, axes[1:]), data, axes[1:], scale)
+        _seed_lines(ax, positions, _groups(data, axes[1:]), data, axes[1:], scale)
         _cover(ax, positions)
         ax.set_ylabel(label)
         if len(axes) == 2:
@@ -128,7 +128,7 @@ def sweep_figure(path: str, name: str = "error") -> Figure:
         if counts[FAILED]:
             title += f" ({counts[FAILED]} failed)"
     if len(axes) <= 2 or "time" in data.dims:
-        title += f" (seed mean, {'bars' if bars else 'band'}: +/- 1 std over seeds)"
+        title += " (seed mean, bars: +/- 1 sample std over seeds)"
     if rest:
         fixed = ", ".join(_legend(data, d, data[d].values[0]) for d in rest)
         title += f"\nat {fixed}"
@@ -141,44 +141,27 @@ def sweep_figure(path: str, name: str = "error") -> Figure:
 
 def _seed_lines(
     ax: Any, x: np.ndarray, groups: list[tuple[Any, Any]], data: Any, dims: list[str], scale: float
-) -> bool:
+) -> None:
     """One line per group (a value of ``dims[0]``): the seed mean, with the seeds' standard
-    deviation as a band for a single line, or as error bars for several (where bands would
-    hide each other). Points with fewer seeds done than the sweep has are marked (``0 done``
-    at the foot of the axes, ``k of n seeds`` beside the point), or, when a whole line has
-    the same count (the times of one point), once in its legend entry; one seed has no
-    spread. Returns whether bars were drawn."""
-    bars = len(groups) > 1
+    deviation as error bars, and for a single line also as a band between them. Points with
+    fewer seeds done than the sweep has are marked (``0 done`` at the foot of the axes, ``k
+    of n seeds`` beside the point), or, when a whole line has the same count (the times of
+    one point), once in its legend entry; one seed has no spread."""
+    single = len(groups) == 1
     seeds = data.sizes["seed"]
     for number, (value, part) in enumerate(groups):
         done = part.count("seed").values
         mean = scale * part.mean("seed").values
-        spread = np.where(done >= 2, scale * part.std("seed").values, np.nan)
+        spread = np.where(done >= 2, scale * part.std("seed", ddof=1).values, np.nan)
         legend = None if value is None else _legend(data, dims[0], value, False)
         uniform = legend is not None and bool(np.all(done == done.flat[0]))
         if legend is not None and uniform and done.flat[0] < seeds:  # said once, in the legend
             count = int(done.flat[0])
             legend += " (0 done)" if count == 0 else f" ({count} of {seeds} seeds)"
-        if bars:
-            drawn = ax.errorbar(x, mean, yerr=spread, fmt="o-", capsize=3, label=legend)
-            color = drawn.lines[0].get_color()
-        else:
-            (line,) = ax.plot(x, mean, "o-", label=legend)
-            color = line.get_color()
-            ax.fill_between(x, mean - spread, mean + spread, alpha=0.2, color=color)
-            # A band needs two neighbouring points; a lone spread is a bar.
-            has = np.isfinite(spread)
-            lone = has & ~np.r_[False, has[:-1]] & ~np.r_[has[1:], False]
-            if lone.any():
-                ax.errorbar(
-                    x[lone],
-                    mean[lone],
-                    yerr=spread[lone],
-                    fmt="none",
-                    capsize=3,
-                    color=color,
-                    alpha=0.5,
-                )
+        drawn = ax.errorbar(x, mean, yerr=spread, fmt="o-", capsize=3, label=legend)
+        color = drawn.lines[0].get_color()
+        if single:
+            ax.fill_between(x, mean - spread, mean + spread, alpha=0.15, color=color)
         for position, count, y in zip(x, done, mean, strict=True):
             if uniform:
                 break
@@ -200,7 +183,6 @@ def _seed_lines(
                     fontsize=7,
                     color=color,
                 )
-    return bars
 
 
 def _cover(ax: Any, positions: np.ndarray) -> None:
@@ -209,6 +191,8 @@ def _cover(ax: Any, positions: np.ndarray) -> None:
     low, high = float(np.min(positions)), float(np.max(positions))
     if ax.get_xscale() == "log":
         left, right = low / 1.25, high * 1.25
+    elif ax.get_xscale() == "symlog":  # 0 and positive values spanning decades
+        left, right = -0.3 * float(np.min(positions[positions > 0])), high * 1.25
     else:
         pad = 0.05 * (high - low) if high > low else 0.5
         left, right = low - pad, high + pad
@@ -336,15 +320,19 @@ def _positions(ax: Any, data: Any, dim: str, log_sampled: bool) -> np.ndarray:
     factor, _ = _unit_scale(data, dim)
     positions = np.asarray(values, dtype=float) * factor
     positive = positions[positions > 0]
-    spans_decades = positive.size == positions.size and positive.max() >= 10 * positive.min()
-    if log_sampled or spans_decades:
+    spans_decades = positive.size >= 2 and positive.max() >= 10 * positive.min()
+    if log_sampled or (spans_decades and positive.size == positions.size):
         ax.set_xscale("log")
+    elif spans_decades and np.all(positions >= 0):
+        # 0 and values spanning decades (0 Ohm, then 0.03 .. 3 Ohm): linear up to the
+        # smallest positive value, logarithmic beyond.
+        ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.5)
     random = log_sampled or not _grid_like(positions)
     if not random and len(positions) <= 10:  # a grid: a tick at each value
         ax.xaxis.set_major_locator(FixedLocator(positions.tolist()))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_locator(NullLocator())
-    elif ax.get_xscale() == "log":  # labels at 1, 2 and 5 of each decade
+    elif ax.get_xscale() in ("log", "symlog"):  # labels at 1, 2 and 5 of each decade
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())

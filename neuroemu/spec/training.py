@@ -190,7 +190,7 @@ class Training(Strict):
         le=1,
         description="scheme: pairs: a pair is refreshed (both devices RESET, their "
         "difference programmed back into one) once a device reaches this fraction of the "
-        "nominal range",
+        "nominal range and the other holds a nominal SET step or more",
     )
     refresh_write: Literal["pulses", "verified"] = Field(
         "pulses",

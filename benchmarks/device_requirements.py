@@ -13,7 +13,10 @@ epochs on the first 10,000 Fashion-MNIST images:
 - ``soft_bounds``: the pulse size of a symmetric device with soft bounds, whose devices
   drift to mid-range under random pulses (``chips/xs_784x100_soft.yaml``), and
   ``soft_bounds_tiki_taka``: the same devices trained by Tiki-Taka
-  (``chips/xs_784x100_soft_tiki_taka.yaml``).
+  (``chips/xs_784x100_soft_tiki_taka.yaml``);
+- ``asymmetry_pairs``, ``cycle_noise_pairs``, ``step_spread_pairs``: three of the
+  properties above with the devices trained as refreshed pairs, which only pulse up
+  (``chips/xs_784x100_pulsed_pairs.yaml``: a differential readout of 20 output nodes).
 
 This script runs every sweep with ``neuroemu sweep`` (2 workers; a sweep already in
 ``--out`` is resumed, its finished points kept) and prints, per sweep and scheme, the test
@@ -22,7 +25,7 @@ devices, then the requirements table: for each property and scheme, the worst va
 whose seed-mean error stays within ``--within`` points (default 1) of the ideal devices.
 
 Run: ``python benchmarks/device_requirements.py [--out FOLDER] [--only NAME ...]
-[--report]``; about 40 minutes on 2 cores for all 354 points (``--report`` prints the
+[--report]``; about an hour on 2 cores for all 396 points (``--report`` prints the
 tables of the sweeps already in ``--out`` without running anything).
 """
 
@@ -49,6 +52,9 @@ SWEEPS = [
     "step_spread",
     "soft_bounds",
     "soft_bounds_tiki_taka",
+    "asymmetry_pairs",
+    "cycle_noise_pairs",
+    "step_spread_pairs",
 ]
 #: Per sweep: what its first axis measures, and whether a larger value is the better device.
 PROPERTY = {
@@ -60,6 +66,9 @@ PROPERTY = {
     "step_spread": ("device-to-device step spread", False),
     "soft_bounds": ("first step of a soft-bound device (of the range)", False),
     "soft_bounds_tiki_taka": ("first step of a soft-bound device (of the range)", False),
+    "asymmetry_pairs": ("down/up pulse - 1 (the card's, planned for)", False),
+    "cycle_noise_pairs": ("cycle-to-cycle noise (of a pulse)", False),
+    "step_spread_pairs": ("device-to-device step spread", False),
 }
 
 
@@ -74,6 +83,7 @@ def run(name: str, out: Path) -> None:
 
 def value_text(name: str, value: object) -> str:
     """An axis value as the table shows it."""
+    name = name.removesuffix("_pairs")
     if name == "asymmetry":
         return f"{float(value) / 0.001 - 1:.0%}"
     if name == "read_noise":  # a card mapping, {relative: r}
@@ -89,7 +99,11 @@ def value_text(name: str, value: object) -> str:
 def scheme_text(labels: dict[str, str], name: str = "") -> str:
     """The scheme of a point of sweep ``name`` from its non-property axes (a sweep of a
     chip trained by Tiki-Taka has no scheme axis)."""
-    default = "tiki-taka" if name.endswith("tiki_taka") else "direct"
+    default = "direct"
+    if name.endswith("tiki_taka"):
+        default = "tiki-taka"
+    elif name.endswith("_pairs"):
+        default = "pairs"
     scheme = labels.get("training.scheme", default)
     rounding = labels.get("layers[0].device.rounding", "stochastic")
     card = "nearest" if rounding == "deterministic" else "stochastic"

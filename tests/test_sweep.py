@@ -799,7 +799,8 @@ def test_every_device_requirements_sweep_validates():
     names = [path.stem for path in specs]
     assert names == sorted(["ideal", "levels", "asymmetry", "up_down_spread", "cycle_noise",
                             "read_noise", "step_spread", "soft_bounds",
-                            "soft_bounds_tiki_taka"])  # fmt: skip
+                            "soft_bounds_tiki_taka", "asymmetry_pairs", "cycle_noise_pairs",
+                            "step_spread_pairs"])  # fmt: skip
     for path in specs:
         sweep = load_sweep(path)
         assert sweep.spec.name == f"requirements_{path.stem}"
@@ -820,6 +821,13 @@ def test_every_device_requirements_sweep_validates():
         schemes = [a.values for a in sweep.spec.axes if a.path == "training.scheme"]
         if path.stem == "soft_bounds_tiki_taka":
             assert schemes == [] and spec.training.scheme == "tiki-taka"
+            continue
+        if path.stem.endswith("_pairs"):
+            # the same property on the same devices, every one paired (20 output nodes)
+            plain = load_sweep(folder / f"{path.stem.removesuffix('_pairs')}.yaml")
+            assert first.path == plain.spec.axes[0].path
+            assert spec.layers[-1].readout == "differential" and spec.layers[-1].size == 20
+            assert schemes == [] and spec.training.scheme == "pairs"
             continue
         expected = ["direct", "nearest-carry"]
         if path.stem != "soft_bounds":

@@ -32,13 +32,13 @@ IDEAL = {"g_min": "0 uS", "g_max": "25 uS"}
 #: (devices, scheme, refresh_at, refresh_write): the rows of the table.
 CASES = [
     ("ideal", "direct", None, None),
-    ("ideal", "pairs", 0.15, "pulses"),
+    ("ideal", "pairs", 0.1, "pulses"),
     ("pcm_pulsed", "pairs", 0.3, "pulses"),
-    ("pcm_pulsed", "pairs", 0.15, "pulses"),
+    ("pcm_pulsed", "pairs", 0.1, "pulses"),
     ("pcm_pulsed", "pairs", 0.3, "verified"),
-    ("pcm_pulsed", "pairs", 0.2, "verified"),
     ("pcm_pulsed", "pairs", 0.15, "verified"),
     ("pcm_pulsed", "pairs", 0.1, "verified"),
+    ("pcm_pulsed", "pairs", 0.05, "verified"),
 ]
 
 

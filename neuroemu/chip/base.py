@@ -255,7 +255,7 @@ class BaseChip:
         self._fast: list[np.ndarray] | None = None  # Tiki-Taka: G_fast - G* per device
         self._fast_devices: list[FastDevices] | None = None
         # Per device array: devices asked to move, rounded to no pulse, clipped; pulses;
-        # pairs refreshed (training by pairs).
+        # pairs refreshed (training by pairs); reads by the programming circuit.
         self._update_counts = np.zeros((len(self._arrays), 6), dtype=np.int64)
         self._pairs = [0] * len(self._arrays)  # pairs per array, once trained by pairs
         self._clock: DriftClock | None = None

@@ -229,19 +229,18 @@ def pair_update(
     level = card.g_min + refresh_at * (card.g_max - card.g_min)
     g_a, g_b = g[a], g[b]
     full = (g_a >= level) | (g_b >= level)
+    # Each device's RESET level: its own lower bound.
+    low_a, low_b = (card.g_min if bounds is None else bounds[0][half] for half in (a, b))
     if step is not None:
         # A refresh lowers the pair's common conductance by what its smaller device holds
         # above its RESET level; less than one SET step, and it would only write the
         # difference back with the write's error: skipped.
-        low_a = card.g_min if bounds is None else bounds[0][a]
-        low_b = card.g_min if bounds is None else bounds[0][b]
         full &= np.minimum(g_a - low_a, g_b - low_b) >= step
     if stuck is not None:
         full &= ~(stuck[a] | stuck[b])
     if full.any():
         net = np.where(full, g_a - g_b, 0.0)
-        for half, view in ((a, g_a), (b, g_b)):
-            low = card.g_min if bounds is None else bounds[0][half]
+        for view, low in ((g_a, low_a), (g_b, low_b)):
             view[full] = np.broadcast_to(low, view.shape)[full]
         reads = 2 * np.count_nonzero(full)  # the pair's difference
         if verified:

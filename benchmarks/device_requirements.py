@@ -14,9 +14,12 @@ epochs on the first 10,000 Fashion-MNIST images:
   drift to mid-range under random pulses (``chips/xs_784x100_soft.yaml``), and
   ``soft_bounds_tiki_taka``: the same devices trained by Tiki-Taka
   (``chips/xs_784x100_soft_tiki_taka.yaml``);
-- ``asymmetry_pairs``, ``cycle_noise_pairs``, ``step_spread_pairs``: three of the
-  properties above with the devices trained as refreshed pairs, which only pulse up
-  (``chips/xs_784x100_pulsed_pairs.yaml``: a differential readout of 20 output nodes).
+- ``asymmetry_pairs``, ``cycle_noise_pairs``, ``step_spread_pairs``,
+  ``read_noise_pairs``, ``levels_pairs``: five of the properties above with the devices
+  trained as refreshed pairs, which only pulse up (``chips/xs_784x100_pulsed_pairs.yaml``
+  and, for levels, ``chips/xs_784x100_levels_pairs.yaml``: a differential readout of 20
+  output nodes), rounded by the card (``pairs``) or with each pair's accumulator
+  (``pairs-carry``).
 
 This script runs every sweep with ``neuroemu sweep`` (2 workers; a sweep already in
 ``--out`` is resumed, its finished points kept) and prints, per sweep and scheme, the test
@@ -55,6 +58,8 @@ SWEEPS = [
     "asymmetry_pairs",
     "cycle_noise_pairs",
     "step_spread_pairs",
+    "levels_pairs",
+    "read_noise_pairs",
 ]
 #: Per sweep: what its first axis measures, and whether a larger value is the better device.
 PROPERTY = {
@@ -69,6 +74,8 @@ PROPERTY = {
     "asymmetry_pairs": ("down/up pulse - 1 (the card's, planned for)", False),
     "cycle_noise_pairs": ("cycle-to-cycle noise (of a pulse)", False),
     "step_spread_pairs": ("device-to-device step spread", False),
+    "levels_pairs": ("levels (n_levels)", True),
+    "read_noise_pairs": ("read noise (of G)", False),
 }
 
 

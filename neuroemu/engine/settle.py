@@ -29,6 +29,7 @@ import numpy as np
 from ..errors import InputError, brief
 from ..kernels import KIND_IDEAL, KIND_LINEAR, NodeParams, solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
+from ..kernels.sweeps import Sweeper
 from .circuit import Circuit
 from .states import Equilibrium, Trace, as_array, as_number, check_target, initial_voltages
 from .threads import each, one_blas_thread, sweep_threads
@@ -311,9 +312,21 @@ class _Chunk:
         self.const = list(self.sources)
         if self.nudge is not None:
             self.const[-1] = self.sources[-1] + self.nudge.astype(c.dtype)
+        self.sweeper = None  # a recorded settle keeps every sweep's voltages: one at a time
+        if not self.recording:
+            const = [_const_rows(a, v) for a, v in zip(self.const, self.v, strict=True)]
+            self.sweeper = Sweeper(c.weights, self.node_g, self.params, self.i_in, self.v, const)
 
     def run(self, max_sweeps: int) -> None:
-        """Sweep until every row has met the tolerance, or ``max_sweeps``."""
+        """Sweep until every row has met the tolerance, or ``max_sweeps``: in one compiled
+        call (:mod:`neuroemu.kernels.sweeps`, the same bits), or sweep by sweep when
+        recording."""
+        if self.sweeper is not None:
+            self.sweeps = self.sweeper.run(
+                self.change, self.row_change, self.done, self.sweeps_per_sample,
+                self.threshold, self.sweeps, max_sweeps,
+            )  # fmt: skip
+            return
         while self.sweeps < max_sweeps:
             self.sweep()
             newly = ~self.done & (self.row_change <= self.threshold)
@@ -411,6 +424,13 @@ def grounded_params(
         hi = np.where(mask, 0.0, p.hi)
         out.append(NodeParams(KIND_IDEAL, lo, hi))
     return out
+
+
+def _const_rows(const: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``const`` as :func:`~neuroemu.kernels.nodes.solve_nodes` takes it: C-contiguous
+    rows in ``v``'s dtype, (batch, nodes) or one row (1, nodes)."""
+    const = const.reshape(1, -1) if const.ndim == 1 else const
+    return np.ascontiguousarray(const).astype(v.dtype, copy=False)
 
 
 def _order(n_layers: int) -> list[int]:

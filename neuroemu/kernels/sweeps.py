@@ -1,0 +1,144 @@
+"""The sweeps of a layered resistive circuit in one compiled call.
+
+A sweep solves the layers in a fixed order (even ones, then odd ones), each node exactly
+given its neighbours (:mod:`.nodes`): layer ``k``'s current from its neighbours at ``V = 0``
+is ``V_{k-1} W_k + V_{k+1} W_{k+1}^T`` (A), computed by BLAS as numpy computes it, then
+every node is solved. Sweeps repeat until every row of the batch has moved by at most
+``threshold`` (V) in a sweep, or ``max_sweeps``.
+
+This is :meth:`neuroemu.engine.settle._Chunk.sweep` and its stopping rule without the
+interpreter between the steps: the same products (BLAS, one thread), the same node solves
+and the same comparisons in the same order, so the same bits; it saves the per-sweep calls
+that dominate a small batch's settle. ``tests/test_sweeps.py`` holds it against the
+sweep-by-sweep loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numba import njit
+
+from .nodes import NodeParams, _solve_serial
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _sweep_until(
+    weights,
+    i_in,
+    const,
+    node_g,
+    kinds,
+    lo,
+    hi,
+    i_s,
+    n_vt,
+    gmin,
+    v,
+    order,
+    change,
+    row_change,
+    done,
+    per_sample,
+    threshold,
+    sweeps,
+    max_sweeps,
+):
+    n_layers = len(v)
+    while sweeps < max_sweeps:
+        row_change[:] = 0.0
+        for k in order:
+            out = i_in[k]
+            if k > 0:
+                out[:, :] = np.dot(v[k - 1], weights[k])
+                if k + 1 < n_layers:
+                    out += np.dot(v[k + 1], weights[k + 1].T)
+            elif k + 1 < n_layers:
+                out[:, :] = np.dot(v[k + 1], weights[k + 1].T)
+            else:
+                out[:, :] = 0.0
+            _solve_serial(
+                kinds[k], out, const[k], node_g[k], lo[k], hi[k], i_s[k], n_vt[k], gmin[k],
+                v[k], change,
+            )  # fmt: skip
+            for b in range(change.shape[0]):  # np.maximum: a NaN stays
+                if change[b] > row_change[b] or change[b] != change[b]:
+                    row_change[b] = change[b]
+        sweeps += 1
+        finished = True
+        for b in range(done.shape[0]):
+            if not done[b] and row_change[b] <= threshold:
+                per_sample[b] = sweeps
+                done[b] = True
+            finished = finished and done[b]
+        if finished:
+            break
+    for b in range(done.shape[0]):
+        if not done[b]:
+            per_sample[b] = sweeps
+    return sweeps
+
+
+def _bound_rows(bound: np.ndarray) -> np.ndarray:
+    """A layer's diode bounds (V) as rows: (1, nodes) for the whole batch, or (rows, nodes)."""
+    return np.ascontiguousarray(np.atleast_2d(bound), dtype=np.float64)
+
+
+class Sweeper:
+    """The arrays of one block of rows laid out for :func:`_sweep_until`, checked once.
+
+    ``weights`` (S, one per crossbar; the first, the input crossbar, is not used),
+    ``node_g`` (S, one per layer), ``params`` (one per layer), ``i_in``, ``v`` and
+    ``const`` (A, V, A; rows of the block, or one row for ``const``) as the engine holds
+    them: ``v`` and ``i_in`` are written in place."""
+
+    def __init__(
+        self,
+        weights: Sequence[np.ndarray],
+        node_g: Sequence[np.ndarray],
+        params: Sequence[NodeParams],
+        i_in: Sequence[np.ndarray],
+        v: Sequence[np.ndarray],
+        const: Sequence[np.ndarray],
+    ):
+        dtype = v[0].dtype
+        for name, arrays in (("v", v), ("i_in", i_in), ("const", const)):
+            for k, a in enumerate(arrays):
+                if a.ndim != 2 or a.dtype != dtype or not a.flags.c_contiguous:
+                    raise ValueError(f"{name}[{k}]: expected C-contiguous 2-D {dtype} rows")
+        self.weights = tuple(np.ascontiguousarray(w, dtype=dtype) for w in weights)
+        self.node_g = tuple(np.ascontiguousarray(g, dtype=dtype) for g in node_g)
+        self.i_in, self.v, self.const = tuple(i_in), tuple(v), tuple(const)
+        self.kinds = np.array([p.kind for p in params], dtype=np.int64)
+        self.lo = tuple(_bound_rows(p.lo) for p in params)
+        self.hi = tuple(_bound_rows(p.hi) for p in params)
+        self.i_s, self.n_vt, self.gmin = (
+            np.array([getattr(p, name) for p in params], dtype=np.float64)
+            for name in ("i_s", "n_vt", "gmin")
+        )
+        n = len(v)
+        self.order = np.array(list(range(0, n, 2)) + list(range(1, n, 2)), dtype=np.int64)
+
+    def run(
+        self,
+        change: np.ndarray,
+        row_change: np.ndarray,
+        done: np.ndarray,
+        per_sample: np.ndarray,
+        threshold: float,
+        sweeps: int,
+        max_sweeps: int,
+    ) -> int:
+        """Sweep on from ``sweeps`` done until every row not yet ``done`` has moved by at
+        most ``threshold`` (V) in a sweep, or ``max_sweeps``: rows that meet it are marked
+        in ``done`` with their count in ``per_sample``, rows that never do get the last
+        count. ``row_change`` holds each row's largest move in the last sweep; returns the
+        sweeps done in all."""
+        return int(
+            _sweep_until(
+                self.weights, self.i_in, self.const, self.node_g, self.kinds, self.lo,
+                self.hi, self.i_s, self.n_vt, self.gmin, self.v, self.order, change,
+                row_change, done, per_sample, float(threshold), int(sweeps), int(max_sweeps),
+            )
+        )  # fmt: skip

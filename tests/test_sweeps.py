@@ -1,0 +1,94 @@
+"""The compiled sweep loop (neuroemu.kernels.sweeps) against the sweep-by-sweep loop it
+replaces: the same voltages, sweep counts, residuals and power, bit for bit, for every kind
+of node, nudge, grounding, dtype, chunking and stopping."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import neuroemu
+from neuroemu.kernels.sweeps import Sweeper
+
+from .test_engine import chip_dict
+
+engine = importlib.import_module("neuroemu.engine.settle")  # the module, not the function
+
+
+def both(monkeypatch, chip, *args, **kwargs):
+    """The settle with the compiled loop, then with the loop of single sweeps."""
+    fused = chip.settle(*args, **kwargs)
+    with monkeypatch.context() as m:
+        m.setattr(engine, "Sweeper", lambda *a: None)
+        looped = chip.settle(*args, **kwargs)
+    return fused, looped
+
+
+def assert_same(fused, looped):
+    assert fused.sweeps == looped.sweeps
+    np.testing.assert_array_equal(fused.sweeps_per_sample, looped.sweeps_per_sample)
+    for a, b in zip(fused.voltages, looped.voltages, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for key in ("residual", "relative_residual", "power"):
+        np.testing.assert_array_equal(getattr(fused, key), getattr(looped, key))
+    assert fused.converged == looped.converged
+
+
+@pytest.mark.parametrize(
+    "diode, sizes",
+    [
+        ("ideal_diode", (6, 5)),
+        ("shockley_1n4148", (6, 5)),
+        ("ideal_diode", ()),  # the output layer alone: linear nodes, no neighbours
+        ("ideal_diode", (8, 6, 5)),  # three free layers: an odd layer between two even
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_compiled_sweeps_give_the_same_bits(diode, sizes, dtype, monkeypatch):
+    data = chip_dict(diode, sizes=sizes, out=4)
+    chip = neuroemu.Chip.from_dict(data)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(9, chip.n_inputs))
+    target = rng.uniform(-1, 1, (9, 4))
+    free = both(monkeypatch, chip, x, dtype=dtype)
+    assert_same(*free)
+    assert free[0].sweeps >= 2
+    # Nudged by a conductance and by a current, warm-started from the free state.
+    assert_same(*both(monkeypatch, chip, x, 1e-4, target, init=free[0], dtype=dtype))
+    current = rng.uniform(-1e-5, 1e-5, (9, 4))
+    assert_same(*both(monkeypatch, chip, x, current=current, init=free[0], dtype=dtype))
+    # Stopped by max_sweeps before every sample has met the tolerance.
+    cut = both(monkeypatch, chip, x, max_sweeps=1, dtype=dtype)
+    assert_same(*cut)
+    assert not cut[0].converged
+
+
+def test_grounded_rows_and_chunks_on_threads(monkeypatch):
+    """Nodes grounded sample by sample (bounds as rows), and a batch cut into chunks that
+    threads settle side by side, each with its own compiled loop."""
+    chip = neuroemu.Chip.from_dict(chip_dict("ideal_diode", sizes=(6, 5), out=4))
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=(70, chip.n_inputs))
+    grounded = [rng.random((70, 6)) < 0.3, None, None]
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 16)  # 5 chunks
+    assert_same(*both(monkeypatch, chip, x, grounded=grounded))
+    assert_same(*both(monkeypatch, chip, x, 1e-4, rng.uniform(-1, 1, (70, 4))))
+
+
+def test_the_shipped_chips_settle_to_the_same_bits(monkeypatch):
+    """The XS chip (differential inputs) and the Shockley chip, at a training batch of 4."""
+    x = np.random.default_rng(0).uniform(size=(4, 784))
+    for name in ("xs_784x100", "kendall_784x100_shockley"):
+        chip = neuroemu.Chip.from_yaml(name)
+        assert_same(*both(monkeypatch, chip, x))
+
+
+def test_sweeper_refuses_arrays_it_cannot_write_in_place():
+    chip = neuroemu.Chip.from_dict(chip_dict("ideal_diode", sizes=(6,), out=4))
+    c = chip.circuit()
+    v = [np.zeros((3, 6)), np.zeros((3, 4))[:, ::2]]
+    i_in = [np.zeros((3, 6)), np.zeros((3, 2))]
+    with pytest.raises(ValueError, match=r"v\[1\]: expected C-contiguous"):
+        Sweeper(c.weights, c.node_conductance, c.params, i_in, v, i_in)

@@ -391,3 +391,41 @@ def test_update_kernel_velocity_never_turns_subnormal():
     assert (velocity == 0).all()
     assert min(s for s in smallest if s > 0) >= VELOCITY_FLOOR
     assert g[0, 0] == pytest.approx(1e-6 + 1e-6 * 0.9 / 0.1, rel=1e-9)  # the sum it moved
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+@pytest.mark.parametrize("parallel", [True, False])
+def test_update_of_a_continuous_device_takes_the_general_kernels_bits(momentum, parallel):
+    """A continuous device (no pulses, levels, spread, own bounds, faults or accumulator)
+    is updated by a kernel without the other devices' branches: the same conductances,
+    velocities and counts as the general kernel, bit for bit, clipped devices included."""
+    from neuroemu.kernels import update
+
+    rng = np.random.default_rng(8)
+    rows, cols = 200, 90  # above PARALLEL_MIN_DEVICES: rows on threads
+    assert rows * cols >= update.PARALLEL_MIN_DEVICES
+    g = rng.uniform(0, 20e-6, (rows, cols))
+    velocity = rng.normal(0, 1e-6, (rows, cols)) if momentum else None
+    g_ref = g.copy()
+    v_ref = None if velocity is None else velocity.copy()
+    empty, none = np.zeros((0, 0)), update._NO_FAULTS
+    for _ in range(3):
+        r, c = rng.normal(0, 1e-6, rows), rng.normal(0, 1e-6, cols)
+        cross = rng.normal(0, 1e-6, (rows, cols))
+        cross[0, :5] = (r[0] + c[:5]) / 2  # asked for no change
+        counts = update.ep_update(
+            g, r, c, cross, -2.0, 0.0, 20e-6, None, parallel=parallel,
+            velocity=velocity, momentum=momentum,
+        )  # fmt: skip
+        general = np.zeros((rows, 4), dtype=np.int64)
+        update._ep_update_serial(
+            g_ref, r, c, cross, -2.0, 0.0, 20e-6, 0.0, False, np.uint64(0), 0.0, 0.0, False,
+            0.0, empty, empty, empty, empty, empty if v_ref is None else v_ref, momentum,
+            empty, 1.0, none, none, general,
+        )  # fmt: skip
+        assert tuple(counts) == tuple(int(n) for n in general.sum(axis=0))
+        np.testing.assert_array_equal(g, g_ref)
+        if momentum:
+            np.testing.assert_array_equal(velocity, v_ref)
+    assert 0 < counts.clipped < counts.asked
+    assert counts.asked < rows * cols or momentum  # (a velocity moves them all)

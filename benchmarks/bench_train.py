@@ -1,4 +1,5 @@
-"""One EP training epoch of crossbar_784x500, against a straightforward numpy baseline.
+"""One EP training epoch of a chip (crossbar_784x500 unless ``--chip``), against a
+straightforward numpy baseline.
 
 The baseline implements the same algorithm as the primer states it, with nothing shared
 with neuroemu but the chip's arrays: layered block coordinate descent with
@@ -14,7 +15,8 @@ of Fashion-MNIST when Debian's dataset-fashion-mnist is installed, else the embe
 subset), samples/s, the speed ratio against the baseline on the same mini-batches, and the
 fraction of this machine's matmul rate (measured here) that the epoch sustains.
 
-Run: ``python benchmarks/bench_train.py [--dataset fashion-mnist] [--baseline-samples 400]``.
+Run: ``python benchmarks/bench_train.py [--dataset fashion-mnist] [--baseline-samples 400]
+[--chip chips/xs_784x100.yaml] [--batch-size 4] [--limit N]``.
 """
 
 from __future__ import annotations
@@ -63,10 +65,10 @@ def baseline_settle(W, B, sources, v_b, v_scale, bounds, beta, target, init, tol
     return v
 
 
-def baseline_step(chip, W, B, x, y, rate_scale, velocity):
-    """One centred EP step on a mini-batch, in plain numpy; ``velocity`` (a list of zeros
-    like ``W + B`` at first) carries the momentum of ``training.momentum``."""
-    t = chip.spec.training
+def baseline_step(chip, t, W, B, x, y, rate_scale, velocity):
+    """One centred EP step on a mini-batch, in plain numpy, with the training settings
+    ``t``; ``velocity`` (a list of zeros like ``W + B`` at first) carries the momentum of
+    ``t.momentum``."""
     v_b = chip.spec.bias.voltage
     gain, offset = chip.spec.inputs.gain, chip.spec.inputs.offset
     sources = np.concatenate([gain * (x - offset), -gain * (x - offset)], axis=1)
@@ -102,15 +104,14 @@ def baseline_step(chip, W, B, x, y, rate_scale, velocity):
         B[k] = np.clip(B[k] + velocity[n + k], card.g_min, card.g_max)
 
 
-def baseline_epoch(chip, W, B, x, y, epoch):
-    t = chip.spec.training
+def baseline_epoch(chip, t, W, B, x, y, epoch):
     rng = np.random.default_rng([chip.seed, 1, epoch])  # the batch order of neuroemu.learning.train
     rate_scale = t.decay ** (epoch - 1) * t.conductance_unit**2
     order = rng.permutation(len(x))
     velocity = [np.zeros_like(a) for a in W + B]
     for lo in range(0, len(x), t.batch_size):
         index = order[lo : lo + t.batch_size]
-        baseline_step(chip, W, B, x[index], y[index], rate_scale, velocity)
+        baseline_step(chip, t, W, B, x[index], y[index], rate_scale, velocity)
 
 
 # --------------------------------------------------------------------------- benchmark
@@ -127,8 +128,10 @@ def main() -> None:
     parser.add_argument("--dataset", default=None)
     parser.add_argument("--baseline-samples", type=int, default=400)
     parser.add_argument("--limit", type=int, default=None, help="train samples for the epoch")
+    parser.add_argument("--chip", type=Path, default=ROOT / "chips" / "crossbar_784x500.yaml")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the chip's")
     args = parser.parse_args()
-    path = ROOT / "chips" / "crossbar_784x500.yaml"
+    path = args.chip
     default = "fashion-mnist" if Path("/usr/share/datasets/fashion-mnist").is_dir() else None
     data = neuroemu.load_dataset(args.dataset or default)
     x, y = data.x_train.astype(np.float64), data.y_train
@@ -139,12 +142,14 @@ def main() -> None:
     chip = neuroemu.Chip.from_yaml(path)
     training = chip.spec.training
     assert training is not None and training.algorithm == "ep-centred"
-    assert training.loss in ("mse", "hinge") and chip.spec.output.readout == "single"
+    if args.batch_size:
+        training = training.model_copy(update={"batch_size": args.batch_size})
+    assert training.loss in ("mse", "hinge") and chip.spec.output.readout in (None, "single")
     W = [g.copy() for g in chip.conductances]
     B = [b.copy() for b in chip.bias_conductance]
     xs, ys = x[: args.baseline_samples], y[: args.baseline_samples]
     start = time.perf_counter()
-    baseline_epoch(chip, W, B, xs, ys, epoch=1)
+    baseline_epoch(chip, training, W, B, xs, ys, epoch=1)
     baseline_time = time.perf_counter() - start
     train_epoch(chip, xs[:8], ys[:8], training, epoch=1)  # compile before timing
     chip = neuroemu.Chip.from_yaml(path)
@@ -173,6 +178,8 @@ def main() -> None:
     flops += 2 * len(x) * 2 * 2 * sizes[1] * sizes[2] * report.mean_sweeps * 3
     flops += 2 * len(x) * 2 * (2 * sizes[0] * sizes[1] + sizes[1] * sizes[2])
     summary = {
+        "chip": chip.name,
+        "batch_size": training.batch_size,
         "dataset": data.name,
         "train_samples": len(x),
         "epoch_s": epoch_time,
@@ -190,7 +197,10 @@ def main() -> None:
         "epoch_gflops": flops / epoch_time / 1e9,
         "fraction_of_matmul_rate": flops / epoch_time / rate,
     }
-    print(f"one EP epoch of crossbar_784x500 on {len(x):,} {data.name} images: {epoch_time:.1f} s")
+    print(
+        f"one EP epoch of {chip.name} at batch {training.batch_size} on {len(x):,} "
+        f"{data.name} images: {epoch_time:.1f} s"
+    )
     print(
         f"  {summary['samples_per_s']:,.0f} samples/s, {summary['epoch_gflops']:.1f} GFLOP/s = "
         f"{100 * summary['fraction_of_matmul_rate']:.1f} % of the matmul rate "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import neuroemu
-from neuroemu.kernels.sweeps import Sweeper
+from neuroemu.kernels.sweeps import Sweeper, layout
 
 from .test_engine import chip_dict
 
@@ -91,4 +91,31 @@ def test_sweeper_refuses_arrays_it_cannot_write_in_place():
     v = [np.zeros((3, 6)), np.zeros((3, 4))[:, ::2]]
     i_in = [np.zeros((3, 6)), np.zeros((3, 2))]
     with pytest.raises(ValueError, match=r"v\[1\]: expected C-contiguous"):
-        Sweeper(c.weights, c.node_conductance, c.params, i_in, v, i_in)
+        Sweeper(layout(c.weights, c.node_conductance, c.params), i_in, v, i_in)
+
+
+def test_the_input_current_is_reused_only_for_the_same_inputs_and_conductances():
+    """The phases of a training step settle the same inputs on the same circuit: the input
+    sources' current is computed once. Inputs changed in place, or conductances written,
+    are computed anew: the voltages are those of a chip that never kept anything."""
+    data = chip_dict("ideal_diode", sizes=(6, 5), out=4)
+    chip, fresh = neuroemu.Chip.from_dict(data), neuroemu.Chip.from_dict(data)
+    rng = np.random.default_rng(9)
+    x = rng.uniform(size=(4, chip.n_inputs))
+    target = rng.uniform(-1, 1, (4, 4))
+
+    def same(a, b):
+        for p, q in zip(a.voltages, b.voltages, strict=True):
+            np.testing.assert_array_equal(p, q)
+
+    free = chip.settle(x)
+    kept = chip.circuit().cache["inputs"]
+    same(chip.settle(x, 1e-4, target, init=free), fresh.settle(x, 1e-4, target, init=free))
+    assert chip.circuit().cache["inputs"] is kept  # the nudged phase took it again
+    x[1] = rng.uniform(size=chip.n_inputs)  # the same array, other inputs
+    same(chip.settle(x), fresh.settle(x))
+    assert chip.circuit().cache["inputs"] is not kept
+    g = [a * 0.5 for a in chip.conductances]
+    chip.set_conductances(g)
+    fresh.set_conductances(g)
+    same(chip.settle(x), fresh.settle(x))

@@ -13,8 +13,8 @@ only on the conductances, so they are computed once per chip state, not once per
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -41,3 +41,8 @@ class Circuit:
     settle_time: float  # s, 5 C_node / min G: an RC estimate of the settling time
     bias_conductance: list[np.ndarray] | None = None  # S, (2, nodes) per layer, float64
     chains: list[Chains] | None = None  # the crossbars' wires, for chips with wire resistance
+    #: What the engine derives from these arrays and keeps while they last (a circuit is
+    #: laid out anew whenever the chip's arrays change): its compiled loop's arrays, and
+    #: the input sources' current of the last small batch (the phases of a training step
+    #: settle the same inputs).
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)

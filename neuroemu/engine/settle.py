@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InputError, brief
 from ..kernels import KIND_IDEAL, KIND_LINEAR, NodeParams, solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
-from ..kernels.sweeps import Sweeper
+from ..kernels.sweeps import Sweeper, layout
 from .circuit import Circuit
 from .states import Equilibrium, Trace, as_array, as_number, check_target, initial_voltages
 from .threads import each, one_blas_thread, sweep_threads
@@ -160,13 +160,16 @@ def settle(
     # samples meet the tolerance, then, as one batch would, until the slowest chunk is done.
     n_chunks = max(1, -(-batch // CHUNK_ROWS))
     edges = [i * batch // n_chunks for i in range(n_chunks + 1)]
+    shared = None  # the compiled loop's arrays, when the chunks share their bounds
+    if not trace and all(p.lo.ndim == 1 for p in params):
+        shared = _layout(c, params, node_g, beta)
     chunks = [
-        _Chunk(c, params, drive, v, nudge, node_g, slice(a, b), tol, trace)
+        _Chunk(c, params, drive, v, nudge, node_g, slice(a, b), tol, trace, shared)
         for a, b in itertools.pairwise(edges)
     ]
     if len(chunks) == 1:
         chunk = chunks[0]
-        chunk.inputs()  # the one large product, with BLAS as configured
+        chunk.inputs(reuse=True)  # the one large product, with BLAS as configured
         largest = max((batch * w.size for w in c.weights[1:]), default=0)
         with sweep_threads(largest):
             chunk.run(max_sweeps)
@@ -280,8 +283,10 @@ class _Chunk:
         rows: slice,
         tol: float,
         trace: bool,
+        shared: tuple | None = None,
     ):
         self.c, self.x, self.node_g = c, x[rows], node_g
+        self.shared = shared
         # Bounds that differ sample by sample (grounded nodes) are cut like the batch.
         self.params = [
             p if p.lo.ndim == 1 else p._replace(lo=p.lo[rows], hi=p.hi[rows]) for p in params
@@ -300,22 +305,23 @@ class _Chunk:
         self.states = [[a.copy() for a in self.v]] if trace else []
         self.changes: list[np.ndarray] = []
 
-    def inputs(self) -> None:
+    def inputs(self, reuse: bool = False) -> None:
         """What each layer's sources bring (A): inputs and biases, the input product the
-        one large product; one row stands for the whole chunk where the current is the
-        same for every sample. And what the solves add to the neighbours' currents: the
-        same, with the nudging current."""
+        one large product (with ``reuse``, that of the circuit's last small batch when its
+        inputs are the same: :func:`_input_current`); one row stands for the whole chunk
+        where the current is the same for every sample. And what the solves add to the
+        neighbours' currents: the same, with the nudging current."""
         c = self.c
         self.sources = [bias[None, :] for bias in c.bias_current]
-        self.sources[0] = np.matmul(self.x.astype(c.dtype, copy=False), c.input_transfer)
-        self.sources[0] += c.bias_current[0]
+        self.sources[0] = _input_current(c, self.x.astype(c.dtype, copy=False), reuse)
         self.const = list(self.sources)
         if self.nudge is not None:
             self.const[-1] = self.sources[-1] + self.nudge.astype(c.dtype)
         self.sweeper = None  # a recorded settle keeps every sweep's voltages: one at a time
         if not self.recording:
             const = [_const_rows(a, v) for a, v in zip(self.const, self.v, strict=True)]
-            self.sweeper = Sweeper(c.weights, self.node_g, self.params, self.i_in, self.v, const)
+            shared = self.shared or layout(c.weights, self.node_g, self.params)
+            self.sweeper = Sweeper(shared, self.i_in, self.v, const)
 
     def run(self, max_sweeps: int) -> None:
         """Sweep until every row has met the tolerance, or ``max_sweeps``: in one compiled
@@ -424,6 +430,40 @@ def grounded_params(
         hi = np.where(mask, 0.0, p.hi)
         out.append(NodeParams(KIND_IDEAL, lo, hi))
     return out
+
+
+#: Inputs of at most this many values (batch x inputs) have their sources' current kept
+#: with the circuit, for the next settle of the same inputs (a training step's phases).
+REUSED_INPUTS = 1 << 16
+
+
+def _input_current(c: Circuit, x: np.ndarray, reuse: bool) -> np.ndarray:
+    """``x @ T + I_bias,0`` (A), the current the input and bias sources bring the first
+    layer for drives ``x`` in ``c``'s dtype; with ``reuse`` and a small batch, kept with
+    the circuit and returned again for the same ``x`` (compared value by value, so an
+    array changed in place is computed anew). Never written to after."""
+    small = reuse and x.size <= REUSED_INPUTS
+    if small:
+        last = c.cache.get("inputs")
+        if last is not None and last[0].shape == x.shape and np.array_equal(last[0], x):
+            return last[1]
+    current = np.matmul(x, c.input_transfer)
+    current += c.bias_current[0]
+    if small:
+        c.cache["inputs"] = (x.copy(), current)
+    return current
+
+
+def _layout(c: Circuit, params: list[NodeParams], node_g: list[np.ndarray], beta: float) -> tuple:
+    """The compiled loop's arrays for ``c`` with these ``params`` and ``node_g`` (the
+    circuit's own, or with a nudging conductance ``beta`` at the outputs), kept with the
+    circuit while ``params`` are its own."""
+    if params is not c.params:
+        return layout(c.weights, node_g, params)
+    key = f"layout {beta!r}"
+    if key not in c.cache:
+        c.cache[key] = layout(c.weights, node_g, params)
+    return c.cache[key]
 
 
 def _const_rows(const: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -88,37 +88,24 @@ def _bound_rows(bound: np.ndarray) -> np.ndarray:
 class Sweeper:
     """The arrays of one block of rows laid out for :func:`_sweep_until`, checked once.
 
-    ``weights`` (S, one per crossbar; the first, the input crossbar, is not used),
-    ``node_g`` (S, one per layer), ``params`` (one per layer), ``i_in``, ``v`` and
-    ``const`` (A, V, A; rows of the block, or one row for ``const``) as the engine holds
-    them: ``v`` and ``i_in`` are written in place."""
+    ``layout`` holds what does not change with the rows (:func:`layout`); ``i_in``, ``v``
+    and ``const`` (A, V, A; rows of the block, or one row for ``const``) are as the engine
+    holds them: ``v`` and ``i_in`` are written in place."""
 
     def __init__(
         self,
-        weights: Sequence[np.ndarray],
-        node_g: Sequence[np.ndarray],
-        params: Sequence[NodeParams],
+        layout: tuple,
         i_in: Sequence[np.ndarray],
         v: Sequence[np.ndarray],
         const: Sequence[np.ndarray],
     ):
-        dtype = v[0].dtype
+        dtype = layout[0][0].dtype
         for name, arrays in (("v", v), ("i_in", i_in), ("const", const)):
             for k, a in enumerate(arrays):
                 if a.ndim != 2 or a.dtype != dtype or not a.flags.c_contiguous:
                     raise ValueError(f"{name}[{k}]: expected C-contiguous 2-D {dtype} rows")
-        self.weights = tuple(np.ascontiguousarray(w, dtype=dtype) for w in weights)
-        self.node_g = tuple(np.ascontiguousarray(g, dtype=dtype) for g in node_g)
+        self.layout = layout
         self.i_in, self.v, self.const = tuple(i_in), tuple(v), tuple(const)
-        self.kinds = np.array([p.kind for p in params], dtype=np.int64)
-        self.lo = tuple(_bound_rows(p.lo) for p in params)
-        self.hi = tuple(_bound_rows(p.hi) for p in params)
-        self.i_s, self.n_vt, self.gmin = (
-            np.array([getattr(p, name) for p in params], dtype=np.float64)
-            for name in ("i_s", "n_vt", "gmin")
-        )
-        n = len(v)
-        self.order = np.array(list(range(0, n, 2)) + list(range(1, n, 2)), dtype=np.int64)
 
     def run(
         self,
@@ -135,10 +122,33 @@ class Sweeper:
         in ``done`` with their count in ``per_sample``, rows that never do get the last
         count. ``row_change`` holds each row's largest move in the last sweep; returns the
         sweeps done in all."""
+        weights, node_g, kinds, lo, hi, i_s, n_vt, gmin, order = self.layout
         return int(
             _sweep_until(
-                self.weights, self.i_in, self.const, self.node_g, self.kinds, self.lo,
-                self.hi, self.i_s, self.n_vt, self.gmin, self.v, self.order, change,
-                row_change, done, per_sample, float(threshold), int(sweeps), int(max_sweeps),
+                weights, self.i_in, self.const, node_g, kinds, lo, hi, i_s, n_vt, gmin,
+                self.v, order, change, row_change, done, per_sample, float(threshold),
+                int(sweeps), int(max_sweeps),
             )
         )  # fmt: skip
+
+
+def layout(
+    weights: Sequence[np.ndarray], node_g: Sequence[np.ndarray], params: Sequence[NodeParams]
+) -> tuple:
+    """What :class:`Sweeper` needs of a circuit that does not change with the rows: the
+    crossbars ``weights`` (S; the first, the input crossbar, is not used), the node
+    conductances ``node_g`` (S), both in the voltages' dtype, and the layers' node
+    ``params``, as the compiled loop takes them."""
+    dtype = node_g[0].dtype
+    n = len(node_g)
+    return (
+        tuple(np.ascontiguousarray(w, dtype=dtype) for w in weights),
+        tuple(np.ascontiguousarray(g, dtype=dtype) for g in node_g),
+        np.array([p.kind for p in params], dtype=np.int64),
+        tuple(_bound_rows(p.lo) for p in params),
+        tuple(_bound_rows(p.hi) for p in params),
+        np.array([p.i_s for p in params], dtype=np.float64),
+        np.array([p.n_vt for p in params], dtype=np.float64),
+        np.array([p.gmin for p in params], dtype=np.float64),
+        np.array(list(range(0, n, 2)) + list(range(1, n, 2)), dtype=np.int64),
+    )

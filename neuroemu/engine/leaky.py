@@ -31,6 +31,7 @@ import numpy as np
 from ..errors import InputError
 from ..kernels.leaky import step as step_layer
 from .states import Equilibrium, Trace, as_number, check_target, initial_voltages
+from .threads import one_blas_thread
 
 #: Relative change of v per step (over v_r) below which the state counts as steady.
 STEADY = 1e-3
@@ -80,7 +81,15 @@ def constant_power(net: Network, x_rates: np.ndarray) -> np.ndarray:
     return power
 
 
-def run(
+def run(*args: Any, **kwargs: Any) -> Equilibrium:
+    """Run the network (:func:`_run`, its parameters) with its products on one BLAS thread:
+    a threaded BLAS product sums in another order, so its bits would depend on the machine's
+    threads (the neurons' kernels have threads of their own)."""
+    with one_blas_thread():
+        return _run(*args, **kwargs)
+
+
+def _run(
     net: Network,
     x_rates: np.ndarray,
     kernels: tuple[Any, Any],

@@ -32,7 +32,7 @@ from ..kernels.nodes import report_nodes, weighted_squares
 from ..kernels.sweeps import Sweeper, layout
 from .circuit import Circuit
 from .states import Equilibrium, Trace, as_array, as_number, check_target, initial_voltages
-from .threads import each, one_blas_thread, sweep_threads
+from .threads import each, one_blas_thread
 
 
 def injection(current: Any, batch: int, outputs: int) -> np.ndarray | None:
@@ -129,9 +129,8 @@ def settle(
         cut into the same chunks and every product of a chunk runs on one BLAS thread.
         Threads synchronise twice per call, not once per BLAS call or sweep, so a machine
         busy with other work slows a settle down about as much as it slows a serial one. A
-        batch of one chunk runs on the calling thread: its input product with BLAS as
-        configured, its sweeps' products on one BLAS thread when they are small
-        (:func:`neuroemu.engine.threads.sweep_threads`).
+        batch of one chunk runs on the calling thread. Every product runs on one BLAS
+        thread, so the result does not depend on the machine's threads either.
     trace
         Record every sweep (:class:`Trace`): meant for a few samples, it costs a copy of the
         voltages per sweep and a power evaluation per recorded state.
@@ -167,16 +166,17 @@ def settle(
         _Chunk(c, params, drive, v, nudge, node_g, slice(a, b), tol, trace, shared)
         for a, b in itertools.pairwise(edges)
     ]
+    # Every product on one BLAS thread: a threaded BLAS product sums in another order, so
+    # its bits would depend on the machine's threads; chunks run on threads of their own,
+    # the same calls on threads or not, so the same bits.
     if len(chunks) == 1:
         chunk = chunks[0]
-        chunk.inputs(reuse=True)  # the one large product, with BLAS as configured
-        largest = max((batch * w.size for w in c.weights[1:]), default=0)
-        with sweep_threads(largest):
+        with one_blas_thread():
+            chunk.inputs(reuse=True)
             chunk.run(max_sweeps)
             chunk.finish(chunk.sweeps)
     else:
-        # Every product of a chunk on one BLAS thread: the same calls on threads or not, so
-        # the same bits, and no BLAS threads waiting on each other on a busy machine.
+
         def start(chunk: _Chunk) -> None:
             chunk.inputs()
             chunk.run(max_sweeps)

@@ -1,22 +1,22 @@
 """How a settle uses the cores: BLAS threads for the matrix products, and threads that
 settle the chunks of a batch side by side.
 
-On a machine with a few cores, shared with other work, BLAS threads that spin and wait on
-small products cost far more than they share, and two pools of threads busy-waiting on the
-same cores slow each other down: the engine holds BLAS to one thread wherever its products
-are small or its own threads run, and keeps BLAS as configured for the one large product.
+The engine holds BLAS to one thread for every product. A threaded BLAS product sums in
+another order than a single-threaded one (OpenBLAS: different bits for a 128 x 784 x 500
+product), so a result would depend on the machine's threads; and on a machine with a few
+cores, shared with other work, BLAS threads that spin and wait on small products cost far
+more than they share, and two pools of threads busy-waiting on the same cores slow each
+other down. The engine's parallelism is its own: chunks of a batch on threads, rows of the
+kernels on Numba's threads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
-
-#: Below this many multiply-adds (batch x rows x columns) a product is too small for a
-#: second BLAS thread to pay for waking it; see :func:`sweep_threads`.
-SMALL_PRODUCT = 1 << 22
 
 T = TypeVar("T")
 
@@ -28,18 +28,28 @@ def _controller() -> Any:
     return ThreadpoolController()
 
 
-def one_blas_thread() -> Any:
-    """A context in which BLAS runs on one thread."""
-    return _controller().limit(limits=1, user_api="blas")
+#: How many :func:`one_blas_thread` blocks are open (BLAS's threads are the process's).
+_held = 0
+_lock = threading.Lock()
 
 
-def sweep_threads(largest_product: int) -> Any:
-    """The BLAS threads for the sweeps of a batch in one chunk, whose largest per-sweep
-    product has ``largest_product`` multiply-adds: one when it is small
-    (:data:`SMALL_PRODUCT`), else BLAS as configured."""
-    if largest_product < SMALL_PRODUCT:
-        return one_blas_thread()
-    return contextlib.nullcontext()
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """A context in which BLAS runs on one thread; inside another such block it costs
+    nothing (a training step's settles run inside the epoch's)."""
+    global _held
+    with _lock:
+        outermost = _held == 0
+        _held += 1
+    try:
+        if outermost:
+            with _controller().limit(limits=1, user_api="blas"):
+                yield
+        else:
+            yield
+    finally:
+        with _lock:
+            _held -= 1
 
 
 def each(items: Sequence[T], work: Callable[[T], Any], threads: int) -> None:

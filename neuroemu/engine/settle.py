@@ -320,7 +320,9 @@ class _Chunk:
         self.sweeper = None  # a recorded settle keeps every sweep's voltages: one at a time
         if not self.recording:
             const = [_const_rows(a, v) for a, v in zip(self.const, self.v, strict=True)]
-            shared = self.shared or layout(c.weights, self.node_g, self.params)
+            shared = self.shared or layout(
+                c.weights, self.node_g, self.params, c.node_conductance64, c.v_scale
+            )
             self.sweeper = Sweeper(shared, self.i_in, self.v, const)
 
     def run(self, max_sweeps: int) -> None:
@@ -372,21 +374,25 @@ class _Chunk:
         # A layer solved second in the last sweep still holds its exact I_in (its
         # neighbours have not moved since); one solved first needs its neighbours' again.
         self.figures = np.zeros((3, len(self.x)))  # largest |r| (A), relative |r|, power
-        for k in range(len(v)):
-            if k % 2 == 0 and len(v) > 1:
-                _neighbour_currents(c, k, v, self.i_in[k])
-                self.i_in[k] += self.const[k]
-            report_nodes(
-                self.i_in[k],
-                self.node_g[k],
-                self.params[k],
-                v[k],
-                self.figures,
-                scale=c.v_scale,
-                conductance=c.node_conductance64[k],
-                source=_chip_sources(self.sources, self.nudge, k),
-                parallel=False,
-            )
+        sources = [_chip_sources(self.sources, self.nudge, k) for k in range(len(v))]
+        if self.sweeper is not None and len({a.dtype for a in sources}) == 1:
+            self.sweeper.report(sources, self.figures)  # the same, in one compiled call
+        else:
+            for k in range(len(v)):
+                if k % 2 == 0 and len(v) > 1:
+                    _neighbour_currents(c, k, v, self.i_in[k])
+                    self.i_in[k] += self.const[k]
+                report_nodes(
+                    self.i_in[k],
+                    self.node_g[k],
+                    self.params[k],
+                    v[k],
+                    self.figures,
+                    scale=c.v_scale,
+                    conductance=c.node_conductance64[k],
+                    source=sources[k],
+                    parallel=False,
+                )
         self.power = _add_source_power(c, self.x, self.figures[2])
         if self.recording:
             self.trace = _trace(c, self.x, self.states, self.changes)
@@ -429,6 +435,8 @@ def grounded_params(
         lo = np.where(mask, 0.0, p.lo)
         hi = np.where(mask, 0.0, p.hi)
         out.append(NodeParams(KIND_IDEAL, lo, hi))
+    if all(a is b for a, b in zip(out, params, strict=True)):
+        return params  # no node grounded: the circuit's own (what it keeps is for them)
     return out
 
 
@@ -459,10 +467,10 @@ def _layout(c: Circuit, params: list[NodeParams], node_g: list[np.ndarray], beta
     circuit's own, or with a nudging conductance ``beta`` at the outputs), kept with the
     circuit while ``params`` are its own."""
     if params is not c.params:
-        return layout(c.weights, node_g, params)
+        return layout(c.weights, node_g, params, c.node_conductance64, c.v_scale)
     key = f"layout {beta!r}"
     if key not in c.cache:
-        c.cache[key] = layout(c.weights, node_g, params)
+        c.cache[key] = layout(c.weights, node_g, params, c.node_conductance64, c.v_scale)
     return c.cache[key]
 
 

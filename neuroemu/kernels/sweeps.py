@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from .nodes import NodeParams, _solve_serial
+from .nodes import NodeParams, _report_serial, _solve_serial
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -80,6 +80,36 @@ def _sweep_until(
     return sweeps
 
 
+@njit(cache=True, nogil=True, error_model="numpy")
+def _report_layers(
+    weights, i_in, const, node_g, kinds, lo, hi, i_s, n_vt, gmin, v, g_chip, inv, sources, out
+):
+    """Every layer's figures into ``out`` (3, rows), as
+    :meth:`neuroemu.engine.settle._Chunk.finish` and
+    :func:`neuroemu.kernels.nodes.report_nodes` form them: a layer solved first in the last
+    sweep takes its neighbours' currents (and ``const``) again, one solved second still holds
+    its exact ``I_in``."""
+    n_layers = len(v)
+    for k in range(n_layers):
+        if k % 2 == 0 and n_layers > 1:
+            out_k = i_in[k]
+            if k > 0:
+                out_k[:, :] = np.dot(v[k - 1], weights[k])
+                if k + 1 < n_layers:
+                    out_k += np.dot(v[k + 1], weights[k + 1].T)
+            else:
+                out_k[:, :] = np.dot(v[k + 1], weights[k + 1].T)
+            c = const[k]
+            for b in range(out_k.shape[0]):
+                row = b if b < c.shape[0] else 0
+                for j in range(out_k.shape[1]):
+                    out_k[b, j] += c[row, j]
+        _report_serial(
+            kinds[k], i_in[k], node_g[k], lo[k], hi[k], i_s[k], n_vt[k], gmin[k], v[k],
+            g_chip[k], sources[k], True, inv[k], out,
+        )  # fmt: skip
+
+
 def _bound_rows(bound: np.ndarray) -> np.ndarray:
     """A layer's diode bounds (V) as rows: (1, nodes) for the whole batch, or (rows, nodes)."""
     return np.ascontiguousarray(np.atleast_2d(bound), dtype=np.float64)
@@ -122,7 +152,7 @@ class Sweeper:
         in ``done`` with their count in ``per_sample``, rows that never do get the last
         count. ``row_change`` holds each row's largest move in the last sweep; returns the
         sweeps done in all."""
-        weights, node_g, kinds, lo, hi, i_s, n_vt, gmin, order = self.layout
+        weights, node_g, kinds, lo, hi, i_s, n_vt, gmin, order = self.layout[:9]
         return int(
             _sweep_until(
                 weights, self.i_in, self.const, node_g, kinds, lo, hi, i_s, n_vt, gmin,
@@ -131,16 +161,41 @@ class Sweeper:
             )
         )  # fmt: skip
 
+    def report(self, sources: Sequence[np.ndarray], out: np.ndarray) -> None:
+        """Each row's largest KCL residual (A), largest relative residual and the static
+        power of the layers (W) into ``out`` (3, rows), float64, as
+        :func:`neuroemu.kernels.nodes.report_nodes` folds them layer by layer, with
+        ``sources`` (A, per layer: rows of the block, or one row) the current each layer's
+        own sources bring (the chip's, without a nudge)."""
+        weights, node_g, kinds, lo, hi, i_s, n_vt, gmin, _, g_chip, inv = self.layout
+        rows = tuple(_source_rows(a, v) for a, v in zip(sources, self.v, strict=True))
+        _report_layers(
+            weights, self.i_in, self.const, node_g, kinds, lo, hi, i_s, n_vt, gmin, self.v,
+            g_chip, inv, rows, out,
+        )  # fmt: skip
+
+
+def _source_rows(source: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A layer's source current as report_nodes takes it: C-contiguous rows (or one row)."""
+    return np.ascontiguousarray(source.reshape(1, -1) if source.ndim == 1 else source)
+
 
 def layout(
-    weights: Sequence[np.ndarray], node_g: Sequence[np.ndarray], params: Sequence[NodeParams]
+    weights: Sequence[np.ndarray],
+    node_g: Sequence[np.ndarray],
+    params: Sequence[NodeParams],
+    g_chip: Sequence[np.ndarray] | None = None,
+    scale: float = 1.0,
 ) -> tuple:
     """What :class:`Sweeper` needs of a circuit that does not change with the rows: the
     crossbars ``weights`` (S; the first, the input crossbar, is not used), the node
     conductances ``node_g`` (S), both in the voltages' dtype, and the layers' node
-    ``params``, as the compiled loop takes them."""
+    ``params``, as the compiled loop takes them; for :meth:`Sweeper.report`, each node's
+    conductance to the chip's own elements ``g_chip`` (S, float64; default ``node_g``) and
+    the voltage ``scale`` (V) of the relative residuals."""
     dtype = node_g[0].dtype
     n = len(node_g)
+    g_chip = node_g if g_chip is None else g_chip
     return (
         tuple(np.ascontiguousarray(w, dtype=dtype) for w in weights),
         tuple(np.ascontiguousarray(g, dtype=dtype) for g in node_g),
@@ -151,4 +206,7 @@ def layout(
         np.array([p.n_vt for p in params], dtype=np.float64),
         np.array([p.gmin for p in params], dtype=np.float64),
         np.array(list(range(0, n, 2)) + list(range(1, n, 2)), dtype=np.int64),
+        tuple(np.ascontiguousarray(g, dtype=np.float64) for g in g_chip),
+        # 1 / (g scale), as report_nodes forms it: within an ulp of dividing each
+        tuple(1.0 / (g.astype(np.float64) * scale) for g in node_g),
     )

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import neuroemu
-from neuroemu.kernels.sweeps import Sweeper, layout
+from neuroemu.kernels.sweeps import Sweeper, layout, node_layout
 
 from .test_engine import chip_dict
 
@@ -91,7 +91,7 @@ def test_sweeper_refuses_arrays_it_cannot_write_in_place():
     v = [np.zeros((3, 6)), np.zeros((3, 4))[:, ::2]]
     i_in = [np.zeros((3, 6)), np.zeros((3, 2))]
     with pytest.raises(ValueError, match=r"v\[1\]: expected C-contiguous"):
-        Sweeper(layout(c.weights, c.node_conductance, c.params), i_in, v, i_in)
+        Sweeper(layout(c.weights, c.node_conductance, node_layout(c.params)), i_in, v, i_in)
 
 
 def test_the_input_current_is_reused_only_for_the_same_inputs_and_conductances():

@@ -17,6 +17,7 @@ Geometry (every array in SI):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..engine.wires import chain_factors, settle_wired
 from ..errors import InputError, SpecError, brief
 from ..kernels import KIND_IDEAL, KIND_LINEAR, KIND_SHOCKLEY, NodeParams
 from ..kernels.layout import crossbar_sums, differential_layout
+from ..kernels.sweeps import node_layout
 from ..models.diode import thermal_voltage
 from ..models.pairs import Halves
 from ..spec.cards import ResistorCard
@@ -261,7 +263,7 @@ class Chip(BaseChip):
             rows, cols = crossbar_sums(w64[0])
             transfer = gain * w64[0]
         sums = [(rows, cols)] + [crossbar_sums(w) for w in w64[1:]]
-        node_g, bias_i, params = [], [], []
+        node_g, bias_i = [], []
         for k, layer in enumerate(spec.layers):
             g = sums[k][1] + bias_g[k].sum(axis=0)
             if k + 1 < len(w64):
@@ -269,19 +271,7 @@ class Chip(BaseChip):
             self._check_conductance(k, layer, g)
             node_g.append(g)
             bias_i.append((bias_g[k][0] - bias_g[k][1]) * v_b)
-            lo, hi = self.node_bounds(layer)
-            if layer.diode is None:
-                params.append(NodeParams(KIND_LINEAR, lo, hi))
-            elif layer.diode.model == "ideal":
-                params.append(NodeParams(KIND_IDEAL, lo, hi))
-            else:
-                d = layer.diode
-                assert d.i_s is not None and d.n is not None
-                n_vt = d.n * self.thermal_voltage(layer)
-                params.append(NodeParams(KIND_SHOCKLEY, lo, hi, d.i_s, n_vt, d.gmin))
-        bounds = np.concatenate([np.concatenate([p.lo, p.hi]) for p in params])
-        bounds = np.abs(bounds[np.isfinite(bounds)])
-        v_scale = max(spec.inputs.gain, v_b, float(bounds.max(initial=0.0)))
+        params, v_scale, node_arrays = self._node_params
         wires = [layer.wires for layer in spec.layers]
         chains = None  # with wires, a node sees its wires' Norton conductances
         if any(w.segment > 0 for w in wires):
@@ -312,7 +302,32 @@ class Chip(BaseChip):
             settle_time=float(settle_time),
             bias_conductance=[np.asarray(b, dtype=np.float64) for b in bias_g],
             chains=chains,
+            node_arrays=node_arrays,
         )
+
+    @functools.cached_property
+    def _node_params(self) -> tuple[list[NodeParams], float, tuple]:
+        """Each layer's node parameters, the largest source voltage (V), the scale of
+        relative residuals, and the parameters as the compiled sweeps take them: fixed by
+        the spec (immutable), so worked out once per chip."""
+        spec = self.spec
+        params = []
+        for layer in spec.layers:
+            lo, hi = self.node_bounds(layer)
+            if layer.diode is None:
+                params.append(NodeParams(KIND_LINEAR, lo, hi))
+            elif layer.diode.model == "ideal":
+                params.append(NodeParams(KIND_IDEAL, lo, hi))
+            else:
+                d = layer.diode
+                assert d.i_s is not None and d.n is not None
+                n_vt = d.n * self.thermal_voltage(layer)
+                params.append(NodeParams(KIND_SHOCKLEY, lo, hi, d.i_s, n_vt, d.gmin))
+        bounds = np.concatenate([np.concatenate([p.lo, p.hi]) for p in params])
+        bounds = np.abs(bounds[np.isfinite(bounds)])
+        v_scale = max(spec.inputs.gain, spec.bias.voltage, float(bounds.max(initial=0.0)))
+        # Shared by every circuit of the chip: never written.
+        return params, v_scale, node_layout(params)
 
     def _check_conductance(self, k: int, layer: Layer, g: np.ndarray) -> None:
         """A node with no conductance left (its devices at 0 S: ``g_min`` 0 S, stuck, or

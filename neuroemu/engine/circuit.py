@@ -41,6 +41,9 @@ class Circuit:
     settle_time: float  # s, 5 C_node / min G: an RC estimate of the settling time
     bias_conductance: list[np.ndarray] | None = None  # S, (2, nodes) per layer, float64
     chains: list[Chains] | None = None  # the crossbars' wires, for chips with wire resistance
+    #: ``params`` as the compiled sweeps take them (:func:`neuroemu.kernels.sweeps.node_layout`),
+    #: laid out once per chip, or ``None``
+    node_arrays: tuple | None = None
     #: What the engine derives from these arrays and keeps while they last (a circuit is
     #: laid out anew whenever the chip's arrays change): its compiled loop's arrays, and
     #: the input sources' current of the last small batch (the phases of a training step

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import InputError, brief
 from ..kernels import KIND_IDEAL, KIND_LINEAR, NodeParams, solve_nodes
 from ..kernels.nodes import report_nodes, weighted_squares
-from ..kernels.sweeps import Sweeper, layout
+from ..kernels.sweeps import Sweeper, layout, node_layout
 from .circuit import Circuit
 from .states import Equilibrium, Trace, as_array, as_number, check_target, initial_voltages
 from .threads import each, one_blas_thread
@@ -321,7 +321,7 @@ class _Chunk:
         if not self.recording:
             const = [_const_rows(a, v) for a, v in zip(self.const, self.v, strict=True)]
             shared = self.shared or layout(
-                c.weights, self.node_g, self.params, c.node_conductance64, c.v_scale
+                c.weights, self.node_g, node_layout(self.params), c.node_conductance64, c.v_scale
             )
             self.sweeper = Sweeper(shared, self.i_in, self.v, const)
 
@@ -467,10 +467,11 @@ def _layout(c: Circuit, params: list[NodeParams], node_g: list[np.ndarray], beta
     circuit's own, or with a nudging conductance ``beta`` at the outputs), kept with the
     circuit while ``params`` are its own."""
     if params is not c.params:
-        return layout(c.weights, node_g, params, c.node_conductance64, c.v_scale)
+        return layout(c.weights, node_g, node_layout(params), c.node_conductance64, c.v_scale)
     key = f"layout {beta!r}"
     if key not in c.cache:
-        c.cache[key] = layout(c.weights, node_g, params, c.node_conductance64, c.v_scale)
+        nodes = c.node_arrays or node_layout(params)
+        c.cache[key] = layout(c.weights, node_g, nodes, c.node_conductance64, c.v_scale)
     return c.cache[key]
 
 

@@ -180,25 +180,11 @@ def _source_rows(source: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(source.reshape(1, -1) if source.ndim == 1 else source)
 
 
-def layout(
-    weights: Sequence[np.ndarray],
-    node_g: Sequence[np.ndarray],
-    params: Sequence[NodeParams],
-    g_chip: Sequence[np.ndarray] | None = None,
-    scale: float = 1.0,
-) -> tuple:
-    """What :class:`Sweeper` needs of a circuit that does not change with the rows: the
-    crossbars ``weights`` (S; the first, the input crossbar, is not used), the node
-    conductances ``node_g`` (S), both in the voltages' dtype, and the layers' node
-    ``params``, as the compiled loop takes them; for :meth:`Sweeper.report`, each node's
-    conductance to the chip's own elements ``g_chip`` (S, float64; default ``node_g``) and
-    the voltage ``scale`` (V) of the relative residuals."""
-    dtype = node_g[0].dtype
-    n = len(node_g)
-    g_chip = node_g if g_chip is None else g_chip
+def node_layout(params: Sequence[NodeParams]) -> tuple:
+    """The layers' node ``params`` as the compiled loop takes them: kinds, bounds as rows,
+    diode constants, and the order a sweep solves the layers in (even, then odd)."""
+    n = len(params)
     return (
-        tuple(np.ascontiguousarray(w, dtype=dtype) for w in weights),
-        tuple(np.ascontiguousarray(g, dtype=dtype) for g in node_g),
         np.array([p.kind for p in params], dtype=np.int64),
         tuple(_bound_rows(p.lo) for p in params),
         tuple(_bound_rows(p.hi) for p in params),
@@ -206,6 +192,28 @@ def layout(
         np.array([p.n_vt for p in params], dtype=np.float64),
         np.array([p.gmin for p in params], dtype=np.float64),
         np.array(list(range(0, n, 2)) + list(range(1, n, 2)), dtype=np.int64),
+    )
+
+
+def layout(
+    weights: Sequence[np.ndarray],
+    node_g: Sequence[np.ndarray],
+    nodes: tuple,
+    g_chip: Sequence[np.ndarray] | None = None,
+    scale: float = 1.0,
+) -> tuple:
+    """What :class:`Sweeper` needs of a circuit that does not change with the rows: the
+    crossbars ``weights`` (S; the first, the input crossbar, is not used), the node
+    conductances ``node_g`` (S), both in the voltages' dtype, and the layers' node
+    parameters as :func:`node_layout` gives them; for :meth:`Sweeper.report`, each node's
+    conductance to the chip's own elements ``g_chip`` (S, float64; default ``node_g``) and
+    the voltage ``scale`` (V) of the relative residuals."""
+    dtype = node_g[0].dtype
+    g_chip = node_g if g_chip is None else g_chip
+    return (
+        tuple(np.ascontiguousarray(w, dtype=dtype) for w in weights),
+        tuple(np.ascontiguousarray(g, dtype=dtype) for g in node_g),
+        *nodes,
         tuple(np.ascontiguousarray(g, dtype=np.float64) for g in g_chip),
         # 1 / (g scale), as report_nodes forms it: within an ulp of dividing each
         tuple(1.0 / (g.astype(np.float64) * scale) for g in node_g),

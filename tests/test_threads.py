@@ -6,6 +6,7 @@ Each run is a subprocess, since a process fixes its thread counts when it starts
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,3 +117,42 @@ def test_node_voltages_do_not_depend_on_the_threads(tmp_path):
     assert len(one) == 4
     for name in one:
         np.testing.assert_array_equal(one[name], two[name], err_msg=name)
+
+
+#: Inside the engine's block every BLAS library of the process runs on one thread: numpy's
+#: and scipy's, which Numba's compiled products call; the outermost block restores them.
+BLAS_THREADS = """
+import json
+import numpy as np
+import neuroemu
+from threadpoolctl import threadpool_info
+from neuroemu.engine.threads import one_blas_thread
+
+def threads():
+    return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+with one_blas_thread():  # the block's first use, before any product has run
+    pass
+chip = neuroemu.Chip.from_yaml("xs_784x100")
+chip.settle(np.random.default_rng(0).uniform(size=(4, 784)))  # Numba's BLAS in use
+seen = {"before": threads()}
+with one_blas_thread():
+    with one_blas_thread():
+        seen["inner"] = threads()
+    seen["outer"] = threads()
+seen["after"] = threads()
+print(json.dumps(seen))
+"""
+
+
+def test_every_blas_library_is_held_to_one_thread():
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", BLAS_THREADS],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"] == [2, 2]  # numpy's and scipy's OpenBLAS
+    assert seen["inner"] == seen["outer"] == [1, 1]
+    assert seen["after"] == [2, 2]

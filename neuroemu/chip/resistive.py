@@ -307,8 +307,8 @@ class Chip(BaseChip):
 
     @functools.cached_property
     def _node_params(self) -> tuple[list[NodeParams], float, tuple]:
-        """Each layer's node parameters, the largest source voltage (V), the scale of
-        relative residuals, and the parameters as the compiled sweeps take them: fixed by
+        """Each layer's node parameters, the largest source voltage (V) (the scale of
+        relative residuals), and the parameters as the compiled sweeps take them: fixed by
         the spec (immutable), so worked out once per chip."""
         spec = self.spec
         params = []

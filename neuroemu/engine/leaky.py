@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import InputError
 from ..kernels.leaky import step as step_layer
 from .states import Equilibrium, Trace, as_number, check_target, initial_voltages
-from .threads import one_blas_thread
+from .threads import on_one_blas_thread
 
 #: Relative change of v per step (over v_r) below which the state counts as steady.
 STEADY = 1e-3
@@ -81,15 +81,8 @@ def constant_power(net: Network, x_rates: np.ndarray) -> np.ndarray:
     return power
 
 
-def run(*args: Any, **kwargs: Any) -> Equilibrium:
-    """Run the network (:func:`_run`, its parameters) with its products on one BLAS thread:
-    a threaded BLAS product sums in another order, so its bits would depend on the machine's
-    threads (the neurons' kernels have threads of their own)."""
-    with one_blas_thread():
-        return _run(*args, **kwargs)
-
-
-def _run(
+@on_one_blas_thread
+def run(
     net: Network,
     x_rates: np.ndarray,
     kernels: tuple[Any, Any],
@@ -110,7 +103,8 @@ def _run(
     at rates ``x_rates`` (batch, n_inputs) (the chip's inputs after its DAC), in ``net``'s
     dtype; ``kernels`` are the neuron's compiled step kernels (hidden, output), ``v_r`` (V)
     the voltage over which its rate rises from 0 to 1, and ``readout`` turns output
-    voltages into class scores.
+    voltages into class scores. Every product runs on one BLAS thread (a threaded one
+    sums in another order: the bits would depend on the machine's threads).
 
     Parameters
     ----------

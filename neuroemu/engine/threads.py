@@ -16,40 +16,61 @@ import contextlib
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
 
 
 @functools.cache
 def _controller() -> Any:
+    """The BLAS libraries of the process: numpy's, and scipy's, which Numba's compiled
+    products call (loaded first, so that it is seen)."""
+    import scipy.linalg.cython_blas  # noqa: F401
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
 
 
-#: How many :func:`one_blas_thread` blocks are open (BLAS's threads are the process's).
+#: How many :func:`one_blas_thread` blocks are open, and the limit they hold (BLAS's
+#: threads are the process's: the limit stands while any block is open, in any thread).
 _held = 0
+_limit: Any = None
 _lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def one_blas_thread() -> Iterator[None]:
-    """A context in which BLAS runs on one thread; inside another such block it costs
-    nothing (a training step's settles run inside the epoch's)."""
-    global _held
+    """A context in which every BLAS library of the process runs on one thread; inside
+    another such block it costs nothing (a training step's settles run inside the
+    epoch's)."""
+    global _held, _limit
     with _lock:
-        outermost = _held == 0
+        if _held == 0:
+            _limit = _controller().limit(limits=1, user_api="blas")
         _held += 1
     try:
-        if outermost:
-            with _controller().limit(limits=1, user_api="blas"):
-                yield
-        else:
-            yield
+        yield
     finally:
         with _lock:
             _held -= 1
+            if _held == 0:
+                _limit.restore_original_limits()
+                _limit = None
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def on_one_blas_thread(function: Callable[P, R]) -> Callable[P, R]:
+    """``function`` run inside :func:`one_blas_thread`."""
+
+    @functools.wraps(function)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        with one_blas_thread():
+            return function(*args, **kwargs)
+
+    return wrapped
 
 
 def each(items: Sequence[T], work: Callable[[T], Any], threads: int) -> None:

@@ -2,15 +2,17 @@
 
 A sweep solves the layers in a fixed order (even ones, then odd ones), each node exactly
 given its neighbours (:mod:`.nodes`): layer ``k``'s current from its neighbours at ``V = 0``
-is ``V_{k-1} W_k + V_{k+1} W_{k+1}^T`` (A), computed by BLAS as numpy computes it, then
-every node is solved. Sweeps repeat until every row of the batch has moved by at most
-``threshold`` (V) in a sweep, or ``max_sweeps``.
+is ``V_{k-1} W_k + V_{k+1} W_{k+1}^T`` (A), computed by BLAS, then every node is solved.
+Sweeps repeat until every row of the batch has moved by at most ``threshold`` (V) in a
+sweep, or ``max_sweeps``.
 
 This is :meth:`neuroemu.engine.settle._Chunk.sweep` and its stopping rule without the
-interpreter between the steps: the same products (BLAS, one thread), the same node solves
-and the same comparisons in the same order, so the same bits; it saves the per-sweep calls
-that dominate a small batch's settle. ``tests/test_sweeps.py`` holds it against the
-sweep-by-sweep loop.
+interpreter between the steps: the same products (BLAS, held to one thread by the engine),
+the same node solves and the same comparisons in the same order; it saves the per-sweep
+calls that dominate a small batch's settle. Numba's products call scipy's OpenBLAS and
+numpy's call numpy's own, so the two loops give the same bits where the two libraries are
+one version (``tests/test_sweeps.py`` checks the bits then, and agreement to rounding
+otherwise).
 """
 
 from __future__ import annotations
@@ -110,9 +112,18 @@ def _report_layers(
         )  # fmt: skip
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: every array a tuple of the layout holds is read-only, so
+    the tuple has one Numba type whether its arrays came writable (a chip's own) or not (a
+    read of the arrays, a library chip's bounds)."""
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def _bound_rows(bound: np.ndarray) -> np.ndarray:
     """A layer's diode bounds (V) as rows: (1, nodes) for the whole batch, or (rows, nodes)."""
-    return np.ascontiguousarray(np.atleast_2d(bound), dtype=np.float64)
+    return _frozen(np.ascontiguousarray(np.atleast_2d(bound), dtype=np.float64))
 
 
 class Sweeper:
@@ -211,10 +222,10 @@ def layout(
     dtype = node_g[0].dtype
     g_chip = node_g if g_chip is None else g_chip
     return (
-        tuple(np.ascontiguousarray(w, dtype=dtype) for w in weights),
-        tuple(np.ascontiguousarray(g, dtype=dtype) for g in node_g),
+        tuple(_frozen(np.ascontiguousarray(w, dtype=dtype)) for w in weights),
+        tuple(_frozen(np.ascontiguousarray(g, dtype=dtype)) for g in node_g),
         *nodes,
-        tuple(np.ascontiguousarray(g, dtype=np.float64) for g in g_chip),
+        tuple(_frozen(np.ascontiguousarray(g, dtype=np.float64)) for g in g_chip),
         # 1 / (g scale), as report_nodes forms it: within an ulp of dividing each
-        tuple(1.0 / (g.astype(np.float64) * scale) for g in node_g),
+        tuple(_frozen(1.0 / (g.astype(np.float64) * scale)) for g in node_g),
     )

@@ -483,25 +483,7 @@ def ep_update(
     key = np.uint64(_scramble(np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)))
     # Small arrays (bias columns, a 100 x 10 readout) finish before threads would wake.
     threads = parallel and g.size >= PARALLEL_MIN_DEVICES
-    plain = step is None and pulses is None and spread is None and tilt is None and bounds is None
-    if plain and residual is None and stuck_low is _NO_FAULTS:  # a continuous device
-        fast = _continuous_parallel if threads else _continuous_serial
-        fast(
-            g,
-            np.ascontiguousarray(row_term, dtype=np.float64),
-            np.ascontiguousarray(col_term, dtype=np.float64),
-            np.ascontiguousarray(cross, dtype=np.float64),
-            float(factor),
-            float(g_min),
-            float(g_max),
-            empty if velocity is None else velocity,
-            float(momentum),
-            counts,
-        )
-        asked, unmoved, clipped, programmed = (int(n) for n in counts.sum(axis=0))
-        return UpdateCount(asked, unmoved, clipped, programmed)
-    kernel = _ep_update_parallel if threads else _ep_update_serial
-    kernel(
+    terms = (
         g,
         np.ascontiguousarray(row_term, dtype=np.float64),
         np.ascontiguousarray(col_term, dtype=np.float64),
@@ -509,25 +491,34 @@ def ep_update(
         float(factor),
         float(g_min),
         float(g_max),
-        0.0 if step is None else float(step),
-        bool(stochastic),
-        key,
-        float(up),
-        float(down),
-        bool(soft),
-        float(cycle),
-        empty if spread is None else spread,
-        empty if tilt is None else tilt,
-        low,
-        high,
-        empty if velocity is None else velocity,
-        float(momentum),
-        empty if residual is None else residual,
-        float(threshold),
-        stuck_low,
-        stuck_high,
-        counts,
     )
+    plain = step is None and pulses is None and spread is None and tilt is None and bounds is None
+    if plain and residual is None and stuck_low is _NO_FAULTS:  # a continuous device
+        fast = _continuous_parallel if threads else _continuous_serial
+        fast(*terms, empty if velocity is None else velocity, float(momentum), counts)
+    else:
+        kernel = _ep_update_parallel if threads else _ep_update_serial
+        kernel(
+            *terms,
+            0.0 if step is None else float(step),
+            bool(stochastic),
+            key,
+            float(up),
+            float(down),
+            bool(soft),
+            float(cycle),
+            empty if spread is None else spread,
+            empty if tilt is None else tilt,
+            low,
+            high,
+            empty if velocity is None else velocity,
+            float(momentum),
+            empty if residual is None else residual,
+            float(threshold),
+            stuck_low,
+            stuck_high,
+            counts,
+        )
     asked, unmoved, clipped, programmed = (int(n) for n in counts.sum(axis=0))
     return UpdateCount(asked, unmoved, clipped, programmed)
 

@@ -9,8 +9,9 @@ device, refreshes per pair and programming energy in the last epoch, wall time) 
 every seed of both chips is in, the seed mean +- sample standard deviation and the gap.
 
 Run: ``python benchmarks/pcm_goal.py [--seeds 0 1 2] [--devices pcm ideal] [--epochs 30]``;
-about 30 minutes a PCM run and 20 an ideal one on 2 cores. Seeds may run in separate
-processes (one thread each) and be joined by reading their tables.
+about 32 minutes a PCM run and 10 an ideal one, one thread each, two processes sharing
+2 cores. Seeds may run in separate processes (one thread each) and be joined by reading
+their tables.
 """
 
 from __future__ import annotations

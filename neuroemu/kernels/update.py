@@ -480,7 +480,6 @@ def ep_update(
             raise ValueError(f"{name}: must be a boolean array of shape {g.shape}")
     counts = np.zeros((rows, 4), dtype=np.int64)  # per row: threads never share a counter
     up, down, soft, cycle = pulses if pulses is not None else (0.0, 0.0, False, 0.0)
-    key = np.uint64(_scramble(np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)))
     # Small arrays (bias columns, a 100 x 10 readout) finish before threads would wake.
     threads = parallel and g.size >= PARALLEL_MIN_DEVICES
     terms = (
@@ -497,6 +496,7 @@ def ep_update(
         fast = _continuous_parallel if threads else _continuous_serial
         fast(*terms, empty if velocity is None else velocity, float(momentum), counts)
     else:
+        key = np.uint64(_scramble(np.uint64((max(int(seed), 0) * int(_GOLDEN) + 1) % 2**64)))
         kernel = _ep_update_parallel if threads else _ep_update_serial
         kernel(
             *terms,

@@ -28,7 +28,7 @@ devices, then the requirements table: for each property and scheme, the worst va
 whose seed-mean error stays within ``--within`` points (default 1) of the ideal devices.
 
 Run: ``python benchmarks/device_requirements.py [--out FOLDER] [--only NAME ...]
-[--report]``; about an hour on 2 cores for all 396 points (``--report`` prints the
+[--report]``; about 50 minutes on 2 cores for all 450 points (``--report`` prints the
 tables of the sweeps already in ``--out`` without running anything).
 """
 

@@ -800,7 +800,7 @@ def test_every_device_requirements_sweep_validates():
     assert names == sorted(["ideal", "levels", "asymmetry", "up_down_spread", "cycle_noise",
                             "read_noise", "step_spread", "soft_bounds",
                             "soft_bounds_tiki_taka", "asymmetry_pairs", "cycle_noise_pairs",
-                            "step_spread_pairs"])  # fmt: skip
+                            "step_spread_pairs", "read_noise_pairs", "levels_pairs"])  # fmt: skip
     for path in specs:
         sweep = load_sweep(path)
         assert sweep.spec.name == f"requirements_{path.stem}"
@@ -827,7 +827,11 @@ def test_every_device_requirements_sweep_validates():
             plain = load_sweep(folder / f"{path.stem.removesuffix('_pairs')}.yaml")
             assert first.path == plain.spec.axes[0].path
             assert spec.layers[-1].readout == "differential" and spec.layers[-1].size == 20
-            assert schemes == [] and spec.training.scheme == "pairs"
+            if path.stem in ("read_noise_pairs", "levels_pairs"):  # both ways of rounding
+                assert schemes == [["pairs", "pairs-carry"]]
+                assert spec.training.scheme == "pairs-carry"
+            else:
+                assert schemes == [] and spec.training.scheme == "pairs"
             continue
         expected = ["direct", "nearest-carry"]
         if path.stem != "soft_bounds":
